@@ -1,0 +1,19 @@
+"""User-facing errors.
+
+A ``ReshapeError`` is a problem with the user's input or environment (a bad spec, a
+missing dataset, an unreachable budget). The CLI prints its message on one line and
+exits 1; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+
+class ReshapeError(Exception):
+    """An error the user can fix; the message names what is wrong and what to do."""
+
+
+class SpecError(ReshapeError, ValueError):
+    """A spec field is malformed; the message starts with the field's path."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")

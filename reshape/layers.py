@@ -1,0 +1,59 @@
+"""Layers that change where a network pays for ReLUs.
+
+``MaskedReLU`` keeps a ReLU only where its binary mask is 1 and passes the input
+through elsewhere: ``y = relu(m * x) + (1 - m) * x``. The mask lives in a buffer, so
+it is saved with the weights; the accounting reads ``relu_count`` instead of the
+activation size.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import ReshapeError
+
+
+class MaskedReLU(nn.Module):
+    """A partial ReLU layer with a binary mask over neurons (C, H, W) or channels (C)."""
+
+    def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron") -> None:
+        super().__init__()
+        if granularity not in ("neuron", "channel"):
+            raise ValueError(f"granularity must be 'neuron' or 'channel', got {granularity!r}")
+        self.granularity = granularity
+        self.register_buffer("mask", torch.ones(mask_shape))
+
+    @property
+    def kept(self) -> int:
+        """Number of mask positions that keep a ReLU (channels or neurons)."""
+        if self.mask.is_meta:
+            raise ReshapeError("a MaskedReLU on the meta device has no mask values to count")
+        return int(self.mask.count_nonzero())
+
+    def relu_count(self, output_shape: torch.Size) -> int:
+        """ReLUs evaluated for one input whose activation has ``output_shape`` (C, H, W)."""
+        if self.granularity == "channel":
+            per_channel = 1
+            for size in output_shape[1:]:
+                per_channel *= size
+            return self.kept * per_channel
+        return self.kept
+
+    def set_mask(self, mask: torch.Tensor) -> None:
+        if tuple(mask.shape) != tuple(self.mask.shape):
+            raise ReshapeError(
+                f"mask shape {tuple(mask.shape)} does not match the layer's {tuple(self.mask.shape)}"
+            )
+        self.mask.copy_((mask != 0).to(self.mask.dtype))
+
+    def _broadcast_mask(self, x: torch.Tensor) -> torch.Tensor:
+        if self.granularity == "channel":
+            return self.mask.view(1, -1, *([1] * (x.dim() - 2)))
+        return self.mask.unsqueeze(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self._broadcast_mask(x)
+        return torch.relu(m * x) + (1 - m) * x
+
+    def extra_repr(self) -> str:
+        return f"mask_shape={tuple(self.mask.shape)}, granularity={self.granularity}"

@@ -1,0 +1,14 @@
+"""Spec -> model: the builder, timm registration and model resolution.
+
+Importing this package registers the spec-built families in timm's registry.
+"""
+from __future__ import annotations
+
+from ._builder import build
+from ._registry import register_family
+from ._resolve import Resolved, apply_preset, resolve
+from ._timm import create, spec_from_timm
+from .resnet import with_stem
+
+__all__ = ["build", "create", "register_family", "resolve", "Resolved", "apply_preset",
+           "spec_from_timm", "with_stem"]

@@ -1,0 +1,79 @@
+"""Resolve what a user names on the command line into a model to analyse.
+
+MODEL may be a run directory, a spec JSON file or a timm model name. A dataset
+preset sets input size, channels, classes and, for timm ResNets, the stem convention
+the published work uses for that dataset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ReshapeError
+from ..spec import ArchSpec, load_spec
+from ..tables import dataset_preset
+from ._builder import build
+from ._timm import create, spec_from_timm
+
+
+@dataclass
+class Resolved:
+    model: nn.Module
+    input_shape: tuple[int, int, int]
+    spec: ArchSpec | None
+    label: str
+
+
+def apply_preset(spec: ArchSpec, preset: dict[str, Any], stem: bool = True) -> ArchSpec:
+    """``spec`` sized for a dataset preset; with ``stem`` also in its stem convention."""
+    from .resnet import with_stem
+
+    if stem:
+        spec = with_stem(spec, preset["stem"])
+    return spec.replace(num_classes=preset["num_classes"], in_chans=preset["in_chans"],
+                        input_size=preset["input_size"])
+
+
+def resolve(model: str, dataset: str | None = None, input_size: int | None = None) -> Resolved:
+    if input_size is not None and input_size < 1:
+        raise ReshapeError(f"--input-size must be a positive integer, got {input_size}")
+    preset = dataset_preset(dataset) if dataset else None
+    path = Path(model)
+    if path.is_dir():
+        from ..rundir import load_run
+
+        if preset or input_size:
+            raise ReshapeError("a run directory is counted as trained, at its own input; "
+                               "drop --dataset/--input-size")
+        spec, net = load_run(path)
+        return Resolved(net, (spec.in_chans, spec.input_size, spec.input_size), spec, str(path))
+    if path.suffix == ".json" or path.is_file():
+        return _from_spec(load_spec(path), preset, input_size, str(path), stem=False)
+    spec = spec_from_timm(model)
+    if spec is not None:
+        return _from_spec(spec, preset, input_size, model, stem=True)
+    kwargs = {"num_classes": preset["num_classes"], "in_chans": preset["in_chans"]} if preset else {}
+    net = create(model, **kwargs)
+    chans, size = _timm_input(net, preset)
+    size = input_size or size
+    return Resolved(net, (chans, size, size), None, model)
+
+
+def _from_spec(spec: ArchSpec, preset: dict[str, Any] | None, input_size: int | None,
+               label: str, stem: bool) -> Resolved:
+    if preset:
+        spec = apply_preset(spec, preset, stem=stem)
+    if input_size:
+        spec = spec.replace(input_size=input_size)
+    return Resolved(build(spec), (spec.in_chans, spec.input_size, spec.input_size), spec, label)
+
+
+def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int]:
+    if preset:
+        return preset["in_chans"], preset["input_size"]
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    chans, height, _ = cfg.get("input_size", (3, 224, 224))
+    return chans, height

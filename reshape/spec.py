@@ -1,0 +1,259 @@
+"""Architecture specs: a network described as data.
+
+A spec is a tree of frozen dataclasses that serializes to versioned JSON and back
+without loss. It describes a ResNet-family network (BasicBlock or Bottleneck), its
+stem, its stages, its input and head, and the state of every ReLU layer that differs
+from "kept". Weights (and ReLU masks) live beside it, never in it.
+
+Conventions (timm's): stage 1 has stride 1, every later stage stride 2; a stage's
+``width`` is timm's ``channels`` (BasicBlock output width; Bottleneck inner width,
+output ``4 * width``). ReLU layers are named by their module path in the built model:
+``act1`` for the stem, ``layer{s}.{b}.act{k}`` inside blocks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal
+
+from .errors import SpecError
+
+SCHEMA_VERSION = 1
+
+BlockKind = Literal["basic", "bottleneck"]
+StemKind = Literal["cifar", "imagenet"]
+ReluState = Literal["kept", "removed", "masked"]
+Granularity = Literal["neuron", "channel"]
+
+BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck")
+STEM_KINDS: tuple[str, ...] = ("cifar", "imagenet")
+RELU_STATES: tuple[str, ...] = ("kept", "removed", "masked")
+GRANULARITIES: tuple[str, ...] = ("neuron", "channel")
+#: ReLU layers per block: BasicBlock has act1 (inner) and act2 (after the add).
+ACTS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
+#: Output channels per unit of stage width.
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+@dataclass(frozen=True)
+class Stem:
+    """The stem: ``cifar`` = 3x3 conv, no max-pool; ``imagenet`` = 7x7 conv + 3x3/2 max-pool."""
+
+    kind: StemKind = "cifar"
+    width: int = 64
+    stride: int = 1
+
+    @property
+    def kernel(self) -> int:
+        return 3 if self.kind == "cifar" else 7
+
+    @property
+    def pool(self) -> bool:
+        return self.kind == "imagenet"
+
+
+@dataclass(frozen=True)
+class Stage:
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class ReluLayer:
+    """State of one ReLU layer; ``kept`` (a count) and ``granularity`` only when masked."""
+
+    name: str
+    state: ReluState
+    kept: int | None = None
+    granularity: Granularity | None = None
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    block: BlockKind
+    stages: tuple[Stage, ...]
+    stem: Stem = field(default_factory=Stem)
+    num_classes: int = 10
+    in_chans: int = 3
+    input_size: int = 32
+    relus: tuple[ReluLayer, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # -- derived facts, no torch needed -------------------------------------------------
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(s.width for s in self.stages)
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(s.depth for s in self.stages)
+
+    def relu_names(self) -> list[str]:
+        """Every ReLU layer of the built network, in forward order."""
+        acts = ACTS_PER_BLOCK[self.block]
+        names = ["act1"]
+        for s, stage in enumerate(self.stages, start=1):
+            for b in range(stage.depth):
+                names.extend(f"layer{s}.{b}.act{k}" for k in range(1, acts + 1))
+        return names
+
+    def relu_state(self, name: str) -> ReluLayer:
+        for layer in self.relus:
+            if layer.name == name:
+                return layer
+        return ReluLayer(name, "kept")
+
+    def with_relus(self, layers: Iterator[ReluLayer] | list[ReluLayer]) -> "ArchSpec":
+        """A copy whose ReLU states are updated by ``layers`` (later entries win)."""
+        merged = {layer.name: layer for layer in self.relus}
+        merged.update({layer.name: layer for layer in layers})
+        order = {n: i for i, n in enumerate(self.relu_names())}
+        kept_out = [l for l in merged.values() if l.state != "kept"]
+        return dataclasses.replace(
+            self, relus=tuple(sorted(kept_out, key=lambda l: order.get(l.name, len(order))))
+        )
+
+    def replace(self, **changes: Any) -> "ArchSpec":
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+        d["relus"] = [
+            {k: v for k, v in r.items() if v is not None} for r in d["relus"]
+        ]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ArchSpec":
+        if not isinstance(data, dict):
+            raise SpecError("spec", f"must be a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version is None:
+            raise SpecError("spec.schema_version", "missing; this tool writes schema_version 1")
+        if version != SCHEMA_VERSION:
+            raise SpecError(
+                "spec.schema_version",
+                f"unknown version {version!r}; this tool reads version {SCHEMA_VERSION}",
+            )
+        body = {k: v for k, v in data.items() if k != "schema_version"}
+        _check_keys("spec", body, cls)
+        if "block" not in body or "stages" not in body:
+            missing = "block" if "block" not in body else "stages"
+            raise SpecError(f"spec.{missing}", "missing (required)")
+        stages = _list("spec.stages", body["stages"])
+        relus = _list("spec.relus", body.get("relus", []))
+        stem = body.get("stem", {})
+        if not isinstance(stem, dict):
+            raise SpecError("spec.stem", "must be an object")
+        _check_keys("spec.stem", stem, Stem)
+        return cls(
+            block=body["block"],
+            stem=Stem(**stem),
+            stages=tuple(_make(f"spec.stages[{i}]", Stage, s) for i, s in enumerate(stages)),
+            relus=tuple(_make(f"spec.relus[{i}]", ReluLayer, r) for i, r in enumerate(relus)),
+            **{k: body[k] for k in ("num_classes", "in_chans", "input_size", "name") if k in body},
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        return cls.from_dict(json.loads(text))
+
+
+def load_spec(path: str | os.PathLike[str]) -> ArchSpec:
+    from .io import read_json
+
+    return ArchSpec.from_dict(read_json(path, "spec file"))
+
+
+def save_spec(spec: ArchSpec, path: str | os.PathLike[str]) -> None:
+    from .io import write_text
+
+    write_text(path, spec.to_json())
+
+
+# -- validation ------------------------------------------------------------------------------
+def _check_keys(where: str, data: dict[str, Any], cls: type) -> None:
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in allowed:
+            raise SpecError(f"{where}.{key}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+
+def _list(where: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise SpecError(where, f"must be a list, got {type(value).__name__}")
+    return value
+
+
+def _make(where: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(where, "must be an object")
+    _check_keys(where, data, cls)
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field is missing
+        raise SpecError(where, str(exc).split(".__init__() ")[-1]) from None
+
+
+def _positive_int(where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(where, f"must be a positive integer, got {value!r}")
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(where, f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+def validate(spec: ArchSpec) -> None:
+    """Raise ``SpecError`` naming the first impossible field of ``spec``."""
+    _choice("spec.block", spec.block, BLOCK_KINDS)
+    _choice("spec.stem.kind", spec.stem.kind, STEM_KINDS)
+    _positive_int("spec.stem.width", spec.stem.width)
+    _positive_int("spec.stem.stride", spec.stem.stride)
+    if not spec.stages:
+        raise SpecError("spec.stages", "needs at least one stage")
+    for i, stage in enumerate(spec.stages):
+        _positive_int(f"spec.stages[{i}].width", stage.width)
+        _positive_int(f"spec.stages[{i}].depth", stage.depth)
+    for name in ("num_classes", "in_chans", "input_size"):
+        _positive_int(f"spec.{name}", getattr(spec, name))
+    if not isinstance(spec.name, str):
+        raise SpecError("spec.name", "must be a string")
+    # The input must survive every downsampling: stem stride (and pool), then /2 per stage.
+    reduction = spec.stem.stride * (2 if spec.stem.pool else 1) * 2 ** (len(spec.stages) - 1)
+    if spec.input_size < reduction:
+        raise SpecError(
+            "spec.input_size",
+            f"{spec.input_size} is smaller than the network's total stride {reduction}",
+        )
+    names = spec.relu_names()
+    known = set(names)
+    seen: set[str] = set()
+    for i, layer in enumerate(spec.relus):
+        where = f"spec.relus[{i}]"
+        if layer.name not in known:
+            raise SpecError(
+                f"{where}.name",
+                f"no ReLU layer '{layer.name}' in this network (depths {list(spec.depths)}); "
+                f"layers are act1 and layer<s>.<b>.act<k>",
+            )
+        if layer.name in seen:
+            raise SpecError(f"{where}.name", f"'{layer.name}' is listed twice")
+        seen.add(layer.name)
+        _choice(f"{where}.state", layer.state, RELU_STATES)
+        if layer.state == "masked":
+            if layer.kept is None or isinstance(layer.kept, bool) or not isinstance(layer.kept, int) or layer.kept < 0:
+                raise SpecError(f"{where}.kept", f"a masked layer needs a kept count >= 0, got {layer.kept!r}")
+            _choice(f"{where}.granularity", layer.granularity, GRANULARITIES)
+        elif layer.kept is not None or layer.granularity is not None:
+            raise SpecError(f"{where}.kept", f"only masked layers carry kept/granularity (state is {layer.state})")
