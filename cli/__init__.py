@@ -1,0 +1,49 @@
+"""The ``reshape`` command line.
+
+Subcommands load lazily: ``reshape --help`` imports click only, and each command
+imports torch/timm when it runs. To add a command, write ``cli/<name>.py`` with a
+click command called ``command`` and list it in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from reshape._version import __version__
+
+#: name -> (module under reshape.cli, one-line help shown by ``reshape --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "count": ("count", "Count ReLUs, MACs, params and PI cost of a model, spec or run."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"reshape.cli.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # One-line help without importing every command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reshape")
+def cli() -> None:
+    """Design ReLU-lean networks for private inference (PI).
+
+    Every ReLU costs a garbled circuit in PI, so the ReLU count decides latency and
+    communication. reshape counts it exactly, synthesizes networks for a ReLU budget
+    and trains them. Run `reshape COMMAND --help` for details.
+    """
+
+
+def main() -> None:
+    cli()

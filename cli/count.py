@@ -1,0 +1,93 @@
+"""``reshape count``: exact ReLU/MAC accounting and PI cost of one model."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, human, user_errors
+
+DATASETS = ["cifar10", "cifar100", "tinyimagenet", "imagenet", "fashion-mnist", "mnist"]
+
+
+@click.command("count")
+@click.argument("model")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="Set input size, channels, classes and the stem convention of the published "
+                   "work (cifar*/tinyimagenet: 3x3 stride-1 stem, no max-pool; imagenet: timm's).")
+@click.option("--input-size", type=int, help="Override the input height/width.")
+@click.option("--per-layer", is_flag=True, help="Also list every ReLU, max-pool and linear layer.")
+@click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
+@click.option("--costs", type=click.Path(dir_okay=False), help="JSON file overriding cost constants.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@user_errors
+def command(model: str, dataset: str | None, input_size: int | None, per_layer: bool,
+            protocol: str, costs: str | None, as_json: bool) -> None:
+    """Count ReLUs, max-pool comparisons, MACs, params and nonlinear depth of MODEL.
+
+    MODEL is a timm model name (resnet18, resnet50, resnet18_cifar, ...), a spec JSON
+    file, or a run directory. Counts are per input image, computed on the meta device.
+
+    \b
+    Examples:
+      reshape count resnet18 --dataset cifar100      # 557,056 ReLUs
+      reshape count resnet50 --dataset imagenet --json
+      reshape count spec.json --per-layer
+    """
+    from reshape.cost import estimate, load_costs
+    from reshape.count import count
+    from reshape.models import resolve
+
+    resolved = resolve(model, dataset, input_size)
+    result = count(resolved.model, resolved.input_shape)
+    table = load_costs(costs)
+    total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
+    if as_json:
+        echo_json({
+            "model": resolved.label,
+            **result.to_dict(),
+            "cost": total.to_dict(),
+            "spec": resolved.spec.to_dict() if resolved.spec else None,
+        })
+        return
+    _print_tables(resolved.label, result, total, protocol, table, per_layer)
+
+
+def _print_tables(label, result, total, protocol, table, per_layer) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from reshape.cost import estimate
+
+    console = Console()
+    t = Table(title=f"{label}  input {'x'.join(map(str, result.input_shape))}", title_justify="left")
+    for col in ("stage", "ReLUs", "% ReLUs", "MACs", "% MACs", "params",
+                f"{protocol} online", f"{protocol} comm"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for s in result.stages:
+        c = estimate(s.relus, s.macs, 0, protocol, table)
+        t.add_row(s.name, f"{s.relus:,}", _pct(s.relus, result.relus), human(s.macs),
+                  _pct(s.macs, result.macs), human(s.params), f"{c.online_s:.2f}s",
+                  human(c.total_bytes) + "B")
+    t.add_row("total", f"{result.relus:,}", "100%", human(result.macs), "100%", human(result.params),
+              f"{total.online_s:.2f}s", human(total.total_bytes) + "B", style="bold")
+    console.print(t)
+    console.print(
+        f"ReLUs {result.relus:,} (stem ReLU included; {result.relus_without_stem:,} without it, "
+        f"SNL's convention)  max-pool comparisons {result.comparisons:,}  MACs {result.macs:,}  "
+        f"params {result.params:,}  nonlinear depth {result.nonlinear_depth}"
+    )
+    console.print(
+        f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
+        f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"
+    )
+    if per_layer:
+        lt = Table(title="layers", title_justify="left")
+        for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "MACs"):
+            lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
+        for layer in result.layers:
+            lt.add_row(layer.name, layer.stage, layer.kind, "x".join(map(str, layer.shape)),
+                       f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.macs:,}")
+        console.print(lt)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"

@@ -1,0 +1,3 @@
+from reshape.cli import main
+
+main()
