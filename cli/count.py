@@ -36,7 +36,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     from reshape.count import count
     from reshape.models import resolve
 
-    resolved = resolve(model, dataset, input_size)
+    resolved = resolve(model, dataset, input_size, weights=False)
     result = count(resolved.model, resolved.input_shape)
     table = load_costs(costs)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)

@@ -53,14 +53,13 @@ def meta_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor
 def output_shapes(model: nn.Module, input_shape: tuple[int, ...], names: list[str]) -> dict[str, torch.Size]:
     """Per-sample output shape of each named submodule for one meta forward pass."""
     shapes: dict[str, torch.Size] = {}
-    handles = []
-    for name in names:
-        module = model.get_submodule(name)
-        handles.append(
-            module.register_forward_hook(
-                lambda _m, _i, out, name=name: shapes.setdefault(name, out.shape[1:])
-            )
-        )
+
+    def record(name: str):
+        def hook(_module: nn.Module, _args: object, out: torch.Tensor) -> None:
+            shapes.setdefault(name, out.shape[1:])
+        return hook
+
+    handles = [model.get_submodule(n).register_forward_hook(record(n)) for n in names]
     try:
         meta_forward(model, input_shape)
     finally:

@@ -3,8 +3,8 @@
 One analysis pass (fvcore style) runs the model once on the meta device under a
 ``TorchDispatchMode`` and hands every aten op to a per-op handle:
 
-* nonlinear activations add their output size to the ReLU count (a module that
-  knows better, such as ``MaskedReLU``, reports its kept positions instead);
+* nonlinear activations add their output size to the ReLU count (a module with
+  ``kept`` and ``relu_count``, such as ``MaskedReLU``, reports its kept positions);
 * max-pools add ``k*k - 1`` comparisons per output element;
 * convolutions and matmuls add MACs, computed by ``torch.utils.flop_counter``'s
   formulas (FLOPs / 2);
@@ -109,6 +109,9 @@ class _Analysis(TorchDispatchMode):
         self.stack: list[tuple[str, nn.Module]] = [("", model)]
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.depth = WeakTensorKeyDictionary()
+        # Partial ReLU layers report their kept positions; read now, before the meta
+        # pass replaces their mask buffers.
+        self.kept = {m: m.kept for m in model.modules() if hasattr(m, "relu_count")}
         self.handles: dict[Any, Callable[[Any, tuple, dict, Any], tuple[str, dict[str, int], bool]]] = {}
         for op in NONLINEAR_OPS:
             self.handles[op] = self._nonlinear
@@ -129,9 +132,10 @@ class _Analysis(TorchDispatchMode):
     # per-op handles: return (kind, stats, is_nonlinear_layer)
     def _nonlinear(self, func, args, kwargs, out):
         _, module = self.stack[-1]
-        shape = tuple(out.shape[1:])
-        relu_count = getattr(module, "relu_count", None)
-        n = relu_count(shape) if callable(relu_count) else out[0].numel()
+        if module in self.kept:
+            n = module.relu_count(tuple(out.shape[1:]), self.kept[module])
+        else:
+            n = out[0].numel()
         return "relu", {"relus": n}, n > 0
 
     def _maxpool(self, func, args, kwargs, out):

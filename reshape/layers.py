@@ -30,14 +30,17 @@ class MaskedReLU(nn.Module):
             raise ReshapeError("a MaskedReLU on the meta device has no mask values to count")
         return int(self.mask.count_nonzero())
 
-    def relu_count(self, output_shape: torch.Size) -> int:
-        """ReLUs evaluated for one input whose activation has ``output_shape`` (C, H, W)."""
+    def relu_count(self, output_shape: tuple[int, ...], kept: int) -> int:
+        """ReLUs evaluated for one input whose activation has ``output_shape`` (C, H, W).
+
+        ``kept`` is passed in (read before a meta-device pass swaps the mask out).
+        """
         if self.granularity == "channel":
             per_channel = 1
             for size in output_shape[1:]:
                 per_channel *= size
-            return self.kept * per_channel
-        return self.kept
+            return kept * per_channel
+        return kept
 
     def set_mask(self, mask: torch.Tensor) -> None:
         if tuple(mask.shape) != tuple(self.mask.shape):

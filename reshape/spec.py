@@ -124,6 +124,7 @@ class ArchSpec:
     # -- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+        d["stages"] = list(d["stages"])
         d["relus"] = [
             {k: v for k, v in r.items() if v is not None} for r in d["relus"]
         ]

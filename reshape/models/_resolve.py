@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ReshapeError
@@ -37,7 +38,13 @@ def apply_preset(spec: ArchSpec, preset: dict[str, Any], stem: bool = True) -> A
                         input_size=preset["input_size"])
 
 
-def resolve(model: str, dataset: str | None = None, input_size: int | None = None) -> Resolved:
+def resolve(model: str, dataset: str | None = None, input_size: int | None = None,
+            weights: bool = True) -> Resolved:
+    """The model MODEL names, sized by ``dataset``/``input_size``.
+
+    ``weights=False`` is for shape-only work (counting): spec-built models without
+    ReLU masks are then built on the meta device, skipping weight initialisation.
+    """
     if input_size is not None and input_size < 1:
         raise ReshapeError(f"--input-size must be a positive integer, got {input_size}")
     preset = dataset_preset(dataset) if dataset else None
@@ -51,24 +58,28 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
         spec, net = load_run(path)
         return Resolved(net, (spec.in_chans, spec.input_size, spec.input_size), spec, str(path))
     if path.suffix == ".json" or path.is_file():
-        return _from_spec(load_spec(path), preset, input_size, str(path), stem=False)
+        return _from_spec(load_spec(path), preset, input_size, str(path), stem=False, weights=weights)
     spec = spec_from_timm(model)
     if spec is not None:
-        return _from_spec(spec, preset, input_size, model, stem=True)
+        return _from_spec(spec, preset, input_size, model, stem=True, weights=weights)
     kwargs = {"num_classes": preset["num_classes"], "in_chans": preset["in_chans"]} if preset else {}
-    net = create(model, **kwargs)
+    with torch.device("cpu" if weights else "meta"):
+        net = create(model, **kwargs)
     chans, size = _timm_input(net, preset)
     size = input_size or size
     return Resolved(net, (chans, size, size), None, model)
 
 
 def _from_spec(spec: ArchSpec, preset: dict[str, Any] | None, input_size: int | None,
-               label: str, stem: bool) -> Resolved:
+               label: str, stem: bool, weights: bool) -> Resolved:
     if preset:
         spec = apply_preset(spec, preset, stem=stem)
     if input_size:
         spec = spec.replace(input_size=input_size)
-    return Resolved(build(spec), (spec.in_chans, spec.input_size, spec.input_size), spec, label)
+    masked = any(layer.state == "masked" for layer in spec.relus)
+    with torch.device("cpu" if weights or masked else "meta"):
+        net = build(spec)
+    return Resolved(net, (spec.in_chans, spec.input_size, spec.input_size), spec, label)
 
 
 def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int]:

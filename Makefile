@@ -1,0 +1,30 @@
+# Fresh-machine entry points (see README): `make demo` and `make test`.
+# Both create .venv on first use and are idempotent afterwards.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	touch $(STAMP)
+
+# The main job on embedded defaults (grows into `reshape demo`).
+demo: $(STAMP)
+	$(BIN)/reshape count resnet18 --dataset cifar100
+	$(BIN)/reshape count resnet34 --dataset cifar100
+	$(BIN)/reshape count resnet50 --dataset imagenet
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

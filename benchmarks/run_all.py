@@ -1,0 +1,33 @@
+"""Run every benchmark in this folder, one after another, with its default settings.
+
+    python benchmarks/run_all.py [NAME ...]     # e.g. count_speed synthesize
+
+Each benchmark prints its own ratios measured side by side; record them, with the
+command and the machine, in docs/results.md.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main() -> int:
+    wanted = set(sys.argv[1:])
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    failed = []
+    for script in scripts:
+        if wanted and script.stem not in wanted:
+            continue
+        print(f"== {script.stem}", flush=True)
+        if subprocess.run([sys.executable, str(script)]).returncode:
+            failed.append(script.stem)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
