@@ -1,0 +1,88 @@
+"""ReLU masks on specs and models: sites, top-k selection, and mask specs.
+
+A *site* is a ReLU layer that can still be optimised (kept or masked in the spec).
+SENet, SNL and the uniform baseline all express their result the same way: a
+per-layer kept count in the spec (``masked``, or ``removed`` at 0, ``kept`` when whole)
+and the mask itself in the weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .._probe import output_shapes
+from ..layers import MaskedReLU
+from ..spec import ArchSpec, ReluLayer
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    shape: tuple[int, ...]  # per-image activation shape (C, H, W)
+
+    @property
+    def size(self) -> int:
+        return int(torch.Size(self.shape).numel())
+
+    def unit(self, granularity: str) -> int:
+        """ReLUs per mask entry: 1 for neuron masks, H*W for channel masks."""
+        return 1 if granularity == "neuron" else self.size // self.shape[0]
+
+
+def sites(spec: ArchSpec, model: nn.Module) -> list[Site]:
+    """The optimisable ReLU layers of ``model`` (built from ``spec``), in forward order."""
+    names = [n for n in spec.relu_names() if spec.relu_state(n).state != "removed"]
+    shapes = output_shapes(model, (spec.in_chans, spec.input_size, spec.input_size), names)
+    return [Site(n, tuple(shapes[n])) for n in names]
+
+
+def current_counts(spec: ArchSpec, layer_sites: list[Site]) -> dict[str, int]:
+    """ReLUs each site keeps according to the spec."""
+    out = {}
+    for s in layer_sites:
+        state = spec.relu_state(s.name)
+        out[s.name] = s.size if state.state == "kept" else state.kept
+    return out
+
+
+def masked_spec(spec: ArchSpec, layer_sites: list[Site], counts: dict[str, int], granularity: str) -> ArchSpec:
+    """``spec`` with each site keeping ``counts[name]`` ReLUs (whole -> kept, 0 -> removed)."""
+    layers = []
+    for s in layer_sites:
+        n = counts[s.name]
+        if n >= s.size:
+            layers.append(ReluLayer(s.name, "kept"))
+        elif n == 0:
+            layers.append(ReluLayer(s.name, "removed"))
+        else:
+            layers.append(ReluLayer(s.name, "masked", kept=n, granularity=granularity))
+    return spec.with_relus(layers)
+
+
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """A 0/1 tensor shaped like ``scores`` with exactly ``k`` ones at the largest scores.
+
+    Ties go to the lower flat index, so the result is deterministic.
+    """
+    flat = scores.detach().flatten().float()
+    if not 0 <= k <= flat.numel():
+        raise ValueError(f"k={k} outside 0..{flat.numel()}")
+    order = torch.sort(flat, descending=True, stable=True).indices
+    mask = torch.zeros_like(flat)
+    mask[order[:k]] = 1
+    return mask.view(scores.shape)
+
+
+def masked_modules(model: nn.Module) -> dict[str, MaskedReLU]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, MaskedReLU)}
+
+
+def copy_weights(student: nn.Module, teacher: nn.Module) -> None:
+    """Start ``student`` from ``teacher``'s weights; the student's masks stay its own."""
+    masks = {k for k in student.state_dict() if k.endswith(".mask")}
+    state = {k: v for k, v in teacher.state_dict().items() if k not in masks}
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    if set(missing) - masks or unexpected:
+        raise ValueError(f"teacher and student differ beyond masks: {missing[:3]} {unexpected[:3]}")

@@ -1,0 +1,82 @@
+"""Per-layer ReLU sensitivity: how much each ReLU layer's ReLUs are worth (SENet stage 1).
+
+Estimators are pluggable (``ESTIMATORS``); each returns one non-negative weight per
+site, and the allocation gives layer l a ReLU count proportional to its weight (capped
+at the layer size). Definitions ("Ours", methods.md section 3):
+
+* ``pruning`` (SENet-style): globally magnitude-prune every conv of the trained model
+  to density ``d`` (one threshold for all layers), read the kept-weight density of the
+  conv feeding each ReLU layer, and take ``1 / density`` as the sensitivity: layers
+  whose weights survive pruning (stem, early layers) need few ReLUs, layers pruned
+  hard (deep, wide) need many, which is the profile SENet reports.
+* ``linearize``: the rise in KD loss (KL to the all-ReLU model's logits, T = 1) on a few
+  batches when that one layer's ReLUs become identity; one evaluation per layer.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ReshapeError
+from .masks import Site
+
+
+def feeding_conv(site: str) -> str:
+    """The conv whose output a ResNet ReLU layer activates: ``act<k>`` <- ``conv<k>``."""
+    head, _, act = site.rpartition(".")
+    conv = "conv" + act.removeprefix("act")
+    return f"{head}.{conv}" if head else conv
+
+
+def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1, **_: object) -> dict[str, float]:
+    if not 0 < density < 1:
+        raise ReshapeError(f"pruning density must be in (0, 1), got {density}")
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    magnitudes = torch.cat([m.weight.detach().abs().flatten() for m in convs.values()])
+    keep = max(1, int(density * magnitudes.numel()))
+    threshold = torch.topk(magnitudes, keep).values.min()
+    out = {}
+    for s in layer_sites:
+        conv = convs.get(feeding_conv(s.name))
+        if conv is None:
+            raise ReshapeError(f"no conv '{feeding_conv(s.name)}' feeds ReLU layer '{s.name}'")
+        kept = (conv.weight.detach().abs() >= threshold).float().mean().item()
+        out[s.name] = 1.0 / max(kept, 1e-6)
+    return out
+
+
+@torch.no_grad()
+def linearize(model: nn.Module, layer_sites: list[Site], batches: Iterable[torch.Tensor] = (),
+              **_: object) -> dict[str, float]:
+    batches = list(batches)
+    if not batches:
+        raise ReshapeError("the linearize estimator needs input batches (pass --data)")
+    was_training = model.training
+    model.eval()
+    try:
+        reference = [F.log_softmax(model(x), dim=1) for x in batches]
+        out = {}
+        for s in layer_sites:
+            original = model.get_submodule(s.name)
+            model.set_submodule(s.name, nn.Identity())
+            try:
+                rise = sum(F.kl_div(F.log_softmax(model(x), dim=1), ref, log_target=True,
+                                    reduction="batchmean").item() for x, ref in zip(batches, reference))
+            finally:
+                model.set_submodule(s.name, original)
+            out[s.name] = max(rise / len(batches), 0.0)
+    finally:
+        model.train(was_training)
+    return out
+
+
+ESTIMATORS: dict[str, Callable[..., dict[str, float]]] = {"pruning": pruning, "linearize": linearize}
+
+
+def sensitivity(name: str, model: nn.Module, layer_sites: list[Site], **kwargs: object) -> dict[str, float]:
+    if name not in ESTIMATORS:
+        raise ReshapeError(f"unknown sensitivity estimator '{name}'; choose {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](model, layer_sites, **kwargs)
