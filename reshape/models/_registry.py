@@ -49,7 +49,7 @@ def reshape_spec(pretrained: bool = False, spec: ArchSpec | str | None = None, *
 
 
 def _register_builtin_families() -> None:
-    from . import resnet  # noqa: F401  (each family module registers itself on import)
+    from . import hybrenet, resnet  # noqa: F401  (each family module registers itself on import)
 
 
 _register_builtin_families()

@@ -1,0 +1,116 @@
+"""DeepReDuce (Jha et al., ICML 2021) operators: coarse ReLU removal as spec edits.
+
+Each operator takes an ``ArchSpec`` and returns a new one; nothing is built or
+trained. Culling removes every ReLU of a stage (the stem ReLU goes with stage 1),
+thinning removes the post-add ReLU of every block (``act2`` of a BasicBlock,
+``act3`` of a Bottleneck), ``scale_width`` multiplies all widths (stem included) by
+alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
+``set_depths`` changes blocks per stage. The published CIFAR-100 ResNet18 models are
+named configurations in ``tables/deepreduce_configs.json``; ``apply`` replays one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import tables
+from .errors import ReshapeError
+from .spec import ACTS_PER_BLOCK, ArchSpec, ReluLayer, Stage
+
+STEM_RELU = "act1"
+#: The steps of a recipe, in the order ``apply`` runs them.
+RECIPE_KEYS = ("depths", "cull", "thin", "alpha", "stem_stride")
+
+
+def stage_relu_names(spec: ArchSpec, stage: int) -> list[str]:
+    """ReLU layers of stage ``stage`` (1-based); stage 1 owns the stem ReLU as well."""
+    _check_stages(spec, [stage])
+    prefix = f"layer{stage}."
+    names = [n for n in spec.relu_names() if n.startswith(prefix)]
+    return [STEM_RELU, *names] if stage == 1 else names
+
+
+def cull(spec: ArchSpec, stages: Iterable[int]) -> ArchSpec:
+    """Remove every ReLU of ``stages`` (1-based), the stem ReLU with stage 1."""
+    return spec.with_relus(ReluLayer(name, "removed") for s in stages
+                           for name in stage_relu_names(spec, s))
+
+
+def thin(spec: ArchSpec, stages: Iterable[int] | None = None) -> ArchSpec:
+    """Remove the post-add ReLU of each block in ``stages`` (default: all stages)."""
+    stages = range(1, len(spec.stages) + 1) if stages is None else list(stages)
+    _check_stages(spec, stages)
+    last = f".act{ACTS_PER_BLOCK[spec.block]}"
+    return spec.with_relus(ReluLayer(name, "removed") for s in stages
+                           for name in stage_relu_names(spec, s) if name.endswith(last))
+
+
+def scale_width(spec: ArchSpec, alpha: float) -> ArchSpec:
+    """All widths, stem included, times ``alpha``, rounded to the nearest integer (at least 1)."""
+    if not alpha > 0:
+        raise ReshapeError(f"width scale alpha must be > 0, got {alpha}")
+    require_unmasked(spec, "scale widths")
+    scaled = lambda w: max(1, int(w * alpha + 0.5))  # noqa: E731  (round half up, not to even)
+    return spec.replace(
+        stages=tuple(Stage(scaled(s.width), s.depth) for s in spec.stages),
+        stem=dataclasses.replace(spec.stem, width=scaled(spec.stem.width)),
+    )
+
+
+def set_stem_stride(spec: ArchSpec, stride: int) -> ArchSpec:
+    """Stem conv stride ``stride``: every later activation map shrinks by stride^2."""
+    require_unmasked(spec, "change the stem stride")
+    return spec.replace(stem=dataclasses.replace(spec.stem, stride=stride))
+
+
+def set_depths(spec: ArchSpec, depths: Sequence[int]) -> ArchSpec:
+    """Blocks per stage; ReLU states of blocks that no longer exist are dropped."""
+    if len(depths) != len(spec.stages):
+        raise ReshapeError(f"{len(depths)} depths given for a {len(spec.stages)}-stage network")
+    require_unmasked(spec, "change depths")
+    resized = spec.replace(stages=tuple(Stage(s.width, d) for s, d in zip(spec.stages, depths)),
+                           relus=())
+    known = set(resized.relu_names())
+    return resized.with_relus([layer for layer in spec.relus if layer.name in known])
+
+
+def apply(spec: ArchSpec, steps: Mapping[str, Any]) -> ArchSpec:
+    """Replay a DeepReDuce recipe: depths, cull, thin, alpha, stem_stride (in that order)."""
+    unknown = set(steps) - set(RECIPE_KEYS)
+    if unknown:
+        raise ReshapeError(f"unknown DeepReDuce step(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(RECIPE_KEYS)}")
+    if "depths" in steps:
+        spec = set_depths(spec, steps["depths"])
+    spec = cull(spec, steps.get("cull", ()))
+    if steps.get("thin"):
+        spec = thin(spec)
+    if "alpha" in steps:
+        spec = scale_width(spec, steps["alpha"])
+    if "stem_stride" in steps:
+        spec = set_stem_stride(spec, steps["stem_stride"])
+    return spec
+
+
+def published(name: str) -> ArchSpec:
+    """A published DeepReDuce model (``tables/deepreduce_configs.json``) as a spec."""
+    from .models import apply_preset, spec_from_timm
+
+    entry = tables.lookup("deepreduce_configs", name, "DeepReDuce configuration")
+    base = apply_preset(spec_from_timm(entry["backbone"]), tables.dataset_preset(entry["dataset"]))
+    recipe = {k: v for k, v in entry.items() if k in RECIPE_KEYS}
+    return apply(base, recipe).replace(name=f"deepreduce_{entry['backbone']}_{name}")
+
+
+def _check_stages(spec: ArchSpec, stages: Iterable[int]) -> None:
+    n = len(spec.stages)
+    bad = [s for s in stages if not (isinstance(s, int) and 1 <= s <= n)]
+    if bad:
+        raise ReshapeError(f"stage {bad[0]!r} does not exist; stages are numbered 1..{n}")
+
+
+def require_unmasked(spec: ArchSpec, action: str) -> None:
+    """Shape edits would leave partial-mask counts sized for the old shape: refuse them."""
+    if any(layer.state == "masked" for layer in spec.relus):
+        raise ReshapeError(f"cannot {action} of a spec with partial ReLU masks (their counts are "
+                           "sized for the old shape); reshape first, then mask")
