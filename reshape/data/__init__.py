@@ -1,0 +1,149 @@
+"""Datasets by name, each a preset in ``reshape/tables/datasets.json``.
+
+A preset fixes input size, channels, classes, normalisation, the stem convention, the
+on-disk format, where files are looked for and the standard training augmentation.
+Small sets (CIFAR, (Fashion-)MNIST, the packaged ``fashion-mnist-mini``) are decoded
+once into uint8 tensors; image folders (TinyImageNet, ImageNet, any ImageFolder) are
+decoded per item by torchvision.
+
+    >>> from reshape import data
+    >>> train = data.load("fashion-mnist-mini")                  # augmented
+    >>> test = data.load("fashion-mnist-mini", "test")           # not augmented
+    >>> image, label = train[0]; image.shape                     # torch.Size([1, 28, 28])
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ..errors import ReshapeError
+from ..tables import dataset_preset
+from ..tables import load as load_table
+from ._memory import TensorImages
+
+__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "default_roots", "info", "load"]
+
+DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
+#: Splits every dataset has; ``val`` is accepted as another name for ``test``.
+SPLITS: tuple[str, ...] = ("train", "test")
+#: Environment variable naming a folder searched first (DIR/<name>, then DIR).
+DATA_ENV = "RESHAPE_DATA"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about its data: geometry, classes and normalisation."""
+
+    name: str
+    input_size: int
+    in_chans: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    stem: str
+
+
+def default_roots(name: str) -> list[Path]:
+    """The folders searched, in order, when no root is given.
+
+    ``$RESHAPE_DATA/<name>`` and ``$RESHAPE_DATA`` (if set), ``./data/<name>`` and
+    ``./data`` (torchvision's habit), then the preset's system folders; the packaged
+    mini set is found only in the package itself.
+    """
+    preset = dataset_preset(name)
+    if "packaged" in preset:
+        return [Path(__file__).resolve().parent / preset["packaged"]]
+    bases = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    bases.append(Path("data"))
+    roots = [path.absolute() for base in bases for path in (base / name, base)]
+    return roots + [Path(p) for p in preset.get("roots", [])]
+
+
+def info(name: str, root: str | None = None) -> DatasetInfo:
+    """The preset of ``name``; an ``imagefolder``'s class count is read from its folder."""
+    preset = dataset_preset(name)
+    folder = _locate(name, preset, root) if preset["num_classes"] is None else None
+    return _info(name, preset, folder)
+
+
+def load(name: str, split: str = "train", root: str | None = None, download: bool = False,
+         augment: bool | None = None) -> Dataset:
+    """The ``split`` of dataset ``name``: items are ``(C x H x W float tensor, int label)``.
+
+    Files are looked for in ``root``, or in :func:`default_roots` when it is ``None``.
+    ``download`` fetches CIFAR with torchvision first (nothing else is downloadable).
+    ``augment`` (default: ``split == "train"``) applies the preset's training
+    augmentation; otherwise images are only resized/centre-cropped and normalised.
+    """
+    preset = dataset_preset(name)
+    split = _split(split)
+    augment = split == "train" if augment is None else augment
+    if download:
+        _download(name, preset, root)
+    folder = _locate(name, preset, root)
+    meta = _info(name, preset, folder)
+    policy = preset["augment"] if augment else None
+    reader = _reader(preset)
+    if hasattr(reader, "read"):
+        images, labels = reader.read(folder, split, preset)
+        dataset: Any = TensorImages(images, labels, meta.mean, meta.std, policy)
+        classes = int(labels.max()) + 1 if len(labels) else 0
+    else:
+        from ._folder import transform
+
+        dataset = reader.dataset(folder, split, transform(meta.input_size, meta.mean, meta.std,
+                                                          preset["augment"], augment))
+        classes = len(dataset.classes)
+    if classes > meta.num_classes:
+        raise ReshapeError(f"{folder} has {classes} classes but the {name} preset has "
+                           f"{meta.num_classes}; use the matching preset (e.g. imagefolder)")
+    return dataset
+
+
+def _info(name: str, preset: dict[str, Any], folder: Path | None) -> DatasetInfo:
+    num_classes = preset["num_classes"]
+    if num_classes is None:
+        num_classes = len(_reader(preset).classes(folder))
+    return DatasetInfo(name=name, input_size=preset["input_size"], in_chans=preset["in_chans"],
+                       num_classes=num_classes, mean=tuple(preset["mean"]), std=tuple(preset["std"]),
+                       stem=preset["stem"])
+
+
+def _reader(preset: dict[str, Any]) -> ModuleType:
+    """The private module that reads this preset's format (imported on first use)."""
+    return importlib.import_module(f"._{preset['format']}", __name__)
+
+
+def _split(split: str) -> str:
+    split = "test" if split == "val" else split
+    if split not in SPLITS:
+        raise ReshapeError(f"unknown split '{split}'; choose train or test (val means test)")
+    return split
+
+
+def _locate(name: str, preset: dict[str, Any], root: str | None) -> Path:
+    reader = _reader(preset)
+    roots = [Path(root)] if root is not None else default_roots(name)
+    for candidate in roots:
+        found = reader.locate(candidate, preset)
+        if found is not None:
+            return found
+    raise ReshapeError(f"dataset {name} not found: looked for {reader.wanted(preset)} in "
+                       f"{', '.join(map(str, roots))}; to get it: {preset['get']}")
+
+
+def _download(name: str, preset: dict[str, Any], root: str | None) -> None:
+    reader = _reader(preset)
+    if not hasattr(reader, "download"):
+        raise ReshapeError(f"{name} cannot be downloaded by reshape (only "
+                           f"{', '.join(n for n in DATASETS if dataset_preset(n)['format'] == 'cifar')}); "
+                           f"to get it: {preset['get']}")
+    target = Path(root) if root is not None else default_roots(name)[0]
+    if reader.locate(target, preset) is None:
+        reader.download(target, preset)
