@@ -45,8 +45,12 @@ def parse_hrn(text: str) -> tuple[tuple[int, ...], int | None]:
     raise ReshapeError(f"malformed HybReNet shape {text!r}; expected {HRN_FORM}")
 
 
+def hrn_shape(multipliers: Sequence[int]) -> str:
+    return f"HRN-{''.join(f'{f}x' for f in multipliers)}"
+
+
 def hrn_name(multipliers: Sequence[int], base_width: int) -> str:
-    return f"HRN-{''.join(f'{f}x' for f in multipliers)}-m{base_width}"
+    return f"{hrn_shape(multipliers)}-m{base_width}"
 
 
 def hrn_widths(multipliers: Sequence[int], base_width: int) -> tuple[int, ...]:

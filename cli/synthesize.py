@@ -1,0 +1,158 @@
+"""``reshape synthesize``: a HybReNet spec for a ReLU budget, with the reasons for its shape."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import Amount, echo_json, human, parse_amount, user_errors
+from .count import DATASETS
+
+
+def _amounts(text: str, what: str) -> list[int]:
+    return [parse_amount(part, what) for part in text.split(",") if part.strip()]
+
+
+def _stages(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"must be stage numbers separated by commas (e.g. 1,4,2,3), got {text!r}",
+                                 param_hint="--criticality") from None
+
+
+@click.command("synthesize")
+@click.option("--backbone", required=True, help="timm plain ResNet giving block and depths (resnet18, resnet34, resnet50, ...).")
+@click.option("--dataset", required=True, type=click.Choice(DATASETS),
+              help="Input size, classes and stem (cifar*/tinyimagenet: 3x3 stride-1 stem; imagenet: 7x7 + max-pool).")
+@click.option("--relus", type=Amount(), help="ReLU budget B, e.g. 180k, 1.2M or 180000.")
+@click.option("--macs", type=Amount(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
+@click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
+@click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published ranking).")
+@click.option("--sweep", help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
+@click.option("--out", type=click.Path(), help="Spec JSON to write (a directory with --sweep).")
+@click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@user_errors
+def command(backbone: str, dataset: str, relus: int | None, macs: int | None, round_to: int,
+            criticality: str | None, sweep: str | None, out: str | None, protocol: str,
+            as_json: bool) -> None:
+    """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
+
+    The budget picks a stage-multiplier family (HRN-5x5x3x when ReLUs are plentiful,
+    HRN-2x5x3x with the least-critical stage culled, and thinned, when they are scarce),
+    the base width is solved in closed form and rounded, and the count is exact. The
+    rules are data (reshape/tables/deepreshape_rules.json); docs/deepreshape.md explains them.
+
+    \b
+    Examples:
+      reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --out hrn.json
+      reshape synthesize --backbone resnet50 --dataset imagenet --relus 2M --macs 1.5G --json
+      reshape synthesize --backbone resnet18 --dataset cifar100 --sweep 25k,50k,100k,180k,300k --out specs/
+      reshape count hrn.json     # the same counts, from the spec file
+    """
+    if (relus is None) == (sweep is None):
+        raise click.UsageError("give exactly one of --relus B or --sweep B1,B2,...")
+    if sweep is not None and out is None:
+        raise click.UsageError("--sweep writes one spec per budget: give --out DIR")
+    from reshape.io import write_json
+    from reshape.spec import save_spec
+
+    ranking = _stages(criticality) if criticality else None
+    budgets = _amounts(sweep, "--sweep budget") if sweep is not None else [relus]
+    results = [_synthesize(backbone, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
+               for b in budgets]
+    if sweep is None:
+        if out:
+            save_spec(results[0]["spec"], out)
+        _report_one(results[0], out, as_json)
+        return
+    rows = []
+    for result in results:
+        path = Path(out) / f"{backbone}-{dataset}-{result['explanation'].budget}.json"
+        save_spec(result["spec"], path)
+        rows.append(_summary_row(result, path))
+    write_json(Path(out) / "summary.json", rows)
+    echo_json(rows) if as_json else _print_sweep(rows, Path(out))
+
+
+def _synthesize(backbone: str, dataset: str, budget: int, macs: int | None,
+                ranking: list[int] | None, round_to: int, protocol: str,
+                name_budget: bool) -> dict[str, Any]:
+    import torch
+
+    from reshape.cost import estimate
+    from reshape.count import count
+    from reshape.deepreshape import synthesize
+    from reshape.errors import ReshapeError
+    from reshape.models import build
+
+    try:
+        spec, why = synthesize(backbone, dataset, budget, macs, ranking, round_to)
+    except ReshapeError as exc:  # in a sweep, say which budget failed
+        raise ReshapeError(f"budget {budget:,}: {exc}" if name_budget else str(exc)) from None
+    with torch.device("meta"):
+        model = build(spec)
+    counted = count(model, (spec.in_chans, spec.input_size, spec.input_size))
+    cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol)
+    return {"spec": spec, "explanation": why, "count": counted, "cost": cost}
+
+
+def _summary_row(result: dict[str, Any], path: Path) -> dict[str, Any]:
+    spec, why, counted = result["spec"], result["explanation"], result["count"]
+    return {"budget": why.budget, "spec": path.name, "shape": spec.name, "regime": why.regime,
+            "widths": list(spec.widths), "relus": counted.relus, "ratio": counted.relus / why.budget,
+            "macs": counted.macs, "params": counted.params,
+            f"{result['cost'].protocol}_online_s": result["cost"].online_s}
+
+
+def _report_one(result: dict[str, Any], out: str | None, as_json: bool) -> None:
+    spec, why, counted, cost = result["spec"], result["explanation"], result["count"], result["cost"]
+    if as_json:
+        counts = {k: v for k, v in counted.to_dict().items() if k != "layers"}
+        echo_json({"spec": spec.to_dict(), "explanation": why.to_dict(), "count": counts,
+                   "cost": cost.to_dict(), "out": out})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"{spec.name}  ({spec.block} blocks, {spec.stem.kind} stem, "
+                    f"input {spec.in_chans}x{spec.input_size}x{spec.input_size})", title_justify="left")
+    for col in ("stage", "width", "depth", "ReLUs", "% ReLUs", "MACs"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    shape = {"stem": (spec.stem.width, 1), **{f"layer{i}": (s.width, s.depth)
+                                               for i, s in enumerate(spec.stages, start=1)}}
+    for s in counted.stages:
+        width, depth = shape.get(s.name, ("", ""))
+        t.add_row(s.name, str(width), str(depth), f"{s.relus:,}",
+                  f"{100 * s.relus / counted.relus:.1f}%", human(s.macs))
+    t.add_row("total", "", "", f"{counted.relus:,}", "100%", human(counted.macs), style="bold")
+    console.print(t)
+    console.print(f"ReLUs {counted.relus:,} of budget {why.budget:,} ({counted.relus / why.budget:.2%}; "
+                  f"stem ReLU included)  MACs {counted.macs:,}  params {counted.params:,}  "
+                  f"nonlinear depth {counted.nonlinear_depth}")
+    console.print(f"{cost.protocol} estimate: online {cost.online_s:.2f}s, offline {cost.offline_s:.2f}s, "
+                  f"communication {human(cost.total_bytes)}B")
+    console.print("why this shape:")
+    for reason in why.reasons:
+        console.print(f"  - {reason}", highlight=False)
+    if out:
+        console.print(f"wrote {out}")
+
+
+def _print_sweep(rows: list[dict[str, Any]], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"sweep -> {out}/ (summary.json)", title_justify="left")
+    for col in ("budget", "shape", "widths", "ReLUs", "ReLUs/B", "MACs", "online"):
+        t.add_column(col, justify="left" if col in ("shape", "widths") else "right",
+                     overflow="fold")
+    for r in rows:
+        online = next(v for k, v in r.items() if k.endswith("_online_s"))
+        t.add_row(f"{r['budget']:,}", r["shape"], "/".join(map(str, r["widths"])),
+                  f"{r['relus']:,}", f"{r['ratio']:.4f}", human(r["macs"]), f"{online:.2f}s")
+    Console().print(t)

@@ -1,0 +1,299 @@
+"""DeepReShape synthesis: a HybReNet spec for a ReLU budget in O(1), no training, no search.
+
+The rules are data (``tables/deepreshape_rules.json``, ``tables/stage_criticality.json``)
+and read like this, for backbone ``b``, dataset preset ``d`` and budget ``B``:
+
+1. **Regime**: ``B / ReLUs(b at d)`` picks a stage-multiplier family and the DeepReDuce
+   operators that go with it (culling the least-critical stages, thinning).
+2. **Base width in closed form**: every ReLU layer's size is a width times an area, so
+   the count of the shaped network is ``R(m) = m * R(1)`` and MACs are quadratic in
+   ``m``; the largest ``m`` meeting both budgets is solved directly.
+3. **Rounding**: ``m`` is rounded down to the coarsest grid (``round_to``, halved down
+   to 1) that still lands within the tolerance of ``B``.
+4. **Top-up**: if even a grid of 1 misses the tolerance, the leftover budget widens the
+   most critical stage by whole channels (again solved in closed form).
+
+Counts here come from the spec alone (``relu_sizes``, ``spec_macs``): a few integer
+products per block, which is what makes synthesis O(1). They agree exactly with
+``reshape.count.count`` on the built model (tests check it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+from . import tables
+from .deepreduce import cull, thin
+from .errors import ReshapeError
+from .spec import EXPANSION, ArchSpec, Stage
+
+# -- counts from the spec alone ---------------------------------------------------------------
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _stem_size(spec: ArchSpec) -> int:
+    """Side of the stem's activation map: an odd-kernel conv with padding k//2 gives ceil(H/stride)."""
+    return _ceil_div(spec.input_size, spec.stem.stride)
+
+
+def _blocks(spec: ArchSpec) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(stage, block, stride, in_channels, in_side, out_side) of every block in forward order."""
+    side = _stem_size(spec)
+    side = _ceil_div(side, 2) if spec.stem.pool else side
+    chans = spec.stem.width
+    for s, stage in enumerate(spec.stages, start=1):
+        for b in range(stage.depth):
+            stride = 2 if s > 1 and b == 0 else 1
+            out = _ceil_div(side, stride)
+            yield s, b, stride, chans, side, out
+            chans, side = stage.width * EXPANSION[spec.block], out
+
+
+def relu_sizes(spec: ArchSpec) -> dict[str, int]:
+    """ReLUs of every ReLU layer when kept, by layer name (timm: the bottleneck's act1 runs before the stride)."""
+    sizes = {"act1": spec.stem.width * _stem_size(spec) ** 2}
+    for s, b, _, _, side_in, side_out in _blocks(spec):
+        w = spec.stages[s - 1].width
+        if spec.block == "basic":
+            acts = (w * side_out**2, w * side_out**2)
+        else:
+            acts = (w * side_in**2, w * side_out**2, EXPANSION["bottleneck"] * w * side_out**2)
+        sizes.update({f"layer{s}.{b}.act{k}": n for k, n in enumerate(acts, start=1)})
+    return sizes
+
+
+def stage_relus(spec: ArchSpec) -> dict[str, int]:
+    """ReLUs per stage (``stem``, ``layer1``, ...) honouring removed and masked layers."""
+    counts = {"stem": 0, **{f"layer{s}": 0 for s in range(1, len(spec.stages) + 1)}}
+    for name, size in relu_sizes(spec).items():
+        state = spec.relu_state(name)
+        kept = 0 if state.state == "removed" else state.kept if state.state == "masked" else size
+        counts["stem" if name == "act1" else name.split(".")[0]] += kept
+    return counts
+
+
+def total_relus(spec: ArchSpec) -> int:
+    return sum(stage_relus(spec).values())
+
+
+def spec_macs(spec: ArchSpec) -> int:
+    """Conv and classifier MACs per image (what ``torch.utils.flop_counter`` counts, halved)."""
+    k = spec.stem.kernel
+    macs = spec.in_chans * spec.stem.width * k * k * _stem_size(spec) ** 2
+    out = spec.stem.width
+    for s, _, stride, cin, side_in, side_out in _blocks(spec):
+        w = spec.stages[s - 1].width
+        out = w * EXPANSION[spec.block]
+        if spec.block == "basic":
+            macs += (cin * w + w * w) * 9 * side_out**2  # two 3x3 convs
+        else:
+            macs += cin * w * side_in**2 + (9 * w * w + w * out) * side_out**2
+        if stride != 1 or cin != out:  # timm's 1x1 projection shortcut
+            macs += cin * out * side_out**2
+    return macs + out * spec.num_classes
+
+
+# -- closed-form solving ----------------------------------------------------------------------
+def largest_within(f: Callable[[int], int], limit: int, lo: int) -> int:
+    """Largest integer ``x >= lo`` with ``f(x) <= limit`` (``lo - 1`` if none).
+
+    ``f`` must be a quadratic (or linear) in ``x`` that increases for ``x >= lo``: its
+    coefficients are read from ``f(lo)``, ``f(lo+1)``, ``f(lo+2)`` and the root is taken
+    in closed form; one exact check on each side absorbs float rounding.
+    """
+    f0, f1, f2 = f(lo), f(lo + 1), f(lo + 2)
+    a = (f2 - 2 * f1 + f0) / 2
+    b = f1 - f0 - a  # f(lo + y) = f0 + b*y + a*y^2
+    room = limit - f0
+    if room < 0:
+        return lo - 1
+    y = room / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * room)) / (2 * a)
+    x = lo + math.floor(y)
+    while f(x + 1) <= limit:
+        x += 1
+    while x >= lo and f(x) > limit:
+        x -= 1
+    return x
+
+
+# -- rules --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Explanation:
+    """Why ``synthesize`` chose its spec: the rule applied at each step and the exact counts."""
+
+    backbone: str
+    dataset: str
+    budget: int
+    macs_budget: int | None
+    regime: str
+    multipliers: tuple[int, ...]
+    base_width: int
+    grid: int
+    culled: tuple[int, ...]
+    thinned: bool
+    topup: tuple[int, int] | None  # (stage, extra channels)
+    criticality: tuple[int, ...]
+    criticality_source: str
+    backbone_relus: int
+    relus: int
+    stage_relus: dict[str, int]
+    macs: int
+    reasons: tuple[str, ...]
+
+    @property
+    def within_tolerance(self) -> bool:
+        return self.relus >= (1 - _tolerance()) * self.budget
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "within_tolerance": self.within_tolerance}
+
+
+def _rules() -> dict[str, Any]:
+    return tables.load("deepreshape_rules")
+
+
+def _tolerance() -> float:
+    return _rules()["tolerance"]["value"]
+
+
+@functools.cache
+def backbone_spec(name: str) -> ArchSpec:
+    """The timm plain ResNet ``name`` as a spec (cached: reading timm costs a meta build)."""
+    from .models._timm import require_plain_resnet
+
+    return require_plain_resnet(name)
+
+
+def criticality_ranking(dataset: str, stages: int,
+                        ranking: Sequence[int] | None = None) -> tuple[tuple[int, ...], str]:
+    """Stage numbers from least to most critical, and where the ranking comes from."""
+    if ranking is None:
+        try:
+            entry = tables.lookup("stage_criticality", dataset, "dataset with a default criticality")
+        except ReshapeError as exc:
+            raise ReshapeError(f"{exc}; or pass a measured ranking (stage numbers, least critical "
+                               "first, e.g. 1,4,2,3)") from None
+        ranking, source = entry["least_to_most"], entry["source"]
+    else:
+        source = "given by the caller"
+    ranking = tuple(ranking)
+    if sorted(ranking) != list(range(1, stages + 1)):
+        raise ReshapeError(f"criticality ranking {list(ranking)} must list each of the stages "
+                           f"1..{stages} once, least critical first (e.g. 1,4,2,3)")
+    return ranking, source
+
+
+def pick_regime(fraction: float) -> dict[str, Any]:
+    """The first regime (ordered high to low) whose ``min_budget_fraction`` the budget reaches."""
+    return next(r for r in _rules()["regimes"] if fraction >= r["min_budget_fraction"])
+
+
+def _shaped(base: ArchSpec, regime: dict[str, Any], culled: tuple[int, ...], m: int) -> ArchSpec:
+    from .models.hybrenet import hybrenet
+
+    spec = cull(hybrenet(base, regime["multipliers"], m), culled)
+    return thin(spec) if regime["thin"] else spec
+
+
+def _widen(spec: ArchSpec, stage: int, extra: int) -> ArchSpec:
+    stages = list(spec.stages)
+    stages[stage - 1] = Stage(stages[stage - 1].width + extra, stages[stage - 1].depth)
+    return spec.replace(stages=tuple(stages))
+
+
+def _grid(m_max: int, round_to: int, min_m: int, reaches: Callable[[int], bool]) -> int:
+    """The coarsest grid (round_to, halved down to 1) whose rounded-down width ``reaches`` the target.
+
+    If none does, the coarsest grid that keeps ``m_max`` itself (1 always does).
+    """
+    grids = [round_to]
+    while grids[-1] > 1:
+        grids.append(grids[-1] // 2)
+    usable = [g for g in grids if m_max // g * g >= min_m]
+    return next((g for g in usable if reaches(m_max // g * g)),
+                next(g for g in usable if m_max % g == 0))
+
+
+def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | None = None,
+               criticality: Sequence[int] | None = None,
+               round_to: int = 8) -> tuple[ArchSpec, Explanation]:
+    """A HybReNet spec with at most ``relus`` ReLUs (and ``macs`` MACs) for ``dataset``.
+
+    ``backbone`` is a timm plain ResNet name (resnet18/34/50, ...) or a spec whose block,
+    depths and stem stride are kept; the dataset preset sets input, classes and stem.
+    ``criticality`` lists stages from least to most critical (default: the table's
+    ranking for the dataset).
+    """
+    from .models import apply_preset
+
+    if relus < 1 or (macs is not None and macs < 1) or round_to < 1:
+        raise ReshapeError("ReLU budget, MAC budget and round_to must be positive integers")
+    label = backbone if isinstance(backbone, str) else backbone.name or "spec"
+    base = backbone_spec(backbone) if isinstance(backbone, str) else backbone
+    base = apply_preset(base.replace(relus=()), tables.dataset_preset(dataset))
+    ranking, source = criticality_ranking(dataset, len(base.stages), criticality)
+    rules, tol = _rules(), _tolerance()
+    base_relus = total_relus(base)
+    regime = pick_regime(relus / base_relus)
+    culled = tuple(sorted(ranking[: regime["cull"]]))
+    shape = functools.partial(_shaped, base, regime, culled)
+    min_m = rules["min_base_width"]["value"]
+    family = _family_text(regime, culled)
+
+    m_relus = largest_within(lambda m: total_relus(shape(m)), relus, 1)
+    m_macs = m_relus if macs is None else largest_within(lambda m: spec_macs(shape(m)), macs, 1)
+    m_max = min(m_relus, m_macs)
+    if m_max < min_m:
+        smallest = shape(min_m)
+        raise ReshapeError(
+            f"budget too small for {label} on {dataset}: the smallest network of its family "
+            f"({family}, base width {min_m}) has {total_relus(smallest):,} ReLUs and "
+            f"{spec_macs(smallest):,} MACs; raise the budget to at least that")
+    target = math.ceil((1 - tol) * relus)
+    grid = _grid(m_max, round_to, min_m, lambda m: total_relus(shape(m)) >= target)
+    m = m_max // grid * grid
+    spec = shape(m)
+    reasons = [
+        f"budget {relus:,} = {relus / base_relus:.1%} of {label}'s {base_relus:,} ReLUs at {dataset} "
+        f"-> regime '{regime['name']}': {regime['reason']}",
+        f"criticality (least -> most critical stage) {list(ranking)}: {source}",
+        f"base width in closed form: R(m) = {total_relus(shape(1)):,} * m"
+        + (f", MACs(m) <= {macs:,}" if macs is not None else "")
+        + f" -> largest m = {m_max}; rounded down on a grid of {grid} -> m = {m}"
+        + ("" if grid == round_to else f" (grid {round_to} misses {tol:.0%} of the budget)"),
+    ]
+    topup = None
+    if m_macs < m_relus:
+        reasons.append(f"the MAC budget binds (m <= {m_macs}): the ReLU budget cannot be spent, "
+                       "so no top-up")
+    elif total_relus(spec) < target:
+        stage = ranking[-1]
+        extra = largest_within(lambda t: total_relus(_widen(spec, stage, t)), relus, 0)
+        if macs is not None:
+            extra = min(extra, largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0))
+        if extra > 0:
+            spec, topup = _widen(spec, stage, extra), (stage, extra)
+            reasons.append(f"top-up: the base-width grid leaves {relus - total_relus(shape(m)):,} ReLUs "
+                           f"unspent; the most critical stage {stage} gets {extra} more channels")
+    spec = spec.replace(name=f"{spec.name}{f'+s{topup[0]}c{topup[1]}' if topup else ''}"
+                             f"{''.join(f'-cull{s}' for s in culled)}{'-thin' if regime['thin'] else ''}")
+    explanation = Explanation(
+        backbone=label, dataset=dataset, budget=relus, macs_budget=macs, regime=regime["name"],
+        multipliers=tuple(regime["multipliers"]), base_width=m, grid=grid, culled=culled,
+        thinned=regime["thin"], topup=topup, criticality=ranking, criticality_source=source,
+        backbone_relus=base_relus, relus=total_relus(spec), stage_relus=stage_relus(spec),
+        macs=spec_macs(spec), reasons=tuple(reasons),
+    )
+    return spec, explanation
+
+
+def _family_text(regime: dict[str, Any], culled: tuple[int, ...]) -> str:
+    ops = [f"stage {', '.join(map(str, culled))} culled"] if culled else []
+    ops += ["thinned"] if regime["thin"] else []
+    from .models.hybrenet import hrn_shape
+
+    return ", ".join([hrn_shape(regime["multipliers"]), *ops])
