@@ -57,6 +57,13 @@ def test_idx_gz_and_raw_load_exact_pixels_and_labels(tmp_path):
     assert isinstance(train, data.TensorImages) and train.images.dtype == torch.uint8
 
 
+def test_labels_beyond_the_preset_classes_are_refused(tmp_path):
+    write_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(raw_idx(np.array([0, 1, 10, 2], np.uint8)))
+    with pytest.raises(ReshapeError, match="labels for 11 classes but the mnist preset has 10"):
+        data.load("mnist", "test", root=str(tmp_path))
+
+
 def test_idx_torchvision_raw_layout_is_found(tmp_path):
     write_mnist(tmp_path / "FashionMNIST" / "raw", gz_split="test")
     assert len(data.load("fashion-mnist", root=str(tmp_path))) == 6
@@ -299,6 +306,14 @@ def test_missing_dataset_lists_every_path_searched_and_how_to_get_it(tmp_path, m
         data.load("fashion-mnist", root=str(tmp_path / "nowhere"))
     with pytest.raises(ReshapeError, match="imagefolder not found"):
         data.info("imagefolder")
+
+
+def test_reshape_data_variable_and_home_folder_roots_are_searched(tmp_path, monkeypatch):
+    write_mnist(tmp_path / "store" / "mnist")
+    monkeypatch.setenv("RESHAPE_DATA", str(tmp_path / "store"))
+    assert len(data.load("mnist", "test")) == 4
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert len(data.load("mnist", "test", root="~/store/mnist")) == 4
 
 
 def test_bad_split_and_download_of_a_non_cifar_set_are_user_errors(tmp_path):

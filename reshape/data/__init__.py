@@ -101,8 +101,8 @@ def load(name: str, split: str = "train", root: str | None = None, download: boo
                                                           preset["augment"], augment))
         classes = len(dataset.classes)
     if classes > meta.num_classes:
-        raise ReshapeError(f"{folder} has {classes} classes but the {name} preset has "
-                           f"{meta.num_classes}; use the matching preset (e.g. imagefolder)")
+        raise ReshapeError(f"{folder} has labels for {classes} classes but the {name} preset has "
+                           f"{meta.num_classes}; use the matching preset (imagefolder for your own folders)")
     return dataset
 
 
@@ -116,7 +116,14 @@ def _info(name: str, preset: dict[str, Any], folder: Path | None) -> DatasetInfo
 
 
 def _reader(preset: dict[str, Any]) -> ModuleType:
-    """The private module that reads this preset's format (imported on first use)."""
+    """The private module ``_<format>`` that reads this preset's files, imported on first use.
+
+    Every reader has ``locate(root, preset)`` (the data folder under ``root``, or None)
+    and ``wanted(preset)`` (what it looks for, for error messages), then either
+    ``read(folder, split, preset)`` -> uint8 images and labels held in memory, or
+    ``dataset(folder, split, transform)`` -> a Dataset decoding files per item.
+    Downloadable formats add ``download(root, preset)``.
+    """
     return importlib.import_module(f"._{preset['format']}", __name__)
 
 
@@ -127,9 +134,13 @@ def _split(split: str) -> str:
     return split
 
 
+def _search_roots(name: str, root: str | None) -> list[Path]:
+    return [Path(root).expanduser()] if root is not None else default_roots(name)
+
+
 def _locate(name: str, preset: dict[str, Any], root: str | None) -> Path:
     reader = _reader(preset)
-    roots = [Path(root)] if root is not None else default_roots(name)
+    roots = _search_roots(name, root)
     for candidate in roots:
         found = reader.locate(candidate, preset)
         if found is not None:
@@ -141,9 +152,9 @@ def _locate(name: str, preset: dict[str, Any], root: str | None) -> Path:
 def _download(name: str, preset: dict[str, Any], root: str | None) -> None:
     reader = _reader(preset)
     if not hasattr(reader, "download"):
-        raise ReshapeError(f"{name} cannot be downloaded by reshape (only "
-                           f"{', '.join(n for n in DATASETS if dataset_preset(n)['format'] == 'cifar')}); "
+        downloadable = [n for n in DATASETS if hasattr(_reader(dataset_preset(n)), "download")]
+        raise ReshapeError(f"{name} cannot be downloaded by reshape (only {', '.join(downloadable)}); "
                            f"to get it: {preset['get']}")
-    target = Path(root) if root is not None else default_roots(name)[0]
+    target = _search_roots(name, root)[0]
     if reader.locate(target, preset) is None:
         reader.download(target, preset)
