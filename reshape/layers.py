@@ -49,14 +49,46 @@ class MaskedReLU(nn.Module):
             )
         self.mask.copy_((mask != 0).to(self.mask.dtype))
 
-    def _broadcast_mask(self, x: torch.Tensor) -> torch.Tensor:
-        if self.granularity == "channel":
-            return self.mask.view(1, -1, *([1] * (x.dim() - 2)))
-        return self.mask.unsqueeze(0)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self._broadcast_mask(x)
+        m = _broadcast(self.mask, x, self.granularity)
         return torch.relu(m * x) + (1 - m) * x
 
     def extra_repr(self) -> str:
         return f"mask_shape={tuple(self.mask.shape)}, granularity={self.granularity}"
+
+
+class SoftMaskReLU(nn.Module):
+    """SNL's relaxed mask: ``y = a * relu(x) + (1 - a) * x`` with learnable ``a`` in [0, 1].
+
+    ``a`` starts at 1 (all ReLUs) and an L1 penalty drives it down; a position counts as
+    a ReLU while ``a > threshold`` (SNL's 1e-2).
+    """
+
+    def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron",
+                 threshold: float = 1e-2) -> None:
+        super().__init__()
+        if granularity not in ("neuron", "channel"):
+            raise ValueError(f"granularity must be 'neuron' or 'channel', got {granularity!r}")
+        self.granularity = granularity
+        self.threshold = threshold
+        self.alpha = nn.Parameter(torch.ones(mask_shape))
+
+    def gate(self) -> torch.Tensor:
+        return self.alpha.clamp(0, 1)
+
+    @property
+    def kept(self) -> int:
+        return int((self.alpha.detach() > self.threshold).sum())
+
+    relu_count = MaskedReLU.relu_count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = _broadcast(self.gate(), x, self.granularity)
+        return a * torch.relu(x) + (1 - a) * x
+
+
+def _broadcast(mask: torch.Tensor, x: torch.Tensor, granularity: str) -> torch.Tensor:
+    """A per-image mask (C,H,W) or per-channel mask (C,) shaped to multiply a batch ``x``."""
+    if granularity == "channel":
+        return mask.view(1, -1, *([1] * (x.dim() - 2)))
+    return mask.unsqueeze(0)

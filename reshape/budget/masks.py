@@ -79,10 +79,14 @@ def masked_modules(model: nn.Module) -> dict[str, MaskedReLU]:
     return {n: m for n, m in model.named_modules() if isinstance(m, MaskedReLU)}
 
 
-def copy_weights(student: nn.Module, teacher: nn.Module) -> None:
-    """Start ``student`` from ``teacher``'s weights; the student's masks stay its own."""
-    masks = {k for k in student.state_dict() if k.endswith(".mask")}
-    state = {k: v for k, v in teacher.state_dict().items() if k not in masks}
+#: State-dict suffixes of mask state (hard masks, SNL's soft gates): never copied between networks.
+MASK_KEYS = (".mask", ".alpha")
+
+
+def copy_weights(student: nn.Module, source: nn.Module) -> None:
+    """Start ``student`` from ``source``'s weights; each network's masks stay its own."""
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith(MASK_KEYS)}
     missing, unexpected = student.load_state_dict(state, strict=False)
-    if set(missing) - masks or unexpected:
-        raise ValueError(f"teacher and student differ beyond masks: {missing[:3]} {unexpected[:3]}")
+    missing = [k for k in missing if not k.endswith(MASK_KEYS)]
+    if missing or unexpected:
+        raise ValueError(f"the networks differ beyond masks: {missing[:3]} {unexpected[:3]}")

@@ -1,0 +1,127 @@
+"""SENet and SNL on a tiny model: stages, stopping rule, exact budgets."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from reshape.budget import senet, snl
+from reshape.budget.masks import sites
+from reshape.count import count
+from reshape.errors import ReshapeError
+from reshape.layers import MaskedReLU, SoftMaskReLU
+from reshape.models import build
+from reshape.rundir import load_run
+from reshape.train import EpochEnd, TrainConfig, train
+
+CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 1, 16, 16, generator=g)
+    return TensorDataset(x, torch.randint(0, 3, (48,), generator=g))
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, data):
+    from reshape.spec import ArchSpec, Stage, Stem
+
+    spec = ArchSpec(block="basic", stages=tuple(Stage(w, 1) for w in (4, 8, 8, 16)),
+                    stem=Stem("cifar", 4, 1), num_classes=3, in_chans=1, input_size=16)
+    out = tmp_path_factory.mktemp("teacher")
+    train(build(spec), spec, CFG, data, None, out, progress=False)
+    return out
+
+
+def test_plan_counts_sum_to_budget_and_uniform_keeps_one_fraction(teacher):
+    spec, model = load_run(teacher)
+    p = senet.plan(spec, model, 1000, "pruning")
+    assert p.total == 1000 and set(p.counts) == set(spec.relu_names())
+    u = senet.plan(spec, model, 4480 // 4, allocation="uniform")
+    assert u.counts == {name: size // 4 for name, size in u.sizes.items()}
+    c = senet.plan(spec, model, 1000, "pruning", granularity="channel")
+    assert c.total <= 1000 and all(n % (c.sizes[k] // s.shape[0]) == 0
+                                   for (k, n), s in zip(c.counts.items(), sites(spec, model)))
+    with pytest.raises(ReshapeError, match="exceeds the teacher's 4,480"):
+        senet.plan(spec, model, 5000)
+
+
+def test_mask_locator_moves_masks_to_largest_differences(teacher):
+    spec, t = load_run(teacher)
+    p = senet.plan(spec, t, 500, allocation="uniform")
+    student = build(p.spec)
+    locator = senet.MaskLocator(student, t)
+    x = torch.randn(4, 1, 16, 16)
+    student(x), t(x)
+    locator(type("S", (), {"logits": torch.zeros(1)})())
+    expected = {n: (locator.teacher[n] - locator.student[n]).abs().sum(0) for n in locator.layers}
+    end = EpochEnd(1, student, t, None, {})
+    locator.end_epoch(end)
+    for name, layer in locator.layers.items():
+        assert layer.kept == p.counts[name]
+        top = expected[name].flatten().topk(layer.kept).values.min()
+        assert (expected[name][layer.mask.bool()] >= top).all()
+    assert count(student, (1, 16, 16)).relus == 500
+    locator.remove()
+
+
+def test_attention_transfer_is_zero_for_identical_networks(teacher):
+    spec, t = load_run(teacher)
+    at = senet.AttentionTransfer(t, t, senet.block_names(spec), 1000.0)
+    t(torch.randn(2, 1, 16, 16))
+    assert at(None).item() == 0.0
+    a = senet.AttentionTransfer.attention(torch.ones(1, 3, 2, 2))
+    assert torch.allclose(a, torch.full((1, 4), 0.5))  # mean_c(1) = 1 at 4 positions, unit norm
+
+
+def test_senet_end_to_end_meets_budget_and_resumes(teacher, data, tmp_path):
+    out = tmp_path / "senet"
+    senet.run(teacher, 1000, out, data, data, CFG, CFG, estimator="pruning", progress=False)
+    spec, model = load_run(out)
+    assert count(model, (1, 16, 16)).relus == 1000
+    assert any(isinstance(m, MaskedReLU) for m in model.modules())
+    before = (out / "model.safetensors").read_bytes()
+    senet.run(teacher, 1000, out, data, data, CFG, CFG, progress=False)  # finished: nothing reruns
+    assert (out / "model.safetensors").read_bytes() == before
+    with pytest.raises(ReshapeError, match="budget 1,000, not 900"):
+        senet.run(teacher, 900, out, data, data, CFG, CFG, progress=False)
+
+
+def test_snl_schedule_grows_lambda_when_stalled_and_stops_at_budget():
+    layer = SoftMaskReLU((10,))
+    sched = snl.LambdaSchedule({"a": layer}, {"a": 1}, budget=4, lam=1.0, growth=2.0, warmup=1)
+    end = EpochEnd(1, None, None, None, {})
+    sched.end_epoch(end)  # 10 ReLUs, first epoch: remembered, no growth
+    assert sched.lam == 1.0 and not getattr(end, "stop", False)
+    sched.end_epoch(EpochEnd(2, None, None, None, {}))  # stalled after warm-up: lambda grows
+    assert sched.lam == 2.0
+    with torch.no_grad():
+        layer.alpha[:7] = 0.0
+    end = EpochEnd(3, None, None, None, {})
+    sched.end_epoch(end)
+    assert end.stop and end.metrics["relus"] == 3
+    assert sched(None).item() == pytest.approx(2.0 * 3)  # lambda * sum of gates
+
+
+def test_snl_binarize_cuts_to_budget_by_gate_value(teacher):
+    spec, t = load_run(teacher)
+    layer_sites = sites(spec, t)
+    soft, layers = snl.soften(t, layer_sites, "neuron")
+    with torch.no_grad():
+        for i, layer in enumerate(layers.values()):
+            layer.alpha.copy_(torch.rand(layer.alpha.shape, generator=torch.Generator().manual_seed(i)))
+    final, masks = snl.binarize(spec, layer_sites, layers, 777, "neuron")
+    assert sum(int(m.sum()) for m in masks.values()) == 777
+    gates = torch.cat([l.alpha.flatten() for l in layers.values()])
+    kept = torch.cat([masks[n].flatten() for n in layers]).bool()
+    assert gates[kept].min() >= gates[~kept].max()
+    assert count(build(final), (1, 16, 16)).relus == 777
+
+
+def test_snl_end_to_end_count_never_exceeds_budget(teacher, data, tmp_path):
+    mask_cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adamw", weight_decay=0)
+    snl.run(teacher, 900, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
+    spec, model = load_run(tmp_path / "snl")
+    assert count(model, (1, 16, 16)).relus == 900
