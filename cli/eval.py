@@ -1,0 +1,57 @@
+"""``reshape eval``: accuracy and ReLU count of a trained run directory."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, user_errors
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", help="Dataset name; defaults to the one the run was trained on.")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print {top1, top5, loss, relus} as JSON.")
+@user_errors
+def command(run_dir: str, data: str | None, root: str | None, batch_size: int, device: str,
+            as_json: bool) -> None:
+    """Score the trained model in RUN_DIR on the test split of --data.
+
+    Prints top-1/top-5 accuracy and the model's exact ReLU count per image (stem
+    ReLU included). With --json, top1 and top5 are fractions.
+
+    \b
+    Examples:
+      reshape eval runs/fm16
+      reshape eval runs/r18 --data cifar100 --root ~/data --json
+    """
+    from pathlib import Path
+
+    from reshape.count import count
+    from reshape.data import info, load
+    from reshape.errors import ReshapeError
+    from reshape.rundir import WEIGHTS_FILE, load_run
+    from reshape.train import evaluate, load_config
+    from reshape.train import resolve_device
+
+    spec, model = load_run(run_dir)
+    if not Path(run_dir, WEIGHTS_FILE).is_file():
+        raise ReshapeError(f"{run_dir} has no trained weights ({WEIGHTS_FILE}); train it first")
+    saved = load_config(run_dir)
+    data = data or (saved.dataset if saved else "")
+    if not data:
+        raise ReshapeError(f"{run_dir} does not record its dataset; pass --data NAME")
+    meta = info(data, root)
+    if (meta.num_classes, meta.in_chans, meta.input_size) != (spec.num_classes, spec.in_chans, spec.input_size):
+        raise ReshapeError(
+            f"{run_dir} predicts {spec.num_classes} classes from {spec.in_chans}x{spec.input_size}"
+            f"x{spec.input_size} inputs but {data} has {meta.num_classes} classes of "
+            f"{meta.in_chans}x{meta.input_size}x{meta.input_size}; pass the dataset it was trained on")
+    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
+    if as_json:
+        echo_json({"run": run_dir, "data": data, **result, "relus": relus})
+        return
+    click.echo(f"{run_dir} on {data}: top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  "
+               f"loss {result['loss']:.4f}  ReLUs {relus:,}")

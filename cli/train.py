@@ -1,0 +1,115 @@
+"""``reshape train``: train a ResNet-family model or spec on a named dataset."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import echo_json, user_errors
+
+
+@click.command("train")
+@click.argument("model_or_spec")
+@click.option("--data", "data", required=True, help="Dataset name (fashion-mnist-mini, cifar100, ...).")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
+@click.option("--download", is_flag=True, help="Fetch the dataset first (CIFAR only).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("--epochs", type=int, default=15, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Per process under torchrun.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
+@click.option("--warmup-epochs", type=int, default=1, show_default=True)
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--width", type=int, help="Narrow the model: stem and stage-1 width M, later stages "
+                                        "scaled by the same factor (resnet18 --width 16: 16/32/64/128).")
+@click.option("--teacher", type=click.Path(file_okay=False), help="Run directory of a trained teacher "
+                                                                  "to distill from (same dataset).")
+@click.option("--kd-temperature", type=float, default=4.0, show_default=True)
+@click.option("--kd-alpha", type=float, default=0.9, show_default=True,
+              help="Weight of the KD term (CE gets 1 - alpha); used with --teacher.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--compile", "compile_", is_flag=True, help="Run the model through torch.compile.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
+@user_errors
+def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str, epochs: int,
+            batch_size: int, lr: float, optimizer: str, weight_decay: float, schedule: str,
+            warmup_epochs: int, label_smoothing: float, width: int | None, teacher: str | None,
+            kd_temperature: float, kd_alpha: float, seed: int, workers: int, device: str,
+            compile_: bool, resume: bool, as_json: bool) -> None:
+    """Train MODEL_OR_SPEC on --data and write the run to --out.
+
+    MODEL_OR_SPEC is a timm ResNet name (its stem follows the dataset's convention) or
+    a spec JSON file. The run directory gets spec.json, train_config.json,
+    model.safetensors, checkpoint.pt and metrics.jsonl after every epoch. Ctrl-C
+    keeps the last finished epoch: rerun the same command with --resume. Under
+    `torchrun --nproc_per_node N reshape train ...` it trains on N GPUs (DDP).
+
+    \b
+    Examples:
+      reshape train resnet18 --data fashion-mnist-mini --width 16 --out runs/fm16
+      reshape train resnet18 --data cifar100 --root ~/data --epochs 200 --out runs/r18
+      reshape train spec.json --data cifar100 --teacher runs/r18 --out runs/student
+      reshape eval runs/fm16
+    """
+    from reshape.data import load
+    from reshape.models import build
+    from reshape.train import TrainConfig, TrainingInterrupted, seed_all, shutdown, train
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                      weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
+                      label_smoothing=label_smoothing, kd_temperature=kd_temperature, kd_alpha=kd_alpha,
+                      compile=compile_, seed=seed, workers=workers, device=device, dataset=data)
+    spec = _spec_for(model_or_spec, data, width)
+    train_set = load(data, "train", root, download)
+    test_set = load(data, "test", root)
+    seed_all(seed)
+    model = build(spec)
+    try:
+        metrics = train(model, spec, cfg, train_set, test_set, out, teacher=teacher, resume=resume)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(130)
+    finally:
+        shutdown()
+    if as_json:
+        echo_json(metrics)
+    else:
+        click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
+                   f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
+
+
+def _spec_for(model_or_spec: str, data: str, width: int | None):
+    """The spec to train, sized for ``data`` and optionally narrowed."""
+    from pathlib import Path
+
+    from reshape.errors import ReshapeError
+    from reshape.models import resolve
+
+    if Path(model_or_spec).is_dir():
+        raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
+                           f"{Path(model_or_spec) / 'spec.json'}")
+    spec = resolve(model_or_spec, data, weights=False).spec
+    if spec is None:
+        raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
+                           "use resnet18/34/50/... or a spec JSON")
+    return _narrow(spec, width) if width else spec
+
+
+def _narrow(spec, width: int):
+    """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor."""
+    import dataclasses
+
+    from reshape.errors import ReshapeError
+    from reshape.spec import Stage
+
+    if width < 1:
+        raise ReshapeError(f"--width must be a positive integer, got {width}")
+    factor = width / spec.stages[0].width
+    stages = tuple(Stage(max(1, round(s.width * factor)), s.depth) for s in spec.stages)
+    return spec.replace(stem=dataclasses.replace(spec.stem, width=width), stages=stages,
+                        name=f"{spec.name}_w{width}" if spec.name else "")

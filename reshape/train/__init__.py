@@ -1,0 +1,23 @@
+"""Training engine: one loop with distillation, checkpoints and resume for every method.
+
+    from reshape.train import TrainConfig, train, evaluate
+    metrics = train(model, spec, TrainConfig(epochs=30), train_set, test_set, "runs/r18",
+                    teacher="runs/teacher")
+
+See docs/training.md for the run directory, resume, hooks and multi-GPU use.
+"""
+from __future__ import annotations
+
+from ._checkpoint import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, read_metrics, seed_all
+from ._config import CONFIG_FILE, TrainConfig, load_config, save_config
+from ._dist import resolve_device, shutdown
+from ._distill import FeatureTaps, kd_loss, load_teacher
+from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, evaluate,
+                    make_optimizer, make_scheduler, train)
+
+__all__ = [
+    "TrainConfig", "train", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
+    "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
+    "seed_all", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",
+    "CHECKPOINT_FILE", "METRICS_FILE", "CONFIG_FILE",
+]

@@ -1,0 +1,90 @@
+"""Knowledge distillation: the logit loss, feature taps for feature-level losses, teachers.
+
+Every ReLU-reduction method here trains its student against an all-ReLU teacher.
+The logit part is Hinton's KL at a temperature; feature-level losses (SENet's
+attention transfer, activation matching) read intermediate outputs, which
+``FeatureTaps`` collects with forward hooks on named modules of either network.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ReshapeError
+from ..spec import ArchSpec
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the batch.
+
+    The ``T^2`` keeps the gradient scale independent of ``T`` (Hinton et al., 2015).
+    """
+    log_p_student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+class FeatureTaps:
+    """The latest outputs of named submodules, kept by forward hooks.
+
+    Make one for the student and one for the teacher, then read both inside an
+    ``extra_loss``: the trainer has run both forwards before it calls the hook.
+
+        s, t = FeatureTaps(student, names), FeatureTaps(teacher, names)
+        extra = lambda step: sum(at_loss(s[n], t[n]) for n in names)
+    """
+
+    def __init__(self, model: nn.Module, names: Iterable[str]) -> None:
+        self.features: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for name in names:
+            try:
+                module = model.get_submodule(name)
+            except AttributeError:
+                raise ReshapeError(f"no module '{name}' to tap in {type(model).__name__}") from None
+            self._handles.append(module.register_forward_hook(self._keep(name)))
+
+    def _keep(self, name: str):
+        def hook(_module: nn.Module, _args: object, output: torch.Tensor) -> None:
+            self.features[name] = output
+        return hook
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.features[name]
+
+    def remove(self) -> None:
+        """Detach the hooks (the model then runs untapped)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.features.clear()
+
+
+def load_teacher(run_dir: str | os.PathLike[str], student: ArchSpec, dataset: str = "") -> nn.Module:
+    """The trained model of ``run_dir``, checked to fit ``student``'s data (eval mode, frozen)."""
+    from ..rundir import WEIGHTS_FILE, load_run
+    from ._config import load_config
+
+    spec, model = load_run(run_dir)
+    if not Path(run_dir, WEIGHTS_FILE).is_file():
+        raise ReshapeError(f"teacher {run_dir} has no trained weights ({WEIGHTS_FILE}); train it first")
+    saved = load_config(run_dir)
+    teacher_data = saved.dataset if saved else ""
+    if dataset and teacher_data and teacher_data != dataset:
+        raise ReshapeError(f"teacher {run_dir} was trained on {teacher_data} but the student "
+                           f"trains on {dataset}; train a teacher on {dataset}")
+    mine = (student.num_classes, student.in_chans, student.input_size)
+    theirs = (spec.num_classes, spec.in_chans, spec.input_size)
+    if mine != theirs:
+        raise ReshapeError(
+            f"teacher {run_dir} predicts {theirs[0]} classes from {theirs[1]}x{theirs[2]}x{theirs[2]} "
+            f"inputs but the student {mine[0]} classes from {mine[1]}x{mine[2]}x{mine[2]}; "
+            "use a teacher trained on the same dataset")
+    model.eval().requires_grad_(False)
+    return model

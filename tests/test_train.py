@@ -1,0 +1,208 @@
+"""The trainer: resume equivalence, KD math, NaN and Ctrl-C handling, run-directory files, CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+from torch.utils.data import Dataset, TensorDataset
+
+from reshape.cli import cli
+from reshape.errors import ReshapeError
+from reshape.models import build
+from reshape.rundir import WEIGHTS_FILE, save_weights
+from reshape.spec import ArchSpec, Stage, Stem, save_spec
+from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
+                           load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,
+                           train)
+
+CFG = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=1, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data(spec: ArchSpec, n: int, seed: int) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, spec.in_chans, spec.input_size, spec.input_size, generator=gen)
+    return TensorDataset(x, torch.randint(0, spec.num_classes, (n,), generator=gen))
+
+
+def _model(spec: ArchSpec) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build(spec)
+
+
+class _CtrlCAfter(Dataset):
+    """Raises KeyboardInterrupt on item ``stop``: a Ctrl-C in the middle of an epoch."""
+
+    def __init__(self, inner: Dataset, stop: int) -> None:
+        self.inner, self.stop, self.served = inner, stop, 0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        self.served += 1
+        if self.served > self.stop:
+            raise KeyboardInterrupt
+        return self.inner[i]
+
+
+def test_kd_loss_matches_a_hand_computed_kl():
+    # teacher softmax (3/4, 1/4), student (1/2, 1/2): KL = 3/4 ln(3/2) + 1/4 ln(1/2)
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    student = torch.zeros(1, 2)
+    assert kd_loss(student, torch.tensor([[math.log(3), 0.0]]), 1.0).item() == pytest.approx(kl, rel=1e-6)
+    # at T = 2 the same softened distributions come from doubled logits, and T^2 = 4 scales the loss
+    assert kd_loss(student, torch.tensor([[2 * math.log(3), 0.0]]), 2.0).item() == pytest.approx(4 * kl, rel=1e-6)
+    # batchmean: a second, identical row leaves the mean unchanged; equal logits give 0
+    both = torch.tensor([[math.log(3), 0.0]] * 2)
+    assert kd_loss(torch.zeros(2, 2), both, 1.0).item() == pytest.approx(kl, rel=1e-6)
+    assert kd_loss(both, both, 3.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_resume_after_ctrl_c_ends_bit_identical(tmp_path, tiny_spec):
+    data, test = _data(tiny_spec, 32, 0), _data(tiny_spec, 16, 1)
+    train(_model(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "full", progress=False)
+
+    # 32 images / batch 8 = 4 batches per epoch: stop in the middle of epoch 2
+    with pytest.raises(TrainingInterrupted, match="epoch 1/3 is saved.*--resume") as info:
+        train(_model(tiny_spec), tiny_spec, CFG, _CtrlCAfter(data, 32 + 12), test, tmp_path / "cut",
+              progress=False)
+    assert info.value.completed == 1
+    assert load_checkpoint(tmp_path / "cut")["epoch"] == 1
+    assert [r["epoch"] for r in read_metrics(tmp_path / "cut")] == [1]
+    train(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
+
+    full, cut = load_file(tmp_path / "full" / WEIGHTS_FILE), load_file(tmp_path / "cut" / WEIGHTS_FILE)
+    assert full.keys() == cut.keys()
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    timing = {"images_per_s", "epoch_s"}
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))
+
+
+def test_metrics_jsonl_lr_schedule_and_run_files(tmp_path, tiny_spec):
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, warmup_epochs=1, device="cpu")
+    metrics = train(_model(tiny_spec), tiny_spec, cfg, _data(tiny_spec, 32, 0), _data(tiny_spec, 8, 1),
+                    tmp_path, progress=False)
+    rows = read_metrics(tmp_path)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1] == metrics
+    assert {"lr", "train_loss", "train_top1", "images_per_s", "epoch_s", "test_top1", "test_top5",
+            "test_loss"} <= set(rows[0])
+    # 4 steps/epoch, warm-up 4 steps: epoch 1 starts at 1/4 of the peak; epoch 2 starts the cosine
+    # at 0.05; epoch 3 starts 4 of 8 cosine steps in: 0.05 * (1 + cos(pi / 2)) / 2 = 0.025
+    assert [r["lr"] for r in rows] == pytest.approx([0.0125, 0.05, 0.025])
+    assert all(0 <= r["test_top1"] <= r["test_top5"] <= 1 for r in rows)
+    assert {p.name for p in tmp_path.iterdir()} == {"spec.json", "train_config.json", WEIGHTS_FILE,
+                                                     CHECKPOINT_FILE, "metrics.jsonl"}
+    assert json.loads((tmp_path / "train_config.json").read_text())["warmup_epochs"] == 1
+
+
+def test_step_schedule_drops_at_the_milestones():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_scheduler(opt, TrainConfig(epochs=4, schedule="step", milestones=(0.5, 0.75)), 10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1.0] * 20 + [0.1] * 10 + [0.01] * 10)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_spec):
+    def poison(step):  # a finite loss in epoch 1, NaN from epoch 2 on
+        return torch.tensor(float("nan") if step.epoch == 2 else 0.0)
+
+    with pytest.raises(ReshapeError, match="loss became nan at epoch 2, batch 1.*epoch 1"):
+        train(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
+              extra_loss=poison, progress=False)
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint["epoch"] == 1
+    saved = load_file(tmp_path / WEIGHTS_FILE)
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    assert all(torch.equal(saved[k], checkpoint["model"][k]) for k in saved)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint", "damaged or not a reshape checkpoint"),
+    (None, "not written by reshape's trainer"),
+])
+def test_bad_checkpoint_is_refused_and_left_alone(tmp_path, tiny_spec, content, message):
+    path = tmp_path / CHECKPOINT_FILE
+    if content is None:
+        torch.save({"weights": torch.zeros(2)}, path)
+        content = path.read_bytes()
+    path.write_bytes(content)
+    for resume, expected in ((True, message), (False, "already holds a training run")):
+        with pytest.raises(ReshapeError, match=expected):
+            train(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
+                  resume=resume, progress=False)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
+
+
+def test_teacher_kd_feature_taps_and_callbacks(tmp_path, tiny_spec):
+    teacher = _model(tiny_spec).eval()
+    student = _model(tiny_spec.replace(stages=tuple(Stage(w, 1) for w in (2, 4, 4, 8)),
+                                       stem=Stem("cifar", 2, 1)))
+    names = ["layer1", "layer4"]
+    s_taps, t_taps = FeatureTaps(student, names), FeatureTaps(teacher, names)
+    seen = []
+
+    def attention(step):  # SENet-style: compare channel-mean energy maps of student and teacher
+        seen.append(step.teacher_logits is not None)
+        return sum(((s_taps[n].pow(2).mean(1) - t_taps[n].pow(2).mean(1)) ** 2).mean() for n in names)
+
+    def count_epochs(end):
+        end.metrics["callback_epoch"] = end.epoch
+
+    spec = student.reshape_spec
+    train(student, spec, CFG, _data(spec, 16, 0), None, tmp_path, teacher=teacher,
+          extra_loss=attention, callbacks=[count_epochs], progress=False)
+    assert seen == [True] * 6  # 2 batches x 3 epochs, each with teacher logits
+    assert [r["callback_epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert t_taps["layer4"].shape[1:] == (16, 2, 2) and s_taps["layer4"].shape[1:] == (8, 2, 2)
+
+
+def test_teacher_of_another_dataset_is_refused(tmp_path, tiny_spec):
+    teacher_dir = tmp_path / "teacher"
+    other = tiny_spec.replace(num_classes=5)
+    save_spec(other, teacher_dir / "spec.json")
+    save_weights(build(other), teacher_dir / WEIGHTS_FILE)
+    with pytest.raises(ReshapeError, match="predicts 5 classes from 1x16x16 inputs but the student 3"):
+        load_teacher(teacher_dir, tiny_spec)
+    save_config(TrainConfig(dataset="mnist"), teacher_dir)
+    with pytest.raises(ReshapeError, match="trained on mnist but the student trains on fashion-mnist"):
+        load_teacher(teacher_dir, other, "fashion-mnist")
+    # the CLI refuses before anything is written
+    res = CliRunner().invoke(cli, ["train", "resnet18", "--data", "fashion-mnist-mini", "--width", "4",
+                                   "--teacher", str(teacher_dir), "--out", str(tmp_path / "student")])
+    assert res.exit_code == 1 and "trained on mnist" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "student").exists()
+
+
+def test_eval_json_reports_accuracy_and_relus(tmp_path):
+    # fashion-mnist geometry (1x28x28, 10 classes), one block per stage
+    spec = ArchSpec(block="basic", stages=tuple(Stage(w, 1) for w in (4, 8, 8, 16)),
+                    stem=Stem("cifar", 4, 1), num_classes=10, in_chans=1, input_size=28)
+    save_spec(spec, tmp_path / "spec.json")
+    save_weights(build(spec), tmp_path / WEIGHTS_FILE)
+    res = CliRunner().invoke(cli, ["eval", str(tmp_path), "--data", "fashion-mnist-mini", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert 0 <= data["top1"] <= data["top5"] <= 1
+    # stem 4x28x28 + stage 1 2x(4x28x28) + 2x(8x14x14) + 2x(8x7x7) + 2x(16x4x4)
+    assert data["relus"] == 3 * 3136 + 2 * 1568 + 2 * 392 + 2 * 256 == 13_840
+    res = CliRunner().invoke(cli, ["eval", str(tmp_path), "--data", "cifar10"])
+    assert res.exit_code == 1 and "predicts 10 classes from 1x28x28" in res.output
