@@ -264,7 +264,8 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
         f"base width in closed form: R(m) = {total_relus(shape(1)):,} * m"
         + (f", MACs(m) <= {macs:,}" if macs is not None else "")
         + f" -> largest m = {m_max}; rounded down on a grid of {grid} -> m = {m}"
-        + ("" if grid == round_to else f" (grid {round_to} misses {tol:.0%} of the budget)"),
+        + ("" if grid == round_to else
+           f" (coarser grids fall short of {1 - tol:.0%} of the budget or of the minimum width {min_m})"),
     ]
     topup = None
     if m_macs < m_relus:
