@@ -15,6 +15,7 @@ from reshape._version import __version__
 #: name -> (module under reshape.cli, one-line help shown by ``reshape --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
     "count": ("count", "Count ReLUs, MACs, params and PI cost of a model, spec or run."),
+    "graph": ("graph", "List the residual blocks of a model with their ReLUs and MACs (torch.fx IR)."),
     "train": ("train", "Train a model or spec on a dataset, with KD, checkpoints and resume."),
     "eval": ("eval", "Top-1/top-5 accuracy and ReLU count of a trained run directory."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),

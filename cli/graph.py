@@ -1,0 +1,73 @@
+"""``reshape graph``: the residual blocks of a model with their ReLUs and MACs."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, human, user_errors
+from .count import DATASETS
+
+
+@click.command("graph")
+@click.argument("model")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="Set input size, channels, classes and the dataset's stem convention (as `reshape count`).")
+@click.option("--input-size", type=int, help="Override the input height/width.")
+@click.option("--leaf", "leaves", multiple=True, metavar="MODULE",
+              help="Keep this module opaque when tracing (repeatable); for modules torch.fx cannot trace.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with a `blocks` list.")
+@user_errors
+def command(model: str, dataset: str | None, input_size: int | None, leaves: tuple[str, ...],
+            as_json: bool) -> None:
+    """Trace MODEL with torch.fx and list its residual blocks.
+
+    A block is the subgraph between a fork and its add (plus its post-add ReLU). For
+    each: stride, shortcut (identity or projection), ReLUs, inner ReLUs (those the
+    shallow-block method removes), MACs, and the MACs it would have once linearized
+    and merged into one conv, exactly or compactly (3x3), known before any training.
+
+    MODEL is a timm model name, a spec JSON file or a run directory.
+
+    \b
+    Examples:
+      reshape graph resnet18 --dataset cifar100      # 8 BasicBlocks, 491,520 block ReLUs
+      reshape graph resnet50 --json
+      reshape graph runs/hrn --leaf layer1.0.se
+    """
+    from reshape.graph import predicted_macs, trace
+    from reshape.models import resolve
+
+    resolved = resolve(model, dataset, input_size, weights=False)
+    mg = trace(resolved.model, resolved.input_shape, leaves)
+    blocks = [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
+               "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]
+    if as_json:
+        echo_json({"model": resolved.label, "input_shape": list(resolved.input_shape),
+                   "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
+        return
+    _print_table(resolved.label, resolved.input_shape, mg, blocks)
+
+
+def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    types = ", ".join(sorted({b["type"] for b in blocks}))
+    t = Table(title=f"{label}  input {'x'.join(map(str, input_shape))}  {types}", title_justify="left",
+              box=box.SIMPLE_HEAD)
+    for col in ("block", "s", "shortcut", "ReLUs", "inner", "MACs", "exact", "compact"):
+        t.add_column(col, justify="left" if col in ("block", "shortcut") else "right", no_wrap=True)
+    for b in blocks:
+        t.add_row(b["name"], str(b["stride"]), b["shortcut"], f"{b['relus']:,}", f"{b['inner_relus']:,}",
+                  human(b["macs"]), _macs(b["macs_exact_merge"]), _macs(b["macs_compact_merge"]))
+    console = Console()
+    console.print(t)
+    in_blocks = sum(b["relus"] for b in blocks)
+    console.print("s: stride; inner: the ReLUs the shallow-block method removes; exact/compact: the block's MACs "
+                  "once linearized and merged into one conv")
+    console.print(f"ReLUs {mg.relus:,} ({in_blocks:,} in {len(blocks)} blocks, "
+                  f"{mg.relus - in_blocks:,} outside)  MACs {mg.macs:,}")
+
+
+def _macs(value: int | None) -> str:
+    return "-" if value is None else human(value)
