@@ -205,6 +205,14 @@ def _widen(spec: ArchSpec, stage: int, extra: int) -> ArchSpec:
     return spec.replace(stages=tuple(stages))
 
 
+def _top_up(spec: ArchSpec, stage: int, relus: int, macs: int | None) -> int:
+    """Whole channels ``stage`` can gain within both budgets (ReLUs are linear in them, MACs quadratic)."""
+    extra = largest_within(lambda t: total_relus(_widen(spec, stage, t)), relus, 0)
+    if macs is not None:
+        extra = min(extra, largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0))
+    return extra
+
+
 def _grid(m_max: int, round_to: int, min_m: int, reaches: Callable[[int], bool]) -> int:
     """The coarsest grid (round_to, halved down to 1) whose rounded-down width ``reaches`` the target.
 
@@ -223,8 +231,8 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
                round_to: int = 8) -> tuple[ArchSpec, Explanation]:
     """A HybReNet spec with at most ``relus`` ReLUs (and ``macs`` MACs) for ``dataset``.
 
-    ``backbone`` is a timm plain ResNet name (resnet18/34/50, ...) or a spec whose block,
-    depths and stem stride are kept; the dataset preset sets input, classes and stem.
+    ``backbone`` is a timm plain ResNet name (resnet18/34/50, ...) or a 4-stage spec;
+    its block and depths are kept, the dataset preset sets input, classes and stem.
     ``criticality`` lists stages from least to most critical (default: the table's
     ranking for the dataset).
     """
@@ -273,15 +281,13 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
                        "so no top-up")
     elif total_relus(spec) < target:
         stage = ranking[-1]
-        extra = largest_within(lambda t: total_relus(_widen(spec, stage, t)), relus, 0)
-        if macs is not None:
-            extra = min(extra, largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0))
+        extra = _top_up(spec, stage, relus, macs)
         if extra > 0:
-            spec, topup = _widen(spec, stage, extra), (stage, extra)
-            reasons.append(f"top-up: the base-width grid leaves {relus - total_relus(shape(m)):,} ReLUs "
+            reasons.append(f"top-up: the base-width grid leaves {relus - total_relus(spec):,} ReLUs "
                            f"unspent; the most critical stage {stage} gets {extra} more channels")
-    spec = spec.replace(name=f"{spec.name}{f'+s{topup[0]}c{topup[1]}' if topup else ''}"
-                             f"{''.join(f'-cull{s}' for s in culled)}{'-thin' if regime['thin'] else ''}")
+            spec, topup = _widen(spec, stage, extra), (stage, extra)
+    suffix = (f"+s{topup[0]}c{topup[1]}" if topup else "") + "".join(f"-cull{s}" for s in culled)
+    spec = spec.replace(name=spec.name + suffix + ("-thin" if regime["thin"] else ""))
     explanation = Explanation(
         backbone=label, dataset=dataset, budget=relus, macs_budget=macs, regime=regime["name"],
         multipliers=tuple(regime["multipliers"]), base_width=m, grid=grid, culled=culled,
