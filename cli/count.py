@@ -5,7 +5,10 @@ import click
 
 from ._common import echo_json, human, user_errors
 
-DATASETS = ["cifar10", "cifar100", "tinyimagenet", "imagenet", "fashion-mnist", "mnist"]
+from reshape.tables import load as _load_table
+
+#: Presets whose geometry is fixed (an imagefolder's class count needs its files).
+DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classes"] is not None]
 
 
 @click.command("count")

@@ -3,8 +3,9 @@
 One analysis pass (fvcore style) runs the model once on the meta device under a
 ``TorchDispatchMode`` and hands every aten op to a per-op handle:
 
-* nonlinear activations add their output size to the ReLU count (a module with
-  ``kept`` and ``relu_count``, such as ``MaskedReLU``, reports its kept positions);
+* nonlinear activations add their output size to the ReLU count; a partial ReLU
+  layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``, ``SoftMaskReLU``)
+  is counted as one unit when it returns, from its kept positions;
 * max-pools add ``k*k - 1`` comparisons per output element;
 * convolutions and matmuls add MACs, computed by ``torch.utils.flop_counter``'s
   formulas (FLOPs / 2);
@@ -126,16 +127,17 @@ class _Analysis(TorchDispatchMode):
             self.stack.append((name, module))
         return hook
 
-    def leave(self, _module: nn.Module, _args: Any, _out: Any) -> None:
+    def leave(self, module: nn.Module, _args: Any, out: Any) -> None:
+        """Partial ReLU layers are counted whole, at module level, from their kept positions."""
+        if module in self.kept:
+            n = module.relu_count(tuple(out.shape[1:]), self.kept[module])
+            self._record("relu", {"relus": n}, out)
+            self.depth[out] = self.depth.get(out, 0) + int(n > 0)
         self.stack.pop()
 
     # per-op handles: return (kind, stats, is_nonlinear_layer)
     def _nonlinear(self, func, args, kwargs, out):
-        _, module = self.stack[-1]
-        if module in self.kept:
-            n = module.relu_count(tuple(out.shape[1:]), self.kept[module])
-        else:
-            n = out[0].numel()
+        n = out[0].numel()
         return "relu", {"relus": n}, n > 0
 
     def _maxpool(self, func, args, kwargs, out):
@@ -153,7 +155,8 @@ class _Analysis(TorchDispatchMode):
         out = func(*args, **kwargs)
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         depth = max((self.depth.get(t, 0) for t in inputs), default=0)
-        handle = self.handles.get(func.overloadpacket)
+        # Ops inside a partial ReLU layer are not counted one by one (see ``leave``).
+        handle = None if self.stack[-1][1] in self.kept else self.handles.get(func.overloadpacket)
         if handle is not None:
             kind, stats, nonlinear = handle(func, args, kwargs, out)
             depth += int(nonlinear)

@@ -74,3 +74,23 @@ def test_masked_counts_beyond_the_layer_are_rejected(tiny_spec):
         build(tiny_spec.with_relus([ReluLayer("act1", "masked", kept=2000, granularity="neuron")]))
     with pytest.raises(SpecError, match="not a multiple of 256"):
         build(tiny_spec.with_relus([ReluLayer("act1", "masked", kept=100, granularity="channel")]))
+
+
+def test_masked_relu_backward_and_soft_mask_counts():
+    from reshape.count import count
+    from reshape.layers import MaskedReLU, SoftMaskReLU
+
+    layer = MaskedReLU((2, 2, 2))
+    layer.set_mask(torch.tensor([1.0, 0, 1, 0, 1, 0, 1, 0]).view(2, 2, 2))
+    x = torch.tensor([-1.0, -1, 2, 2, -3, -3, 4, 4]).view(1, 2, 2, 2).requires_grad_()
+    y = layer(x)
+    m = layer.mask.unsqueeze(0)
+    assert torch.equal(y, torch.relu(m * x) + (1 - m) * x)
+    y.sum().backward()
+    assert x.grad.flatten().tolist() == [0, 1, 1, 1, 0, 1, 1, 1]  # no gradient through clipped ReLUs
+
+    nn_seq = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 1), SoftMaskReLU((3,), "channel"))
+    with torch.no_grad():
+        nn_seq[1].alpha.copy_(torch.tensor([0.5, 0.005, 1.0]))  # 0.005 is below SNL's 1e-2
+    c = count(nn_seq, (1, 4, 4))
+    assert c.relus == 2 * 16 and c.nonlinear_depth == 1
