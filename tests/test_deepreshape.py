@@ -58,6 +58,17 @@ def test_named_bottleneck_hybrenet_and_analytic_counts_agree():
         64 * 32 * 32, 64 * 16 * 16, 256 * 16 * 16)
 
 
+def test_analytic_stage_counts_honour_removed_and_masked_layers():
+    spec = deepreduce.thin(hybrenet(cifar100("resnet18"), "HRN-5x5x3x-m8"), [4]).with_relus([
+        ReluLayer("layer2.0.act1", "masked", kept=100, granularity="neuron"),
+        ReluLayer("layer3.0.act1", "masked", kept=3 * 64, granularity="channel"),  # 3 channels of 8x8
+    ])
+    result = count(build(spec), (3, 32, 32))  # on CPU: masks need real buffers
+    assert {s.name: s.relus for s in result.stages if s.name != "head"} == stage_relus(spec)
+    # layer2: 3 layers of 40*16*16 + 100; layer3: 3 of 200*8*8 + 192; layer4 thinned: 2 of 600*4*4
+    assert stage_relus(spec)["layer2"] == 3 * 10_240 + 100 and stage_relus(spec)["layer4"] == 19_200
+
+
 @pytest.mark.parametrize("text, parsed", [
     ("HRN-5x5x3x", ((5, 5, 3), None)),
     ("hrn-2x5x3x-m32", ((2, 5, 3), 32)),
