@@ -2,10 +2,10 @@
 
 Pure functions on modules: each returns a new ``nn.Conv2d`` and leaves its inputs
 alone, except ``to_padding_exact`` which converts a chain in place (the form the
-linearized block is trained and evaluated in). BatchNorm is folded in float64; kernels
-are composed in the weights' dtype (one fast ``conv_transpose2d``: float32 keeps the
-merged block within ~1e-6 relative of the original). Only square, ungrouped, undilated 2-d convolutions
-with zero padding are merged; anything else is a ReshapeError naming the layer.
+linearized block is trained and evaluated in). Only square, ungrouped, undilated 2-d
+convolutions with zero padding are merged; anything else is a ReshapeError naming the
+layer. Kernels are composed in the weights' dtype with one matrix product or one
+``conv_transpose2d`` (float32 keeps a merged block within ~1e-6 relative).
 
 * BN folding: t = gamma / sqrt(var + eps); W' = W * t; b' = beta + (b - mean) * t
   (``torch.nn.utils.fusion.fuse_conv_bn_weights``).
@@ -51,8 +51,8 @@ def make_conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: in
     out_ch, in_ch, k, _ = weight.shape
     conv = nn.utils.skip_init(nn.Conv2d, in_ch, out_ch, k, stride=stride, padding=padding,
                               device=like.weight.device, dtype=like.weight.dtype)
-    conv.weight = nn.Parameter(weight.detach().to(like.weight.dtype, copy=True))  # never a view of
-    conv.bias = nn.Parameter(bias.detach().to(like.weight.dtype, copy=True))      # another layer's weight
+    conv.weight = nn.Parameter(weight.detach().to(like.weight.dtype))
+    conv.bias = nn.Parameter(bias.detach().to(like.weight.dtype))
     return conv
 
 
@@ -66,9 +66,8 @@ def fold_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Conv2d:
     """``conv`` followed by ``bn`` (eval statistics) as one biased conv."""
     if bn.running_mean is None or not bn.affine:
         raise ReshapeError(f"cannot fold {bn}: BatchNorm needs running statistics and affine weights")
-    w, b = fuse_conv_bn_weights(conv.weight.detach().double(), _bias(conv).double(),
-                                bn.running_mean.double(), bn.running_var.double(), bn.eps,
-                                bn.weight.detach().double(), bn.bias.detach().double())
+    w, b = fuse_conv_bn_weights(conv.weight.detach(), _bias(conv), bn.running_mean, bn.running_var,
+                                bn.eps, bn.weight.detach(), bn.bias.detach())
     folded = copy.deepcopy(conv)
     folded.weight = nn.Parameter(w.to(conv.weight.dtype))
     folded.bias = nn.Parameter(b.to(conv.weight.dtype))
@@ -133,7 +132,7 @@ def compact(merged: nn.Conv2d, k: int = 3, inputs: torch.Tensor | None = None) -
                            f"odd/even k matching the merged kernel's parity")
     weight, bias = merged.weight.detach(), _bias(merged)
     cut = (big - k) // 2
-    weight = weight[:, :, cut:cut + k, cut:cut + k] if cut >= 0 else F.pad(weight, [-cut] * 4)
+    weight = weight[:, :, cut:cut + k, cut:cut + k].clone() if cut >= 0 else F.pad(weight, [-cut] * 4)
     small = make_conv(weight, bias, s, p - cut, merged)
     if inputs is not None:
         with torch.no_grad():

@@ -28,7 +28,7 @@ PADDINGS = ("exact", "standard")
 #: Random inputs of the merge check are at most this many pixels wide: convolutions are
 #: translation-equivariant, so a map this size exercises every border and interior tap
 #: of the kernels merged here (K <= 7) at a fraction of the full-size cost.
-CHECK_SIZE = 12
+CHECK_SIZE = 8
 
 
 @dataclass(frozen=True)
