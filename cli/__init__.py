@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("graph", "List the residual blocks of a model with their ReLUs and MACs (torch.fx IR)."),
     "train": ("train", "Train a model or spec on a dataset, with KD, checkpoints and resume."),
     "eval": ("eval", "Top-1/top-5 accuracy and ReLU count of a trained run directory."),
+    "sensitivity": ("sensitivity", "Per-layer ReLU sensitivity of a trained run and its allocation for a budget."),
+    "senet": ("senet", "SENet: fit a trained network to a ReLU budget (sensitivity, locations, KD)."),
+    "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
 }
 

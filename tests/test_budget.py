@@ -78,15 +78,15 @@ def test_attention_transfer_is_zero_for_identical_networks(teacher):
 
 def test_senet_end_to_end_meets_budget_and_resumes(teacher, data, tmp_path):
     out = tmp_path / "senet"
-    senet.run(teacher, 1000, out, data, data, CFG, CFG, estimator="pruning", progress=False)
+    senet.run(*load_run(teacher), 1000, out, data, data, CFG, CFG, estimator="pruning", progress=False)
     spec, model = load_run(out)
     assert count(model, (1, 16, 16)).relus == 1000
     assert any(isinstance(m, MaskedReLU) for m in model.modules())
     before = (out / "model.safetensors").read_bytes()
-    senet.run(teacher, 1000, out, data, data, CFG, CFG, progress=False)  # finished: nothing reruns
+    senet.run(*load_run(teacher), 1000, out, data, data, CFG, CFG, progress=False)  # finished: nothing reruns
     assert (out / "model.safetensors").read_bytes() == before
     with pytest.raises(ReshapeError, match="budget 1,000, not 900"):
-        senet.run(teacher, 900, out, data, data, CFG, CFG, progress=False)
+        senet.run(*load_run(teacher), 900, out, data, data, CFG, CFG, progress=False)
 
 
 def test_snl_schedule_grows_lambda_when_stalled_and_stops_at_budget():
@@ -122,6 +122,6 @@ def test_snl_binarize_cuts_to_budget_by_gate_value(teacher):
 
 def test_snl_end_to_end_count_never_exceeds_budget(teacher, data, tmp_path):
     mask_cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adamw", weight_decay=0)
-    snl.run(teacher, 900, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
+    snl.run(*load_run(teacher), 900, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
     spec, model = load_run(tmp_path / "snl")
     assert count(model, (1, 16, 16)).relus == 900

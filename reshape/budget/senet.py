@@ -32,7 +32,7 @@ from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..layers import MaskedReLU
 from ..models import build
-from ..rundir import WEIGHTS_FILE, load_run, load_weights
+from ..rundir import WEIGHTS_FILE, load_weights
 from ..spec import ArchSpec
 from ..train import (CHECKPOINT_FILE, EpochEnd, FeatureTaps, Step, TrainConfig, load_checkpoint,
                      read_metrics, train)
@@ -203,14 +203,14 @@ def finetune(spec: ArchSpec, start_weights: Path, teacher: nn.Module, cfg: Train
         at.remove()
 
 
-def run(teacher_dir: str | os.PathLike[str], budget: int, out_dir: str | os.PathLike[str],
+def run(teacher_spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathLike[str],
         train_set: Dataset, test_set: Dataset | None, locate_cfg: TrainConfig, final_cfg: TrainConfig,
         estimator: str = "pruning", granularity: str = "neuron", allocation: str = "sensitivity",
         at_weight: float = 1000.0, batches: list[torch.Tensor] | None = None,
         density: float = 0.1, progress: bool = True) -> dict[str, Any]:
-    """All three stages; each is skipped when its result is already in ``out_dir``."""
+    """All three stages from a trained all-ReLU ``teacher``; each stage is skipped when its
+    result is already in ``out_dir``."""
     out = Path(out_dir)
-    teacher_spec, teacher = load_run(teacher_dir)
     teacher.eval().requires_grad_(False)
     plan_file = out / PLAN_FILE
     if plan_file.is_file():

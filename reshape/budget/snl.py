@@ -31,7 +31,7 @@ from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..layers import SoftMaskReLU
 from ..models import build
-from ..rundir import WEIGHTS_FILE, load_run, load_weights
+from ..rundir import load_weights, save_weights
 from ..spec import ArchSpec
 from ..train import EpochEnd, Step, TrainConfig, read_metrics, train
 from .masks import Site, copy_weights, masked_modules, masked_spec, sites
@@ -119,13 +119,13 @@ def binarize(spec: ArchSpec, layer_sites: list[Site], layers: dict[str, SoftMask
     return masked_spec(spec, layer_sites, counts, granularity), masks
 
 
-def run(teacher_dir: str | os.PathLike[str], budget: int, out_dir: str | os.PathLike[str],
+def run(spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathLike[str],
         train_set: Dataset, test_set: Dataset | None, mask_cfg: TrainConfig, final_cfg: TrainConfig,
         granularity: str = "neuron", lam: float = 1e-5, growth: float = 1.1, warmup: int = 5,
         progress: bool = True) -> dict[str, Any]:
-    """Both SNL phases; each is skipped when its result is already in ``out_dir``."""
+    """Both SNL phases from a trained all-ReLU ``teacher``; each phase is skipped when its
+    result is already in ``out_dir``."""
     out = Path(out_dir)
-    spec, teacher = load_run(teacher_dir)
     teacher.eval().requires_grad_(False)
     layer_sites = sites(spec, teacher)
     check_budget(budget, sum(s.size for s in layer_sites))
@@ -148,8 +148,6 @@ def run(teacher_dir: str | os.PathLike[str], budget: int, out_dir: str | os.Path
         copy_weights(student, soft)
         for name, layer in masked_modules(student).items():
             layer.set_mask(masks[name])
-        from ..rundir import save_weights
-
         save_weights(student, phase / "binarized.safetensors")
         write_json(result, {"budget": budget, "granularity": granularity,
                             "reached": schedule.count() <= budget, "soft_relus": schedule.count(),

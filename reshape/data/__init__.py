@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Dataset
 
@@ -27,7 +27,11 @@ from ..tables import dataset_preset
 from ..tables import load as load_table
 from ._memory import TensorImages
 
-__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "default_roots", "info", "load"]
+if TYPE_CHECKING:
+    from ..spec import ArchSpec
+
+__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
+           "load"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.
@@ -70,6 +74,17 @@ def info(name: str, root: str | None = None) -> DatasetInfo:
     preset = dataset_preset(name)
     folder = _locate(name, preset, root) if preset["num_classes"] is None else None
     return _info(name, preset, folder)
+
+
+def check_fits(spec: "ArchSpec", meta: DatasetInfo, what: str) -> None:
+    """Refuse a network whose input or class count does not match the dataset ``meta``."""
+    mine = (spec.num_classes, spec.in_chans, spec.input_size)
+    theirs = (meta.num_classes, meta.in_chans, meta.input_size)
+    if mine != theirs:
+        raise ReshapeError(
+            f"{what} predicts {mine[0]} classes from {mine[1]}x{mine[2]}x{mine[2]} inputs but "
+            f"{meta.name} has {theirs[0]} classes of {theirs[1]}x{theirs[2]}x{theirs[2]}; "
+            "use a network trained on this dataset")
 
 
 def load(name: str, split: str = "train", root: str | None = None, download: bool = False,

@@ -1,0 +1,67 @@
+"""What ``reshape senet``, ``snl`` and ``sensitivity`` share: the teacher run and its data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TeacherData:
+    spec: Any
+    model: Any
+    train_set: Any
+    test_set: Any
+
+
+def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = True) -> TeacherData:
+    """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded."""
+    from pathlib import Path
+
+    from reshape.data import check_fits, info, load
+    from reshape.rundir import SPEC_FILE, is_run_dir
+    from reshape.errors import ReshapeError
+    from reshape.spec import load_spec
+    from reshape.train import load_teacher
+
+    if not is_run_dir(run_dir):
+        raise ReshapeError(f"{run_dir} is not a run directory (no {SPEC_FILE}); train a teacher "
+                           "first: reshape train resnet18 --data NAME --out RUN_DIR")
+    spec = load_spec(Path(run_dir, SPEC_FILE))
+    check_fits(spec, info(data, root), f"teacher {run_dir}")
+    model = load_teacher(run_dir, spec, data)
+    if not splits:
+        return TeacherData(spec, model, None, None)
+    return TeacherData(spec, model, load(data, "train", root), load(data, "test", root))
+
+
+def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:
+    """A few unaugmented training batches for sensitivity estimators that run the model."""
+    import torch
+
+    from reshape.data import load
+
+    dataset = load(data, "train", root, augment=False)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(dataset), generator=g)[: n * batch].tolist()
+    images = torch.stack([dataset[i][0] for i in idx])
+    return list(images.split(batch))
+
+
+def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
+    import click
+
+    from reshape.count import count
+    from reshape.rundir import load_run
+
+    from ._common import echo_json
+
+    spec, model = load_run(out)
+    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    row = {"out": out, "relus": relus, "top1": metrics.get("test_top1"), "top5": metrics.get("test_top5"),
+           **extra}
+    if as_json:
+        echo_json(row)
+        return
+    top1 = f"{100 * row['top1']:.2f}%" if row["top1"] is not None else "-"
+    click.echo(f"{out}: ReLUs {relus:,}  test top-1 {top1}  " +
+               "  ".join(f"{k} {v}" for k, v in extra.items()))

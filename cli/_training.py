@@ -1,0 +1,63 @@
+"""Options every training command shares (train, senet, snl, shallow, search).
+
+    @training_options(epochs=15, lr=0.1)
+    def command(..., **opts): cfg = train_config(opts, dataset=data)
+
+Each command sets its own defaults; the option names, help and TrainConfig
+mapping live here once.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+#: option name -> (click decls, click kwargs); defaults are filled per command.
+_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "epochs": (("--epochs",), {"type": int, "help": "Training epochs (of each stage for multi-stage methods)."}),
+    "batch_size": (("--batch-size",), {"type": int, "help": "Batch size (per process under torchrun)."}),
+    "lr": (("--lr",), {"type": float, "help": "Peak learning rate."}),
+    "optimizer": (("--optimizer",), {"type": click.Choice(["sgd", "adamw"])}),
+    "weight_decay": (("--weight-decay",), {"type": float}),
+    "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step"])}),
+    "warmup_epochs": (("--warmup-epochs",), {"type": int}),
+    "label_smoothing": (("--label-smoothing",), {"type": float}),
+    "kd_temperature": (("--kd-temperature",), {"type": float}),
+    "kd_alpha": (("--kd-alpha",), {"type": float, "help": "Weight of the KD term (CE gets 1 - alpha) when distilling."}),
+    "seed": (("--seed",), {"type": int}),
+    "workers": (("--workers",), {"type": int, "help": "DataLoader worker processes."}),
+    "device": (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
+    "compile": (("--compile", "compile"), {"is_flag": True, "help": "Run the model through torch.compile."}),
+}
+_BASE = {"epochs": 15, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
+         "schedule": "cosine", "warmup_epochs": 0, "label_smoothing": 0.0, "kd_temperature": 4.0,
+         "kd_alpha": 0.9, "seed": 0, "workers": 0, "device": "auto", "compile": False}
+
+
+def training_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the shared training options to a click command, with per-command defaults."""
+    unknown = set(defaults) - set(_BASE)
+    if unknown:
+        raise TypeError(f"no training option {sorted(unknown)}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(list(_OPTIONS)):
+            decls, kwargs = _OPTIONS[name]
+            value = defaults.get(name, _BASE[name])
+            extra = {} if kwargs.get("is_flag") else {"default": value, "show_default": True}
+            fn = click.option(*decls, **kwargs, **extra)(fn)
+        return fn
+
+    return decorate
+
+
+def train_config(opts: dict[str, Any], **overrides: Any):
+    """A TrainConfig from the shared options in ``opts`` (other keys are ignored)."""
+    from reshape.train import TrainConfig
+
+    return TrainConfig(**{k: opts[k] for k in _OPTIONS if k in opts}, **overrides)
+
+
+def pop_training(opts: dict[str, Any]) -> dict[str, Any]:
+    """Split the shared training options out of a command's keyword arguments."""
+    return {k: opts.pop(k) for k in list(opts) if k in _OPTIONS}

@@ -1,0 +1,49 @@
+"""``reshape sensitivity``: per-layer ReLU sensitivity and the allocation for a budget."""
+from __future__ import annotations
+
+import click
+
+from ._common import Amount, echo_json, user_errors
+
+
+@click.command("sensitivity")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", required=True, help="Dataset the run was trained on.")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
+@click.option("--estimator", type=click.Choice(["pruning", "linearize"]), default="pruning", show_default=True)
+@click.option("--budget", type=Amount(), help="Also show the per-layer ReLU counts for this budget.")
+@click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@user_errors
+def command(run_dir: str, data: str, root: str | None, estimator: str, budget: int | None,
+            granularity: str, as_json: bool) -> None:
+    """Print each ReLU layer's sensitivity (and its ReLU count for --budget) without training.
+
+    \b
+    Example:
+      reshape sensitivity runs/teacher --data fashion-mnist-mini --budget 20k
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from reshape.budget import senet
+    from reshape.budget.masks import sites
+
+    from ._budget import probe_batches, teacher_and_data
+
+    t = teacher_and_data(run_dir, data, root, splits=False)
+    batches = probe_batches(data, root) if estimator == "linearize" else None
+    total = sum(s.size for s in sites(t.spec, t.model))
+    p = senet.plan(t.spec, t.model, budget or total, estimator, granularity, batches=batches)
+    rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
+             **({"relus": p.counts[n]} if budget else {})} for n in p.sizes]
+    if as_json:
+        echo_json({"estimator": estimator, "budget": budget, "layers": rows})
+        return
+    table = Table(title=f"{run_dir}: ReLU sensitivity ({estimator})", title_justify="left")
+    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if budget else [])):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in rows:
+        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if budget else []
+        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
+    Console().print(table)
