@@ -12,8 +12,9 @@ from torch import nn
 
 from reshape.cli import cli
 from reshape.errors import ReshapeError
-from reshape.graph import (fold_batchnorms, linearize, max_relative_error, merge_block, merge_blocks,
-                           merge_chain, predicted_macs, remove_activation, trace)
+from reshape.count import count
+from reshape.graph import (block_inputs, fold_batchnorms, linearize, max_relative_error, merge_block,
+                           merge_blocks, merge_chain, predicted_macs, remove_activation, trace)
 from reshape.graph.conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
 from reshape.models import create, resolve
 
@@ -157,6 +158,34 @@ def test_resnet18_cifar_merge_macs():
         assert [r.relus_after for r in reports] == [65_536, 32_768]  # post-add ReLUs stay
         assert merged.relus == 557_056 - 65_536 - 32_768
     assert 2 * expected["compact"][0] == s1.macs
+
+
+def test_masked_relus_count_as_one_layer_and_match_reshape_count(tiny_spec):
+    from reshape.models import build
+    from reshape.spec import ReluLayer
+
+    spec = tiny_spec.replace(relus=(ReluLayer("layer1.0.act1", "masked", 100, "neuron"),
+                                    ReluLayer("layer2.0.act2", "removed")))
+    model = build(spec)
+    mg = trace(model, (1, 16, 16))
+    assert mg.graph.nodes["layer1_0_act1"]["kind"] == "act"
+    assert mg.graph.nodes["layer1_0_act1"]["relus"] == 100
+    # layer1.0: 100 kept + 4x16x16 post-add; layer2.0: 8x8x8 inner only (post-add removed)
+    assert [b.relus for b in mg.blocks] == [100 + 1024, 512, 256, 128]
+    assert mg.relus == count(model, (1, 16, 16)).relus == 1024 + 1124 + 512 + 256 + 128
+
+
+def test_linearized_form_trains_and_calibrated_compact_merge_runs():
+    block = _block(BasicBlock, 8, 8, 1)
+    mg = linearize(trace(block, (8, 10, 10)), "0")
+    net = mg.to_module().train()
+    net(torch.randn(4, 8, 10, 10)).sum().backward()
+    assert block[0].conv1.weight.grad is not None and block[0].conv1.padding == (2, 2)
+    x = torch.randn(4, 8, 10, 10)
+    inputs = block_inputs(mg, ["0"], x)
+    assert torch.equal(inputs["0"], x)  # the block is fed by the model input here
+    merged, report = merge_block(mg, "0", "compact", inputs=inputs["0"])
+    assert (report.kernel, report.padding) == (3, 1) and report.max_rel_error > 0
 
 
 def test_chain_merge_and_single_passes():

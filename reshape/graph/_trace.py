@@ -1,8 +1,8 @@
 """torch.fx tracing with leaf modules, and per-node shapes and PI counts.
 
 Tracing follows timm's fx helpers: modules timm registers as not traceable
-(``timm.layers.get_notrace_modules``) and the ones the user names stay opaque leaf
-nodes. A failure names the module being traced so the user can make it a leaf.
+(``timm.layers.get_notrace_modules``), modules with their own ReLU count
+(``MaskedReLU``) and the ones the user names stay opaque leaf nodes. A failure names the module being traced so the user can make it a leaf.
 
 Per-node numbers come from the accounting of ``reshape.count`` (one meta-device
 pass, the same per-op handles), attributed to fx nodes instead of modules: no
@@ -35,8 +35,9 @@ class _Tracer(fx.Tracer):
         self.failed: str | None = None  # the innermost module whose tracing raised
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        # A module that reports its own ReLU count (MaskedReLU) is one activation layer.
         return (qualname in self.leaf_names or isinstance(m, self.leaf_types)
-                or super().is_leaf_module(m, qualname))
+                or hasattr(m, "relu_count") or super().is_leaf_module(m, qualname))
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         try:
@@ -74,10 +75,8 @@ class _NodeRecorder(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         module = self.module.get_submodule(n.target) if n.op == "call_module" else None
         self.analysis.stack.append((n.name, module))
-        try:
-            out = super().run_node(n)
-        finally:
-            self.analysis.stack.pop()
+        out = super().run_node(n)
+        self.analysis.leave(module, (), out)  # pops the node; counts a partial ReLU layer whole
         if isinstance(out, torch.Tensor):
             self.shapes[n.name] = tuple(out.shape[1:])
         return out

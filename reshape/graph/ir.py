@@ -19,6 +19,7 @@ from typing import Any
 
 import networkx as nx
 import torch
+from timm.layers import DropBlock2d, DropPath
 from torch import fx, nn
 
 from ._trace import LeafSpec, node_stats, trace_module
@@ -28,8 +29,10 @@ _MODULE_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (nn.modules.conv._ConvNd, "conv"),
     (nn.modules.batchnorm._BatchNorm, "norm"),
     (nn.Linear, "linear"),
-    (nn.Identity, "identity"),
+    (nn.Identity, "identity"),  # the rest are identities in eval mode, where merges happen
     (nn.Dropout, "identity"),
+    (DropPath, "identity"),
+    (DropBlock2d, "identity"),
 )
 
 

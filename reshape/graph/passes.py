@@ -15,9 +15,11 @@ import functools
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+import torch
 from torch import fx, nn
 from torch.utils.flop_counter import conv_flop_count
 
+from .._probe import _eval_mode
 from ..errors import ReshapeError
 from .conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
 from .ir import Block, ModelGraph
@@ -131,6 +133,23 @@ def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: 
         if on_merged:
             on_merged(report)
     return new, reports
+
+
+def block_inputs(mg: ModelGraph, blocks: Iterable[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The activations entering each of ``blocks`` for a batch ``x``: calibration for a compact merge."""
+    forks = {mg.block(b).fork: b for b in blocks}
+    captured: dict[str, torch.Tensor] = {}
+
+    class _Capture(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            out = super().run_node(n)
+            if n.name in forks:
+                captured[forks[n.name]] = out.detach()
+            return out
+
+    with torch.no_grad(), _eval_mode(mg.module):
+        _Capture(mg.module).run(x)
+    return captured
 
 
 def merge_chain(mg: ModelGraph, nodes: Sequence[str], mode: str = "exact", k: int = 3) -> tuple[ModelGraph, MergeReport]:
