@@ -76,6 +76,16 @@ def test_standard_padding_merge_is_not_exact_at_borders_and_fails_loudly():
     assert len(trace(mg.to_module(), (8, 10, 10)).blocks) == 1  # nothing was rewritten
 
 
+def test_a_failing_block_leaves_every_block_unmerged(tiny_spec):
+    from reshape.models import build
+
+    mg = trace(_randomize_bn(build(tiny_spec)), (1, 16, 16))
+    mg = linearize(linearize(mg, "layer1.0"), "layer2.0", padding="standard")
+    with pytest.raises(ReshapeError, match="block 'layer2.0' is not exact"):
+        merge_blocks(mg, ["layer1.0", "layer2.0"])
+    assert len(trace(mg.to_module(), (1, 16, 16)).blocks) == 4
+
+
 def test_merge_needs_a_linearized_block():
     mg = trace(_block(BasicBlock, 8, 8, 1), (8, 10, 10))
     with pytest.raises(ReshapeError, match="still has ReLU layers 0.act1; linearize it first"):

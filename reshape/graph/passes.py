@@ -96,34 +96,39 @@ def linearize(mg: ModelGraph, blocks: str | Iterable[str], padding: str = "exact
 
 
 def merge_block(mg: ModelGraph, block: str, mode: str = "exact", k: int = 3,
-                inputs: Any = None) -> tuple[ModelGraph, MergeReport]:
+                inputs: torch.Tensor | None = None) -> tuple[ModelGraph, MergeReport]:
     """Merge one linearized block (residual branch + shortcut) into a single conv."""
     new, reports = merge_blocks(mg, [block], mode, k, {block: inputs} if inputs is not None else None)
     return new, reports[0]
 
 
 def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: int = 3,
-                 inputs: dict[str, Any] | None = None,
+                 inputs: dict[str, torch.Tensor] | None = None,
                  on_merged: Callable[[MergeReport], None] | None = None) -> tuple[ModelGraph, list[MergeReport]]:
-    """Merge several linearized blocks, each checked; ``inputs`` maps a block to calibration activations."""
+    """Merge several linearized blocks into one conv each; ``inputs`` maps a block to calibration activations.
+
+    All-or-nothing: every block is built and checked first, and the graph is only
+    rewritten when all pass (exact mode), so a failure leaves the model as it was.
+    """
     if mode not in MODES:
         raise ReshapeError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    done = []
+    built = []
     for block in _blocks(mg, blocks):
-        acts = [n for n in block.main if mg.graph.nodes[n]["kind"] == "act"]
-        if acts:
+        if any(mg.graph.nodes[n]["kind"] == "act" for n in block.main):
             raise ReshapeError(f"block '{block.name}' still has ReLU layers "
                                f"{', '.join(block.inner_relu_layers)}; linearize it first")
         conv = fold_shortcut(_compose_chain(mg, block.main),
                              _compose_chain(mg, block.shortcut) if block.shortcut else None)
         conv = compact(conv, k, (inputs or {}).get(block.name)) if mode == "compact" else conv
-        error = _splice(mg, block.fork, [*block.main, *block.shortcut, block.add], conv,
-                        f"{block.name}.merged", block.in_shape, mode, f"{mode} merge of block '{block.name}'")
-        done.append((block, conv, error))
+        nodes = [*block.main, *block.shortcut, block.add]
+        error = _check(mg, block.fork, nodes, conv, block.in_shape, mode, f"{mode} merge of block '{block.name}'")
+        built.append((block, nodes, conv, error))
+    for block, nodes, conv, _ in built:
+        _replace(mg, block.fork, nodes, conv, f"{block.name}.merged")
     new = _refresh(mg)
     reports = []
-    for block, conv, error in done:
-        merged = next(d for _, d in new.graph.nodes(data=True) if d["module"] == f"{block.name}.merged")
+    for block, _, conv, error in built:
+        merged = _module_node(new, f"{block.name}.merged")
         report = MergeReport(
             name=block.name, mode=mode, kernel=conv.kernel_size[0], stride=conv.stride[0],
             padding=conv.padding[0], relus_before=block.relus,
@@ -154,26 +159,25 @@ def block_inputs(mg: ModelGraph, blocks: Iterable[str], x: torch.Tensor) -> dict
 
 def merge_chain(mg: ModelGraph, nodes: Sequence[str], mode: str = "exact", k: int = 3) -> tuple[ModelGraph, MergeReport]:
     """Merge consecutive conv/BatchNorm/identity nodes (no nonlinearity between) into one conv."""
-    gm_nodes = {n.name: n for n in mg.module.graph.nodes}
-    chain = [gm_nodes[n] if n in gm_nodes else _unknown(n) for n in nodes]
+    chain = [_fx_node(mg, n) for n in nodes]
     for prev, n in zip(chain, chain[1:]):
         if n.all_input_nodes != [prev] or len(prev.users) != 1:
             raise ReshapeError(f"'{prev.name}' -> '{n.name}' is not a single-path chain; "
                                "only consecutive layers with one input and one user merge")
-    fork = chain[0].all_input_nodes
-    if len(fork) != 1:
+    if len(chain[0].all_input_nodes) != 1:
         raise ReshapeError(f"'{chain[0].name}' must have exactly one input to start a chain")
-    conv = _compose_chain(mg, list(nodes))
+    fork = chain[0].all_input_nodes[0].name
+    conv = _compose_chain(mg, nodes)
     conv = compact(conv, k) if mode == "compact" else conv
-    name = f"{chain[-1].target if chain[-1].op == 'call_module' else chain[-1].name}_merged"
-    in_shape = mg.graph.nodes[fork[0].name]["shape"]
-    error = _splice(mg, fork[0].name, list(nodes), conv, name, in_shape, mode, f"{mode} merge of {nodes[0]}..{nodes[-1]}")
-    before = [mg.graph.nodes[n] for n in nodes]
+    error = _check(mg, fork, list(nodes), conv, mg.graph.nodes[fork]["shape"], mode,
+                   f"{mode} merge of {nodes[0]}..{nodes[-1]}")
+    target = f"{chain[-1].target if chain[-1].op == 'call_module' else chain[-1].name}_merged"
+    _replace(mg, fork, list(nodes), conv, target)
     new = _refresh(mg)
-    after = next(d for _, d in new.graph.nodes(data=True) if d["module"] == name)
-    return new, MergeReport(name, mode, conv.kernel_size[0], conv.stride[0], conv.padding[0],
-                            sum(d["relus"] for d in before), 0, sum(d["macs"] for d in before),
-                            after["macs"], error)
+    return new, MergeReport(target, mode, conv.kernel_size[0], conv.stride[0], conv.padding[0],
+                            relus_before=0, relus_after=0,
+                            macs_before=sum(mg.graph.nodes[n]["macs"] for n in nodes),
+                            macs_after=_module_node(new, target)["macs"], max_rel_error=error)
 
 
 def predicted_macs(mg: ModelGraph, block: str, mode: str = "exact", k: int = 3) -> int | None:
@@ -205,8 +209,15 @@ def _stride_before(mg: ModelGraph, block: Block, node: str) -> int:
     return stride
 
 
-def _unknown(name: str) -> fx.Node:
+def _fx_node(mg: ModelGraph, name: str) -> fx.Node:
+    for n in mg.module.graph.nodes:
+        if n.name == name:
+            return n
     raise ReshapeError(f"no node named '{name}' in the graph")
+
+
+def _module_node(mg: ModelGraph, target: str) -> dict[str, Any]:
+    return next(d for _, d in mg.graph.nodes(data=True) if d["module"] == target)
 
 
 def _blocks(mg: ModelGraph, names: str | Iterable[str]) -> list[Block]:
@@ -222,7 +233,7 @@ def _require_linearizable(mg: ModelGraph, block: Block) -> None:
 
 
 def _drop_activation(mg: ModelGraph, name: str) -> None:
-    node = next((n for n in mg.module.graph.nodes if n.name == name), None) or _unknown(name)
+    node = _fx_node(mg, name)
     if mg.graph.nodes[name]["kind"] != "act" or len(node.all_input_nodes) != 1:
         raise ReshapeError(f"'{name}' is not a one-input activation layer")
     node.replace_all_uses_with(node.all_input_nodes[0])
@@ -251,24 +262,27 @@ def _compose_chain(mg: ModelGraph, names: Sequence[str]) -> nn.Conv2d:
     return functools.reduce(compose, convs)
 
 
-def _splice(mg: ModelGraph, fork: str, names: list[str], conv: nn.Conv2d, target: str,
-            in_shape: tuple[int, ...], mode: str, what: str) -> float:
-    """Check ``conv`` against the subgraph fork -> names[-1], then replace that subgraph by it."""
-    gm = mg.module
-    nodes = {n.name: n for n in gm.graph.nodes}
-    reference = _subgraph(gm, nodes[fork], [nodes[n] for n in names])
+def _check(mg: ModelGraph, fork: str, names: list[str], conv: nn.Conv2d, in_shape: tuple[int, ...],
+           mode: str, what: str) -> float:
+    """Max relative error of ``conv`` against the subgraph fork -> names[-1]; exact mode must pass."""
+    reference = _subgraph(mg.module, _fx_node(mg, fork), [_fx_node(mg, n) for n in names])
     error = max_relative_error(reference, conv, _check_shape(in_shape))
     if mode == "exact":
         require_exact(error, what)
+    return error
+
+
+def _replace(mg: ModelGraph, fork: str, names: list[str], conv: nn.Conv2d, target: str) -> None:
+    """Splice ``conv`` (fed by ``fork``) in place of the subgraph ``names``."""
+    gm = mg.module
     gm.add_submodule(target, conv)
-    last = nodes[names[-1]]
+    last = _fx_node(mg, names[-1])
     with gm.graph.inserting_before(last):
-        new = gm.graph.call_module(target, (nodes[fork],))
+        new = gm.graph.call_module(target, (_fx_node(mg, fork),))
     new.meta["nn_module_stack"] = {**last.meta.get("nn_module_stack", {}), target: (target, type(conv))}
     last.replace_all_uses_with(new)
     for node in reversed([n for n in gm.graph.nodes if n.name in names]):
         gm.graph.erase_node(node)
-    return error
 
 
 def _subgraph(gm: fx.GraphModule, fork: fx.Node, nodes: list[fx.Node]) -> fx.GraphModule:
