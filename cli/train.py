@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import echo_json, user_errors
+from ._training import train_config, training_options
+
+if TYPE_CHECKING:
+    from reshape.spec import ArchSpec
 
 
 @click.command("train")
@@ -14,33 +19,16 @@ from ._common import echo_json, user_errors
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--download", is_flag=True, help="Fetch the dataset first (CIFAR only).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
-@click.option("--epochs", type=int, default=15, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True, help="Per process under torchrun.")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Peak learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
-@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
-@click.option("--warmup-epochs", type=int, default=1, show_default=True)
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
 @click.option("--width", type=int, help="Narrow the model: stem and stage-1 width M, later stages "
                                         "scaled by the same factor (resnet18 --width 16: 16/32/64/128).")
 @click.option("--teacher", type=click.Path(file_okay=False), help="Run directory of a trained teacher "
                                                                   "to distill from (same dataset).")
-@click.option("--kd-temperature", type=float, default=4.0, show_default=True)
-@click.option("--kd-alpha", type=float, default=0.9, show_default=True,
-              help="Weight of the KD term (CE gets 1 - alpha); used with --teacher.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--compile", "compile_", is_flag=True, help="Run the model through torch.compile.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
+@training_options(epochs=15)
 @user_errors
-def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str, epochs: int,
-            batch_size: int, lr: float, optimizer: str, weight_decay: float, schedule: str,
-            warmup_epochs: int, label_smoothing: float, width: int | None, teacher: str | None,
-            kd_temperature: float, kd_alpha: float, seed: int, workers: int, device: str,
-            compile_: bool, resume: bool, as_json: bool) -> None:
+def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
+            width: int | None, teacher: str | None, resume: bool, as_json: bool, **opts: object) -> None:
     """Train MODEL_OR_SPEC on --data and write the run to --out.
 
     MODEL_OR_SPEC is a timm ResNet name (its stem follows the dataset's convention) or
@@ -48,6 +36,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     model.safetensors, checkpoint.pt and metrics.jsonl after every epoch. Ctrl-C
     keeps the last finished epoch: rerun the same command with --resume. Under
     `torchrun --nproc_per_node N reshape train ...` it trains on N GPUs (DDP).
+    The default recipe is the one tuned on fashion-mnist-mini (docs/training.md).
 
     \b
     Examples:
@@ -58,16 +47,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     """
     from reshape.data import load
     from reshape.models import build
-    from reshape.train import TrainConfig, TrainingInterrupted, seed_all, shutdown, train
+    from reshape.train import TrainingInterrupted, seed_all, shutdown, train
 
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                      weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
-                      label_smoothing=label_smoothing, kd_temperature=kd_temperature, kd_alpha=kd_alpha,
-                      compile=compile_, seed=seed, workers=workers, device=device, dataset=data)
-    spec = _spec_for(model_or_spec, data, width)
+    cfg = train_config(opts, dataset=data)
+    spec = spec_for(model_or_spec, data, width)
     train_set = load(data, "train", root, download)
     test_set = load(data, "test", root)
-    seed_all(seed)
+    seed_all(cfg.seed)
     model = build(spec)
     try:
         metrics = train(model, spec, cfg, train_set, test_set, out, teacher=teacher, resume=resume)
@@ -83,7 +69,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
                    f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
 
 
-def _spec_for(model_or_spec: str, data: str, width: int | None):
+def spec_for(model_or_spec: str, data: str, width: int | None) -> ArchSpec:
     """The spec to train, sized for ``data`` and optionally narrowed."""
     from pathlib import Path
 
@@ -97,10 +83,10 @@ def _spec_for(model_or_spec: str, data: str, width: int | None):
     if spec is None:
         raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
                            "use resnet18/34/50/... or a spec JSON")
-    return _narrow(spec, width) if width else spec
+    return narrow(spec, width) if width else spec
 
 
-def _narrow(spec, width: int):
+def narrow(spec: ArchSpec, width: int) -> ArchSpec:
     """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor."""
     import dataclasses
 

@@ -336,10 +336,10 @@ def _save_epoch(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def _summary(row: dict[str, Any], epochs: int) -> str:
-    text = (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  "
-            f"train top-1 {100 * row['train_top1']:.2f}%  {row['images_per_s']:.0f} img/s")
+    text = (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.3f}  "
+            f"train {100 * row['train_top1']:.1f}%  {row['images_per_s']:.0f} img/s")
     if "test_top1" in row:
-        text += f"  test top-1 {100 * row['test_top1']:.2f}%  top-5 {100 * row['test_top5']:.2f}%"
+        text += f"  test {100 * row['test_top1']:.2f}% (top-5 {100 * row['test_top5']:.1f}%)"
     return text
 
 
