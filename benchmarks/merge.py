@@ -2,7 +2,8 @@
 
 Prints, measured in one run on CPU with random weights and non-trivial BN statistics:
   * exact merge of all 16 blocks of timm resnet50 at 224 (linearize, then merge with the
-    built-in check of every block): seconds, median of --repeats [target < 5 s],
+    built-in check of every block): wall and CPU seconds, median of --repeats [target < 5 s];
+    the load average printed first says how much of the CPU the run had,
   * compact (3x3) merge of a stride-1 BasicBlock (resnet18 CIFAR layer1.0): block MACs
     before / after and the ratio [target 0.5],
   * the error of each form: exact (padding-exact) vs the linearized block; exact merge vs
@@ -41,18 +42,20 @@ def resnet50_exact(repeats: int) -> None:
     from reshape.models import create
 
     model = _random_bn(create("resnet50"))
-    times, merged = [], None
+    times, cpu, merged = [], [], None
     for _ in range(repeats):
         mg = trace(copy.deepcopy(model), (3, 224, 224))
         names = [b.name for b in mg.blocks]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         mg = linearize(mg, names)
         merged, reports = merge_blocks(mg, names, "exact")
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     worst = max(r.max_rel_error for r in reports)
     t = statistics.median(times)
     print(f"resnet50 @224, exact merge of all {len(reports)} blocks (linearize + merge + check): "
-          f"{t:.2f} s median of {repeats} [target < 5 s: {'met' if t < 5 else 'NOT met'}]; "
+          f"{t:.2f} s wall, {statistics.median(cpu):.2f} s CPU over {torch.get_num_threads()} threads, "
+          f"median of {repeats} [target < 5 s wall: {'met' if t < 5 else 'NOT met'}]; "
           f"worst block error {worst:.2e}; ReLUs {trace(model, (3, 224, 224)).relus:,} -> {merged.relus:,}, "
           f"MACs {mg.macs / 1e9:.2f}G (linearized) -> {merged.macs / 1e9:.2f}G")
 

@@ -22,8 +22,6 @@ layer. Kernels are composed in the weights' dtype with one matrix product or one
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,12 +43,15 @@ def square(conv: nn.Conv2d, name: str = "conv") -> tuple[int, int, int]:
     return k[0], s[0], p[0]
 
 
-def make_conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int,
-              like: nn.Conv2d) -> nn.Conv2d:
-    """A Conv2d holding ``weight``/``bias`` (no init work), on ``like``'s device and dtype."""
-    out_ch, in_ch, k, _ = weight.shape
-    conv = nn.utils.skip_init(nn.Conv2d, in_ch, out_ch, k, stride=stride, padding=padding,
-                              device=like.weight.device, dtype=like.weight.dtype)
+def make_conv(weight: torch.Tensor, bias: torch.Tensor, like: nn.Conv2d,
+              stride: int | None = None, padding: int | None = None) -> nn.Conv2d:
+    """A biased Conv2d holding ``weight``/``bias`` (no init work), otherwise configured like ``like``."""
+    conv = nn.utils.skip_init(
+        nn.Conv2d, weight.shape[1] * like.groups, weight.shape[0], tuple(weight.shape[2:]),
+        stride=like.stride if stride is None else stride,
+        padding=like.padding if padding is None else padding,
+        dilation=like.dilation, groups=like.groups, padding_mode=like.padding_mode,
+        device=like.weight.device, dtype=like.weight.dtype)
     conv.weight = nn.Parameter(weight.detach().to(like.weight.dtype))
     conv.bias = nn.Parameter(bias.detach().to(like.weight.dtype))
     return conv
@@ -68,10 +69,7 @@ def fold_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Conv2d:
         raise ReshapeError(f"cannot fold {bn}: BatchNorm needs running statistics and affine weights")
     w, b = fuse_conv_bn_weights(conv.weight.detach(), _bias(conv), bn.running_mean, bn.running_var,
                                 bn.eps, bn.weight.detach(), bn.bias.detach())
-    folded = copy.deepcopy(conv)
-    folded.weight = nn.Parameter(w.to(conv.weight.dtype))
-    folded.bias = nn.Parameter(b.to(conv.weight.dtype))
-    return folded
+    return make_conv(w, b, conv)
 
 
 def compose(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
@@ -86,7 +84,7 @@ def compose(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
     else:
         weight = F.conv_transpose2d(w1.transpose(0, 1), w2.transpose(0, 1), dilation=s1).transpose(0, 1)
     bias = _bias(second) + w2.sum(dim=(2, 3)) @ _bias(first)
-    return make_conv(weight, bias, s1 * s2, p1 + s1 * p2, first)
+    return make_conv(weight, bias, first, s1 * s2, p1 + s1 * p2)
 
 
 def to_padding_exact(chain: list[nn.Conv2d]) -> None:
@@ -117,7 +115,7 @@ def fold_shortcut(merged: nn.Conv2d, shortcut: nn.Conv2d | None) -> nn.Conv2d:
         raise ReshapeError(f"the shortcut (kernel {ks}, stride {ss}, padding {ps}) does not align "
                            f"with the merged kernel (kernel {k}, stride {s}, padding {p})")
     weight[:, :, off:off + ks, off:off + ks] += ws
-    return make_conv(weight, bias, s, p, merged)
+    return make_conv(weight, bias, merged)
 
 
 def compact(merged: nn.Conv2d, k: int = 3, inputs: torch.Tensor | None = None) -> nn.Conv2d:
@@ -133,7 +131,7 @@ def compact(merged: nn.Conv2d, k: int = 3, inputs: torch.Tensor | None = None) -
     weight, bias = merged.weight.detach(), _bias(merged)
     cut = (big - k) // 2
     weight = weight[:, :, cut:cut + k, cut:cut + k].clone() if cut >= 0 else F.pad(weight, [-cut] * 4)
-    small = make_conv(weight, bias, s, p - cut, merged)
+    small = make_conv(weight, bias, merged, padding=p - cut)
     if inputs is not None:
         with torch.no_grad():
             weight, bias = _ridge_fit(small, merged, inputs)
