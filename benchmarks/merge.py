@@ -90,7 +90,8 @@ def errors() -> None:
             ref, out = mg.module(x), torch.relu(exact(x))
         diff, scale = (out - ref).abs(), ref.abs().max()
         print(f"exact 5x5 merge vs the {padding}-padding linearized BasicBlock (32ch, 16x16): max relative "
-              f"error everywhere {diff.max() / scale:.2e}, interior (1 px in) {diff[..., 1:-1, 1:-1].max() / scale:.2e}")
+              f"error everywhere {diff.max() / scale:.2e}, "
+              f"interior (1 px in) {diff[..., 1:-1, 1:-1].max() / scale:.2e}")
     smooth = nn.functional.avg_pool2d(torch.randn(8, *shape), 3, 1, 1)  # spatially correlated inputs
     exact = compose(fold_bn(part("0.conv1"), part("0.bn1")), fold_bn(part("0.conv2"), part("0.bn2")))
     for name, small in (("centre crop", compact(exact, 3)),

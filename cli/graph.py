@@ -10,7 +10,7 @@ from .count import DATASETS
 @click.command("graph")
 @click.argument("model")
 @click.option("--dataset", type=click.Choice(DATASETS),
-              help="Set input size, channels, classes and the dataset's stem convention (as `reshape count`).")
+              help="Input size, channels, classes and stem convention of the dataset (as `reshape count`).")
 @click.option("--input-size", type=int, help="Override the input height/width.")
 @click.option("--leaf", "leaves", multiple=True, metavar="MODULE",
               help="Keep this module opaque when tracing (repeatable); for modules torch.fx cannot trace.")
@@ -63,8 +63,8 @@ def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict
     console = Console()
     console.print(t)
     in_blocks = sum(b["relus"] for b in blocks)
-    console.print("s: stride; inner: the ReLUs the shallow-block method removes; exact/compact: the block's MACs "
-                  "once linearized and merged into one conv")
+    console.print("s: stride; inner: the ReLUs the shallow-block method removes; "
+                  "exact/compact: the block's MACs once linearized and merged into one conv")
     console.print(f"ReLUs {mg.relus:,} ({in_blocks:,} in {len(blocks)} blocks, "
                   f"{mg.relus - in_blocks:,} outside)  MACs {mg.macs:,}")
 

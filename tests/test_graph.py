@@ -235,7 +235,8 @@ class _DataDependent(nn.Module):
 
 def test_untraceable_module_names_the_module_and_the_leaf_option():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), _DataDependent())
-    with pytest.raises(ReshapeError, match=r"cannot trace module '1' \(_DataDependent\).*leaf_modules=\['1'\]"):
+    expected = r"cannot trace module '1' \(_DataDependent\).*leaf_modules=\['1'\]"
+    with pytest.raises(ReshapeError, match=expected):
         trace(model, (1, 8, 8))
     mg = trace(model, (1, 8, 8), leaf_modules=["1"])
     assert mg.graph.nodes["_1"]["module_type"] == "_DataDependent"

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from .ir import Block, ModelGraph, trace
-from .passes import (MergeReport, block_inputs, fold_batchnorms, linearize, merge_block, merge_blocks, merge_chain,
-                     predicted_macs, remove_activation)
+from .passes import (MergeReport, block_inputs, fold_batchnorms, linearize, merge_block, merge_blocks,
+                     merge_chain, predicted_macs, remove_activation)
 from .verify import EXACT_TOLERANCE, max_relative_error
 
 __all__ = ["Block", "ModelGraph", "trace", "MergeReport", "block_inputs", "fold_batchnorms", "linearize",

@@ -2,7 +2,8 @@
 
 Tracing follows timm's fx helpers: modules timm registers as not traceable
 (``timm.layers.get_notrace_modules``), modules with their own ReLU count
-(``MaskedReLU``) and the ones the user names stay opaque leaf nodes. A failure names the module being traced so the user can make it a leaf.
+(``MaskedReLU``) and the ones the user names stay opaque leaf nodes. A failure
+names the module being traced so the user can make it a leaf.
 
 Per-node numbers come from the accounting of ``reshape.count`` (one meta-device
 pass, the same per-op handles), attributed to fx nodes instead of modules: no

@@ -22,6 +22,7 @@ import torch
 from timm.layers import DropBlock2d, DropPath
 from torch import fx, nn
 
+from ..errors import ReshapeError
 from ._trace import LeafSpec, node_stats, trace_module
 
 _ADDS = {operator.add, operator.iadd, torch.add}
@@ -40,7 +41,7 @@ _MODULE_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
 class Block:
     """One residual block: the nodes between a fork and its add (and the block's post-add nodes)."""
 
-    name: str  # the block's module scope, e.g. "layer2.0"
+    name: str  # the block's module scope, e.g. "layer2.0" (the add node's name outside any module)
     module_type: str
     fork: str  # node feeding both branches
     add: str
@@ -98,8 +99,6 @@ class ModelGraph:
             if b.name == name:
                 return b
         known = ", ".join(b.name for b in self.blocks) or "none"
-        from ..errors import ReshapeError
-
         raise ReshapeError(f"no residual block named '{name}'; blocks: {known}")
 
     @property
@@ -112,7 +111,10 @@ class ModelGraph:
 
 
 def trace(model: nn.Module, input_shape: tuple[int, ...], leaf_modules: LeafSpec = ()) -> ModelGraph:
-    """Trace ``model`` for inputs of ``input_shape`` (C, H, W); ``leaf_modules`` (names or types) stay opaque."""
+    """Trace ``model`` for inputs of ``input_shape`` (C, H, W).
+
+    ``leaf_modules`` (qualified names or module types) stay opaque single nodes.
+    """
     return ModelGraph.of(trace_module(model, leaf_modules), input_shape)
 
 
@@ -166,8 +168,8 @@ def _blocks(g: nx.DiGraph) -> tuple[Block, ...]:
         nodes = (*main, *shortcut, add, *tail)
         acts = tuple(n for n in main if g.nodes[n]["kind"] == "act")
         blocks.append(Block(
-            name=scope, module_type=g.graph["scope_types"].get(scope, ""), fork=fork, add=add, main=main,
-            shortcut=shortcut, tail=tail, in_shape=g.nodes[fork]["shape"],
+            name=scope or add, module_type=g.graph["scope_types"].get(scope, ""),
+            fork=fork, add=add, main=main, shortcut=shortcut, tail=tail, in_shape=g.nodes[fork]["shape"],
             out_shape=g.nodes[nodes[-1]]["shape"],
             relus=sum(g.nodes[n]["relus"] for n in nodes),
             macs=sum(g.nodes[n]["macs"] for n in nodes),

@@ -104,7 +104,8 @@ def merge_block(mg: ModelGraph, block: str, mode: str = "exact", k: int = 3,
 
 def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: int = 3,
                  inputs: dict[str, torch.Tensor] | None = None,
-                 on_merged: Callable[[MergeReport], None] | None = None) -> tuple[ModelGraph, list[MergeReport]]:
+                 on_merged: Callable[[MergeReport], None] | None = None,
+                 ) -> tuple[ModelGraph, list[MergeReport]]:
     """Merge several linearized blocks into one conv each; ``inputs`` maps a block to calibration activations.
 
     All-or-nothing: every block is built and checked first, and the graph is only
@@ -121,7 +122,8 @@ def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: 
                              _compose_chain(mg, block.shortcut) if block.shortcut else None)
         conv = compact(conv, k, (inputs or {}).get(block.name)) if mode == "compact" else conv
         nodes = [*block.main, *block.shortcut, block.add]
-        error = _check(mg, block.fork, nodes, conv, block.in_shape, mode, f"{mode} merge of block '{block.name}'")
+        error = _check(mg, block.fork, nodes, conv, block.in_shape, mode,
+                       f"{mode} merge of block '{block.name}'")
         built.append((block, nodes, conv, error))
     for block, nodes, conv, _ in built:
         _replace(mg, block.fork, nodes, conv, f"{block.name}.merged")
@@ -157,7 +159,8 @@ def block_inputs(mg: ModelGraph, blocks: Iterable[str], x: torch.Tensor) -> dict
     return captured
 
 
-def merge_chain(mg: ModelGraph, nodes: Sequence[str], mode: str = "exact", k: int = 3) -> tuple[ModelGraph, MergeReport]:
+def merge_chain(mg: ModelGraph, nodes: Sequence[str], mode: str = "exact",
+                k: int = 3) -> tuple[ModelGraph, MergeReport]:
     """Merge consecutive conv/BatchNorm/identity nodes (no nonlinearity between) into one conv."""
     chain = [_fx_node(mg, n) for n in nodes]
     for prev, n in zip(chain, chain[1:]):
