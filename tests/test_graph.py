@@ -198,6 +198,24 @@ def test_linearized_form_trains_and_calibrated_compact_merge_runs():
     assert (report.kernel, report.padding) == (3, 1) and report.max_rel_error > 0
 
 
+def test_rewritten_model_saves_as_spec_recipe_and_weights(tiny_spec, tmp_path):
+    from reshape.graph import Step, load_rewritten, replay, save_rewritten
+    from reshape.models import build
+
+    steps = [Step("linearize", ("layer1.0", "layer2.0")), Step("merge", ("layer1.0",), mode="compact"),
+             Step("merge", ("layer2.0",))]
+    mg = replay(_randomize_bn(build(tiny_spec)), (1, 16, 16), steps)
+    save_rewritten(tmp_path, tiny_spec, steps, mg)
+    spec, loaded = load_rewritten(tmp_path)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded.to_module().eval()(x), mg.to_module().eval()(x))
+    assert spec == tiny_spec and loaded.relus == mg.relus and len(loaded.blocks) == 2
+    (tmp_path / "graph.json").write_text('{"schema_version": 1, "steps": [{"op": "fuse", "blocks": []}]}')
+    with pytest.raises(ReshapeError, match=r"steps\[0\]\.op must be one of linearize, merge, got 'fuse'"):
+        load_rewritten(tmp_path)
+
+
 def test_chain_merge_and_single_passes():
     torch.manual_seed(0)
     net = _randomize_bn(nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6),

@@ -1,0 +1,105 @@
+"""Rewrites as data: a recipe of linearize/merge steps replayed on a freshly built model.
+
+A rewritten model (linearized blocks in padding-exact form, merged convs) has no
+ArchSpec of its own. It saves as its spec + ``graph.json`` (the steps) +
+``model.safetensors`` (the rewritten model's weights): loading builds the spec,
+replays the steps (each merge re-checked) and loads the weights. No pickled code.
+
+    {"schema_version": 1, "steps": [
+      {"op": "linearize", "blocks": ["layer1.0"], "padding": "exact"},
+      {"op": "merge", "blocks": ["layer1.0"], "mode": "compact", "k": 3}]}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ReshapeError
+from ..io import read_json, write_json
+from ..rundir import SPEC_FILE, WEIGHTS_FILE, load_run, load_weights, save_weights
+from ..spec import ArchSpec, save_spec
+from .ir import ModelGraph, trace
+from .passes import MODES, PADDINGS, linearize, merge_blocks
+
+RECIPE_FILE = "graph.json"
+SCHEMA_VERSION = 1
+OPS = ("linearize", "merge")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rewrite: ``linearize`` blocks (``padding``) or ``merge`` them (``mode``, ``k``)."""
+
+    op: str
+    blocks: tuple[str, ...]
+    padding: str = "exact"
+    mode: str = "exact"
+    k: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**asdict(self), "blocks": list(self.blocks)}
+        drop = ("mode", "k") if self.op == "linearize" else ("padding",)
+        return {key: v for key, v in d.items() if key not in drop}
+
+
+def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) -> ModelGraph:
+    """Trace ``model`` and apply ``steps`` in order."""
+    mg = trace(model, input_shape)
+    for step in steps:
+        if step.op == "linearize":
+            mg = linearize(mg, step.blocks, step.padding)
+        else:
+            mg, _ = merge_blocks(mg, step.blocks, step.mode, step.k)
+    return mg
+
+
+def save_recipe(run_dir: str | os.PathLike[str], steps: list[Step]) -> None:
+    write_json(Path(run_dir, RECIPE_FILE),
+               {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
+
+
+def load_recipe(run_dir: str | os.PathLike[str]) -> list[Step]:
+    """The steps of ``run_dir/graph.json``; every malformed field is a ReshapeError naming it."""
+    path = Path(run_dir, RECIPE_FILE)
+    data = read_json(path, "graph recipe")
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ReshapeError(f"{path}: schema_version must be {SCHEMA_VERSION}")
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        raise ReshapeError(f"{path}: 'steps' must be a list")
+    return [_step(path, i, s) for i, s in enumerate(steps)]
+
+
+def _step(path: Path, i: int, raw: Any) -> Step:
+    where = f"{path}: steps[{i}]"
+    if not isinstance(raw, dict) or set(raw) - {"op", "blocks", "padding", "mode", "k"}:
+        raise ReshapeError(f"{where} must be an object with op, blocks and padding or mode/k")
+    blocks = raw.get("blocks")
+    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+        raise ReshapeError(f"{where}.blocks must be a list of block names")
+    for key, choices in (("op", OPS), ("padding", PADDINGS), ("mode", MODES)):
+        if (key in raw or key == "op") and raw.get(key) not in choices:
+            raise ReshapeError(f"{where}.{key} must be one of {', '.join(choices)}, got {raw.get(key)!r}")
+    if not isinstance(raw.get("k", 3), int) or raw.get("k", 3) < 1:
+        raise ReshapeError(f"{where}.k must be a positive integer")
+    return Step(**{**raw, "blocks": tuple(blocks)})
+
+
+def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[Step],
+                   mg: ModelGraph) -> None:
+    """Write spec.json, graph.json and model.safetensors of a rewritten model."""
+    save_spec(spec, Path(run_dir, SPEC_FILE))
+    save_recipe(run_dir, steps)
+    save_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
+
+
+def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, ModelGraph]:
+    """The spec and rewritten model of a run directory with a graph recipe, its weights loaded."""
+    spec, model = load_run(run_dir, weights=False)
+    mg = replay(model, (spec.in_chans, spec.input_size, spec.input_size), load_recipe(run_dir))
+    load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
+    return spec, mg
