@@ -50,10 +50,11 @@ class MaskedReLU(nn.Module):
         self.mask.copy_((mask != 0).to(self.mask.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Same values as relu(m*x) + (1-m)*x for a binary m, in one multiply by a bool
-        # tensor: autograd saves only that bool, so a step costs little more than ReLU's.
+        # Same values and gradients as relu(m*x) + (1-m)*x for a binary m, with one
+        # select: autograd saves only the bool condition, so a training step costs little
+        # more than with plain ReLUs (benchmarks/masked_step.py).
         identity = _broadcast(self.mask, x, self.granularity) == 0
-        return x * ((x >= 0) | identity)
+        return torch.where((x >= 0) | identity, x, 0.0)
 
     def extra_repr(self) -> str:
         return f"mask_shape={tuple(self.mask.shape)}, granularity={self.granularity}"
