@@ -114,11 +114,11 @@ def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: 
         if any(mg.graph.nodes[n]["kind"] == "act" for n in block.main):
             raise ReshapeError(f"block '{block.name}' still has ReLU layers "
                                f"{', '.join(block.inner_relu_layers)}; linearize it first")
-        conv = fold_shortcut(_compose_chain(mg, block.main),
-                             _compose_chain(mg, block.shortcut) if block.shortcut else None)
-        conv = compact(conv, k, (inputs or {}).get(block.name)) if mode == "compact" else conv
+        exact = fold_shortcut(_compose_chain(mg, block.main),
+                              _compose_chain(mg, block.shortcut) if block.shortcut else None)
+        conv = compact(exact, k, (inputs or {}).get(block.name)) if mode == "compact" else exact
         nodes = [*block.main, *block.shortcut, block.add]
-        error = _check(mg, block.fork, nodes, conv, block.in_shape, mode,
+        error = _check(mg, block.fork, nodes, conv, _check_shape(block.in_shape, exact), mode,
                        f"{mode} merge of block '{block.name}'")
         built.append((block, nodes, conv, error))
     for block, nodes, conv, _ in built:
@@ -166,9 +166,9 @@ def merge_chain(mg: ModelGraph, nodes: Sequence[str], mode: str = "exact",
     if len(chain[0].all_input_nodes) != 1:
         raise ReshapeError(f"'{chain[0].name}' must have exactly one input to start a chain")
     fork = chain[0].all_input_nodes[0].name
-    conv = _compose_chain(mg, nodes)
-    conv = compact(conv, k) if mode == "compact" else conv
-    error = _check(mg, fork, list(nodes), conv, mg.graph.nodes[fork]["shape"], mode,
+    exact = _compose_chain(mg, nodes)
+    conv = compact(exact, k) if mode == "compact" else exact
+    error = _check(mg, fork, list(nodes), conv, _check_shape(mg.graph.nodes[fork]["shape"], exact), mode,
                    f"{mode} merge of {nodes[0]}..{nodes[-1]}")
     target = f"{chain[-1].target if chain[-1].op == 'call_module' else chain[-1].name}_merged"
     _replace(mg, fork, list(nodes), conv, target)
@@ -261,11 +261,11 @@ def _compose_chain(mg: ModelGraph, names: Sequence[str]) -> nn.Conv2d:
     return functools.reduce(compose, convs)
 
 
-def _check(mg: ModelGraph, fork: str, names: list[str], conv: nn.Conv2d, in_shape: tuple[int, ...],
+def _check(mg: ModelGraph, fork: str, names: list[str], conv: nn.Conv2d, shape: tuple[int, ...],
            mode: str, what: str) -> float:
-    """Max relative error of ``conv`` against the subgraph fork -> names[-1]; exact mode must pass."""
+    """Max relative error of ``conv`` against the subgraph fork -> names[-1] at ``shape``; exact must pass."""
     reference = _subgraph(mg.module, _fx_node(mg, fork), [_fx_node(mg, n) for n in names])
-    error = max_relative_error(reference, conv, _check_shape(in_shape, conv))
+    error = max_relative_error(reference, conv, shape)
     if mode == "exact":
         require_exact(error, what)
     return error
@@ -302,14 +302,14 @@ def _copy_graph(graph: fx.Graph) -> fx.Graph:
     return new
 
 
-def _check_shape(shape: tuple[int, ...], conv: nn.Conv2d) -> tuple[int, ...]:
-    """The block's input shape, cropped to K + 2s pixels for the merged conv (K, stride s).
+def _check_shape(shape: tuple[int, ...], exact: nn.Conv2d) -> tuple[int, ...]:
+    """The input shape, cropped to K + 2s pixels for the exact merged conv (K, stride s).
 
     Convolution is translation-equivariant: a map where a fully interior output sits
     between border outputs on both sides checks every tap against real data and every
     border case, at a fraction of the full-size cost (ResNet50 layer4: 5x5, not 7x7).
     """
-    size = conv.kernel_size[0] + 2 * conv.stride[0]
+    size = exact.kernel_size[0] + 2 * exact.stride[0]
     return (shape[0], *(min(s, size) for s in shape[1:]))
 
 
