@@ -1,8 +1,29 @@
-"""What ``reshape senet``, ``snl`` and ``sensitivity`` share: the teacher run and its data."""
+"""What ``reshape senet``, ``snl`` and ``sensitivity`` share: options, the teacher run and its data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
+
+import click
+
+from ._common import Amount
+
+
+def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """RUN_DIR, --budget, --data, --root and --out: the arguments of every budget method."""
+    for decorator in reversed([
+        click.argument("run_dir", type=click.Path(file_okay=False)),
+        click.option("--budget", type=Amount(), required=True,
+                     help="ReLU budget per image: 50k, 1.2M or 50000."),
+        click.option("--data", required=True, help="Dataset the teacher was trained on."),
+        click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files."),
+        click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory."),
+        click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron",
+                     show_default=True, help="Mask per neuron (C x H x W) or per channel."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]):
+        fn = decorator(fn)
+    return fn
 
 
 @dataclass

@@ -3,35 +3,32 @@ from __future__ import annotations
 
 import click
 
-from ._common import Amount, user_errors
+from ._budget import budget_options
+from ._common import user_errors
 from ._training import pop_training, train_config, training_options
 
 
 @click.command("senet")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--budget", type=Amount(), required=True, help="ReLU budget per image: 50k, 1.2M or 50000.")
-@click.option("--data", required=True, help="Dataset the teacher was trained on.")
-@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory.")
+@budget_options
 @click.option("--sensitivity", "estimator", type=click.Choice(["pruning", "linearize"]), default="pruning",
               show_default=True, help="Per-layer ReLU sensitivity estimator.")
 @click.option("--allocation", type=click.Choice(["sensitivity", "uniform"]), default="sensitivity",
               show_default=True, help="uniform = the same keep fraction in every layer (baseline).")
-@click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron", show_default=True)
 @click.option("--at-weight", type=float, default=1000.0, show_default=True,
               help="Weight of the attention-transfer loss in the final stage.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @training_options(epochs=10, lr=0.05, kd_alpha=0.5, batch_size=128)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, estimator: str,
             allocation: str, granularity: str, at_weight: float, as_json: bool, **opts) -> None:
     """Fit the teacher in RUN_DIR to a ReLU --budget with SENet and write the result to --out.
 
+    \b
     Stages (each resumable: rerun the same command after an interruption):
     1. per-layer ReLU sensitivity -> per-layer counts summing to the budget (senet.json);
     2. ReLU locations: masks move each epoch to where student and teacher activations
        differ most (OUT/locate/);
     3. final training with KD and attention transfer (OUT is the final run directory).
+
     --epochs sets the epochs of stages 2 and 3 each.
 
     \b

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import click
 
-from ._common import Amount, user_errors
+from ._budget import budget_options
+from ._common import user_errors
 from ._training import pop_training, train_config, training_options
 
 
 @click.command("snl")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--budget", type=Amount(), required=True, help="ReLU budget per image: 50k, 1.2M or 50000.")
-@click.option("--data", required=True, help="Dataset the teacher was trained on.")
-@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory.")
-@click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron", show_default=True)
+@budget_options
 @click.option("--mask-epochs", type=int, help="Epochs of the mask phase (default: --epochs).")
 @click.option("--mask-lr", type=float, default=1e-3, show_default=True, help="Adam lr of the mask phase.")
 @click.option("--lambda", "lam", type=float, default=1e-5, show_default=True, help="Initial L1 weight on the masks.")
@@ -21,7 +17,6 @@ from ._training import pop_training, train_config, training_options
               help="Factor applied to lambda whenever the ReLU count stops falling.")
 @click.option("--lambda-warmup", type=int, default=5, show_default=True,
               help="Epochs before lambda may grow.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @training_options(epochs=10, lr=1e-3, kd_alpha=0.9, batch_size=128)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, granularity: str,
