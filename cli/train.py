@@ -25,7 +25,7 @@ if TYPE_CHECKING:
                                                                   "to distill from (same dataset).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
-@training_options(epochs=15)
+@training_options(epochs=10)
 @user_errors
 def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
             width: int | None, teacher: str | None, resume: bool, as_json: bool, **opts: object) -> None:

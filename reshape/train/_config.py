@@ -58,6 +58,9 @@ class TrainConfig:
         object.__setattr__(self, "milestones", tuple(self.milestones))
         _check(self)
 
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "milestones": list(self.milestones)}
 

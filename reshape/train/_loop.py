@@ -12,7 +12,7 @@
 
 Hooks and callbacks with ``state_dict``/``load_state_dict`` are checkpointed with
 the run, so a resumed run continues them too. Shuffling draws from a generator
-seeded by ``seed + epoch`` and the RNG states are checkpointed: on CPU a resumed run
+seeded by ``(seed, epoch)`` and the RNG states are checkpointed: on CPU a resumed run
 ends with the same weights, bit for bit, as an uninterrupted one.
 """
 from __future__ import annotations
@@ -31,10 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ..errors import ReshapeError
-from ..rundir import WEIGHTS_FILE, save_weights
+from ..rundir import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
 from . import _dist
-from ._checkpoint import (CHECKPOINT_FILE, append_metrics, load_checkpoint, save_checkpoint,
+from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, save_checkpoint,
                           seed_all, set_rng_state, truncate_metrics)
 from ._config import TrainConfig, save_config
 from ._distill import kd_loss, load_teacher
@@ -111,9 +111,9 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
     if checkpoint is None:
         seed_all(cfg.seed + ctx.rank)
         if ctx.is_main:
-            save_spec(spec, out / "spec.json")
+            save_spec(spec, out / SPEC_FILE)
             save_config(cfg, out)
-            (out / "metrics.jsonl").unlink(missing_ok=True)
+            (out / METRICS_FILE).unlink(missing_ok=True)
     else:
         start = _restore(checkpoint, model, optimizer, scheduler, stateful)
         if ctx.is_main:
@@ -127,7 +127,7 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
     with _progress(show) as bar:
         try:
             for epoch in range(start, cfg.epochs):
-                generator.manual_seed(cfg.seed + epoch)
+                generator.manual_seed(_shuffle_seed(cfg.seed, epoch))
                 if isinstance(loader.sampler, DistributedSampler):
                     loader.sampler.set_epoch(epoch)
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
@@ -275,6 +275,11 @@ def _train_loader(dataset: Dataset, cfg: TrainConfig,
                         generator=generator, num_workers=cfg.workers, pin_memory=ctx.cuda,
                         drop_last=True)
     return loader, generator
+
+
+def _shuffle_seed(seed: int, epoch: int) -> int:
+    """The data-order seed of an epoch: fixed by (seed, epoch), never equal to the global ``seed``."""
+    return seed * 65536 + epoch + 1
 
 
 def _to_device(inputs: torch.Tensor, targets: torch.Tensor, ctx: "_dist.Context",
