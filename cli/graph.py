@@ -25,26 +25,37 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     shallow-block method removes), MACs, and the MACs it would have once linearized
     and merged into one conv, exactly or compactly (3x3), known before any training.
 
-    MODEL is a timm model name, a spec JSON file or a run directory.
+    MODEL is a timm model name, a spec JSON file or a run directory (one with a
+    graph.json recipe is shown rewritten: linearized and merged blocks).
 
     \b
     Examples:
       reshape graph resnet18 --dataset cifar100      # 8 BasicBlocks, 491,520 block ReLUs
-      reshape graph resnet50 --json
-      reshape graph runs/hrn --leaf layer1.0.se
+      reshape graph resnet50 --json                  # 16 Bottlenecks
+      reshape graph runs/r18_shallow                 # a run with a graph.json recipe
+      reshape graph net.json --leaf layer1.0.attn    # keep an untraceable module opaque
     """
-    from reshape.graph import predicted_macs, trace
+    from pathlib import Path
+
+    from reshape.errors import ReshapeError
+    from reshape.graph import load_rewritten, predicted_macs, trace
+    from reshape.graph.recipe import RECIPE_FILE
     from reshape.models import resolve
 
-    resolved = resolve(model, dataset, input_size, weights=False)
-    mg = trace(resolved.model, resolved.input_shape, leaves)
+    if Path(model, RECIPE_FILE).is_file():
+        if dataset or input_size:
+            raise ReshapeError("a rewritten run is shown at its own input; drop --dataset/--input-size")
+        _, mg = load_rewritten(model)
+    else:
+        resolved = resolve(model, dataset, input_size, weights=False)
+        mg = trace(resolved.model, resolved.input_shape, leaves)
     blocks = [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
                "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]
     if as_json:
-        echo_json({"model": resolved.label, "input_shape": list(resolved.input_shape),
+        echo_json({"model": model, "input_shape": list(mg.input_shape),
                    "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
         return
-    _print_table(resolved.label, resolved.input_shape, mg, blocks)
+    _print_table(model, mg.input_shape, mg, blocks)
 
 
 def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict]) -> None:

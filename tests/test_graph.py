@@ -211,6 +211,9 @@ def test_rewritten_model_saves_as_spec_recipe_and_weights(tiny_spec, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.to_module().eval()(x), mg.to_module().eval()(x))
     assert spec == tiny_spec and loaded.relus == mg.relus and len(loaded.blocks) == 2
+    shown = CliRunner().invoke(cli, ["graph", str(tmp_path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [b["name"] for b in json.loads(shown.output)["blocks"]] == ["layer3.0", "layer4.0"]
     (tmp_path / "graph.json").write_text('{"schema_version": 1, "steps": [{"op": "fuse", "blocks": []}]}')
     with pytest.raises(ReshapeError, match=r"steps\[0\]\.op must be one of linearize, merge, got 'fuse'"):
         load_rewritten(tmp_path)
