@@ -11,12 +11,14 @@ from timm.models.resnet import BasicBlock, Bottleneck, downsample_conv
 from torch import nn
 
 from reshape.cli import cli
-from reshape.errors import ReshapeError
 from reshape.count import count
-from reshape.graph import (block_inputs, fold_batchnorms, linearize, max_relative_error, merge_block,
-                           merge_blocks, merge_chain, predicted_macs, remove_activation, trace)
+from reshape.errors import ReshapeError
+from reshape.graph import (Step, block_inputs, fold_batchnorms, linearize, load_rewritten,
+                           max_relative_error, merge_block, merge_blocks, merge_chain, predicted_macs,
+                           remove_activation, replay, save_rewritten, trace)
 from reshape.graph.conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
-from reshape.models import create, resolve
+from reshape.models import build, create, resolve
+from reshape.spec import ReluLayer
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -77,8 +79,6 @@ def test_standard_padding_merge_is_not_exact_at_borders_and_fails_loudly():
 
 
 def test_a_failing_block_leaves_every_block_unmerged(tiny_spec):
-    from reshape.models import build
-
     mg = trace(_randomize_bn(build(tiny_spec)), (1, 16, 16))
     mg = linearize(linearize(mg, "layer1.0"), "layer2.0", padding="standard")
     with pytest.raises(ReshapeError, match="block 'layer2.0' is not exact"):
@@ -171,9 +171,6 @@ def test_resnet18_cifar_merge_macs():
 
 
 def test_masked_relus_count_as_one_layer_and_match_reshape_count(tiny_spec):
-    from reshape.models import build
-    from reshape.spec import ReluLayer
-
     spec = tiny_spec.replace(relus=(ReluLayer("layer1.0.act1", "masked", 100, "neuron"),
                                     ReluLayer("layer2.0.act2", "removed")))
     model = build(spec)
@@ -199,9 +196,6 @@ def test_linearized_form_trains_and_calibrated_compact_merge_runs():
 
 
 def test_rewritten_model_saves_as_spec_recipe_and_weights(tiny_spec, tmp_path):
-    from reshape.graph import Step, load_rewritten, replay, save_rewritten
-    from reshape.models import build
-
     steps = [Step("linearize", ("layer1.0", "layer2.0")), Step("merge", ("layer1.0",), mode="compact"),
              Step("merge", ("layer2.0",))]
     mg = replay(_randomize_bn(build(tiny_spec)), (1, 16, 16), steps)
@@ -238,8 +232,6 @@ def test_chain_merge_and_single_passes():
 
 
 def test_fold_batchnorms_whole_model(tiny_spec):
-    from reshape.models import build
-
     mg = trace(_randomize_bn(build(tiny_spec)), (1, 16, 16))
     before = mg.relus
     mg = fold_batchnorms(mg)  # raises unless exact
