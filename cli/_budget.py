@@ -34,11 +34,13 @@ class TeacherData:
     test_set: Any
 
 
-def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = True) -> TeacherData:
-    """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded."""
+def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = True,
+                     limit: int | None = None) -> TeacherData:
+    """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
+    (the training split cut to ``limit`` images when given)."""
     from pathlib import Path
 
-    from reshape.data import check_fits, info, load
+    from reshape.data import check_fits, info, load, subset
     from reshape.rundir import SPEC_FILE, is_run_dir
     from reshape.errors import ReshapeError
     from reshape.spec import load_spec
@@ -52,7 +54,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     model = load_teacher(run_dir, spec, data)
     if not splits:
         return TeacherData(spec, model, None, None)
-    return TeacherData(spec, model, load(data, "train", root), load(data, "test", root))
+    return TeacherData(spec, model, subset(load(data, "train", root), limit), load(data, "test", root))
 
 
 def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:

@@ -28,10 +28,13 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "workers": (("--workers",), {"type": int, "help": "DataLoader worker processes."}),
     "device": (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
     "compile": (("--compile", "compile"), {"is_flag": True, "help": "Run the model through torch.compile."}),
+    "limit": (("--limit",), {"type": int, "help": "Train on at most this many images (a seeded subset; quick runs)."}),
 }
+#: Options that are not TrainConfig fields.
+_RUN_ONLY = {"limit"}
 _BASE = {"epochs": 15, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
          "schedule": "cosine", "warmup_epochs": 0, "label_smoothing": 0.0, "kd_temperature": 4.0,
-         "kd_alpha": 0.9, "seed": 0, "workers": 0, "device": "auto", "compile": False}
+         "kd_alpha": 0.9, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None}
 
 
 def training_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -44,7 +47,7 @@ def training_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable
         for name in reversed(list(_OPTIONS)):
             decls, kwargs = _OPTIONS[name]
             value = defaults.get(name, _BASE[name])
-            extra = {} if kwargs.get("is_flag") else {"default": value, "show_default": True}
+            extra = {} if kwargs.get("is_flag") else {"default": value, "show_default": value is not None}
             fn = click.option(*decls, **kwargs, **extra)(fn)
         return fn
 
@@ -55,7 +58,7 @@ def train_config(opts: dict[str, Any], **overrides: Any):
     """A TrainConfig from the shared options in ``opts`` (other keys are ignored)."""
     from reshape.train import TrainConfig
 
-    return TrainConfig(**{k: opts[k] for k in _OPTIONS if k in opts}, **overrides)
+    return TrainConfig(**{k: opts[k] for k in _OPTIONS if k in opts and k not in _RUN_ONLY}, **overrides)
 
 
 def pop_training(opts: dict[str, Any]) -> dict[str, Any]:

@@ -45,13 +45,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape train spec.json --data cifar100 --teacher runs/r18 --out runs/student
       reshape eval runs/fm16
     """
-    from reshape.data import load
+    from reshape.data import load, subset
     from reshape.models import build
     from reshape.train import TrainingInterrupted, seed_all, shutdown, train
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
-    train_set = load(data, "train", root, download)
+    train_set = subset(load(data, "train", root, download), opts["limit"], cfg.seed)
     test_set = load(data, "test", root)
     seed_all(cfg.seed)
     model = build(spec)

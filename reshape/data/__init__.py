@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 __all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
-           "load"]
+           "load", "subset"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.
@@ -74,6 +74,19 @@ def info(name: str, root: str | None = None) -> DatasetInfo:
     preset = dataset_preset(name)
     folder = _locate(name, preset, root) if preset["num_classes"] is None else None
     return _info(name, preset, folder)
+
+
+def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
+    """At most ``limit`` items of ``dataset``, drawn by a seeded permutation (quick runs, tests)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if limit < 1:
+        raise ReshapeError(f"--limit must be a positive number of images, got {limit}")
+    import torch
+    from torch.utils.data import Subset
+
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[:limit].tolist())
 
 
 def check_fits(spec: "ArchSpec", meta: DatasetInfo, what: str) -> None:
