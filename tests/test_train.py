@@ -206,3 +206,17 @@ def test_eval_json_reports_accuracy_and_relus(tmp_path):
     assert data["relus"] == 3 * 3136 + 2 * 1568 + 2 * 392 + 2 * 256 == 13_840
     res = CliRunner().invoke(cli, ["eval", str(tmp_path), "--data", "cifar10"])
     assert res.exit_code == 1 and "predicts 10 classes from 1x28x28" in res.output
+
+
+def test_width_narrows_stem_and_stages_by_one_factor():
+    from reshape.cli.train import spec_for
+    from reshape.count import count
+
+    spec = spec_for("resnet18", "fashion-mnist-mini", 16)
+    assert spec.stem.width == 16 and spec.widths == (16, 32, 64, 128) and spec.depths == (2, 2, 2, 2)
+    assert (spec.stem.kind, spec.in_chans, spec.input_size, spec.num_classes) == ("cifar", 1, 28, 10)
+    # stem 16x28x28, then 4 ReLU layers per stage: 16x28x28, 32x14x14, 64x7x7, 128x4x4
+    with torch.device("meta"):
+        model = build(spec)
+    relus = count(model, (1, 28, 28)).relus
+    assert relus == 12_544 + 4 * (12_544 + 6_272 + 3_136 + 2_048) == 108_544
