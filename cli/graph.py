@@ -39,10 +39,10 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
 
     from reshape.errors import ReshapeError
     from reshape.graph import load_rewritten, predicted_macs, trace
-    from reshape.graph.recipe import RECIPE_FILE
+    from reshape.rundir import GRAPH_FILE
     from reshape.models import resolve
 
-    if Path(model, RECIPE_FILE).is_file():
+    if Path(model, GRAPH_FILE).is_file():
         if dataset or input_size:
             raise ReshapeError("a rewritten run is shown at its own input; drop --dataset/--input-size")
         _, mg = load_rewritten(model)

@@ -23,7 +23,7 @@ def meta_input(input_shape: tuple[int, ...]) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
@@ -40,7 +40,7 @@ def meta_forward(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor
         name: torch.empty_like(t, device="meta")
         for name, t in [*model.named_parameters(), *model.named_buffers()]
     }
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         try:
             return torch.func.functional_call(model, state, (x,), strict=False)
         except RuntimeError as exc:

@@ -102,8 +102,14 @@ class Count:
         }
 
 
-class _Analysis(TorchDispatchMode):
-    """Accumulates per-module stats for every aten op of one forward pass."""
+class Analysis(TorchDispatchMode):
+    """Accumulates per-scope stats for every aten op of one forward pass.
+
+    A *scope* is what ops are attributed to: a module name for ``count`` (entered by
+    forward hooks), an fx node name for the graph IR (entered by its interpreter).
+    ``rows[(scope, kind)]`` holds the per-image ``shape`` and summed ``relus``,
+    ``comparisons`` and ``macs``; ``depth`` maps tensors to their nonlinear depth.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -122,13 +128,12 @@ class _Analysis(TorchDispatchMode):
             if isinstance(op, torch._ops.OpOverloadPacket):
                 self.handles[op] = self._linear
 
-    def enter(self, name: str) -> Callable[[nn.Module, Any], None]:
-        def hook(module: nn.Module, _args: Any) -> None:
-            self.stack.append((name, module))
-        return hook
+    def enter_scope(self, name: str, module: nn.Module | None) -> None:
+        self.stack.append((name, module))
 
-    def leave(self, module: nn.Module, _args: Any, out: Any) -> None:
-        """Partial ReLU layers are counted whole, at module level, from their kept positions."""
+    def exit_scope(self, module: nn.Module | None, out: Any) -> None:
+        """Close the innermost scope; a partial ReLU layer is counted whole here, from its
+        kept positions (its inner ops are not counted one by one)."""
         if module in self.kept:
             n = module.relu_count(tuple(out.shape[1:]), self.kept[module])
             self._record("relu", {"relus": n}, out)
@@ -155,7 +160,7 @@ class _Analysis(TorchDispatchMode):
         out = func(*args, **kwargs)
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         depth = max((self.depth.get(t, 0) for t in inputs), default=0)
-        # Ops inside a partial ReLU layer are not counted one by one (see ``leave``).
+        # Ops inside a partial ReLU layer are not counted one by one (see ``exit_scope``).
         handle = None if self.stack[-1][1] in self.kept else self.handles.get(func.overloadpacket)
         if handle is not None:
             kind, stats, nonlinear = handle(func, args, kwargs, out)
@@ -177,13 +182,14 @@ class _Analysis(TorchDispatchMode):
 def count(model: nn.Module, input_shape: tuple[int, ...]) -> Count:
     """Exact per-image accounting of ``model`` on an input of ``input_shape`` (C, H, W)."""
     input_shape = tuple(input_shape)
-    analysis = _Analysis(model)
+    analysis = Analysis(model)
     hooks = []
     for name, module in model.named_modules():
         if not name:
             continue
-        hooks.append(module.register_forward_pre_hook(analysis.enter(name)))
-        hooks.append(module.register_forward_hook(analysis.leave))
+        hooks.append(module.register_forward_pre_hook(
+            lambda m, _args, name=name: analysis.enter_scope(name, m)))
+        hooks.append(module.register_forward_hook(lambda m, _args, out: analysis.exit_scope(m, out)))
     try:
         with analysis:
             out = meta_forward(model, input_shape)

@@ -1,7 +1,8 @@
 """Run directories: where a spec and its trained weights (masks included) live together.
 
 Layout: ``spec.json`` (the architecture), ``model.safetensors`` (weights and ReLU
-masks). The trainer adds its checkpoint and metrics beside them.
+masks). The trainer adds its checkpoint and metrics beside them. A run rewritten by
+graph passes (shallow blocks) adds ``graph.json``, the rewrite steps replayed on load.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .spec import ArchSpec, load_spec
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "model.safetensors"
+GRAPH_FILE = "graph.json"
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -22,13 +24,22 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def load_run(path: str | os.PathLike[str], weights: bool = True) -> tuple[ArchSpec, nn.Module]:
-    """The spec and model of a run directory, with its saved weights when there are any."""
+    """The spec and model of a run directory, with its saved weights when there are any.
+
+    A rewritten run (``graph.json``) loads as its rewritten module; ``weights=False``
+    always gives the network the spec describes, freshly built.
+    """
     from .models import build
 
     path = Path(path)
     if not is_run_dir(path):
         raise ReshapeError(f"{path} is not a run directory (no {SPEC_FILE}); "
                            "create one with `reshape train ... --out DIR`")
+    if weights and (path / GRAPH_FILE).is_file():
+        from .graph.recipe import load_rewritten
+
+        spec, rewritten = load_rewritten(path)
+        return spec, rewritten.to_module()
     spec = load_spec(path / SPEC_FILE)
     model = build(spec)
     if weights and (path / WEIGHTS_FILE).is_file():

@@ -17,7 +17,7 @@ import torch
 from torch import fx, nn
 
 from .._probe import meta_forward
-from ..count import _Analysis
+from ..count import Analysis
 from ..errors import ReshapeError
 
 LeafSpec = Iterable["str | type[nn.Module]"]
@@ -68,16 +68,16 @@ def trace_module(model: nn.Module, leaf_modules: LeafSpec = ()) -> fx.GraphModul
 class _NodeRecorder(fx.Interpreter):
     """Runs a GraphModule node by node, keying the accounting rows by node name."""
 
-    def __init__(self, gm: fx.GraphModule, analysis: _Analysis) -> None:
+    def __init__(self, gm: fx.GraphModule, analysis: Analysis) -> None:
         super().__init__(gm)
         self.analysis = analysis
         self.shapes: dict[str, tuple[int, ...]] = {}
 
     def run_node(self, n: fx.Node) -> Any:
         module = self.module.get_submodule(n.target) if n.op == "call_module" else None
-        self.analysis.stack.append((n.name, module))
+        self.analysis.enter_scope(n.name, module)
         out = super().run_node(n)
-        self.analysis.leave(module, (), out)  # pops the node; counts a partial ReLU layer whole
+        self.analysis.exit_scope(module, out)
         if isinstance(out, torch.Tensor):
             self.shapes[n.name] = tuple(out.shape[1:])
         return out
@@ -97,7 +97,7 @@ class _Run(nn.Module):
 
 def node_stats(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> dict[str, dict[str, Any]]:
     """Per fx node: per-image output ``shape``, ``relus``, ``macs`` and the accounting ``kinds`` seen."""
-    analysis = _Analysis(gm)
+    analysis = Analysis(gm)
     recorder = _NodeRecorder(gm, analysis)
     with analysis:
         meta_forward(_Run(gm, recorder), input_shape)

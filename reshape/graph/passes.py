@@ -19,7 +19,7 @@ import torch
 from torch import fx, nn
 from torch.utils.flop_counter import conv_flop_count
 
-from .._probe import _eval_mode
+from .._probe import eval_mode
 from ..errors import ReshapeError
 from .conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
 from .ir import Block, ModelGraph
@@ -150,7 +150,7 @@ def block_inputs(mg: ModelGraph, blocks: Iterable[str], x: torch.Tensor) -> dict
                 captured[forks[n.name]] = out.detach()
             return out
 
-    with torch.no_grad(), _eval_mode(mg.module):
+    with torch.no_grad(), eval_mode(mg.module):
         _Capture(mg.module).run(x)
     return captured
 

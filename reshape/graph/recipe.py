@@ -20,12 +20,11 @@ from torch import nn
 
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..rundir import SPEC_FILE, WEIGHTS_FILE, load_run, load_weights, save_weights
+from ..rundir import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_run, load_weights, save_weights
 from ..spec import ArchSpec, save_spec
 from .ir import ModelGraph, trace
 from .passes import MODES, PADDINGS, linearize, merge_blocks
 
-RECIPE_FILE = "graph.json"
 SCHEMA_VERSION = 1
 OPS = ("linearize", "merge")
 
@@ -58,13 +57,13 @@ def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) ->
 
 
 def save_recipe(run_dir: str | os.PathLike[str], steps: list[Step]) -> None:
-    write_json(Path(run_dir, RECIPE_FILE),
+    write_json(Path(run_dir, GRAPH_FILE),
                {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
 
 
 def load_recipe(run_dir: str | os.PathLike[str]) -> list[Step]:
     """The steps of ``run_dir/graph.json``; every malformed field is a ReshapeError naming it."""
-    path = Path(run_dir, RECIPE_FILE)
+    path = Path(run_dir, GRAPH_FILE)
     data = read_json(path, "graph recipe")
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise ReshapeError(f"{path}: schema_version must be {SCHEMA_VERSION}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._probe import _eval_mode
+from .._probe import eval_mode
 from ..errors import ReshapeError
 
 #: Largest max-relative error an exact (lossless) rewrite may show in float32.
@@ -23,7 +23,7 @@ def max_relative_error(reference: nn.Module, candidate: nn.Module,
     x = torch.randn((1, *input_shape), generator=gen).to(
         device=param.device if param is not None else "cpu",
         dtype=param.dtype if param is not None else torch.float32)
-    with torch.no_grad(), _eval_mode(reference), _eval_mode(candidate):
+    with torch.no_grad(), eval_mode(reference), eval_mode(candidate):
         ref, out = reference(x), candidate(x)
     if ref.shape != out.shape:
         raise ReshapeError(f"rewrite changed the output shape {tuple(ref.shape)} -> {tuple(out.shape)}")
