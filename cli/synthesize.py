@@ -14,6 +14,15 @@ def _amounts(text: str, what: str) -> list[int]:
     return [parse_amount(part, what) for part in text.split(",") if part.strip()]
 
 
+def _ranking(text: str | None, path: str | None) -> list[int] | None:
+    """The explicit ranking, the one measured in a criticality file, or None for the default."""
+    if path:
+        from reshape.criticality import load
+
+        return list(load(path).ranking)
+    return _stages(text) if text else None
+
+
 def _stages(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
@@ -31,14 +40,16 @@ def _stages(text: str) -> list[int]:
 @click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
               help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
 @click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published ranking).")
+@click.option("--criticality-file", type=click.Path(dir_okay=False),
+              help="Take the ranking from this `reshape criticality --out` JSON instead.")
 @click.option("--sweep", help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
 @click.option("--out", type=click.Path(), help="Spec JSON to write (a directory with --sweep).")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @user_errors
 def command(backbone: str, dataset: str, relus: int | None, macs: int | None, round_to: int,
-            criticality: str | None, sweep: str | None, out: str | None, protocol: str,
-            as_json: bool) -> None:
+            criticality: str | None, criticality_file: str | None, sweep: str | None,
+            out: str | None, protocol: str, as_json: bool) -> None:
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
 
     The budget picks a stage-multiplier family (HRN-5x5x3x when ReLUs are plentiful,
@@ -51,16 +62,19 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
       reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --out hrn.json
       reshape synthesize --backbone resnet50 --dataset imagenet --relus 2M --macs 1.5G --json
       reshape synthesize --backbone resnet18 --dataset cifar100 --sweep 25k,50k,100k,180k,300k --out specs/
+      reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --criticality-file crit.json
       reshape count hrn.json     # the same counts, from the spec file
     """
     if (relus is None) == (sweep is None):
         raise click.UsageError("give exactly one of --relus B or --sweep B1,B2,...")
     if sweep is not None and out is None:
         raise click.UsageError("--sweep writes one spec per budget: give --out DIR")
+    if criticality and criticality_file:
+        raise click.UsageError("give --criticality or --criticality-file, not both")
     from reshape.io import write_json
     from reshape.spec import save_spec
 
-    ranking = _stages(criticality) if criticality else None
+    ranking = _ranking(criticality, criticality_file)
     budgets = _amounts(sweep, "--sweep budget") if sweep is not None else [relus]
     results = [_synthesize(backbone, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
                for b in budgets]
