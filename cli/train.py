@@ -25,7 +25,7 @@ if TYPE_CHECKING:
                                                                   "to distill from (same dataset).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
-@training_options(epochs=10)
+@training_options(epochs=10, batch_size=64)
 @user_errors
 def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
             width: int | None, teacher: str | None, resume: bool, as_json: bool, **opts: object) -> None:
@@ -47,7 +47,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     """
     from reshape.data import load, subset
     from reshape.models import build
-    from reshape.train import TrainingInterrupted, seed_all, shutdown, train
+    from reshape.train import TrainingInterrupted, is_main, seed_all, shutdown, train
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
@@ -57,16 +57,19 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     model = build(spec)
     try:
         metrics = train(model, spec, cfg, train_set, test_set, out, teacher=teacher, resume=resume)
+        if not is_main():
+            return
+        if as_json:
+            echo_json(metrics)
+        else:
+            click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
+                       f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
     except TrainingInterrupted as exc:
-        click.echo(str(exc), err=True)
+        if is_main():
+            click.echo(str(exc), err=True)
         sys.exit(130)
     finally:
         shutdown()
-    if as_json:
-        echo_json(metrics)
-    else:
-        click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
-                   f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
 
 
 def spec_for(model_or_spec: str, data: str, width: int | None) -> ArchSpec:

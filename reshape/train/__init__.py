@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._checkpoint import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, read_metrics, seed_all
 from ._config import CONFIG_FILE, TrainConfig, load_config, save_config
-from ._dist import resolve_device, shutdown
+from ._dist import is_main, resolve_device, shutdown
 from ._distill import FeatureTaps, kd_loss, load_teacher
 from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, evaluate,
                     make_optimizer, make_scheduler, train)
@@ -18,6 +18,6 @@ from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, ev
 __all__ = [
     "TrainConfig", "train", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
     "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
-    "seed_all", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",
+    "seed_all", "is_main", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",
     "CHECKPOINT_FILE", "METRICS_FILE", "CONFIG_FILE",
 ]

@@ -77,6 +77,23 @@ def sum_all(values: torch.Tensor, ctx: Context) -> torch.Tensor:
     return values
 
 
+def sync_buffers(model: nn.Module, ctx: Context) -> None:
+    """Give every process rank 0's buffers (BatchNorm statistics, masks).
+
+    DDP broadcasts them at the start of each training forward, but the last batch
+    updates each process's statistics with its own data; evaluating or saving after
+    that without this step would score a different model on each process.
+    """
+    if ctx.world > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def is_main() -> bool:
+    """True in a single process and in rank 0 of a process group: the one that reports."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
 def shutdown() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_initialized():

@@ -133,6 +133,7 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
                 row.update(_train_epoch(net, model, teacher, loader, optimizer, scheduler, cfg,
                                         ctx, epoch, extra_loss, bar, out))
+                _dist.sync_buffers(model, ctx)
                 if test_set is not None:
                     test = evaluate(model, test_set, cfg.batch_size, ctx.device, cfg.workers, ctx)
                     row.update({f"test_{k}": v for k, v in test.items()})
