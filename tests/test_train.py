@@ -90,6 +90,9 @@ def test_resume_after_ctrl_c_ends_bit_identical(tmp_path, tiny_spec):
     timing = {"images_per_s", "epoch_s"}
     strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
     assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))
+    # resuming a finished run trains nothing and reports its last epoch
+    again = train(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
+    assert again == read_metrics(tmp_path / "cut")[-1] and again["epoch"] == 3
 
 
 def test_metrics_jsonl_lr_schedule_and_run_files(tmp_path, tiny_spec):

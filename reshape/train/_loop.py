@@ -34,8 +34,8 @@ from ..errors import ReshapeError
 from ..rundir import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
 from . import _dist
-from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, save_checkpoint,
-                          seed_all, set_rng_state, truncate_metrics)
+from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, read_metrics,
+                          save_checkpoint, seed_all, set_rng_state, truncate_metrics)
 from ._config import TrainConfig, save_config
 from ._distill import kd_loss, load_teacher
 
@@ -121,7 +121,8 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
     net = _dist.wrap(model, ctx)
     if cfg.compile:
         net = torch.compile(net)
-    row: dict[str, Any] = {}
+    done_rows = read_metrics(out) if start else []
+    row: dict[str, Any] = done_rows[-1] if done_rows else {}  # a finished run returns its last epoch
     show = progress and ctx.is_main
     done = start
     with _progress(show) as bar:
