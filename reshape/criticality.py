@@ -81,7 +81,7 @@ class Criticality:
     dataset: str
     width: int | None
     limit: int | None
-    recipe: dict[str, Any]
+    recipe: dict[str, Any] = dataclasses.field(hash=False)
     acc_full: float
     acc_lin: float
     stage_acc: tuple[float, ...]
