@@ -51,7 +51,7 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
     cfg = train_config(shared, dataset=data)
     try:
         result = criticality.measure(backbone, data, cfg.epochs, width=width, root=root, cache=cache,
-                                     limit=shared["limit"], recipe=cfg, progress=not as_json)
+                                     limit=shared["limit"], recipe=cfg)
     except TrainingInterrupted as exc:
         click.echo(f"interrupted; finished proxy runs are kept in {exc.run_dir.parent}: "
                    "rerun the same command to resume", err=True)

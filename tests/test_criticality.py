@@ -153,6 +153,13 @@ def test_cli_json_trains_once_and_feeds_synthesize(tmp_path, monkeypatch):
     assert json.loads(synth.stdout)["explanation"]["criticality"] == data["ranking"]
 
 
+def test_cli_interrupt_says_how_to_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr("reshape.train.train", FakeTrainer(interrupt_at=2))
+    res = run("criticality", *TINY, "--limit", "64", "--cache", str(tmp_path))
+    assert res.exit_code == 130
+    assert "rerun the same command to resume" in res.output and "Traceback" not in res.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["nonet", "--data", "fashion-mnist-mini"], "unknown model 'nonet'"),
     (["resnet18", "--data", "nodata"], "unknown dataset 'nodata'"),
