@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
     "criticality": ("criticality", "Stage criticality of a backbone: short trainings with ReLUs in one stage only."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
+    "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),
+    "export": ("export", "Export a trained run: spec, safetensors weights, ONNX (checked with onnxruntime), timm config."),
 }
 
 

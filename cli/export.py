@@ -1,0 +1,47 @@
+"""``reshape export``: a trained run as spec + safetensors, ONNX and a timm config."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, user_errors
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--onnx", is_flag=True,
+              help="Also write model.onnx (opset 17, dynamic batch), checked against PyTorch with onnxruntime.")
+@click.option("--timm-config", is_flag=True,
+              help="Also write a timm-style config.json (architecture reshape_spec, input size, mean/std).")
+@click.option("--dataset", help="Dataset for the config's mean/std (default: the one the run was trained on).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written files (and ONNX difference) as JSON.")
+@user_errors
+def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str | None,
+            as_json: bool) -> None:
+    """Export the trained network in RUN_DIR to the folder --out.
+
+    Writes spec.json (the architecture) and model.safetensors (weights and ReLU masks);
+    --onnx adds model.onnx, verified right after export (max |ONNX - PyTorch| <= 1e-4);
+    --timm-config adds config.json. Rebuild with timm:
+
+    \b
+      import reshape.models, timm, safetensors.torch
+      model = timm.create_model("reshape_spec", spec="DIR/spec.json")
+      model.load_state_dict(safetensors.torch.load_file("DIR/model.safetensors"))
+
+    \b
+    Examples:
+      reshape export runs/senet-50k --out export/senet-50k --onnx --timm-config
+      reshape export runs/teacher --out export/teacher --json
+    """
+    from reshape.report.export import CHECK_BATCH, export
+
+    result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset)
+    if as_json:
+        echo_json({"files": list(result.files), "onnx_max_diff": result.onnx_max_diff})
+        return
+    for file in result.files:
+        click.echo(f"wrote {file}")
+    if result.onnx_max_diff is not None:
+        click.echo(f"ONNX check: max |onnxruntime - PyTorch| = {result.onnx_max_diff:.3g} "
+                   f"on a batch of {CHECK_BATCH}")

@@ -1,0 +1,72 @@
+"""``reshape pareto``: our results against ReLU count, with fronts and published anchors."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, user_errors
+
+
+@click.command("pareto")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--dataset", required=True,
+              help="Dataset of the results (cifar100, cifar10, tinyimagenet, ...): titles the plot, "
+                   "picks the anchors and skips CSV rows of other datasets.")
+@click.option("--anchors", "with_anchors", is_flag=True,
+              help="Add the published results (reshape/tables/anchors.csv) for --dataset.")
+@click.option("--methods", help="Comma-separated published methods to show, e.g. snl,senet (implies --anchors).")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Write the plot here; the suffix picks the format (.png, .svg, .pdf).")
+@click.option("--json", "as_json", is_flag=True, help="Print the points with their front flags as JSON.")
+@user_errors
+def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods: str | None,
+            out: str | None, as_json: bool) -> None:
+    """Plot top-1 accuracy against ReLU count for SOURCES, with each method's Pareto front.
+
+    A SOURCE is a run directory (accuracy from metrics.jsonl, ReLUs counted from the
+    model), a results CSV (method, relus, top1 in percent[, source, dataset]) or an
+    Optuna study STORAGE::STUDY. Fronts are per method: no other point of the method
+    has fewer or equal ReLUs and at least the accuracy.
+
+    \b
+    Examples:
+      reshape pareto runs/senet-50k runs/snl-50k --dataset cifar100 --anchors --out front.png
+      reshape pareto sqlite:///search.db::hrn --dataset cifar100 --methods snl,senet --out front.svg
+      reshape pareto results.csv --dataset cifar10 --json
+    """
+    from reshape.report import Point, load_anchors, mark_fronts
+    from reshape.report.plot import FORMATS, plot_front
+    from reshape.report.sources import read_source
+
+    if out and not out.lower().endswith(FORMATS):
+        raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
+    wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
+    points = [p for source in sources for p in read_source(source, dataset)]
+    published = [Point(a.label, a.relus, a.top1, a.source, ours=False) for a in anchors if a.top1 is not None]
+    points = mark_fronts(points + published)
+    if out:
+        plot_front(points, anchors, dataset, out)
+    if as_json:
+        echo_json([p.to_dict() for p in points])
+        return
+    _print_table(points, dataset, out)
+
+
+def _print_table(points, dataset: str, out: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{dataset}: top-1 against ReLUs", title_justify="left")
+    table.add_column("method")
+    table.add_column("ReLUs", justify="right", no_wrap=True)
+    table.add_column("top-1 %", justify="right", no_wrap=True)
+    table.add_column("on front", no_wrap=True)
+    table.add_column("source")
+    for p in sorted(points, key=lambda p: (not p.ours, p.method, p.relus)):
+        table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}",
+                      f"{p.top1:.2f}", "yes" if p.on_front else "", p.source,
+                      style=None if p.ours else "dim")
+    console = Console()
+    console.print(table)
+    if out:
+        console.print(f"plot written to {out}")

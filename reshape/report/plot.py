@@ -1,0 +1,97 @@
+"""Draw accuracy against ReLU count: our points with per-method fronts, published anchors.
+
+matplotlib is imported here only, with the Agg backend, so the rest of the tool (and
+``reshape --help``) never pays for it. The figure is written atomically in the format
+its suffix names (png, svg, pdf).
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ReshapeError
+from ..io import atomic_path
+from .anchors import Anchor
+from .pareto import Point
+
+FORMATS = (".png", ".svg", ".pdf")
+_MARKERS = "sD^vP*Xhp<>"
+_WRAP = 185  # characters per caption line
+
+
+def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
+               out: str | os.PathLike[str]) -> Path:
+    """Write the figure to ``out``; ``points`` carry their front flags (``mark_fronts``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise ReshapeError(f"cannot write a plot to {out}: use a {', '.join(FORMATS)} file")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ours = [p for p in points if p.ours]
+    methods = list(dict.fromkeys(p.method for p in ours))
+    for i, method in enumerate(methods):
+        group = [p for p in ours if p.method == method]
+        front = sorted((p for p in group if p.on_front), key=lambda p: p.relus)
+        color = colors[i % len(colors)]
+        ax.scatter([p.relus for p in group], [p.top1 for p in group], s=30, color=color, zorder=3,
+                   label=f"{method} (ours, {len(group)} points)")
+        ax.step([p.relus for p in front], [p.top1 for p in front], where="post", color=color,
+                linewidth=1.5, zorder=2)
+    measured = [a for a in anchors if a.top1 is not None]
+    for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
+        group = [a for a in measured if a.label == label]
+        ax.plot([a.relus for a in group], [a.top1 for a in group], _MARKERS[i % len(_MARKERS)],
+                color=colors[(len(methods) + i) % len(colors)], linestyle=":", linewidth=0.8,
+                markersize=5, markerfacecolor="none", label=f"{label} (published)")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _relus_label(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("ReLUs per image (count, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"Top-1 accuracy vs ReLU count on {dataset}: our runs with Pareto fronts")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
+    caption = _caption(anchors)
+    if caption:
+        lines = caption.count("\n") + 1
+        fig.subplots_adjust(bottom=0.12 + 0.022 * lines)
+        fig.text(0.01, 0.01, caption, fontsize=6.5, va="bottom", ha="left")
+    with atomic_path(out) as tmp:
+        # The temporary file ends in .tmp: name the target's format explicitly.
+        fig.savefig(tmp, format=out.suffix[1:].lower(), dpi=150)
+    plt.close(fig)
+    return out
+
+
+def _relus_label(x: float) -> str:
+    """20000 -> '20K', 1500000 -> '1.5M': tick labels in the units ReLU budgets are quoted in."""
+    for unit, scale in (("M", 1e6), ("K", 1e3)):
+        if x >= scale:
+            return f"{x / scale:g}{unit}"
+    return f"{x:g}"
+
+
+def _caption(anchors: Sequence[Anchor]) -> str:
+    """Sources of the published points, their counting conventions and unplotted claims."""
+    if not anchors:
+        return ""
+    parts = []
+    for label in dict.fromkeys(a.label for a in anchors if a.top1 is not None):
+        row = next(a for a in anchors if a.label == label)
+        parts.append(f"{label}: {row.source} [{row.relu_convention.replace('_', ' ')}]")
+    claims = [f"{a.label} at {a.relus:,} ReLUs: {a.note} ({a.source})" for a in anchors if a.top1 is None]
+    text = "Published: " + "; ".join(parts) + ". Ours count the stem ReLU."
+    if claims:
+        text += " Not plotted (no accuracy given): " + "; ".join(claims) + "."
+    return "\n".join(textwrap.wrap(text, _WRAP))

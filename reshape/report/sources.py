@@ -1,0 +1,150 @@
+"""Read our results as Pareto points: run directories, result CSVs and Optuna studies.
+
+A SOURCE on the command line is one of
+
+* a run directory: accuracy is the last ``metrics.jsonl`` row's ``test_top1``, the
+  ReLU count is ``reshape.count`` of the saved model (stem ReLU included), the method
+  is ``SENet`` / ``SNL`` when the run holds ``senet.json`` / ``snl.json``, else the
+  directory name;
+* a CSV file with columns ``method``, ``relus``, ``top1`` (percent) and optionally
+  ``source`` and ``dataset`` (rows of another dataset are skipped);
+* an Optuna study ``STORAGE::STUDY`` (``sqlite:///s.db::hrn``, ``journal:PATH::hrn``):
+  its completed trials, read from the user attributes ``relus`` and ``top1`` when set,
+  else from the objective values (the maximized one is accuracy, the first minimized
+  one ReLUs). Study accuracies are fractions, as the trainer reports them; the method
+  is the trial's ``method`` attribute, else the study name.
+
+A source without any finished result is an error, never an empty plot.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReshapeError
+from .pareto import Point
+
+STUDY_SEPARATOR = "::"
+JOURNAL_PREFIX = "journal:"
+#: Files a budget method leaves in its run directory, and the method they name.
+METHOD_FILES = {"senet.json": "SENet", "snl.json": "SNL"}
+CSV_COLUMNS = ("method", "relus", "top1")
+
+
+def read_source(source: str, dataset: str | None = None) -> list[Point]:
+    """The finished points of one SOURCE; ``dataset`` drops CSV rows and refuses runs of another."""
+    if STUDY_SEPARATOR in source:
+        points = read_study(source)
+    elif Path(source).is_dir():
+        points = read_run(source, dataset)
+    elif Path(source).suffix.lower() == ".csv":
+        points = read_csv(source, dataset)
+    else:
+        raise ReshapeError(f"cannot read '{source}': give a run directory, a .csv file or "
+                           f"STORAGE{STUDY_SEPARATOR}STUDY (e.g. sqlite:///s.db{STUDY_SEPARATOR}hrn)")
+    if not points:
+        raise ReshapeError(f"{source}: no finished points (no completed epoch, trial or row"
+                           f"{' for ' + dataset if dataset else ''}); nothing to plot")
+    return points
+
+
+def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
+    """One point for a trained run directory, or none when it has not finished an epoch."""
+    from ..count import count
+    from ..rundir import load_run
+    from ..train import load_config, read_metrics
+
+    path = Path(path)
+    rows = [row for row in read_metrics(path) if "test_top1" in row]
+    if not rows:
+        return []
+    config = load_config(path)
+    if dataset and config is not None and config.dataset and config.dataset != dataset:
+        raise ReshapeError(f"run {path} was trained on {config.dataset}, not {dataset}; "
+                           f"pass --dataset {config.dataset} or leave the run out")
+    spec, model = load_run(path)
+    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    method = next((name for file, name in METHOD_FILES.items() if (path / file).is_file()), path.name)
+    return [Point(method, relus, 100 * float(rows[-1]["test_top1"]), str(path))]
+
+
+def read_csv(path: str | Path, dataset: str | None = None) -> list[Point]:
+    """Points from a results CSV (``top1`` in percent)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ReshapeError(f"{path}: missing column '{missing[0]}'; a results CSV needs "
+                                   f"{', '.join(CSV_COLUMNS)} (top1 in percent)")
+            rows = list(reader)
+    except OSError as exc:
+        raise ReshapeError(f"cannot read {path}: {exc.strerror}") from None
+    points = []
+    for line, row in enumerate(rows, start=2):
+        if dataset and row.get("dataset") and row["dataset"] != dataset:
+            continue
+        try:
+            relus, top1 = int(float(row["relus"])), float(row["top1"])
+        except (TypeError, ValueError):
+            raise ReshapeError(f"{path} line {line}: relus and top1 must be numbers, "
+                               f"got {row['relus']!r} and {row['top1']!r}") from None
+        points.append(Point(row["method"], relus, top1, row.get("source") or str(path)))
+    return points
+
+
+def read_study(source: str) -> list[Point]:
+    """Points of the completed trials of an Optuna study named ``STORAGE::STUDY``."""
+    import optuna
+
+    storage_text, _, name = source.rpartition(STUDY_SEPARATOR)
+    study = optuna.load_study(study_name=name, storage=_storage(storage_text, name))
+    relus_index, top1_index = _objective_indices(study)
+    points = []
+    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs: dict[str, Any] = trial.user_attrs
+        relus = attrs.get("relus", None if relus_index is None else trial.values[relus_index])
+        top1 = attrs.get("top1", None if top1_index is None else trial.values[top1_index])
+        if relus is None or top1 is None:
+            raise ReshapeError(f"{source}: trial {trial.number} has no 'relus'/'top1' user attributes "
+                               "and the study's objectives do not say which is which")
+        if not 0 <= top1 <= 1:
+            raise ReshapeError(f"{source}: trial {trial.number} has accuracy {top1}; study "
+                               "accuracies must be fractions in [0, 1], as the trainer reports them")
+        points.append(Point(str(attrs.get("method", name)), int(relus), 100 * float(top1),
+                            f"{source} #{trial.number}"))
+    return points
+
+
+def _storage(text: str, name: str) -> Any:
+    """An Optuna storage for ``text``, refusing paths that do not exist (Optuna would create them)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    file = (text[len(JOURNAL_PREFIX):] if text.startswith(JOURNAL_PREFIX)
+            else text[len("sqlite:///"):] if text.startswith("sqlite:///") else None)
+    if file is not None and not Path(file).is_file():
+        raise ReshapeError(f"study storage {text}: no such file {file}")
+    try:
+        storage = (JournalStorage(JournalFileBackend(file)) if text.startswith(JOURNAL_PREFIX)
+                   else optuna.storages.get_storage(text))
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise ReshapeError(f"no study '{name}' in {text}; studies there: "
+                           f"{', '.join(names) or 'none'}") from None
+    except Exception as exc:  # Optuna and SQLAlchemy raise many types for a bad URL
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ReshapeError(f"cannot open study storage {text}: {first}") from None
+    return storage
+
+
+def _objective_indices(study: Any) -> tuple[int | None, int | None]:
+    """(ReLUs, accuracy) positions among the objectives: first minimized, first maximized."""
+    from optuna.study import StudyDirection
+
+    directions = list(study.directions)
+    relus = directions.index(StudyDirection.MINIMIZE) if StudyDirection.MINIMIZE in directions else None
+    top1 = directions.index(StudyDirection.MAXIMIZE) if StudyDirection.MAXIMIZE in directions else None
+    return relus, top1

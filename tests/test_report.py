@@ -1,0 +1,263 @@
+"""Reporting: published anchors, Pareto fronts, result readers, plots and export."""
+from __future__ import annotations
+
+import csv
+import json
+from importlib import resources
+
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from reshape.cli import cli
+from reshape.errors import ReshapeError
+from reshape.models import build
+from reshape.report import Point, load_anchors, mark_fronts, pareto_front
+from reshape.report.anchors import CONVENTIONS
+from reshape.report.sources import read_csv, read_run, read_source, read_study
+from reshape.rundir import save_weights
+from reshape.spec import ReluLayer, save_spec
+from reshape.train._checkpoint import append_metrics
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: tiny_spec with 100 kept ReLUs in layer1.0.act1 and layer2.0.act2 removed. ReLUs on
+#: 1x16x16: stem 4*16*16 = 1,024; layer1 100 + 1,024; layer2 8*8*8 = 512 (+0);
+#: layer3 2 * 8*4*4 = 256; layer4 2 * 16*2*2 = 128; total 3,044.
+PARTIAL_RELUS = 1_024 + 100 + 1_024 + 512 + 256 + 128
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def partial_spec(tiny_spec):
+    return tiny_spec.with_relus([ReluLayer("layer1.0.act1", "masked", kept=100, granularity="neuron"),
+                                 ReluLayer("layer2.0.act2", "removed")])
+
+
+def make_run(folder, spec, top1: float | None = None, marker: str | None = None):
+    """A run directory without training: spec, weights and optionally one epoch's metrics."""
+    torch.manual_seed(0)
+    model = build(spec)
+    save_spec(spec, folder / "spec.json")
+    save_weights(model, folder / "model.safetensors")
+    if top1 is not None:
+        append_metrics(folder, {"epoch": 1, "test_top1": top1})
+    if marker:
+        (folder / marker).write_text("{}")
+    return folder
+
+
+# -- anchors ---------------------------------------------------------------------------------
+def test_anchor_table_parses_with_a_source_and_convention_per_row():
+    text = resources.files("reshape.tables").joinpath("anchors.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert len(rows) == 55
+    assert all(r["source"] and r["relu_convention"] in CONVENTIONS for r in rows)
+    assert [len(load_anchors(d)) for d in ("cifar100", "cifar10", "tinyimagenet")] == [36, 9, 10]
+
+
+@pytest.mark.parametrize("dataset, method, backbone, relus, top1, convention", [
+    ("cifar100", "SNL", "ResNet18", 180_000, 77.65, "without_stem"),
+    ("cifar100", "SNL", "ResNet18", 248_400, 77.70, "without_stem"),
+    ("cifar100", "SENet", "WRN22-8", 150_000, 78.32, "with_stem"),
+    ("cifar100", "DeepReDuce", "ResNet18", 12_300, 64.97, "unknown"),
+    ("cifar10", "SENet", "ResNet18", 49_100, 93.6, "with_stem"),
+    ("tinyimagenet", "AutoReP", "ResNet18", 290_000, 63.79, "unknown"),
+])
+def test_anchor_values_equal_anchors_md(dataset, method, backbone, relus, top1, convention):
+    rows = [a for a in load_anchors(dataset, [method]) if a.backbone == backbone and a.relus == relus]
+    assert len(rows) == 1 and rows[0].top1 == top1 and rows[0].relu_convention == convention
+
+
+def test_claims_carry_no_accuracy():
+    (claim,) = [a for a in load_anchors("cifar100") if a.top1 is None]
+    assert (claim.method, claim.relus) == ("DeepReShape", 180_000) and "+2.35" in claim.note
+
+
+def test_anchor_errors_list_the_choices():
+    with pytest.raises(ReshapeError, match="anchors exist for: cifar100, cifar10, tinyimagenet"):
+        load_anchors("mnist")
+    with pytest.raises(ReshapeError, match="no published results for method 'snl2'.*SNL, SENet"):
+        load_anchors("cifar10", ["snl2"])
+    assert {a.method for a in load_anchors("cifar100", ["snl", "SENet"])} == {"SNL", "SENet"}
+
+
+# -- fronts ----------------------------------------------------------------------------------
+def test_pareto_front_on_hand_made_points():
+    pts = [Point("a", r, t, "") for r, t in
+           [(10, 50), (20, 60), (20, 55), (30, 58), (5, 50), (40, 70), (40, 70), (50, 65)]]
+    # (10,50) loses to (5,50); (20,55) to (20,60); (30,58) to (20,60); (50,65) to (40,70);
+    # the two equal (40,70) both stay.
+    assert pareto_front(pts) == [False, True, False, False, True, True, True, False]
+    assert pareto_front([]) == []
+
+
+def test_fronts_are_per_method_and_keep_order():
+    pts = [Point("a", 10, 60, ""), Point("b", 5, 70, ""), Point("a", 20, 55, ""),
+           Point("b", 5, 70, "", ours=False)]
+    assert [p.on_front for p in mark_fronts(pts)] == [True, True, False, True]
+
+
+# -- sources ---------------------------------------------------------------------------------
+def test_run_directory_point(tmp_path, partial_spec):
+    make_run(tmp_path / "hrn-3k", partial_spec, top1=0.5)
+    assert read_run(tmp_path / "hrn-3k") == [Point("hrn-3k", PARTIAL_RELUS, 50.0, str(tmp_path / "hrn-3k"))]
+    make_run(tmp_path / "s", partial_spec, top1=0.25, marker="senet.json")
+    assert read_run(tmp_path / "s")[0].method == "SENet"
+    make_run(tmp_path / "empty", partial_spec)
+    assert read_run(tmp_path / "empty") == []
+    with pytest.raises(ReshapeError, match="no finished points"):
+        read_source(str(tmp_path / "empty"))
+
+
+def test_results_csv_filters_by_dataset(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("method,relus,top1,dataset\nhrn,50000,74.1,cifar100\nhrn,30000,70,cifar10\n")
+    assert read_csv(path, "cifar100") == [Point("hrn", 50_000, 74.1, str(path))]
+    assert len(read_csv(path)) == 2
+    (tmp_path / "bad.csv").write_text("method,top1\nx,1\n")
+    with pytest.raises(ReshapeError, match="missing column 'relus'"):
+        read_csv(tmp_path / "bad.csv")
+
+
+def test_study_reader_user_attrs_and_objectives(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="hrn", storage=url, directions=["maximize", "minimize"])
+    for relus, top1 in [(50_000, 0.70), (80_000, 0.72), (90_000, 0.71)]:
+        study.add_trial(optuna.trial.create_trial(values=[top1, relus], user_attrs={"method": "HRN"}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    points = read_study(f"{url}::hrn")
+    assert [(p.method, p.relus, p.top1) for p in points] == [
+        ("HRN", 50_000, 70.0), ("HRN", 80_000, 72.0), ("HRN", 90_000, 71.0)]
+    assert [p.on_front for p in mark_fronts(points)] == [True, True, False]
+
+    journal = tmp_path / "j.log"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    other = optuna.create_study(study_name="r18", storage=storage)
+    other.add_trial(optuna.trial.create_trial(value=0.0, user_attrs={"relus": 1234, "top1": 0.5}))
+    assert read_study(f"journal:{journal}::r18") == [Point("r18", 1234, 50.0, f"journal:{journal}::r18 #0")]
+
+
+def test_study_reader_errors(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="pct", storage=url, directions=["maximize", "minimize"])
+    with pytest.raises(ReshapeError, match="no finished points"):
+        read_source(f"{url}::pct")
+    study.add_trial(optuna.trial.create_trial(values=[72.0, 1000]))
+    with pytest.raises(ReshapeError, match="must be fractions"):
+        read_study(f"{url}::pct")
+    with pytest.raises(ReshapeError, match="no study 'nope'.*studies there: pct"):
+        read_study(f"{url}::nope")
+    with pytest.raises(ReshapeError, match="no such file"):
+        read_study(f"journal:{tmp_path / 'missing.log'}::x")
+    assert not (tmp_path / "missing.log").exists()
+
+
+# -- CLI: pareto -----------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<svg")])
+def test_pareto_plot_files(tmp_path, partial_spec, suffix, magic):
+    make_run(tmp_path / "run", partial_spec, top1=0.5)
+    out = tmp_path / f"front{suffix}"
+    res = run("pareto", str(tmp_path / "run"), "--dataset", "cifar100", "--methods", "snl,senet",
+              "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert magic in out.read_bytes()[:400] and "on front" in res.output
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_pareto_json_flags(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("method,relus,top1\nhrn,50000,74.1\nhrn,90000,73.0\n")
+    res = run("pareto", str(path), "--dataset", "cifar100", "--methods", "senet", "--json")
+    assert res.exit_code == 0, res.output
+    points = json.loads(res.output)
+    assert [(p["method"], p["relus"], p["ours"], p["on_front"]) for p in points] == [
+        ("hrn", 50_000, True, True), ("hrn", 90_000, True, False),
+        ("SENet ResNet18", 24_600, False, True), ("SENet ResNet18", 49_600, False, True),
+        ("SENet WRN22-8", 150_000, False, True)]
+
+
+def test_pareto_bad_input(tmp_path, partial_spec):
+    make_run(tmp_path / "run", partial_spec)
+    res = run("pareto", str(tmp_path / "run"), "--dataset", "cifar100", "--out", str(tmp_path / "f.png"))
+    assert res.exit_code == 1 and "no finished points" in res.output and not (tmp_path / "f.png").exists()
+    assert "Traceback" not in res.output
+    csv_file = tmp_path / "r.csv"
+    csv_file.write_text("method,relus,top1\nhrn,50000,74.1\n")
+    res = run("pareto", str(csv_file), "--dataset", "mnist", "--anchors")
+    assert res.exit_code == 1 and "anchors exist for: cifar100, cifar10, tinyimagenet" in res.output
+    assert run("pareto", str(csv_file), "--dataset", "cifar100", "--out", "f.jpg").exit_code == 2
+
+
+# -- export ----------------------------------------------------------------------------------
+def test_export_round_trip_is_bit_identical_through_timm(tmp_path, partial_spec):
+    import timm
+
+    run_dir = make_run(tmp_path / "run", partial_spec, top1=0.5)
+    res = run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config", "--dataset", "mnist")
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["architecture"] == "reshape_spec" and config["num_classes"] == 3
+    assert config["pretrained_cfg"]["input_size"] == [1, 16, 16]
+    assert config["pretrained_cfg"]["mean"] == [0.1307] and config["pretrained_cfg"]["std"] == [0.3081]
+    # The documented two lines:
+    model = timm.create_model("reshape_spec", spec=str(tmp_path / "out" / "spec.json"))
+    model.load_state_dict(load_file(str(tmp_path / "out" / "model.safetensors")))
+    torch.manual_seed(0)
+    original = build(partial_spec)
+    original.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    x = torch.randn(5, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), original.eval()(x))
+    assert int(model.layer1[0].act1.mask.sum()) == 100
+
+
+def test_onnx_export_matches_pytorch(tmp_path, partial_spec):
+    import onnxruntime
+
+    run_dir = make_run(tmp_path / "run", partial_spec, top1=0.5)
+    res = run("export", str(run_dir), "--out", str(tmp_path / "out"), "--onnx", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert 0 <= report["onnx_max_diff"] <= 1e-4
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    model = build(partial_spec)
+    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    x = torch.randn(3, 1, 16, 16)  # a batch size the export never saw
+    with torch.no_grad():
+        expected = model.eval()(x)
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    assert got.shape == (3, 3) and torch.allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_export_errors(tmp_path, partial_spec):
+    run_dir = make_run(tmp_path / "run", partial_spec)
+    res = run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config")
+    assert res.exit_code == 1 and "pass --dataset" in res.output
+    (run_dir / "model.safetensors").unlink()
+    res = run("export", str(run_dir), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 1 and "no trained weights" in res.output
+
+
+def test_rewritten_run_exports_as_a_run_directory(tmp_path, tiny_spec):
+    from reshape.graph.recipe import Step, replay, save_rewritten
+    from reshape.rundir import load_run
+
+    steps = [Step("linearize", ("layer1.0",)), Step("merge", ("layer1.0",))]
+    mg = replay(build(tiny_spec).eval(), (1, 16, 16), steps)
+    save_rewritten(tmp_path / "run", tiny_spec, steps, mg)
+    res = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--onnx")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "graph.json").is_file() and (tmp_path / "out" / "model.onnx").is_file()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(load_run(tmp_path / "out")[1].eval()(x), mg.to_module().eval()(x))
+    res = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "out2"), "--timm-config",
+              "--dataset", "mnist")
+    assert res.exit_code == 1 and "timm cannot rebuild" in res.output
