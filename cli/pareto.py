@@ -33,6 +33,9 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
       reshape pareto sqlite:///search.db::hrn --dataset cifar100 --methods snl,senet --out front.svg
       reshape pareto results.csv --dataset cifar10 --json
     """
+    from rich.console import Console
+    from rich.progress import track
+
     from reshape.report import Point, load_anchors, mark_fronts
     from reshape.report.plot import FORMATS, plot_front
     from reshape.report.sources import read_source
@@ -41,7 +44,8 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
     wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
-    points = [p for source in sources for p in read_source(source, dataset)]
+    reading = track(sources, description="reading sources", transient=True, console=Console(stderr=True))
+    points = [p for source in reading for p in read_source(source, dataset)]
     published = [Point(a.label, a.relus, a.top1, a.source, ours=False) for a in anchors if a.top1 is not None]
     points = mark_fronts(points + published)
     if out:

@@ -19,6 +19,7 @@ from reshape.report.anchors import CONVENTIONS
 from reshape.report.sources import read_csv, read_run, read_source, read_study
 from reshape.rundir import save_weights
 from reshape.spec import ReluLayer, save_spec
+from reshape.train import TrainConfig, save_config
 from reshape.train._checkpoint import append_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -39,12 +40,14 @@ def partial_spec(tiny_spec):
                                  ReluLayer("layer2.0.act2", "removed")])
 
 
-def make_run(folder, spec, top1: float | None = None, marker: str | None = None):
-    """A run directory without training: spec, weights and optionally one epoch's metrics."""
+def make_run(folder, spec, top1: float | None = None, marker: str | None = None, dataset: str = ""):
+    """A run directory without training: spec, weights and optionally metrics and config."""
     torch.manual_seed(0)
     model = build(spec)
     save_spec(spec, folder / "spec.json")
     save_weights(model, folder / "model.safetensors")
+    if dataset:
+        save_config(TrainConfig(dataset=dataset), folder)
     if top1 is not None:
         append_metrics(folder, {"epoch": 1, "test_top1": top1})
     if marker:
@@ -113,6 +116,13 @@ def test_run_directory_point(tmp_path, partial_spec):
     assert read_run(tmp_path / "empty") == []
     with pytest.raises(ReshapeError, match="no finished points"):
         read_source(str(tmp_path / "empty"))
+
+
+def test_run_of_another_dataset_is_refused(tmp_path, partial_spec):
+    make_run(tmp_path / "run", partial_spec, top1=0.5, dataset="mnist")
+    assert read_run(tmp_path / "run", "mnist")[0].top1 == 50.0
+    with pytest.raises(ReshapeError, match="trained on mnist, not cifar100"):
+        read_run(tmp_path / "run", "cifar100")
 
 
 def test_results_csv_filters_by_dataset(tmp_path):
@@ -234,6 +244,13 @@ def test_onnx_export_matches_pytorch(tmp_path, partial_spec):
         expected = model.eval()(x)
     got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
     assert got.shape == (3, 3) and torch.allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_export_config_takes_the_run_dataset(tmp_path, partial_spec):
+    run_dir = make_run(tmp_path / "run", partial_spec, dataset="fashion-mnist")
+    assert run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config").exit_code == 0
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())["pretrained_cfg"]
+    assert (cfg["dataset"], cfg["mean"], cfg["std"]) == ("fashion-mnist", [0.2860], [0.3530])
 
 
 def test_export_errors(tmp_path, partial_spec):
