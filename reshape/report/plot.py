@@ -43,9 +43,9 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
         front = sorted((p for p in group if p.on_front), key=lambda p: p.relus)
         color = colors[i % len(colors)]
         ax.scatter([p.relus for p in group], [p.top1 for p in group], s=30, color=color, zorder=3,
-                   label=f"{method} (ours, {len(group)} points)")
+                   label=f"{method} (ours, {len(group)} point{'s' * (len(group) != 1)})")
         ax.step([p.relus for p in front], [p.top1 for p in front], where="post", color=color,
-                linewidth=1.5, zorder=2)
+                linewidth=1.5, zorder=2, label=f"{method} Pareto front")
     measured = [a for a in anchors if a.top1 is not None]
     for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
         group = [a for a in measured if a.label == label]
@@ -58,7 +58,7 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("ReLUs per image (count, log scale)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"Top-1 accuracy vs ReLU count on {dataset}: our runs with Pareto fronts")
+    ax.set_title(f"Top-1 accuracy vs ReLU count on {dataset}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
@@ -91,7 +91,7 @@ def _caption(anchors: Sequence[Anchor]) -> str:
         row = next(a for a in anchors if a.label == label)
         parts.append(f"{label}: {row.source} [{row.relu_convention.replace('_', ' ')}]")
     claims = [f"{a.label} at {a.relus:,} ReLUs: {a.note} ({a.source})" for a in anchors if a.top1 is None]
-    text = "Published: " + "; ".join(parts) + ". Ours count the stem ReLU."
+    text = "Published: " + "; ".join(parts) + ". Our run directories are counted with the stem ReLU."
     if claims:
         text += " Not plotted (no accuracy given): " + "; ".join(claims) + "."
     return "\n".join(textwrap.wrap(text, _WRAP))
