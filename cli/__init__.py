@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sensitivity": ("sensitivity", "Per-layer ReLU sensitivity of a trained run and its allocation for a budget."),
     "senet": ("senet", "SENet: fit a trained network to a ReLU budget (sensitivity, locations, KD)."),
     "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
+    "shallow": ("shallow", "Shallow blocks: drop chosen blocks' inner ReLUs by sensitivity and merge each into one conv."),
     "criticality": ("criticality", "Stage criticality of a backbone: short trainings with ReLUs in one stage only."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
     "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),

@@ -44,6 +44,14 @@ def parse_amount(text: str, what: str = "value") -> int:
     return int(value)
 
 
+def amount_or_fraction(text: str, total: int, what: str = "value") -> int:
+    """A target given as a count (300k, 1.2M, 300000) or as a fraction of ``total`` (0.6, in (0, 1))."""
+    m = _NUMBER.match(str(text))
+    if m and not m.group(2) and 0 < float(m.group(1)) < 1:
+        return int(float(m.group(1)) * total)
+    return parse_amount(text, what)
+
+
 class Amount(click.ParamType):
     """A click type for counts written as 180k / 1.2M / 180000."""
 

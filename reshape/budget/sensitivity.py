@@ -10,11 +10,12 @@ at the layer size). Definitions ("Ours", methods.md section 3):
   whose weights survive pruning (stem, early layers) need few ReLUs, layers pruned
   hard (deep, wide) need many, which is the profile SENet reports.
 * ``linearize``: the rise in KD loss (KL to the all-ReLU model's logits, T = 1) on a few
-  batches when that one layer's ReLUs become identity; one evaluation per layer.
+  batches when that one layer's ReLUs become identity; one evaluation per layer
+  (``linearize_groups``: several layers at once, e.g. all inner ReLUs of a residual block).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +49,19 @@ def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1, **_
     return out
 
 
-@torch.no_grad()
 def linearize(model: nn.Module, layer_sites: list[Site], batches: Iterable[torch.Tensor] = (),
               **_: object) -> dict[str, float]:
+    return linearize_groups(model, {s.name: [s.name] for s in layer_sites}, batches)
+
+
+@torch.no_grad()
+def linearize_groups(model: nn.Module, groups: dict[str, Sequence[str]],
+                     batches: Iterable[torch.Tensor] = ()) -> dict[str, float]:
+    """Per group: the rise in KD loss when all its ReLU layers (module names) become identity at once.
+
+    One layer per group is the ``linearize`` estimator; a residual block's inner ReLU
+    layers as one group score the block for the shallow-block method.
+    """
     batches = list(batches)
     if not batches:
         raise ReshapeError("the linearize estimator needs input batches (pass --data)")
@@ -59,15 +70,17 @@ def linearize(model: nn.Module, layer_sites: list[Site], batches: Iterable[torch
     try:
         reference = [F.log_softmax(model(x), dim=1) for x in batches]
         out = {}
-        for s in layer_sites:
-            original = model.get_submodule(s.name)
-            model.set_submodule(s.name, nn.Identity())
+        for group, layers in groups.items():
+            originals = {name: model.get_submodule(name) for name in layers}
+            for name in layers:
+                model.set_submodule(name, nn.Identity())
             try:
                 rise = sum(F.kl_div(F.log_softmax(model(x), dim=1), ref, log_target=True,
                                     reduction="batchmean").item() for x, ref in zip(batches, reference))
             finally:
-                model.set_submodule(s.name, original)
-            out[s.name] = max(rise / len(batches), 0.0)
+                for name, original in originals.items():
+                    model.set_submodule(name, original)
+            out[group] = max(rise / len(batches), 0.0)
     finally:
         model.train(was_training)
     return out
