@@ -34,7 +34,7 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
       reshape pareto results.csv --dataset cifar10 --json
     """
     from rich.console import Console
-    from rich.progress import track
+    from rich.progress import Progress
 
     from reshape.report import Point, load_anchors, mark_fronts
     from reshape.report.plot import FORMATS, plot_front
@@ -44,8 +44,13 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
     wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
-    reading = track(sources, description="reading sources", transient=True, console=Console(stderr=True))
-    points = [p for source in reading for p in read_source(source, dataset)]
+    points = []
+    err = Console(stderr=True)
+    with Progress(transient=True, console=err, disable=not err.is_terminal) as progress:
+        task = progress.add_task("reading sources", total=len(sources))
+        for source in sources:
+            points += read_source(source, dataset)
+            progress.advance(task)
     published = [Point(a.label, a.relus, a.top1, a.source, ours=False) for a in anchors if a.top1 is not None]
     points = mark_fronts(points + published)
     if out:
