@@ -14,6 +14,7 @@ from reshape._version import __version__
 
 #: name -> (module under reshape.cli, one-line help shown by ``reshape --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "The main job on the packaged data: count, synthesize, train, SENet, SNL, shallow, plot."),
     "count": ("count", "Count ReLUs, MACs, params and PI cost of a model, spec or run."),
     "graph": ("graph", "List the residual blocks of a model with their ReLUs and MACs (torch.fx IR)."),
     "train": ("train", "Train a model or spec on a dataset, with KD, checkpoints and resume."),
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
     "shallow": ("shallow", "Shallow blocks: drop chosen blocks' inner ReLUs by sensitivity and merge each into one conv."),
     "criticality": ("criticality", "Stage criticality of a backbone: short trainings with ReLUs in one stage only."),
+    "search": ("search", "Optuna search for accurate ReLU-lean networks at several budgets (resumable, shared)."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
     "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),
     "export": ("export", "Export a trained run: spec, safetensors weights, ONNX (checked with onnxruntime), timm config."),
