@@ -14,11 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 
-# The main job on embedded defaults (grows into `reshape demo`).
+# The main job on the packaged data: count, synthesize, train, SENet, SNL, shallow, plot.
 demo: $(STAMP)
-	$(BIN)/reshape count resnet18 --dataset cifar100
-	$(BIN)/reshape count resnet34 --dataset cifar100
-	$(BIN)/reshape count resnet50 --dataset imagenet
+	$(BIN)/reshape demo --out demo-out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
