@@ -146,11 +146,14 @@ def test_study_reader_user_attrs_and_objectives(tmp_path):
         ("HRN", 50_000, 70.0), ("HRN", 80_000, 72.0), ("HRN", 90_000, 71.0)]
     assert [p.on_front for p in mark_fronts(points)] == [True, True, False]
 
+    study.add_trial(optuna.trial.create_trial(values=[0.0, 1.0], user_attrs={"top1": None, "relus": 1}))
+    assert len(read_study(f"{url}::hrn")) == 3  # a trial that was never trained is no point
     journal = tmp_path / "j.log"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     other = optuna.create_study(study_name="r18", storage=storage)
     other.add_trial(optuna.trial.create_trial(value=0.0, user_attrs={"relus": 1234, "top1": 0.5}))
     assert read_study(f"journal:{journal}::r18") == [Point("r18", 1234, 50.0, f"journal:{journal}::r18 #0")]
+    assert read_study(f"{journal}::r18")[0].relus == 1234
 
 
 def test_study_reader_errors(tmp_path):

@@ -8,8 +8,8 @@ A SOURCE on the command line is one of
   directory name;
 * a CSV file with columns ``method``, ``relus``, ``top1`` (percent) and optionally
   ``source`` and ``dataset`` (rows of another dataset are skipped);
-* an Optuna study ``STORAGE::STUDY`` (``sqlite:///s.db::hrn``, ``journal:PATH::hrn``):
-  its completed trials, read from the user attributes ``relus`` and ``top1`` when set,
+* an Optuna study ``STORAGE::STUDY`` (``sqlite:///s.db::hrn``, ``journal:PATH::hrn``,
+  ``PATH.log::hrn``): its completed trials with an accuracy, read from the user attributes ``relus`` and ``top1`` when set,
   else from the objective values (the maximized one is accuracy, the first minimized
   one ReLUs). Study accuracies are fractions, as the trainer reports them; the method
   is the trial's ``method`` attribute, else the study name.
@@ -27,6 +27,9 @@ from .pareto import Point
 
 STUDY_SEPARATOR = "::"
 JOURNAL_PREFIX = "journal:"
+#: A storage path with one of these suffixes is a journal file too, as `reshape search` reads it.
+JOURNAL_SUFFIXES = (".log", ".journal")
+SQLITE_PREFIX = "sqlite:///"
 #: Files a budget method leaves in its run directory, and the method they name.
 METHOD_FILES = {"senet.json": "SENet", "snl.json": "SNL"}
 CSV_COLUMNS = ("method", "relus", "top1")
@@ -104,6 +107,8 @@ def read_study(source: str) -> list[Point]:
     points = []
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         attrs: dict[str, Any] = trial.user_attrs
+        if "top1" in attrs and attrs["top1"] is None:  # completed without training (e.g. over budget)
+            continue
         relus = attrs.get("relus", None if relus_index is None else trial.values[relus_index])
         top1 = attrs.get("top1", None if top1_index is None else trial.values[top1_index])
         if relus is None or top1 is None:
@@ -118,17 +123,20 @@ def read_study(source: str) -> list[Point]:
 
 
 def _storage(text: str, name: str) -> Any:
-    """An Optuna storage for ``text``, refusing paths that do not exist (Optuna would create them)."""
+    """The Optuna storage ``text`` names, checked to hold study ``name``.
+
+    A journal or SQLite file that does not exist is refused: Optuna would create it empty.
+    """
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    file = (text[len(JOURNAL_PREFIX):] if text.startswith(JOURNAL_PREFIX)
-            else text[len("sqlite:///"):] if text.startswith("sqlite:///") else None)
+    journal = text.startswith(JOURNAL_PREFIX) or text.endswith(JOURNAL_SUFFIXES)
+    file = (text.removeprefix(JOURNAL_PREFIX) if journal
+            else text.removeprefix(SQLITE_PREFIX) if text.startswith(SQLITE_PREFIX) else None)
     if file is not None and not Path(file).is_file():
         raise ReshapeError(f"study storage {text}: no such file {file}")
     try:
-        storage = (JournalStorage(JournalFileBackend(file)) if text.startswith(JOURNAL_PREFIX)
-                   else optuna.storages.get_storage(text))
+        storage = JournalStorage(JournalFileBackend(file)) if journal else optuna.storages.get_storage(text)
         storage.get_study_id_from_name(name)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
