@@ -34,7 +34,7 @@ from .count import count
 from .errors import ReshapeError
 from .graph import ModelGraph, Step, block_inputs, linearize, merge_blocks, predicted_macs, trace
 from .graph.passes import MODES
-from .graph.recipe import save_recipe, save_rewritten
+from .graph.recipe import load_recipe, save_recipe, save_rewritten
 from .io import read_json, write_json
 from .rundir import WEIGHTS_FILE, load_weights
 from .spec import ArchSpec
@@ -189,6 +189,9 @@ def _train_stage(mg: ModelGraph, spec: ArchSpec, steps: list[Step], cfg: TrainCo
     a finished training is loaded instead, a partial one resumed."""
     model = mg.to_module()
     if stage_done(run_dir, cfg.epochs):
+        if load_recipe(run_dir) != steps:
+            raise ReshapeError(f"{run_dir} holds a rewrite of other blocks than {', '.join(steps[0].blocks)}; "
+                               "pick another --out")
         load_weights(model, run_dir / WEIGHTS_FILE)
         return
     save_recipe(run_dir, steps)

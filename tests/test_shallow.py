@@ -1,0 +1,145 @@
+"""reshape shallow: block selection on hand-made scores, then end to end on fashion-mnist-mini."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from reshape.cli import cli
+from reshape.cli._common import amount_or_fraction
+from reshape.errors import ReshapeError
+from reshape.rundir import load_run
+from reshape.shallow import LINEARIZED_DIR, BlockScore, select
+
+DATA = ["--data", "fashion-mnist-mini"]
+FAST = ["--epochs", "1", "--batch-size", "128", "--limit", "256"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def parse(output: str) -> dict:
+    return json.loads(output[output.index("{"):])
+
+
+# score = sensitivity / relus_saved: a 0.1, b 0.5, c 0.05, d 1.0
+SCORES = [BlockScore("a", 10.0, 100, 500, 300, "compact"), BlockScore("b", 100.0, 200, 400, 500, "compact"),
+          BlockScore("c", 2.0, 40, 300, 100, "compact"), BlockScore("d", 50.0, 50, 600, 200, "compact")]
+TOTAL = {"relus": 1000, "macs": 10_000}
+
+
+def names(chosen: list[BlockScore]) -> list[str]:
+    return [s.block for s in chosen]
+
+
+def test_select_takes_blocks_in_score_order_until_the_target():
+    assert names(select(SCORES, 1000, **TOTAL)) == []
+    assert names(select(SCORES, 960, **TOTAL)) == ["c"]
+    assert names(select(SCORES, 900, **TOTAL)) == ["c", "a"]  # 1000 - 40 - 100 = 860
+    assert names(select(SCORES, 700, **TOTAL)) == ["c", "a", "b"]  # 660
+    assert names(select(SCORES, 610, **TOTAL)) == ["c", "a", "b", "d"]  # the floor, 610
+
+
+def test_select_adds_mac_saving_blocks_for_a_mac_target():
+    # c and a meet 900 ReLUs with 10000 - 200 - 200 = 9600 MACs; b adds MACs, d saves 400
+    assert names(select(SCORES, 900, 9600, **TOTAL)) == ["c", "a"]
+    assert names(select(SCORES, 900, 9500, **TOTAL)) == ["c", "a", "d"]
+
+
+def test_unreachable_targets_name_the_reachable_minimum():
+    with pytest.raises(ReshapeError, match="leaves 610 of 1,000 ReLUs"):
+        select(SCORES, 609, **TOTAL)
+    with pytest.raises(ReshapeError, match="the fewest is 9,200 of 10,000 MACs"):  # a, c, d merged
+        select(SCORES, 900, 9199, **TOTAL)
+    exact = [BlockScore("e", 1.0, 10, 100, 300, "exact")]
+    with pytest.raises(ReshapeError, match="in exact mode.*try --mode compact"):
+        select(exact, 990, 999, relus=1000, macs=1000)
+    with pytest.raises(ReshapeError, match="leave 1,200 MACs, above the target 1,100"):
+        select(exact, 990, 1100, relus=1000, macs=1000)
+
+
+def test_targets_are_counts_or_fractions():
+    assert amount_or_fraction("0.6", 27136) == 16281
+    assert amount_or_fraction("20k", 27136) == 20000
+    assert amount_or_fraction("1", 27136) == 1
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "teacher"
+    res = run("train", "resnet18", *DATA, "--width", "4", *FAST, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def compact(teacher):
+    out = teacher.parent / "compact"
+    res = run("shallow", str(teacher), "--relus", "0.7", *DATA, *FAST, "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    return out, parse(res.output)
+
+
+def test_compact_run_has_fewer_relus_and_macs_and_counts_agree(compact):
+    out, result = compact
+    before, after = result["before"], result["after"]
+    assert after["relus"] <= 0.7 * before["relus"] and after["macs"] < before["macs"]
+    assert after["nonlinear_depth"] == before["nonlinear_depth"] - len(result["blocks"])
+    assert json.loads((out / "shallow.json").read_text()) == {k: v for k, v in result.items() if k != "out"}
+    counted = json.loads(run("count", str(out), "--json").output)
+    assert (counted["relus"], counted["macs"], counted["nonlinear_depth"]) == \
+        (after["relus"], after["macs"], after["nonlinear_depth"])
+    evaluated = parse(run("eval", str(out), "--json").output)
+    assert evaluated["top1"] == pytest.approx(after["top1"]) and evaluated["relus"] == after["relus"]
+
+
+def test_resuming_a_finished_run_retrains_nothing(compact):
+    out, result = compact
+    checkpoints = sorted(out.rglob("checkpoint.pt"))
+    stamps = [p.stat().st_mtime_ns for p in checkpoints]
+    res = run("shallow", str(out.parent / "teacher"), "--relus", "0.7", *DATA, *FAST, "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    assert parse(res.output) == result
+    assert len(checkpoints) == 2 and [p.stat().st_mtime_ns for p in checkpoints] == stamps
+
+
+def test_exact_merge_equals_the_fine_tuned_linearized_model(compact, tmp_path):
+    src, planned = compact
+    out = tmp_path / "exact"
+    # the same ReLU target picks the same blocks; the finished linearized stage is reused, not retrained
+    shutil.copytree(src / LINEARIZED_DIR, out / LINEARIZED_DIR)
+    res = run("shallow", str(src.parent / "teacher"), "--relus", "0.7", "--mode", "exact", *DATA, *FAST,
+              "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    result = parse(res.output)
+    assert result["blocks"] == planned["blocks"]
+    assert all(m["max_rel_error"] < 1e-4 and m["mode"] == "exact" for m in result["merges"])
+    assert result["after"]["relus"] == planned["after"]["relus"]
+    assert result["after"]["macs"] > result["before"]["macs"]  # exact K x K merges cost more MACs
+    assert result["after"]["top1"] == pytest.approx(result["linearized"]["top1"], abs=2e-3)  # argmax ties aside
+    _, merged = load_run(out)
+    _, linearized = load_run(out / LINEARIZED_DIR)
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        want, got = linearized.eval()(x), merged.eval()(x)
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--relus", "1k"], "out of reach: merging every block leaves 15,136 of 27,136 ReLUs"),
+    (["--relus", "0.5x"], "must look like 180k"),
+])
+def test_bad_targets(teacher, tmp_path, args, message):
+    res = run("shallow", str(teacher), *DATA, *FAST, "--out", str(tmp_path / "x"), *args)
+    assert res.exit_code in (1, 2) and "Traceback" not in res.output
+    assert message in res.output
+
+
+def test_a_run_directory_keeps_its_targets(compact):
+    out, _ = compact
+    res = run("shallow", str(out.parent / "teacher"), "--relus", "0.8", *DATA, *FAST, "--out", str(out))
+    assert res.exit_code == 1 and "other targets" in res.output
