@@ -75,3 +75,17 @@ def test_help_and_version_do_not_import_torch():
     assert "count" in out.stdout
     ver = subprocess.run([sys.executable, "-m", "reshape", "--version"], capture_output=True, text=True)
     assert ver.returncode == 0 and "reshape, version" in ver.stdout
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from reshape.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary file left behind

@@ -44,8 +44,9 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
         color = colors[i % len(colors)]
         ax.scatter([p.relus for p in group], [p.top1 for p in group], s=30, color=color, zorder=3,
                    label=f"{method} (ours, {len(group)} point{'s' * (len(group) != 1)})")
-        ax.step([p.relus for p in front], [p.top1 for p in front], where="post", color=color,
-                linewidth=1.5, zorder=2, label=f"{method} Pareto front")
+        if len(front) > 1:  # a one-point front is the point itself
+            ax.step([p.relus for p in front], [p.top1 for p in front], where="post", color=color,
+                    linewidth=1.5, zorder=2, label=f"{method} Pareto front")
     measured = [a for a in anchors if a.top1 is not None]
     for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
         group = [a for a in measured if a.label == label]
