@@ -1,0 +1,210 @@
+"""Studies: open a storage, create or resume a study, and run one worker's share of it.
+
+Storages: ``journal:PATH`` (or a path ending ``.log``/``.journal``) is Optuna's journal
+file, shared by processes on one machine; anything else is an SQLAlchemy URL
+(``sqlite:///search.db``, ``postgresql://user@host/db``) opened as an RDB storage with
+Optuna's heartbeat, shared by machines.
+
+``trials`` counts COMPLETE trials in the whole study: a worker stops once the study
+holds that many (or once the running ones will make it so), whoever ran them. A
+trial started after the study is full is marked PRUNED ("surplus") at once.
+
+A killed worker leaves its trial RUNNING. Each trial records its worker
+(``host:pid``) when it starts; before every trial a worker marks FAIL the RUNNING
+trials of dead processes on its own host, and an RDB storage's heartbeat does the
+same for other machines. Every such trial (and one stopped by Ctrl-C) is queued
+again with the same parameters and ``run_of`` naming the original run directory, so
+its training resumes from the last finished epoch.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import ReshapeError
+from ..train import TrainConfig
+from .objective import RUN_OF, Objective
+from .space import SearchSpace
+
+#: Study attr holding what a resumed study must be run with again (space, data, budgets, ...).
+SETUP_ATTR = "reshape_setup"
+WORKER_ATTR = "worker"
+#: RDB heartbeat: a trial whose worker is silent for GRACE_S seconds is failed and queued again.
+HEARTBEAT_S, GRACE_S = 60, 180
+SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
+JOURNAL_PREFIX = "journal:"
+JOURNAL_SUFFIXES = (".log", ".journal")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """The storage ``url`` names, or a one-line ``ReshapeError`` when it cannot be opened."""
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    hint = ("use journal:PATH (processes on one machine) or an SQLAlchemy URL such as "
+            "sqlite:///search.db or postgresql://user@host/db (several machines)")
+    try:
+        if url.startswith(JOURNAL_PREFIX) or url.endswith(JOURNAL_SUFFIXES):
+            path = Path(url.removeprefix(JOURNAL_PREFIX))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=requeue)
+    except Exception as exc:  # sqlalchemy, driver and OS errors alike: the URL is the user's
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReshapeError(f"cannot open storage {url!r}: {reason}; {hint}") from None
+
+
+def open_study(storage: BaseStorage, name: str, setup: dict[str, Any], directions: Sequence[str],
+               sampler: str, seed: int) -> optuna.Study:
+    """Create study ``name`` or resume it; a resumed study must have the same ``setup``.
+
+    The sampler is seeded with ``seed`` plus the trials already in the study, so a
+    fresh single worker is reproducible and a later worker does not replay its draws.
+    """
+    study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
+                                load_if_exists=True)
+    saved = study.user_attrs.get(SETUP_ATTR)
+    if saved is None:
+        study.set_user_attr(SETUP_ATTR, setup)
+    else:
+        for key, value in setup.items():
+            if saved.get(key) != value:
+                shown = "another search space" if key == "space" else f"{key} {saved.get(key)!r}, not {value!r}"
+                raise ReshapeError(f"study '{name}' was started with {shown}; rerun with the same "
+                                   "options or pick another --study")
+    study.sampler = make_sampler(sampler, seed + len(study.get_trials(deepcopy=False)))
+    return study
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """A seeded multi-objective sampler; both honour the trials' constraints (``Trial.set_constraint``)."""
+    if name not in SAMPLERS:
+        raise ReshapeError(f"unknown sampler '{name}'; choose {', '.join(SAMPLERS)}")
+    cls = optuna.samplers.TPESampler if name == "tpe" else optuna.samplers.NSGAIISampler
+    return cls(seed=seed)
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue ``trial``'s parameters again, its run directory with them (Optuna callback signature)."""
+    study.enqueue_trial(trial.params, user_attrs={RUN_OF: trial.user_attrs.get(RUN_OF, trial.number)},
+                        skip_if_exists=False)
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Mark FAIL (and queue again) the RUNNING trials of dead processes on this host."""
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
+        if owner != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, RuntimeError):  # another worker failed it first
+            continue
+        requeue(study, trial)
+        failed.append(trial.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def states(study: optuna.Study) -> Counter:
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+def run_worker(study: optuna.Study, objective: Objective, trials: int,
+               on_done: Callable[[FrozenTrial], None] = lambda trial: None,
+               on_requeue: Callable[[list[int]], None] = lambda numbers: None) -> None:
+    """Run trials until the study holds ``trials`` COMPLETE ones (see the module docstring)."""
+    current: list[int] = []
+
+    def guarded(trial: optuna.Trial) -> tuple[float, ...]:
+        current[:] = [trial.number]
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        ahead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                 if t.state == TrialState.COMPLETE or t.number < trial.number]
+        if len(ahead) >= trials:
+            raise optuna.TrialPruned(f"surplus: the study already has {trials} trials done or running")
+        return objective(trial)
+
+    while True:
+        failed = fail_dead_trials(study)
+        if failed:
+            on_requeue(failed)
+        count = states(study)
+        done, running = count[TrialState.COMPLETE], count[TrialState.RUNNING]
+        if done >= trials or (done + running >= trials and not count[TrialState.WAITING]):
+            return
+        try:
+            study.optimize(guarded, n_trials=1)
+        except KeyboardInterrupt:
+            if current:
+                requeue(study, study.trials[current[0]])
+            raise
+        finished = study.trials[current[0]]
+        if finished.state == TrialState.COMPLETE:
+            on_done(finished)
+
+
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, storage: str,
+           study_name: str, out: str | os.PathLike[str], cfg: TrainConfig, limit: int | None = None,
+           macs: bool = False, sampler: str = "tpe", root: str | None = None,
+           log: Callable[[str], None] = print, progress: bool = True) -> optuna.Study:
+    """Run one worker of study ``study_name`` in ``storage`` until it holds ``trials`` COMPLETE trials.
+
+    Objectives: maximize top-1, minimize ReLUs (and MACs with ``macs``); each trial
+    targets one of ``budgets`` under the constraint ``relus <= budget``. ``cfg`` is the
+    proxy-training recipe; ``limit`` caps the training images (the space's ``proxy.limit``
+    unless the caller overrides it), ``space.test_limit`` the test images scored.
+    """
+    from ..data import load, subset
+
+    if trials < 1 or not budgets or min(budgets) < 1:
+        raise ReshapeError("--trials and every --budgets entry must be positive")
+    cfg = cfg.replace(dataset=data)
+    setup = {"space": space.canonical, "data": data, "budgets": sorted(budgets), "macs": macs,
+             "train": cfg.to_dict(), "limit": limit}
+    directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
+    study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
+    objective = Objective(space, sorted(budgets), data, cfg, subset(load(data, "train", root), limit, cfg.seed),
+                          subset(load(data, "test", root), space.test_limit, cfg.seed), Path(out), macs,
+                          log, progress)
+    run_worker(study, objective, trials, lambda t: log(done_line(t)),
+               lambda numbers: log(f"trials {numbers} were left running by a dead worker: failed and queued again"))
+    return study
+
+
+def done_line(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    top1 = f"top-1 {100 * attrs['top1']:.2f}%" if attrs.get("top1") is not None else "not trained"
+    fit = "within" if attrs["feasible"] else "OVER"
+    return (f"trial {trial.number} done: {top1}  {attrs['relus']:,} ReLUs ({fit} budget "
+            f"{attrs['budget']:,})  {attrs['macs']:,} MACs")
