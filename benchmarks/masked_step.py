@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from reshape.budget.masks import masked_spec, sites
-    from reshape.cli.train import spec_for
+    from reshape.models import spec_for
     from reshape.models import build
 
     spec = spec_for("resnet18", "fashion-mnist", args.width)

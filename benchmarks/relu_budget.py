@@ -26,7 +26,7 @@ FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 
 
 def _teacher(args, data):
-    from reshape.cli.train import spec_for
+    from reshape.models import spec_for
     from reshape.models import build
     from reshape.rundir import load_run
     from reshape.train import CHECKPOINT_FILE, TrainConfig, load_checkpoint, train

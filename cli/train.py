@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
 from ._common import echo_json, user_errors
 from ._training import train_config, training_options
-
-if TYPE_CHECKING:
-    from reshape.spec import ArchSpec
 
 
 @click.command("train")
@@ -46,7 +42,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape eval runs/fm16
     """
     from reshape.data import load, subset
-    from reshape.models import build
+    from reshape.models import build, spec_for
     from reshape.train import TrainingInterrupted, is_main, seed_all, shutdown, train
 
     cfg = train_config(opts, dataset=data)
@@ -70,35 +66,3 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         sys.exit(130)
     finally:
         shutdown()
-
-
-def spec_for(model_or_spec: str, data: str, width: int | None) -> ArchSpec:
-    """The spec to train, sized for ``data`` and optionally narrowed."""
-    from pathlib import Path
-
-    from reshape.errors import ReshapeError
-    from reshape.models import resolve
-
-    if Path(model_or_spec).is_dir():
-        raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
-                           f"{Path(model_or_spec) / 'spec.json'}")
-    spec = resolve(model_or_spec, data, weights=False).spec
-    if spec is None:
-        raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
-                           "use resnet18/34/50/... or a spec JSON")
-    return narrow(spec, width) if width else spec
-
-
-def narrow(spec: ArchSpec, width: int) -> ArchSpec:
-    """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor."""
-    import dataclasses
-
-    from reshape.errors import ReshapeError
-    from reshape.spec import Stage
-
-    if width < 1:
-        raise ReshapeError(f"--width must be a positive integer, got {width}")
-    factor = width / spec.stages[0].width
-    stages = tuple(Stage(max(1, round(s.width * factor)), s.depth) for s in spec.stages)
-    return spec.replace(stem=dataclasses.replace(spec.stem, width=width), stages=stages,
-                        name=f"{spec.name}_w{width}" if spec.name else "")

@@ -153,7 +153,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     epochs with ``recipe`` (default: ``TrainConfig()``), from the same seed, on at most
     ``limit`` training images; accuracy is top-1 on the full test split.
     """
-    from .cli.train import spec_for
+    from .models import spec_for
     from .train import TrainConfig
     from .train._config import RUNTIME_FIELDS
 

@@ -212,7 +212,7 @@ def test_eval_json_reports_accuracy_and_relus(tmp_path):
 
 
 def test_width_narrows_stem_and_stages_by_one_factor():
-    from reshape.cli.train import spec_for
+    from reshape.models import spec_for
     from reshape.count import count
 
     spec = spec_for("resnet18", "fashion-mnist-mini", 16)

@@ -88,3 +88,29 @@ def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int
     cfg = getattr(net, "pretrained_cfg", None) or {}
     chans, height, _ = cfg.get("input_size", (3, 224, 224))
     return chans, height
+
+
+def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> ArchSpec:
+    """The spec to train for ``dataset``: a timm ResNet name or spec file, optionally narrowed."""
+    if Path(model_or_spec).is_dir():
+        raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
+                           f"{Path(model_or_spec) / 'spec.json'}")
+    spec = resolve(model_or_spec, dataset, weights=False).spec
+    if spec is None:
+        raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
+                           "use resnet18/34/50/... or a spec JSON")
+    return narrow(spec, width) if width else spec
+
+
+def narrow(spec: ArchSpec, width: int) -> ArchSpec:
+    """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor
+    (DeepReDuce's width scale with alpha = width / stage-1 width)."""
+    import dataclasses
+
+    from ..deepreduce import scale_width
+
+    if width < 1:
+        raise ReshapeError(f"--width must be a positive integer, got {width}")
+    scaled = scale_width(spec, width / spec.stages[0].width)
+    return scaled.replace(stem=dataclasses.replace(scaled.stem, width=width),
+                          name=f"{spec.name}_w{width}" if spec.name else "")
