@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reshape.models import spec_for
 from reshape.data import load
-from reshape.models import build
+from reshape.models import build, spec_for
 from reshape.spec import ArchSpec
 from reshape.train import TrainConfig, make_optimizer, make_scheduler, train
 

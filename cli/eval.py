@@ -32,8 +32,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     from reshape.data import info, load
     from reshape.errors import ReshapeError
     from reshape.rundir import WEIGHTS_FILE, load_run
-    from reshape.train import evaluate, load_config
-    from reshape.train import resolve_device
+    from reshape.train import evaluate, load_config, resolve_device
 
     spec, model = load_run(run_dir)
     if not Path(run_dir, WEIGHTS_FILE).is_file():

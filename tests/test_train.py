@@ -212,8 +212,8 @@ def test_eval_json_reports_accuracy_and_relus(tmp_path):
 
 
 def test_width_narrows_stem_and_stages_by_one_factor():
-    from reshape.models import spec_for
     from reshape.count import count
+    from reshape.models import spec_for
 
     spec = spec_for("resnet18", "fashion-mnist-mini", 16)
     assert spec.stem.width == 16 and spec.widths == (16, 32, 64, 128) and spec.depths == (2, 2, 2, 2)
