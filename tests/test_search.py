@@ -167,28 +167,31 @@ def test_search_stores_trials_and_resumes_to_the_total(tmp_path, space_file):
     assert res.exit_code == 1 and "was started with macs False, not True" in res.output
 
 
-def _worker(space: str, storage: str, out: Path, trials: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reshape", *search_args(space, storage, out, trials)],
+def _worker(space: str, storage: str, out: Path, trials: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reshape", *search_args(space, storage, out, trials), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_killed_worker_trial_is_failed_and_rerun_in_its_run_dir(tmp_path, space_file):
-    storage = f"journal:{tmp_path / 'search.log'}"
-    worker = _worker(space_file, storage, tmp_path / "runs", 1)
+def test_killed_worker_trial_is_failed_and_resumed_in_its_run_dir(tmp_path, space_file):
+    storage, runs = f"journal:{tmp_path / 'search.log'}", tmp_path / "runs"
+    longer = ["--epochs", "2", "--limit", "128"]  # killed after epoch 1 of 2 is saved
+    worker = _worker(space_file, storage, runs, 1, *longer)
+    checkpoint = runs / "trial-0000" / "checkpoint.pt"
     deadline = time.monotonic() + 120
-    started = tmp_path / "runs" / "trial-0000" / "spec.json"  # written when training starts
-    while time.monotonic() < deadline and worker.poll() is None and not started.exists():
-        time.sleep(0.1)
-    assert worker.poll() is None, "the worker ended before it could be killed"
+    while time.monotonic() < deadline and worker.poll() is None and not checkpoint.exists():
+        time.sleep(0.05)
     os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
-    res = CliRunner().invoke(cli, search_args(space_file, storage, tmp_path / "runs", 1))
+    assert worker.wait() == -signal.SIGKILL, "the worker ended before it could be killed"
+    first_epoch = (runs / "trial-0000" / "metrics.jsonl").read_text().splitlines()[0]
+    res = CliRunner().invoke(cli, [*search_args(space_file, storage, runs, 1), *longer])
     assert res.exit_code == 0, res.output
     assert "trials [0] were left running by a dead worker" in res.output
     study = study_of(storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].params == study.trials[0].params
-    assert study.trials[1].user_attrs["run_dir"] == str(tmp_path / "runs" / "trial-0000")
+    assert study.trials[1].user_attrs["run_dir"] == str(runs / "trial-0000")
+    rows = (runs / "trial-0000" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and rows[0] == first_epoch  # epoch 1 kept, only epoch 2 trained again
 
 
 def test_two_workers_share_one_journal(tmp_path, space_file):

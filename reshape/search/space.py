@@ -119,7 +119,10 @@ def parse(data: Any, name: str) -> SearchSpace:
     _keys(data, "", (*COMMON_KEYS, *FAMILY_KEYS[family]), fail)
     if not isinstance(data["backbone"], str):
         raise fail("backbone", "must be a timm ResNet name such as resnet18")
-    stages = len(backbone_spec(data["backbone"]).stages)
+    try:
+        stages = len(backbone_spec(data["backbone"]).stages)
+    except ReshapeError as exc:
+        raise fail("backbone", f"is not usable: {exc}") from None
     senet, proxy = _object(data["senet"], "senet", fail), _object(data["proxy"], "proxy", fail)
     _keys(senet, "senet.", SENET_KEYS[family], fail)
     _keys(proxy, "proxy.", PROXY_KEYS, fail)
@@ -146,9 +149,8 @@ def parse(data: Any, name: str) -> SearchSpace:
                                       f"a list of {stages - 1} positive stage multipliers")
         fields["expansion"] = param(senet, "expansion", "senet.", lambda v: _positive_number(v) and v >= 1,
                                     "a number >= 1 (the teacher has at least the budget's ReLUs)")
-        grid = _object(data["base_width"], "base_width", fail)
-        _keys(grid, "base_width.", ("low", "high", "step"), fail)
-        fields["base_width"] = WidthGrid(*_range(grid, "base_width", fail))
+        fields["base_width"] = WidthGrid(*_range(_object(data["base_width"], "base_width", fail),
+                                                 "base_width", fail))
     else:
         fields["width_multiplier"] = param(data, "width_multiplier", "", _positive_number, "a number > 0")
     for key in PROXY_KEYS:
@@ -191,7 +193,12 @@ def _keys(obj: dict[str, Any], prefix: str, allowed: tuple[str, ...],
             raise fail(prefix + key, "is missing")
 
 
-def _range(obj: dict[str, Any], key: str, fail: Callable[[str, str], ReshapeError]) -> tuple[int, int, int]:
+def _range(obj: dict[str, Any], key: str, fail: Callable[[str, str], ReshapeError],
+           allowed: str = "low, high, step") -> tuple[int, int, int]:
+    """``low``, ``high`` and ``step`` (default 1) of an integer range, checked."""
+    for k in obj:
+        if k not in ("low", "high", "step"):
+            raise fail(f"{key}.{k}", f"is not a known key here; allowed: {allowed}")
     low, high, step = obj.get("low"), obj.get("high"), obj.get("step", 1)
     for part, value in (("low", low), ("high", high), ("step", step)):
         if not _int(value, 1):
@@ -215,10 +222,7 @@ def _param(spec: Any, key: str, ok: Callable[[Any], bool], rule: str,
             if not ok(choice):
                 raise fail(f"{key}.choices[{i}]", f"must be {rule}, got {choice!r}")
         return Param(key, tuple(choices))
-    for k in spec:
-        if k not in ("low", "high", "step"):
-            raise fail(f"{key}.{k}", "is not a known key here; allowed: choices, or low, high, step")
-    low, high, step = _range(spec, key, fail)
+    low, high, step = _range(spec, key, fail, "choices, or low, high, step")
     if not (ok(low) and ok(high)):
         raise fail(key, f"values must be {rule}; an integer range fits only integer parameters")
     return Param(key, (), low, high, step)
