@@ -8,9 +8,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from torch import nn
+
+from reshape.budget.sensitivity import linearize_groups
 from reshape.cli import cli
 from reshape.cli._common import amount_or_fraction
 from reshape.errors import ReshapeError
+from reshape.models import build
 from reshape.rundir import load_run
 from reshape.shallow import LINEARIZED_DIR, BlockScore, select
 
@@ -66,6 +70,20 @@ def test_targets_are_counts_or_fractions():
     assert amount_or_fraction("0.6", 27136) == 16281
     assert amount_or_fraction("20k", 27136) == 20000
     assert amount_or_fraction("1", 27136) == 1
+
+
+def test_a_group_of_relu_layers_is_linearized_at_once(tiny_spec):
+    torch.manual_seed(0)
+    model = build(tiny_spec).eval()
+    for m in model.modules():  # timm zero-inits each block's last BN: give the branches a say
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    batches = [torch.randn(8, 1, 16, 16)]
+    layers = ["layer1.0.act1", "layer2.0.act1"]
+    alone = linearize_groups(model, {n: [n] for n in layers}, batches)
+    both = linearize_groups(model, {"both": layers}, batches)["both"]
+    assert set(alone) == set(layers) and both > 0 and both != pytest.approx(max(alone.values()))
+    assert all(isinstance(model.get_submodule(n), nn.ReLU) for n in layers)  # put back
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +148,8 @@ def test_exact_merge_equals_the_fine_tuned_linearized_model(compact, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
+    # width 4 at 28x28: stem 4x28x28 = 3,136; each block's inner and post-add ReLUs 4x28x28, 8x14x14,
+    # 16x7x7, 32x4x4 (two blocks a stage): 27,136 in all, of which the inner 12,000 can go
     (["--relus", "1k"], "out of reach: merging every block leaves 15,136 of 27,136 ReLUs"),
     (["--relus", "0.5x"], "must look like 180k"),
 ])
