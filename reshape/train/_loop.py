@@ -136,7 +136,7 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
                                         ctx, epoch, extra_loss, bar, out))
                 _dist.sync_buffers(model, ctx)
                 if test_set is not None:
-                    test = evaluate(model, test_set, cfg.batch_size, ctx.device, cfg.workers, ctx)
+                    test = evaluate(model, test_set, cfg.batch_size, ctx.device, cfg.workers, cfg.amp, ctx)
                     row.update({f"test_{k}": v for k, v in test.items()})
                 for callback in callbacks:
                     callback(EpochEnd(epoch + 1, model, teacher, optimizer, row))
@@ -151,12 +151,13 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
 
 
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256,
-             device: torch.device | str | None = None, workers: int = 0,
+             device: torch.device | str | None = None, workers: int = 0, amp: bool = True,
              ctx: "_dist.Context | None" = None) -> dict[str, float]:
     """Top-1 and top-5 accuracy (fractions) and mean cross-entropy of ``model`` on ``dataset``.
 
     Under torchrun each process scores its share and the sums are combined, so every
-    image counts exactly once. The model's train/eval mode is restored afterwards.
+    image counts exactly once. ``amp``: bf16 autocast on CUDA. The model's train/eval
+    mode is restored afterwards.
     """
     ctx = ctx or _dist.Context(0, 1, torch.device(device) if device else next(model.parameters()).device)
     share = Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.world > 1 else dataset
@@ -165,7 +166,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256,
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _autocast(ctx, ctx.cuda):
+        with torch.no_grad(), _autocast(ctx, amp):
             for inputs, targets in loader:
                 inputs, targets = _to_device(inputs, targets, ctx, ctx.cuda)
                 logits = model(inputs).float()
