@@ -12,7 +12,8 @@ Every point lives in its own run directory under --work and is skipped when fini
 so an interrupted benchmark resumes where it stopped. Prints a table with accuracy and
 exact ReLU counts, and writes results.json.
 
-    python benchmarks/relu_budget.py [--full] [--epochs 3] [--width 16] [--work runs/relu_budget]
+    python benchmarks/relu_budget.py [--full] [--epochs 3] [--teacher-epochs 10] [--width 16]
+                                     [--limit N] [--work runs/relu_budget]
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=10)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--limit", type=int, help="Train every method on at most this many images.")
     parser.add_argument("--snl-lambda", type=float, default=1e-4,
                         help="SNL's initial L1 weight (published 1e-5 assumes 100+ epochs).")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -81,12 +83,12 @@ def main() -> None:
     from rich.table import Table
 
     from reshape.count import count
-    from reshape.data import load
+    from reshape.data import load, subset
     from reshape.io import write_json
     from reshape.rundir import load_run
     from reshape.train import evaluate
 
-    data = {"train": load(args.data, "train"), "test": load(args.data, "test")}
+    data = {"train": subset(load(args.data, "train"), args.limit), "test": load(args.data, "test")}
     spec, teacher = _teacher(args, data)
     shape = (spec.in_chans, spec.input_size, spec.input_size)
     total = count(teacher, shape).relus
