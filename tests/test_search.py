@@ -145,7 +145,7 @@ def test_senet_trial_meets_its_budget(tmp_path):
 
 # -- studies ---------------------------------------------------------------------------------------
 def test_search_stores_trials_and_resumes_to_the_total(tmp_path, space_file):
-    storage = f"journal:{tmp_path / 'search.log'}"
+    storage = f"sqlite:///{tmp_path / 'search.db'}"  # the RDB storage; the tests below use a journal
     res = CliRunner().invoke(cli, search_args(space_file, storage, tmp_path / "runs", 2))
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, [*search_args(space_file, storage, tmp_path / "runs", 3), "--json"])
