@@ -120,6 +120,14 @@ def test_width_is_solved_in_closed_form_for_the_budget(budget, width, relus):
     assert exact_count(d.spec).relus == relus == 3784 * width
 
 
+def test_resnet_space_reproduces_deepreduce_57k():
+    """Width 0.5, stage 1 culled, thinned: DeepReDuce's published CIFAR-100 57K model, 57,344 ReLUs."""
+    trial = FixedTrial({"budget": 57_344, "relu_optimizer": "none", "width_multiplier": 0.5,
+                        "depths": "[2,2,2,2]", "cull": "[1]", "thin": True})
+    d = design(load_space("resnet"), trial, [57_344], "cifar100")
+    assert d.spec.widths == (32, 64, 128, 256) and exact_count(d.spec).relus == 57_344
+
+
 def test_senet_design_is_sized_for_expansion_times_budget():
     space = parse(_edited(("relu_optimizer",), {"choices": ["none", "senet"]}), "t")
     d = design(space, _trial(20_000, "senet"), [20_000], DATA)
