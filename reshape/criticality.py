@@ -155,7 +155,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     """
     from .models import spec_for
     from .train import TrainConfig
-    from .train._config import RUNTIME_FIELDS
+    from .train import RUNTIME_FIELDS
 
     spec = spec_for(backbone, dataset, width)
     cfg = (recipe or TrainConfig()).replace(epochs=epochs, dataset=dataset)
@@ -209,11 +209,11 @@ def _train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Datas
            run_dir: Path, progress: bool) -> float:
     """Train one proxy network from the recipe's seed (resuming its checkpoint) and return its test top-1."""
     from .models import build
-    from .train import CHECKPOINT_FILE, seed_all, train
+    from .train import has_checkpoint, seed_all, train
 
     seed_all(cfg.seed)
     metrics = train(build(spec), spec, cfg, train_set, test_set, run_dir,
-                    resume=(run_dir / CHECKPOINT_FILE).is_file(), progress=progress)
+                    resume=has_checkpoint(run_dir), progress=progress)
     return float(metrics["test_top1"])
 
 

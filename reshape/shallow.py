@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .budget.senet import stage_done
 from .budget.sensitivity import linearize_groups
 from .count import count
 from .errors import ReshapeError
@@ -38,7 +37,8 @@ from .graph.recipe import load_recipe, save_recipe, save_rewritten
 from .io import read_json, write_json
 from .rundir import WEIGHTS_FILE, load_weights
 from .spec import ArchSpec
-from .train import CHECKPOINT_FILE, TrainConfig, evaluate, read_metrics, save_config, train
+from .train import (TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics, save_config,
+                    train)
 
 RESULT_FILE = "shallow.json"
 LINEARIZED_DIR = "linearized"
@@ -188,7 +188,7 @@ def _train_stage(mg: ModelGraph, spec: ArchSpec, steps: list[Step], cfg: TrainCo
     """KD-train the rewritten model in ``run_dir`` (a rewritten run: its recipe is saved first);
     a finished training is loaded instead, a partial one resumed."""
     model = mg.to_module()
-    if stage_done(run_dir, cfg.epochs):
+    if completed_epochs(run_dir) >= cfg.epochs:
         if load_recipe(run_dir) != steps:
             raise ReshapeError(f"{run_dir} holds a rewrite of other blocks than {', '.join(steps[0].blocks)}; "
                                "pick another --out")
@@ -196,7 +196,7 @@ def _train_stage(mg: ModelGraph, spec: ArchSpec, steps: list[Step], cfg: TrainCo
         return
     save_recipe(run_dir, steps)
     train(model, spec, cfg, train_set, test_set, run_dir, teacher=teacher,
-          resume=(run_dir / CHECKPOINT_FILE).is_file(), progress=progress)
+          resume=has_checkpoint(run_dir), progress=progress)
 
 
 def _stats(model: nn.Module, input_shape: tuple[int, ...], test_set: Dataset | None,

@@ -125,3 +125,13 @@ def test_snl_end_to_end_count_never_exceeds_budget(teacher, data, tmp_path):
     snl.run(*load_run(teacher), 900, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
     spec, model = load_run(tmp_path / "snl")
     assert count(model, (1, 16, 16)).relus == 900
+
+
+def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, data, tmp_path):
+    from reshape.train import read_metrics
+
+    mask_cfg = TrainConfig(epochs=5, batch_size=16, lr=1e-3, optimizer="adamw", weight_decay=0)
+    # A budget the all-ReLU count already meets after epoch 1: the phase ends there.
+    snl.run(*load_run(teacher), 4480, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
+    rows = read_metrics(tmp_path / "snl" / snl.MASK_DIR)
+    assert [r["epoch"] for r in rows] == [1] and rows[0]["relus"] <= 4480

@@ -34,7 +34,7 @@ from ..layers import MaskedReLU
 from ..models import build
 from ..rundir import WEIGHTS_FILE, load_weights
 from ..spec import ArchSpec
-from ..train import (CHECKPOINT_FILE, EpochEnd, FeatureTaps, Step, TrainConfig, load_checkpoint,
+from ..train import (EpochEnd, FeatureTaps, Step, TrainConfig, completed_epochs, has_checkpoint,
                      read_metrics, train)
 from .allocate import allocate
 from .masks import Site, copy_weights, masked_spec, sites, topk_mask
@@ -165,15 +165,6 @@ def block_names(spec: ArchSpec) -> list[str]:
     return [f"layer{s}.{b}" for s, stage in enumerate(spec.stages, 1) for b in range(stage.depth)]
 
 
-def stage_done(run_dir: Path, epochs: int) -> bool:
-    """True when ``run_dir`` holds the checkpoint of a finished ``epochs``-epoch training."""
-    return _has_checkpoint(run_dir) and int(load_checkpoint(run_dir)["epoch"]) >= epochs
-
-
-def _has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / CHECKPOINT_FILE).is_file()
-
-
 def locate(p: Plan, teacher: nn.Module, cfg: TrainConfig, train_set: Dataset, test_set: Dataset | None,
            out_dir: Path, progress: bool = True) -> None:
     """Stage 2 into ``out_dir`` (resumes a partial run found there)."""
@@ -183,7 +174,7 @@ def locate(p: Plan, teacher: nn.Module, cfg: TrainConfig, train_set: Dataset, te
     try:
         train(student, p.spec, cfg, train_set, test_set, out_dir, teacher=teacher,
               extra_loss=locator, callbacks=[locator.end_epoch],
-              resume=_has_checkpoint(out_dir), progress=progress)
+              resume=has_checkpoint(out_dir), progress=progress)
     finally:
         locator.remove()
 
@@ -198,7 +189,7 @@ def finetune(spec: ArchSpec, start_weights: Path, teacher: nn.Module, cfg: Train
     try:
         return train(student, spec, cfg, train_set, test_set, out_dir, teacher=teacher,
                      extra_loss=at if at_weight > 0 else None,
-                     resume=_has_checkpoint(out_dir), progress=progress)
+                     resume=has_checkpoint(out_dir), progress=progress)
     finally:
         at.remove()
 
@@ -222,9 +213,9 @@ def run(teacher_spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | 
         p = plan(teacher_spec, teacher, budget, estimator, granularity, allocation, batches, density)
         write_json(plan_file, p.to_dict())
     located = out / LOCATE_DIR
-    if not stage_done(located, locate_cfg.epochs):
+    if completed_epochs(located) < locate_cfg.epochs:
         locate(p, teacher, locate_cfg, train_set, test_set, located, progress)
-    if stage_done(out, final_cfg.epochs):
+    if completed_epochs(out) >= final_cfg.epochs:
         return read_metrics(out)[-1]
     return finetune(p.spec, located / WEIGHTS_FILE, teacher, final_cfg, train_set, test_set, out,
                     at_weight, progress)

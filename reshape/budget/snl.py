@@ -33,9 +33,9 @@ from ..layers import SoftMaskReLU
 from ..models import build
 from ..rundir import load_weights, save_weights
 from ..spec import ArchSpec
-from ..train import EpochEnd, Step, TrainConfig, read_metrics, train
+from ..train import EpochEnd, Step, TrainConfig, completed_epochs, has_checkpoint, read_metrics, train
 from .masks import Site, copy_weights, masked_modules, masked_spec, sites
-from .senet import _has_checkpoint, check_budget, stage_done
+from .senet import check_budget
 
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
@@ -142,7 +142,7 @@ def run(spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathL
                                   budget, lam, growth, warmup)
         phase = out / MASK_DIR
         train(soft, spec, mask_cfg, train_set, test_set, phase, teacher=teacher, extra_loss=schedule,
-              callbacks=[schedule.end_epoch], resume=_has_checkpoint(phase), progress=progress)
+              callbacks=[schedule.end_epoch], resume=has_checkpoint(phase), progress=progress)
         final_spec, masks = binarize(spec, layer_sites, layers, budget, granularity)
         student = build(final_spec)
         copy_weights(student, soft)
@@ -152,9 +152,9 @@ def run(spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathL
         write_json(result, {"budget": budget, "granularity": granularity,
                             "reached": schedule.count() <= budget, "soft_relus": schedule.count(),
                             "lambda": schedule.lam, "spec": final_spec.to_dict()})
-    if stage_done(out, final_cfg.epochs):
+    if completed_epochs(out) >= final_cfg.epochs:
         return read_metrics(out)[-1]
     student = build(final_spec)
     load_weights(student, out / MASK_DIR / "binarized.safetensors")
     return train(student, final_spec, final_cfg, train_set, test_set, out, teacher=teacher,
-                 resume=_has_checkpoint(out), progress=progress)
+                 resume=has_checkpoint(out), progress=progress)

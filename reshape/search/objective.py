@@ -92,15 +92,14 @@ def exact_count(spec: ArchSpec, model: Any | None = None) -> Count:
 def proxy_train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
                 run_dir: Path, progress: bool) -> dict[str, Any]:
     """Train ``spec`` into ``run_dir``: a finished run is read back, a partial one resumed."""
-    from ..budget.senet import stage_done
     from ..models import build
-    from ..train import CHECKPOINT_FILE, read_metrics, seed_all, train
+    from ..train import completed_epochs, has_checkpoint, read_metrics, seed_all, train
 
-    if stage_done(run_dir, cfg.epochs):
+    if completed_epochs(run_dir) >= cfg.epochs:
         return read_metrics(run_dir)[-1]
     seed_all(cfg.seed)
     return train(build(spec), spec, cfg, train_set, test_set, run_dir,
-                 resume=(run_dir / CHECKPOINT_FILE).is_file(), progress=progress)
+                 resume=has_checkpoint(run_dir), progress=progress)
 
 
 class Objective:

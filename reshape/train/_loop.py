@@ -56,13 +56,15 @@ class Step:
 
 @dataclass
 class EpochEnd:
-    """What a callback sees after epoch ``epoch`` (1-based); entries it adds to ``metrics`` are logged."""
+    """What a callback sees after epoch ``epoch`` (1-based); entries it adds to ``metrics`` are
+    logged. Setting ``stop`` ends training once this epoch is saved (SNL stops at its budget)."""
 
     epoch: int
     model: nn.Module
     teacher: nn.Module | None
     optimizer: torch.optim.Optimizer
     metrics: dict[str, Any]
+    stop: bool = False
 
 
 ExtraLoss = Callable[[Step], torch.Tensor]
@@ -138,13 +140,16 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
                 if test_set is not None:
                     test = evaluate(model, test_set, cfg.batch_size, ctx.device, cfg.workers, cfg.amp, ctx)
                     row.update({f"test_{k}": v for k, v in test.items()})
+                end = EpochEnd(epoch + 1, model, teacher, optimizer, row)
                 for callback in callbacks:
-                    callback(EpochEnd(epoch + 1, model, teacher, optimizer, row))
+                    callback(end)
                 if ctx.is_main:
                     _save_epoch(out, model, optimizer, scheduler, stateful, spec, cfg, epoch + 1, row)
                 done = epoch + 1
                 if show:
                     bar.console.print(_summary(row, cfg.epochs))
+                if end.stop:
+                    break
         except KeyboardInterrupt:
             raise TrainingInterrupted(out, done, cfg.epochs) from None
     return row
