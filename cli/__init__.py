@@ -12,20 +12,20 @@ import click
 
 from reshape._version import __version__
 
-#: name -> (module under reshape.cli, one-line help shown by ``reshape --help``)
+#: name -> (module under reshape.cli, one-line help shown by ``reshape --help``), in pipeline order
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "The main job on the packaged data: count, synthesize, train, SENet, SNL, shallow, plot."),
     "count": ("count", "Count ReLUs, MACs, params and PI cost of a model, spec or run."),
     "graph": ("graph", "List the residual blocks of a model with their ReLUs and MACs (torch.fx IR)."),
+    "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
+    "criticality": ("criticality", "Stage criticality of a backbone: short trainings with ReLUs in one stage only."),
     "train": ("train", "Train a model or spec on a dataset, with KD, checkpoints and resume."),
     "eval": ("eval", "Top-1/top-5 accuracy and ReLU count of a trained run directory."),
     "sensitivity": ("sensitivity", "Per-layer ReLU sensitivity of a trained run and its allocation for a budget."),
     "senet": ("senet", "SENet: fit a trained network to a ReLU budget (sensitivity, locations, KD)."),
     "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
     "shallow": ("shallow", "Shallow blocks: drop chosen blocks' inner ReLUs by sensitivity and merge each into one conv."),
-    "criticality": ("criticality", "Stage criticality of a backbone: short trainings with ReLUs in one stage only."),
     "search": ("search", "Optuna search for accurate ReLU-lean networks at several budgets (resumable, shared)."),
-    "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),
     "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),
     "export": ("export", "Export a trained run: spec, safetensors weights, ONNX (checked with onnxruntime), timm config."),
 }
