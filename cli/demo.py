@@ -32,7 +32,7 @@ def command(out: str, quick: bool) -> None:
     2. synthesize HybReNet specs for CIFAR-100 at 50k, 100k and 180k ReLUs;
     3. train a narrow ResNet18 teacher on fashion-mnist-mini;
     4. fit it to 10% of its ReLUs with SENet and with SNL;
-    5. a shallow-block pass (compact merges) keeping 70% of its ReLUs;
+    5. a shallow-block pass (exact merges) keeping 70% of its ReLUs;
     6. plot accuracy against ReLUs (OUT/front.png) and write OUT/summary.md.
 
     Takes a few minutes on 2 CPU cores; rerun to resume after an interruption.
@@ -77,7 +77,7 @@ def command(out: str, quick: bool) -> None:
         extra = ["--lambda", "1e-3"] if method == "snl" else []
         step(method, teacher, "--budget", str(budget), "--data", DATA, *fast, *extra, "--out", runs[method])
     runs["shallow"] = str(root / "shallow")
-    step("shallow", teacher, "--relus", "0.7", "--mode", "compact", "--data", DATA, *fast,
+    step("shallow", teacher, "--relus", "0.7", "--mode", "exact", "--data", DATA, *fast,
          "--out", runs["shallow"])
     step("pareto", *runs.values(), "--dataset", DATA, "--out", str(root / "front.png"))
     rows = []
