@@ -35,10 +35,10 @@ from .errors import ReshapeError
 from .graph import ModelGraph, Step, block_inputs, linearize, merge_blocks, predicted_macs, trace
 from .graph.passes import MODES
 from .graph.recipe import load_recipe, save_recipe, save_rewritten
-from .io import read_json, write_json
+from .io import read_json, write_json, write_text
 from .rundir import WEIGHTS_FILE, load_weights
 from .spec import ArchSpec
-from .train import (TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics, save_config,
+from .train import (METRICS_FILE, TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics, save_config,
                     train)
 
 RESULT_FILE = "shallow.json"
@@ -161,7 +161,10 @@ def run(spec: ArchSpec, teacher: nn.Module, out_dir: str | os.PathLike[str], tra
     else:
         save_rewritten(out, spec, steps, merged)
         save_config(cfg, out)  # the recipe that trained these weights; names the dataset for `reshape eval`
-        metrics = []
+        # An exact merge computes the fine-tuned linearized model's function (checked to 1e-4),
+        # so its training history is this run's too: every finished run then has metrics.
+        write_text(out / METRICS_FILE, (lin_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        metrics = read_metrics(out)
     result.update(before=_stats(teacher, input_shape, test_set), after=_stats(merged.module, input_shape,
                   test_set, metrics), merges=[r.to_dict() for r in reports])
     write_json(out / RESULT_FILE, result)
