@@ -38,8 +38,8 @@ from .graph.recipe import load_recipe, save_recipe, save_rewritten
 from .io import read_json, write_json, write_text
 from .rundir import WEIGHTS_FILE, load_weights
 from .spec import ArchSpec
-from .train import (METRICS_FILE, TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics, save_config,
-                    train)
+from .train import (METRICS_FILE, TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics,
+                    save_config, train)
 
 RESULT_FILE = "shallow.json"
 LINEARIZED_DIR = "linearized"
