@@ -50,7 +50,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
         raise ReshapeError(f"{run_dir} is not a run directory (no {SPEC_FILE}); train a teacher "
                            "first: reshape train resnet18 --data NAME --out RUN_DIR")
     spec = load_spec(Path(run_dir, SPEC_FILE))
-    check_fits(spec, info(data, root), f"teacher {run_dir}")
+    check_fits(spec, info(data, root), f"teacher {run_dir}", f"{data} needs")
     model = load_teacher(run_dir, spec, data)
     if not splits:
         return TeacherData(spec, model, None, None)

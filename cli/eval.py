@@ -29,7 +29,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     from pathlib import Path
 
     from reshape.count import count
-    from reshape.data import info, load
+    from reshape.data import check_fits, info, load
     from reshape.errors import ReshapeError
     from reshape.rundir import WEIGHTS_FILE, load_run
     from reshape.train import evaluate, load_config, resolve_device
@@ -41,12 +41,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     data = data or (saved.dataset if saved else "")
     if not data:
         raise ReshapeError(f"{run_dir} does not record its dataset; pass --data NAME")
-    meta = info(data, root)
-    if (meta.num_classes, meta.in_chans, meta.input_size) != (spec.num_classes, spec.in_chans, spec.input_size):
-        raise ReshapeError(
-            f"{run_dir} predicts {spec.num_classes} classes from {spec.in_chans}x{spec.input_size}"
-            f"x{spec.input_size} inputs but {data} has {meta.num_classes} classes of "
-            f"{meta.in_chans}x{meta.input_size}x{meta.input_size}; pass the dataset it was trained on")
+    check_fits(spec, info(data, root), run_dir, f"{data} needs", "pass the dataset it was trained on")
     relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
     result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
     if as_json:

@@ -183,7 +183,7 @@ def test_teacher_of_another_dataset_is_refused(tmp_path, tiny_spec):
     other = tiny_spec.replace(num_classes=5)
     save_spec(other, teacher_dir / "spec.json")
     save_weights(build(other), teacher_dir / WEIGHTS_FILE)
-    with pytest.raises(ReshapeError, match="predicts 5 classes from 1x16x16 inputs but the student 3"):
+    with pytest.raises(ReshapeError, match="predicts 5 classes from 1x16x16 inputs but the student 3 classes"):
         load_teacher(teacher_dir, tiny_spec)
     save_config(TrainConfig(dataset="mnist"), teacher_dir)
     with pytest.raises(ReshapeError, match="trained on mnist but the student trains on fashion-mnist"):

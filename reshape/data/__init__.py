@@ -89,15 +89,15 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     return Subset(dataset, order[:limit].tolist())
 
 
-def check_fits(spec: "ArchSpec", meta: DatasetInfo, what: str) -> None:
-    """Refuse a network whose input or class count does not match the dataset ``meta``."""
-    mine = (spec.num_classes, spec.in_chans, spec.input_size)
-    theirs = (meta.num_classes, meta.in_chans, meta.input_size)
-    if mine != theirs:
-        raise ReshapeError(
-            f"{what} predicts {mine[0]} classes from {mine[1]}x{mine[2]}x{mine[2]} inputs but "
-            f"{meta.name} has {theirs[0]} classes of {theirs[1]}x{theirs[2]}x{theirs[2]}; "
-            "use a network trained on this dataset")
+def check_fits(spec: "ArchSpec", target: "DatasetInfo | ArchSpec", what: str, target_what: str,
+               advice: str = "use a network trained on this dataset") -> None:
+    """Refuse a network whose classes or input differ from ``target`` (a dataset preset or
+    another network, e.g. the student of a teacher): one check for eval, KD and the methods."""
+    def geometry(x: "DatasetInfo | ArchSpec") -> str:
+        return f"{x.num_classes} classes from {x.in_chans}x{x.input_size}x{x.input_size} inputs"
+
+    if geometry(spec) != geometry(target):
+        raise ReshapeError(f"{what} predicts {geometry(spec)} but {target_what} {geometry(target)}; {advice}")
 
 
 def load(name: str, split: str = "train", root: str | None = None, download: bool = False,

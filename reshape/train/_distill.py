@@ -68,6 +68,7 @@ class FeatureTaps:
 
 def load_teacher(run_dir: str | os.PathLike[str], student: ArchSpec, dataset: str = "") -> nn.Module:
     """The trained model of ``run_dir``, checked to fit ``student``'s data (eval mode, frozen)."""
+    from ..data import check_fits
     from ..rundir import WEIGHTS_FILE, load_run
     from ._config import load_config
 
@@ -79,12 +80,7 @@ def load_teacher(run_dir: str | os.PathLike[str], student: ArchSpec, dataset: st
     if dataset and teacher_data and teacher_data != dataset:
         raise ReshapeError(f"teacher {run_dir} was trained on {teacher_data} but the student "
                            f"trains on {dataset}; train a teacher on {dataset}")
-    mine = (student.num_classes, student.in_chans, student.input_size)
-    theirs = (spec.num_classes, spec.in_chans, spec.input_size)
-    if mine != theirs:
-        raise ReshapeError(
-            f"teacher {run_dir} predicts {theirs[0]} classes from {theirs[1]}x{theirs[2]}x{theirs[2]} "
-            f"inputs but the student {mine[0]} classes from {mine[1]}x{mine[2]}x{mine[2]}; "
-            "use a teacher trained on the same dataset")
+    check_fits(spec, student, f"teacher {run_dir}", "the student",
+               "use a teacher trained on the same dataset")
     model.eval().requires_grad_(False)
     return model
