@@ -50,14 +50,34 @@ class MaskedReLU(nn.Module):
         self.mask.copy_((mask != 0).to(self.mask.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Same values and gradients as relu(m*x) + (1-m)*x for a binary m, with one
-        # select: autograd saves only the bool condition, so a training step costs little
-        # more than with plain ReLUs (benchmarks/masked_step.py).
+        # Same values and gradients as relu(m*x) + (1-m)*x for a binary m. Training zeroes
+        # x in place where a kept ReLU clips it, like timm's ReLU(inplace=True) at the same
+        # places, saving one bool for backward (benchmarks/masked_step.py); inference and
+        # export use the equivalent out-of-place select.
         identity = _broadcast(self.mask, x, self.granularity) == 0
+        if torch.is_grad_enabled() and x.requires_grad and not x.is_leaf:
+            return _MaskedReLUInplace.apply(x, identity)
         return torch.where((x >= 0) | identity, x, 0.0)
 
     def extra_repr(self) -> str:
         return f"mask_shape={tuple(self.mask.shape)}, granularity={self.granularity}"
+
+
+class _MaskedReLUInplace(torch.autograd.Function):
+    """Zero ``x`` in place where it is negative and its ReLU is kept; gradient passes elsewhere."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        keep = (x >= 0).logical_or_(identity)
+        x.mul_(keep)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(keep)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (keep,) = ctx.saved_tensors
+        return grad * keep, None
 
 
 class SoftMaskReLU(nn.Module):

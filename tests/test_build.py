@@ -94,3 +94,22 @@ def test_masked_relu_backward_and_soft_mask_counts():
         nn_seq[1].alpha.copy_(torch.tensor([0.5, 0.005, 1.0]))  # 0.005 is below SNL's 1e-2
     c = count(nn_seq, (1, 4, 4))
     assert c.relus == 2 * 16 and c.nonlinear_depth == 1
+
+
+def test_masked_relu_training_path_matches_the_formula_in_values_and_gradients():
+    from reshape.layers import MaskedReLU
+
+    torch.manual_seed(0)
+    for granularity, shape in (("neuron", (3, 4, 4)), ("channel", (3,))):
+        layer = MaskedReLU(shape, granularity)
+        layer.set_mask((torch.rand(shape) > 0.5).float())
+        m = layer.mask.unsqueeze(0) if granularity == "neuron" else layer.mask.view(1, -1, 1, 1)
+        leaf = torch.randn(2, 3, 4, 4, requires_grad=True)
+        y = layer(leaf * 1.0)  # a non-leaf input takes the in-place training path
+        ref_leaf = leaf.detach().clone().requires_grad_()
+        ref = torch.relu(m * ref_leaf) + (1 - m) * ref_leaf
+        assert torch.equal(y, ref)
+        g = torch.randn_like(y)
+        y.backward(g)
+        ref.backward(g)
+        assert torch.equal(leaf.grad, ref_leaf.grad)
