@@ -56,7 +56,9 @@ class MaskedReLU(nn.Module):
         # export use the equivalent out-of-place select.
         identity = _broadcast(self.mask, x, self.granularity) == 0
         if torch.is_grad_enabled() and x.requires_grad and not x.is_leaf:
-            return _MaskedReLUInplace.apply(x, identity)
+            # keep = x >= floor, with floor 0 where the ReLU is kept and -inf where it is not
+            floor = torch.zeros_like(identity, dtype=x.dtype).masked_fill_(identity, float("-inf"))
+            return _MaskedReLUInplace.apply(x, floor)
         return torch.where((x >= 0) | identity, x, 0.0)
 
     def extra_repr(self) -> str:
@@ -67,8 +69,8 @@ class _MaskedReLUInplace(torch.autograd.Function):
     """Zero ``x`` in place where it is negative and its ReLU is kept; gradient passes elsewhere."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-        keep = (x >= 0).logical_or_(identity)
+    def forward(ctx, x: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+        keep = x >= floor
         x.mul_(keep)
         ctx.mark_dirty(x)
         ctx.save_for_backward(keep)
