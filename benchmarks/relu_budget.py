@@ -52,7 +52,7 @@ def _point(method, budget, spec, teacher, data, args):
                       dataset=args.data)
     start = time.perf_counter()
     if method == "snl":
-        mask_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, optimizer="adamw",
+        mask_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.snl_mask_lr, optimizer="adamw",
                                weight_decay=0.0, dataset=args.data)
         final = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, dataset=args.data)
         snl.run(spec, teacher, budget, out, data["train"], data["test"], mask_cfg, final,
@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Train every method on at most this many images.")
     parser.add_argument("--snl-lambda", type=float, default=1e-4,
                         help="SNL's initial L1 weight (published 1e-5 assumes 100+ epochs).")
+    parser.add_argument("--snl-mask-lr", type=float, default=1e-2,
+                        help="SNL's Adam lr for the mask phase (published 1e-3 moves a gate by at most "
+                             "~1e-3 per step: too slow to reach a budget in a few epochs).")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--work", default="runs/relu_budget")
     args = parser.parse_args()
