@@ -52,8 +52,8 @@ def _point(method, budget, spec, teacher, data, args):
                       dataset=args.data)
     start = time.perf_counter()
     if method == "snl":
-        mask_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.snl_mask_lr, optimizer="adamw",
-                               weight_decay=0.0, dataset=args.data)
+        mask_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.snl_mask_lr,
+                               optimizer="adamw", weight_decay=0.0, dataset=args.data)
         final = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, dataset=args.data)
         snl.run(spec, teacher, budget, out, data["train"], data["test"], mask_cfg, final,
                 lam=args.snl_lambda, warmup=0)
