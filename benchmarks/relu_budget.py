@@ -93,7 +93,7 @@ def main() -> None:
 
     data = {"train": subset(load(args.data, "train"), args.limit), "test": load(args.data, "test")}
     spec, teacher = _teacher(args, data)
-    shape = (spec.in_chans, spec.input_size, spec.input_size)
+    shape = spec.input_shape
     total = count(teacher, shape).relus
     teacher_top1 = evaluate(teacher, data["test"])["top1"]
     rows = [{"method": "teacher", "fraction": 1.0, "budget": total, "relus": total, "top1": teacher_top1}]

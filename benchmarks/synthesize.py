@@ -44,7 +44,7 @@ def _bench(backbone: str, dataset: str, n: int) -> dict[str, float]:
         t = time.perf_counter()
         with torch.device("meta"):
             model = build(spec)
-        count(model, (spec.in_chans, spec.input_size, spec.input_size))
+        count(model, spec.input_shape)
         counts.append(time.perf_counter() - t)
     return {
         "budgets": len(times), "first_ms": first * 1e3,

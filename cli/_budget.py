@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import click
 
+from reshape.spec import GRANULARITIES
+
 from ._common import Amount
 
 
@@ -18,7 +20,7 @@ def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--data", required=True, help="Dataset the teacher was trained on."),
         click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files."),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory."),
-        click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron",
+        click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron",
                      show_default=True, help="Mask per neuron (C x H x W) or per channel."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]):
@@ -35,7 +37,7 @@ class TeacherData:
 
 
 def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = True,
-                     limit: int | None = None) -> TeacherData:
+                     limit: int | None = None, seed: int = 0) -> TeacherData:
     """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
     (the training split cut to ``limit`` images when given)."""
     from pathlib import Path
@@ -54,7 +56,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     model = load_teacher(run_dir, spec, data)
     if not splits:
         return TeacherData(spec, model, None, None)
-    return TeacherData(spec, model, subset(load(data, "train", root), limit), load(data, "test", root))
+    return TeacherData(spec, model, subset(load(data, "train", root), limit, seed), load(data, "test", root))
 
 
 def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:
@@ -71,15 +73,13 @@ def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> l
 
 
 def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
-    import click
-
     from reshape.count import count
     from reshape.rundir import load_run
 
     from ._common import echo_json
 
     spec, model = load_run(out)
-    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    relus = count(model, spec.input_shape).relus
     row = {"out": out, "relus": relus, "top1": metrics.get("test_top1"), "top5": metrics.get("test_top5"),
            **extra}
     if as_json:

@@ -70,7 +70,7 @@ def command(out: str, quick: bool) -> None:
     step("train", "resnet18", "--data", DATA, "--width", str(width), "--epochs", str(teacher_epochs),
          *(["--limit", str(limit)] if limit else []), "--out", teacher)
     spec, model = load_run(teacher)
-    budget = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus // 10
+    budget = count(model, spec.input_shape).relus // 10
     runs = {"teacher": teacher}
     for method in ("senet", "snl"):
         runs[method] = str(root / method)
@@ -83,7 +83,7 @@ def command(out: str, quick: bool) -> None:
     rows = []
     for name, run in runs.items():
         s, m = load_run(run)
-        c = count(m, (s.in_chans, s.input_size, s.input_size))
+        c = count(m, s.input_shape)
         rows.append((name, c.relus, c.macs, read_metrics(run)[-1]["test_top1"]))
     _write_summary(root, rows, commands, time.perf_counter() - start, quick)
     console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: "

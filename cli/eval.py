@@ -42,7 +42,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     if not data:
         raise ReshapeError(f"{run_dir} does not record its dataset; pass --data NAME")
     check_fits(spec, info(data, root), run_dir, f"{data} needs", "pass the dataset it was trained on")
-    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    relus = count(model, spec.input_shape).relus
     result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
     if as_json:
         echo_json({"run": run_dir, "data": data, **result, "relus": relus})

@@ -42,7 +42,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, es
 
     shared = pop_training(opts)
     cfg = train_config(shared, dataset=data)
-    t = teacher_and_data(run_dir, data, root, limit=shared["limit"])
+    t = teacher_and_data(run_dir, data, root, limit=shared["limit"], seed=shared["seed"])
     batches = probe_batches(data, root) if estimator == "linearize" and allocation == "sensitivity" else None
     metrics = senet.run(t.spec, t.model, budget, out, t.train_set, t.test_set, cfg, cfg,
                         estimator=estimator, granularity=granularity, allocation=allocation,

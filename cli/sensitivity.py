@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from reshape.spec import GRANULARITIES
+
 from ._common import Amount, echo_json, user_errors
 
 
@@ -12,7 +14,7 @@ from ._common import Amount, echo_json, user_errors
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--estimator", type=click.Choice(["pruning", "linearize"]), default="pruning", show_default=True)
 @click.option("--budget", type=Amount(), help="Also show the per-layer ReLU counts for this budget.")
-@click.option("--granularity", type=click.Choice(["neuron", "channel"]), default="neuron", show_default=True)
+@click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @user_errors
 def command(run_dir: str, data: str, root: str | None, estimator: str, budget: int | None,

@@ -51,8 +51,8 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, data: str, ro
 
     shared = pop_training(opts)
     cfg = train_config(shared, dataset=data)
-    t = teacher_and_data(run_dir, data, root, limit=shared["limit"])
-    mg = trace(t.model, (t.spec.in_chans, t.spec.input_size, t.spec.input_size))
+    t = teacher_and_data(run_dir, data, root, limit=shared["limit"], seed=shared["seed"])
+    mg = trace(t.model, t.spec.input_shape)
     relu_target = amount_or_fraction(relus, mg.relus, "--relus")
     mac_target = amount_or_fraction(macs, mg.macs, "--macs") if macs else None
     result = shallow.run(t.spec, t.model, out, t.train_set, t.test_set, relu_target, mac_target, mode, cfg,

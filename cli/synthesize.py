@@ -109,7 +109,7 @@ def _synthesize(backbone: str, dataset: str, budget: int, macs: int | None,
         raise ReshapeError(f"budget {budget:,}: {exc}" if name_budget else str(exc)) from None
     with torch.device("meta"):
         model = build(spec)
-    counted = count(model, (spec.in_chans, spec.input_size, spec.input_size))
+    counted = count(model, spec.input_shape)
     cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol)
     return {"spec": spec, "explanation": why, "count": counted, "cost": cost}
 

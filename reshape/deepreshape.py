@@ -163,7 +163,7 @@ def _tolerance() -> float:
 @functools.cache
 def backbone_spec(name: str) -> ArchSpec:
     """The timm plain ResNet ``name`` as a spec (cached: reading timm costs a meta build)."""
-    from .models._timm import require_plain_resnet
+    from .models import require_plain_resnet
 
     return require_plain_resnet(name)
 

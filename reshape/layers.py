@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .errors import ReshapeError
+from .spec import GRANULARITIES
 
 
 class MaskedReLU(nn.Module):
@@ -18,8 +19,8 @@ class MaskedReLU(nn.Module):
 
     def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron") -> None:
         super().__init__()
-        if granularity not in ("neuron", "channel"):
-            raise ValueError(f"granularity must be 'neuron' or 'channel', got {granularity!r}")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self.granularity = granularity
         self.register_buffer("mask", torch.ones(mask_shape))
 
@@ -92,8 +93,8 @@ class SoftMaskReLU(nn.Module):
     def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron",
                  threshold: float = 1e-2) -> None:
         super().__init__()
-        if granularity not in ("neuron", "channel"):
-            raise ValueError(f"granularity must be 'neuron' or 'channel', got {granularity!r}")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self.granularity = granularity
         self.threshold = threshold
         self.alpha = nn.Parameter(torch.ones(mask_shape))

@@ -135,7 +135,7 @@ def run(spec: ArchSpec, teacher: nn.Module, out_dir: str | os.PathLike[str], tra
     compact merges. A finished stage found in ``out_dir`` is skipped, a partial one resumed.
     """
     out = Path(out_dir)
-    input_shape = (spec.in_chans, spec.input_size, spec.input_size)
+    input_shape = spec.input_shape
     teacher.eval().requires_grad_(False)
     result = _plan(out, teacher, input_shape, relus, macs, mode, k, batches)
     if "after" in result:

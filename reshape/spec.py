@@ -93,6 +93,11 @@ class ArchSpec:
     def depths(self) -> tuple[int, ...]:
         return tuple(s.depth for s in self.stages)
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One input image: (channels, height, width)."""
+        return (self.in_chans, self.input_size, self.input_size)
+
     def relu_names(self) -> list[str]:
         """Every ReLU layer of the built network, in forward order."""
         acts = ACTS_PER_BLOCK[self.block]

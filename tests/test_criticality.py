@@ -34,7 +34,7 @@ def test_metric_on_hand_numbers():
 def _counted(spec):
     with torch.device("meta"):
         model = build(spec)
-    return count(model, (spec.in_chans, spec.input_size, spec.input_size))
+    return count(model, spec.input_shape)
 
 
 def test_only_stage_keeps_exactly_that_stages_relus(resnet18_cifar_spec):

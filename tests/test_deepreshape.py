@@ -26,7 +26,7 @@ from reshape.spec import ArchSpec, ReluLayer
 def measured(spec: ArchSpec):
     with torch.device("meta"):
         model = build(spec)
-    return count(model, (spec.in_chans, spec.input_size, spec.input_size))
+    return count(model, spec.input_shape)
 
 
 def cifar100(backbone: str) -> ArchSpec:

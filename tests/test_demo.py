@@ -16,7 +16,7 @@ def test_quick_demo_runs_every_step(tmp_path):
     assert (out / "front.png").stat().st_size > 10_000
     assert len(list((out / "specs").glob("resnet18-cifar100-*.json"))) == 3
     spec, teacher = load_run(out / "teacher")
-    shape = (spec.in_chans, spec.input_size, spec.input_size)
+    shape = spec.input_shape
     budget = count(teacher, shape).relus // 10
     for method in ("senet", "snl"):
         s, m = load_run(out / method)

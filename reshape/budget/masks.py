@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .._probe import output_shapes
+from ..errors import ReshapeError
 from ..layers import MaskedReLU
 from ..spec import ArchSpec, ReluLayer
 
@@ -34,17 +35,13 @@ class Site:
 def sites(spec: ArchSpec, model: nn.Module) -> list[Site]:
     """The optimisable ReLU layers of ``model`` (built from ``spec``), in forward order."""
     names = [n for n in spec.relu_names() if spec.relu_state(n).state != "removed"]
-    shapes = output_shapes(model, (spec.in_chans, spec.input_size, spec.input_size), names)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ReshapeError(f"the model has no ReLU layer '{missing[0]}' that its spec names: a rewritten "
+                           "(shallow-block) run cannot be a teacher here; use the spec-built run it came from")
+    shapes = output_shapes(model, spec.input_shape, names)
     return [Site(n, tuple(shapes[n])) for n in names]
-
-
-def current_counts(spec: ArchSpec, layer_sites: list[Site]) -> dict[str, int]:
-    """ReLUs each site keeps according to the spec."""
-    out = {}
-    for s in layer_sites:
-        state = spec.relu_state(s.name)
-        out[s.name] = s.size if state.state == "kept" else state.kept
-    return out
 
 
 def masked_spec(spec: ArchSpec, layer_sites: list[Site], counts: dict[str, int], granularity: str) -> ArchSpec:

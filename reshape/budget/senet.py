@@ -30,14 +30,13 @@ from torch.utils.data import Dataset
 
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..layers import MaskedReLU
 from ..models import build
 from ..rundir import WEIGHTS_FILE, load_weights
 from ..spec import ArchSpec
 from ..train import (EpochEnd, FeatureTaps, Step, TrainConfig, completed_epochs, has_checkpoint,
                      read_metrics, train)
 from .allocate import allocate
-from .masks import Site, copy_weights, masked_spec, sites, topk_mask
+from .masks import Site, copy_weights, masked_modules, masked_spec, sites, topk_mask
 from .sensitivity import sensitivity
 
 PLAN_FILE = "senet.json"
@@ -109,7 +108,7 @@ class MaskLocator:
     the top-r_l positions of the accumulated difference."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
-        self.layers = {n: m for n, m in student.named_modules() if isinstance(m, MaskedReLU)}
+        self.layers = masked_modules(student)
         self.student = FeatureTaps(student, self.layers)
         self.teacher = FeatureTaps(teacher, self.layers)
         self.diff: dict[str, torch.Tensor] = {}

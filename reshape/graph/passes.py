@@ -100,12 +100,14 @@ def merge_block(mg: ModelGraph, block: str, mode: str = "exact", k: int = 3,
 
 def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: int = 3,
                  inputs: dict[str, torch.Tensor] | None = None,
-                 on_merged: Callable[[MergeReport], None] | None = None,
+                 on_merged: Callable[[MergeReport], None] | None = None, check: bool = True,
                  ) -> tuple[ModelGraph, list[MergeReport]]:
     """Merge several linearized blocks into one conv each; ``inputs`` maps a block to calibration activations.
 
     All-or-nothing: every block is built and checked first, and the graph is only
     rewritten when all pass (exact mode), so a failure leaves the model as it was.
+    ``check=False`` skips the numerical check (``max_rel_error`` is then NaN): only for
+    replaying a rewrite that was checked when it was made, on weights about to be replaced.
     """
     if mode not in MODES:
         raise ReshapeError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -118,8 +120,8 @@ def merge_blocks(mg: ModelGraph, blocks: Iterable[str], mode: str = "exact", k: 
                               _compose_chain(mg, block.shortcut) if block.shortcut else None)
         conv = compact(exact, k, (inputs or {}).get(block.name)) if mode == "compact" else exact
         nodes = [*block.main, *block.shortcut, block.add]
-        error = _check(mg, block.fork, nodes, conv, _check_shape(block.in_shape, exact), mode,
-                       f"{mode} merge of block '{block.name}'")
+        error = (_check(mg, block.fork, nodes, conv, _check_shape(block.in_shape, exact), mode,
+                        f"{mode} merge of block '{block.name}'") if check else float("nan"))
         built.append((block, nodes, conv, error))
     for block, nodes, conv, _ in built:
         _replace(mg, block.fork, nodes, conv, f"{block.name}.merged")

@@ -46,13 +46,14 @@ class Step:
 
 
 def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) -> ModelGraph:
-    """Trace ``model`` and apply ``steps`` in order."""
+    """Trace ``model`` and apply ``steps`` in order (merges were verified when the recipe was
+    made; here they only rebuild the structure that the saved weights fill)."""
     mg = trace(model, input_shape)
     for step in steps:
         if step.op == "linearize":
             mg = linearize(mg, step.blocks, step.padding)
         else:
-            mg, _ = merge_blocks(mg, step.blocks, step.mode, step.k)
+            mg, _ = merge_blocks(mg, step.blocks, step.mode, step.k, check=False)
     return mg
 
 
@@ -99,6 +100,6 @@ def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[
 def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, ModelGraph]:
     """The spec and rewritten model of a run directory with a graph recipe, its weights loaded."""
     spec, model = load_run(run_dir, weights=False)
-    mg = replay(model, (spec.in_chans, spec.input_size, spec.input_size), load_recipe(run_dir))
+    mg = replay(model, spec.input_shape, load_recipe(run_dir))
     load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
     return spec, mg

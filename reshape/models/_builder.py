@@ -63,7 +63,7 @@ def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module]) -> None:
 
 def _apply_relu_states(model: ResNet, spec: ArchSpec) -> None:
     masked = [layer for layer in spec.relus if layer.state == "masked"]
-    shapes = output_shapes(model, (spec.in_chans, spec.input_size, spec.input_size),
+    shapes = output_shapes(model, spec.input_shape,
                            [layer.name for layer in masked])
     for i, layer in enumerate(spec.relus):
         if layer.state == "removed":

@@ -56,7 +56,7 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
             raise ReshapeError("a run directory is counted as trained, at its own input; "
                                "drop --dataset/--input-size")
         spec, net = load_run(path)
-        return Resolved(net, (spec.in_chans, spec.input_size, spec.input_size), spec, str(path))
+        return Resolved(net, spec.input_shape, spec, str(path))
     if path.suffix == ".json" or path.is_file():
         return _from_spec(load_spec(path), preset, input_size, str(path), stem=False, weights=weights)
     spec = spec_from_timm(model)
@@ -79,7 +79,7 @@ def _from_spec(spec: ArchSpec, preset: dict[str, Any] | None, input_size: int | 
     masked = any(layer.state == "masked" for layer in spec.relus)
     with torch.device("cpu" if weights or masked else "meta"):
         net = build(spec)
-    return Resolved(net, (spec.in_chans, spec.input_size, spec.input_size), spec, label)
+    return Resolved(net, spec.input_shape, spec, label)
 
 
 def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int]:

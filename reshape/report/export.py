@@ -94,7 +94,7 @@ def export_onnx(model: nn.Module, spec: ArchSpec, path: str | os.PathLike[str]) 
         raise ReshapeError("ONNX export is checked with onnxruntime, which is not installed: "
                            "pip install onnx onnxruntime") from None
     model = model.eval()
-    shape = (spec.in_chans, spec.input_size, spec.input_size)
+    shape = spec.input_shape
     example = torch.zeros(1, *shape)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The TorchScript exporter warns that it is deprecated; it is chosen on purpose (see above).

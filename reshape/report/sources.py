@@ -67,7 +67,7 @@ def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
         raise ReshapeError(f"run {path} was trained on {config.dataset}, not {dataset}; "
                            f"pass --dataset {config.dataset} or leave the run out")
     spec, model = load_run(path)
-    relus = count(model, (spec.in_chans, spec.input_size, spec.input_size)).relus
+    relus = count(model, spec.input_shape).relus
     method = next((name for file, name in METHOD_FILES.items() if (path / file).is_file()), path.name)
     return [Point(method, relus, 100 * float(rows[-1]["test_top1"]), str(path))]
 

@@ -86,7 +86,7 @@ def exact_count(spec: ArchSpec, model: Any | None = None) -> Count:
     if model is None:
         with torch.device("meta"):
             model = build(spec)
-    return count(model, (spec.in_chans, spec.input_size, spec.input_size))
+    return count(model, spec.input_shape)
 
 
 def proxy_train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
