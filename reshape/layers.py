@@ -109,7 +109,16 @@ class SoftMaskReLU(nn.Module):
     relu_count = MaskedReLU.relu_count
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = _broadcast(self.gate(), x, self.granularity)
+        if self.training:
+            # Projected gradient, as SNL keeps a in [0, 1]: project after each step and use
+            # a itself. Clamping in the forward instead passes no gradient at the bounds, so
+            # a gate pushed to 1 by the first step could never fall again.
+            with torch.no_grad():
+                self.alpha.clamp_(0, 1)
+            a = self.alpha
+        else:
+            a = self.gate()
+        a = _broadcast(a, x, self.granularity)
         return a * torch.relu(x) + (1 - a) * x
 
 

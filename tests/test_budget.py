@@ -135,3 +135,13 @@ def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, data, tm
     snl.run(*load_run(teacher), 4480, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
     rows = read_metrics(tmp_path / "snl" / snl.MASK_DIR)
     assert [r["epoch"] for r in rows] == [1] and rows[0]["relus"] <= 4480
+
+
+def test_soft_mask_gates_stay_trainable_after_being_pushed_above_one():
+    layer = SoftMaskReLU((4,)).train()
+    with torch.no_grad():
+        layer.alpha.fill_(1.3)  # an optimizer step overshot the upper bound
+    x = torch.randn(2, 4)
+    layer(x).sum().backward()
+    assert float(layer.alpha.detach().max()) == 1.0  # projected back into [0, 1] ...
+    assert layer.alpha.grad is not None and layer.alpha.grad.abs().sum() > 0  # ... where gradients flow

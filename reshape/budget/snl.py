@@ -61,7 +61,8 @@ class LambdaSchedule:
         return sum(layer.kept * self.units[name] for name, layer in self.layers.items())
 
     def __call__(self, step: Step) -> torch.Tensor:
-        return self.lam * sum(layer.gate().sum() for layer in self.layers.values())
+        # On a itself (kept in [0, 1] by projection): a clamp would block the gradient at 1.
+        return self.lam * sum(layer.alpha.sum() for layer in self.layers.values())
 
     def end_epoch(self, end: EpochEnd) -> None:
         relus = self.count()
