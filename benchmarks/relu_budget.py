@@ -52,10 +52,9 @@ def _point(method, budget, spec, teacher, data, args):
                       dataset=args.data)
     start = time.perf_counter()
     if method == "snl":
-        mask_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.snl_mask_lr,
-                               optimizer="adamw", weight_decay=0.0, dataset=args.data)
         final = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, dataset=args.data)
-        snl.run(spec, teacher, budget, out, data["train"], data["test"], mask_cfg, final,
+        snl.run(spec, teacher, budget, out, data["train"], data["test"],
+                snl.mask_config(final, args.snl_mask_lr), final,
                 lam=args.snl_lambda, warmup=0)
     else:
         allocation = "uniform" if method == "uniform" else "sensitivity"

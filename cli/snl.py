@@ -40,8 +40,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, gr
 
     shared = pop_training(opts)
     final_cfg = train_config(shared, dataset=data)
-    mask_cfg = train_config({**shared, "epochs": mask_epochs or shared["epochs"], "lr": mask_lr,
-                             "optimizer": "adamw", "weight_decay": 0.0, "warmup_epochs": 0}, dataset=data)
+    mask_cfg = snl.mask_config(final_cfg, mask_lr, mask_epochs)
     t = teacher_and_data(run_dir, data, root, limit=shared["limit"], seed=shared["seed"])
     metrics = snl.run(t.spec, t.model, budget, out, t.train_set, t.test_set, mask_cfg, final_cfg,
                       granularity=granularity, lam=lam, growth=lambda_growth, warmup=lambda_warmup)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,12 @@ class LambdaSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lam, self.best = float(state["lam"]), state["best"]
+
+
+def mask_config(final: TrainConfig, lr: float = 1e-3, epochs: int | None = None) -> TrainConfig:
+    """The mask phase's recipe: ``final``'s, with Adam(W) at ``lr``, no weight decay, no warm-up."""
+    return replace(final, lr=lr, epochs=epochs or final.epochs, optimizer="adamw",
+                   weight_decay=0.0, warmup_epochs=0)
 
 
 def soften(teacher: nn.Module, layer_sites: list[Site], granularity: str,

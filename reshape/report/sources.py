@@ -22,6 +22,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from ..budget import senet, snl
 from ..errors import ReshapeError
 from .pareto import Point
 
@@ -31,7 +32,7 @@ JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".journal")
 SQLITE_PREFIX = "sqlite:///"
 #: Files a budget method leaves in its run directory, and the method they name.
-METHOD_FILES = {"senet.json": "SENet", "snl.json": "SNL"}
+METHOD_FILES = {senet.PLAN_FILE: "SENet", snl.RESULT_FILE: "SNL"}
 CSV_COLUMNS = ("method", "relus", "top1")
 
 
