@@ -40,23 +40,15 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
                      limit: int | None = None, seed: int = 0) -> TeacherData:
     """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
     (the training split cut to ``limit`` images when given)."""
-    from pathlib import Path
-
-    from reshape.data import check_fits, info, load, subset
-    from reshape.rundir import SPEC_FILE, is_run_dir
-    from reshape.errors import ReshapeError
-    from reshape.spec import load_spec
+    from reshape.data import load, subset
+    from reshape.rundir import load_trained
     from reshape.train import load_teacher
 
-    if not is_run_dir(run_dir):
-        raise ReshapeError(f"{run_dir} is not a run directory (no {SPEC_FILE}); train a teacher "
-                           "first: reshape train resnet18 --data NAME --out RUN_DIR")
-    spec = load_spec(Path(run_dir, SPEC_FILE))
-    check_fits(spec, info(data, root), f"teacher {run_dir}", f"{data} needs")
-    model = load_teacher(run_dir, spec, data)
+    run = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
+    model = load_teacher(run, run.spec, data)
     if not splits:
-        return TeacherData(spec, model, None, None)
-    return TeacherData(spec, model, subset(load(data, "train", root), limit, seed), load(data, "test", root))
+        return TeacherData(run.spec, model, None, None)
+    return TeacherData(run.spec, model, subset(load(data, "train", root), limit, seed), load(data, "test", root))
 
 
 def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:

@@ -26,22 +26,13 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
       reshape eval runs/fm16
       reshape eval runs/r18 --data cifar100 --root ~/data --json
     """
-    from pathlib import Path
-
     from reshape.count import count
-    from reshape.data import check_fits, info, load
-    from reshape.errors import ReshapeError
-    from reshape.rundir import WEIGHTS_FILE, load_run
-    from reshape.train import evaluate, load_config, resolve_device
+    from reshape.data import load
+    from reshape.rundir import load_trained
+    from reshape.train import evaluate, resolve_device
 
-    spec, model = load_run(run_dir)
-    if not Path(run_dir, WEIGHTS_FILE).is_file():
-        raise ReshapeError(f"{run_dir} has no trained weights ({WEIGHTS_FILE}); train it first")
-    saved = load_config(run_dir)
-    data = data or (saved.dataset if saved else "")
-    if not data:
-        raise ReshapeError(f"{run_dir} does not record its dataset; pass --data NAME")
-    check_fits(spec, info(data, root), run_dir, f"{data} needs", "pass the dataset it was trained on")
+    run = load_trained(run_dir, data, root)
+    spec, model, data = run.spec, run.model, run.need_dataset("--data")
     relus = count(model, spec.input_shape).relus
     result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
     if as_json:

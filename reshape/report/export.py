@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_bytes, write_json
-from ..rundir import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_run, save_weights
+from ..rundir import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_trained, save_weights
 from ..spec import EXPANSION, ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
@@ -48,24 +48,16 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
 
     ``dataset`` (default: the dataset the run was trained on) gives the config's mean/std.
     """
-    from ..train import load_config
-
     run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / WEIGHTS_FILE).is_file():
-        raise ReshapeError(f"{run_dir} has no trained weights ({WEIGHTS_FILE}); train it first")
-    spec, model = load_run(run_dir)
-    model.eval()
+    run = load_trained(run_dir, dataset, check=False)
+    spec, model = run.spec, run.model.eval()
     rewritten = (run_dir / GRAPH_FILE).is_file()
     if timm_config and rewritten:
         raise ReshapeError(f"{run_dir} is rewritten by graph passes ({GRAPH_FILE}); timm cannot rebuild "
                            "it from its spec: export without --timm-config and load it with "
                            "reshape.rundir.load_run")
-    if timm_config and not dataset:
-        config = load_config(run_dir)
-        dataset = config.dataset if config else None
-        if not dataset:
-            raise ReshapeError(f"{run_dir} does not record its dataset; pass --dataset NAME for the "
-                               "config's mean/std")
+    if timm_config:
+        run.need_dataset("--dataset", " for the config's mean/std")
     save_spec(spec, out / SPEC_FILE)
     save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
@@ -77,7 +69,7 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
         diff = export_onnx(model, spec, out / ONNX_FILE)
         files.append(out / ONNX_FILE)
     if timm_config:
-        write_json(out / CONFIG_FILE, timm_pretrained_config(spec, dataset))
+        write_json(out / CONFIG_FILE, timm_pretrained_config(spec, run.dataset))
         files.append(out / CONFIG_FILE)
     return ExportResult(tuple(map(str, files)), diff)
 

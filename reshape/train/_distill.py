@@ -8,7 +8,6 @@ attention transfer, activation matching) read intermediate outputs, which
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ReshapeError
+from ..rundir import TrainedRun
 from ..spec import ArchSpec
 
 
@@ -66,21 +66,17 @@ class FeatureTaps:
         self.features.clear()
 
 
-def load_teacher(run_dir: str | os.PathLike[str], student: ArchSpec, dataset: str = "") -> nn.Module:
-    """The trained model of ``run_dir``, checked to fit ``student``'s data (eval mode, frozen)."""
+def load_teacher(run: str | os.PathLike[str] | TrainedRun, student: ArchSpec, dataset: str = "") -> nn.Module:
+    """The trained model of ``run`` (a run directory, or one already loaded with
+    ``load_trained``), checked to fit ``student`` and its ``dataset`` (eval mode, frozen)."""
     from ..data import check_fits
-    from ..rundir import WEIGHTS_FILE, load_run
-    from ._config import load_config
+    from ..rundir import load_trained
 
-    spec, model = load_run(run_dir)
-    if not Path(run_dir, WEIGHTS_FILE).is_file():
-        raise ReshapeError(f"teacher {run_dir} has no trained weights ({WEIGHTS_FILE}); train it first")
-    saved = load_config(run_dir)
-    teacher_data = saved.dataset if saved else ""
-    if dataset and teacher_data and teacher_data != dataset:
-        raise ReshapeError(f"teacher {run_dir} was trained on {teacher_data} but the student "
+    if not isinstance(run, TrainedRun):
+        run = load_trained(run, what=f"teacher {run}", check=False)
+    where = f"teacher {run.path}"
+    if dataset and run.trained_on and run.trained_on != dataset:
+        raise ReshapeError(f"{where} was trained on {run.trained_on} but the student "
                            f"trains on {dataset}; train a teacher on {dataset}")
-    check_fits(spec, student, f"teacher {run_dir}", "the student",
-               "use a teacher trained on the same dataset")
-    model.eval().requires_grad_(False)
-    return model
+    check_fits(run.spec, student, where, "the student", "use a teacher trained on the same dataset")
+    return run.model.eval().requires_grad_(False)
