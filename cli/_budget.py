@@ -40,7 +40,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
                      limit: int | None = None, seed: int = 0) -> TeacherData:
     """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
     (the training split cut to ``limit`` images when given)."""
-    from reshape.data import load, subset
+    from reshape.data import splits as load_splits
     from reshape.rundir import load_trained
     from reshape.train import load_teacher
 
@@ -48,7 +48,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     model = load_teacher(run, run.spec, data)
     if not splits:
         return TeacherData(run.spec, model, None, None)
-    return TeacherData(run.spec, model, subset(load(data, "train", root), limit, seed), load(data, "test", root))
+    return TeacherData(run.spec, model, *load_splits(data, root, limit, seed))
 
 
 def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:

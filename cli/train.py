@@ -41,14 +41,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape train spec.json --data cifar100 --teacher runs/r18 --out runs/student
       reshape eval runs/fm16
     """
-    from reshape.data import load, subset
+    from reshape.data import splits
     from reshape.models import build, spec_for
     from reshape.train import TrainingInterrupted, is_main, seed_all, shutdown, train
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
-    train_set = subset(load(data, "train", root, download), opts["limit"], cfg.seed)
-    test_set = load(data, "test", root)
+    train_set, test_set = splits(data, root, opts["limit"], cfg.seed, download)
     seed_all(cfg.seed)
     model = build(spec)
     try:

@@ -153,9 +153,9 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     epochs with ``recipe`` (default: ``TrainConfig()``), from the same seed, on at most
     ``limit`` training images; accuracy is top-1 on the full test split.
     """
+    from .data import splits
     from .models import spec_for
-    from .train import TrainConfig
-    from .train import RUNTIME_FIELDS
+    from .train import RUNTIME_FIELDS, TrainConfig
 
     spec = spec_for(backbone, dataset, width)
     cfg = (recipe or TrainConfig()).replace(epochs=epochs, dataset=dataset)
@@ -171,7 +171,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     acc = {name: _finished_accuracy(folder / name, epochs) for name in specs}
     todo = [name for name in specs if acc[name] is None]
     if todo:
-        train_set, test_set = _splits(dataset, root, limit, cfg.seed)
+        train_set, test_set = splits(dataset, root, limit, cfg.seed)
         if progress:
             _announce(f"criticality runs in {folder}")
         for i, name in enumerate(todo, start=1):
@@ -196,13 +196,6 @@ def _finished_accuracy(run_dir: Path, epochs: int) -> float | None:
 
     last = [row for row in read_metrics(run_dir) if row.get("epoch") == epochs]
     return float(last[0]["test_top1"]) if last else None
-
-
-def _splits(dataset: str, root: str | None, limit: int | None, seed: int) -> tuple[Dataset, Dataset]:
-    from .data import load as load_data
-    from .data import subset
-
-    return subset(load_data(dataset, "train", root), limit, seed), load_data(dataset, "test", root)
 
 
 def _train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,

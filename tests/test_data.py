@@ -283,6 +283,16 @@ def test_augment_defaults_to_the_train_split(tmp_path):
 
 # -- Presets, splits and missing data ---------------------------------------------------------
 
+def test_splits_are_the_augmented_train_and_plain_test_split_cut_by_a_seeded_subset(tmp_path):
+    write_mnist(tmp_path)  # 6 train and 4 test images
+    train, test = data.splits("mnist", str(tmp_path), limit=3, seed=1, test_limit=1)
+    assert (len(train), len(test)) == (3, 1)
+    assert train.dataset.padding == 2 and test.dataset.padding == 0
+    assert train.indices == data.subset(data.load("mnist", root=str(tmp_path)), 3, 1).indices
+    full_train, full_test = data.splits("mnist", str(tmp_path))
+    assert (len(full_train), len(full_test)) == (6, 4)
+
+
 def test_every_preset_is_listed_with_its_geometry():
     assert set(data.DATASETS) == {"cifar10", "cifar100", "tinyimagenet", "imagenet", "imagefolder",
                                   "fashion-mnist", "mnist", "fashion-mnist-mini"}

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 __all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
-           "load", "subset"]
+           "load", "splits", "subset"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.
@@ -87,6 +87,14 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
 
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     return Subset(dataset, order[:limit].tolist())
+
+
+def splits(name: str, root: str | None = None, limit: int | None = None, seed: int = 0,
+           download: bool = False, test_limit: int | None = None) -> tuple[Dataset, Dataset]:
+    """The (augmented training, test) splits of ``name``, cut to ``limit`` / ``test_limit``
+    items by :func:`subset`: what every command that trains reads."""
+    train = subset(load(name, "train", root, download), limit, seed)
+    return train, subset(load(name, "test", root), test_limit, seed)
 
 
 def check_fits(spec: "ArchSpec", target: "DatasetInfo | ArchSpec", what: str, target_what: str,

@@ -185,7 +185,7 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
     proxy-training recipe; ``limit`` caps the training images (the space's ``proxy.limit``
     unless the caller overrides it), ``space.test_limit`` the test images scored.
     """
-    from ..data import load, subset
+    from ..data import splits
 
     if trials < 1 or not budgets or min(budgets) < 1:
         raise ReshapeError("--trials and every --budgets entry must be positive")
@@ -194,9 +194,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
-    objective = Objective(space, sorted(budgets), data, cfg, subset(load(data, "train", root), limit, cfg.seed),
-                          subset(load(data, "test", root), space.test_limit, cfg.seed), Path(out), macs,
-                          log, progress)
+    train_set, test_set = splits(data, root, limit, cfg.seed, test_limit=space.test_limit)
+    objective = Objective(space, sorted(budgets), data, cfg, train_set, test_set, Path(out), macs, log, progress)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
                lambda numbers: log(f"trials {numbers} were left running by a dead worker: failed and queued again"))
     return study
