@@ -168,8 +168,8 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
         return dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder))
 
     specs = proxy_specs(spec)
-    acc = {name: _finished_accuracy(folder / name, epochs) for name in specs}
-    todo = [name for name in specs if acc[name] is None]
+    rows = {name: finished_metrics(folder / name, epochs) for name in specs}
+    todo = [name for name, row in rows.items() if row is None]
     if todo:
         train_set, test_set = splits(dataset, root, limit, cfg.seed)
         if progress:
@@ -177,7 +177,8 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
         for i, name in enumerate(todo, start=1):
             if progress:
                 _announce(f"{i}/{len(todo)}: {name} ({total_relus(specs[name]):,} ReLUs)")
-            acc[name] = _train(specs[name], cfg, train_set, test_set, folder / name, progress)
+            rows[name] = proxy_train(specs[name], cfg, train_set, test_set, folder / name, progress)
+    acc = {name: float(row["test_top1"]) for name, row in rows.items()}
     n = len(spec.stages)
     result = Criticality(
         backbone=backbone, dataset=dataset, width=width, limit=limit, recipe=fixed,
@@ -190,24 +191,30 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     return result
 
 
-def _finished_accuracy(run_dir: Path, epochs: int) -> float | None:
-    """Test top-1 of a run that logged its last epoch, else None (not started or interrupted)."""
-    from .train import read_metrics
+def finished_metrics(run_dir: str | os.PathLike[str], epochs: int) -> dict[str, Any] | None:
+    """The last metrics row of a run whose checkpoint holds all ``epochs``, else None.
 
-    last = [row for row in read_metrics(run_dir) if row.get("epoch") == epochs]
-    return float(last[0]["test_top1"]) if last else None
+    The checkpoint, not the metrics, says an epoch is done: the trainer logs an epoch's
+    metrics before it checkpoints it, so a crash in between leaves a row of an unfinished epoch.
+    """
+    from .train import completed_epochs, read_metrics
+
+    return read_metrics(run_dir)[-1] if completed_epochs(run_dir) >= epochs else None
 
 
-def _train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
-           run_dir: Path, progress: bool) -> float:
-    """Train one proxy network from the recipe's seed (resuming its checkpoint) and return its test top-1."""
+def proxy_train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
+                run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+    """Train ``spec`` into ``run_dir`` from the recipe's seed and return its last metrics row:
+    a finished run is read back, a partial one resumed (criticality and search proxies alike)."""
     from .models import build
     from .train import has_checkpoint, seed_all, train
 
+    finished = finished_metrics(run_dir, cfg.epochs)
+    if finished is not None:
+        return finished
     seed_all(cfg.seed)
-    metrics = train(build(spec), spec, cfg, train_set, test_set, run_dir,
-                    resume=has_checkpoint(run_dir), progress=progress)
-    return float(metrics["test_top1"])
+    return train(build(spec), spec, cfg, train_set, test_set, Path(run_dir),
+                 resume=has_checkpoint(run_dir), progress=progress)
 
 
 def _announce(text: str) -> None:

@@ -12,8 +12,7 @@ from reshape.cli import cli
 from reshape.count import count
 from reshape.errors import ReshapeError
 from reshape.models import build
-from reshape.train import TrainingInterrupted
-from reshape.train._checkpoint import append_metrics
+from reshape.train import METRICS_FILE, TrainingInterrupted
 
 #: Accuracies the fake trainer reports per run: criticality = .125, .75, .875, .25.
 FAKE_ACC = {"full": 0.9, "linear": 0.5, "stage1": 0.55, "stage2": 0.8, "stage3": 0.85, "stage4": 0.6}
@@ -79,27 +78,35 @@ def test_load_refuses_foreign_files(tmp_path):
 
 
 class FakeTrainer:
-    """Stands in for reshape.train.train: logs a final epoch with FAKE_ACC; call number
-    ``interrupt_at`` is interrupted instead (once)."""
+    """Stands in for reshape.train.train and completed_epochs: logs a final epoch with FAKE_ACC
+    and "checkpoints" it; call number ``interrupt_at`` is interrupted instead (once), after its
+    last metrics row and before its checkpoint, as a crash between the trainer's two writes."""
 
     def __init__(self, interrupt_at: int | None = None) -> None:
         self.calls: list[str] = []
         self.interrupt_at = interrupt_at
+        self.checkpointed: dict[str, int] = {}
+
+    def install(self, monkeypatch) -> "FakeTrainer":
+        monkeypatch.setattr("reshape.train.train", self)
+        monkeypatch.setattr("reshape.train.completed_epochs", lambda run_dir: self.checkpointed.get(str(run_dir), 0))
+        return self
 
     def __call__(self, model, spec, cfg, train_set, test_set, run_dir, resume=False, progress=True):
         self.calls.append(run_dir.name)
+        row = {"epoch": cfg.epochs, "test_top1": FAKE_ACC[run_dir.name]}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
         if len(self.calls) == self.interrupt_at:
             self.interrupt_at = None
             raise TrainingInterrupted(run_dir, 0, cfg.epochs)
-        row = {"epoch": cfg.epochs, "test_top1": FAKE_ACC[run_dir.name]}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        append_metrics(run_dir, row)
+        self.checkpointed[str(run_dir)] = cfg.epochs
         return row
 
 
 def test_cache_hit_trains_nothing_and_interrupted_runs_resume(tmp_path, monkeypatch):
-    fake = FakeTrainer(interrupt_at=3)
-    monkeypatch.setattr("reshape.train.train", fake)
+    fake = FakeTrainer(interrupt_at=3).install(monkeypatch)
     measure = lambda: criticality.measure("resnet18", "fashion-mnist-mini", epochs=2, width=4,  # noqa: E731
                                           cache=tmp_path, limit=64, progress=False)
     with pytest.raises(TrainingInterrupted):
@@ -107,7 +114,7 @@ def test_cache_hit_trains_nothing_and_interrupted_runs_resume(tmp_path, monkeypa
     assert fake.calls == ["full", "stage1", "stage2"]
     fake.calls.clear()
     first = measure()  # full and stage1 finished: skipped
-    assert fake.calls == ["stage2", "stage3", "stage4", "linear"]
+    assert fake.calls == ["stage2", "stage3", "stage4", "linear"]  # stage2 logged its last epoch, unsaved
     assert first.ranking == (1, 4, 2, 3)
     assert first.stage_acc == (0.55, 0.8, 0.85, 0.6) and (first.acc_full, first.acc_lin) == (0.9, 0.5)
     assert first.full_relus == 27_136 and first.stage_relus == (15_680, 6_272, 3_136, 2_048)
@@ -154,7 +161,7 @@ def test_cli_json_trains_once_and_feeds_synthesize(tmp_path, monkeypatch):
 
 
 def test_cli_interrupt_says_how_to_resume(tmp_path, monkeypatch):
-    monkeypatch.setattr("reshape.train.train", FakeTrainer(interrupt_at=2))
+    FakeTrainer(interrupt_at=2).install(monkeypatch)
     res = run("criticality", *TINY, "--limit", "64", "--cache", str(tmp_path))
     assert res.exit_code == 130
     assert "rerun the same command to resume" in res.output and "Traceback" not in res.output

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from torch.utils.data import Dataset
 
 from ..count import Count
+from ..criticality import proxy_train
 from ..spec import ArchSpec
 from ..train import TrainConfig
 from .space import SearchSpace, WidthGrid
@@ -87,19 +88,6 @@ def exact_count(spec: ArchSpec, model: Any | None = None) -> Count:
         with torch.device("meta"):
             model = build(spec)
     return count(model, spec.input_shape)
-
-
-def proxy_train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
-                run_dir: Path, progress: bool) -> dict[str, Any]:
-    """Train ``spec`` into ``run_dir``: a finished run is read back, a partial one resumed."""
-    from ..models import build
-    from ..train import completed_epochs, has_checkpoint, read_metrics, seed_all, train
-
-    if completed_epochs(run_dir) >= cfg.epochs:
-        return read_metrics(run_dir)[-1]
-    seed_all(cfg.seed)
-    return train(build(spec), spec, cfg, train_set, test_set, run_dir,
-                 resume=has_checkpoint(run_dir), progress=progress)
 
 
 class Objective:
