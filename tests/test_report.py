@@ -168,7 +168,7 @@ def test_study_reader_errors(tmp_path):
         read_study(f"{url}::nope")
     with pytest.raises(ReshapeError, match="no such file"):
         read_study(f"journal:{tmp_path / 'missing.log'}::x")
-    with pytest.raises(ReshapeError, match="cannot open study storage foo://bar"):
+    with pytest.raises(ReshapeError, match="cannot open storage 'foo://bar'"):
         read_study("foo://bar::x")
     assert not (tmp_path / "missing.log").exists()
 

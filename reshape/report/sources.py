@@ -27,10 +27,6 @@ from ..errors import ReshapeError
 from .pareto import Point
 
 STUDY_SEPARATOR = "::"
-JOURNAL_PREFIX = "journal:"
-#: A storage path with one of these suffixes is a journal file too, as `reshape search` reads it.
-JOURNAL_SUFFIXES = (".log", ".journal")
-SQLITE_PREFIX = "sqlite:///"
 #: Files a budget method leaves in its run directory, and the method they name.
 METHOD_FILES = {senet.PLAN_FILE: "SENet", snl.RESULT_FILE: "SNL"}
 CSV_COLUMNS = ("method", "relus", "top1")
@@ -124,28 +120,18 @@ def read_study(source: str) -> list[Point]:
 
 
 def _storage(text: str, name: str) -> Any:
-    """The Optuna storage ``text`` names, checked to hold study ``name``.
-
-    A journal or SQLite file that does not exist is refused: Optuna would create it empty.
-    """
+    """The Optuna storage ``text`` names (never created: see ``open_storage``), checked to hold study ``name``."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    journal = text.startswith(JOURNAL_PREFIX) or text.endswith(JOURNAL_SUFFIXES)
-    file = (text.removeprefix(JOURNAL_PREFIX) if journal
-            else text.removeprefix(SQLITE_PREFIX) if text.startswith(SQLITE_PREFIX) else None)
-    if file is not None and not Path(file).is_file():
-        raise ReshapeError(f"study storage {text}: no such file {file}")
+    from ..search.study import open_storage
+
+    storage = open_storage(text, create=False)
     try:
-        storage = JournalStorage(JournalFileBackend(file)) if journal else optuna.storages.get_storage(text)
         storage.get_study_id_from_name(name)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise ReshapeError(f"no study '{name}' in {text}; studies there: "
                            f"{', '.join(names) or 'none'}") from None
-    except Exception as exc:  # Optuna and SQLAlchemy raise many types for a bad URL
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ReshapeError(f"cannot open study storage {text}: {first}") from None
     return storage
 
 

@@ -42,24 +42,33 @@ HEARTBEAT_S, GRACE_S = 60, 180
 SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
 JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".journal")
+SQLITE_PREFIX = "sqlite:///"
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def open_storage(url: str) -> BaseStorage:
-    """The storage ``url`` names, or a one-line ``ReshapeError`` when it cannot be opened."""
+def open_storage(url: str, create: bool = True) -> BaseStorage:
+    """The storage ``url`` names, or a one-line ``ReshapeError`` when it cannot be opened.
+
+    Workers create what is missing; readers (``create=False``: ``reshape pareto``) are
+    refused a journal or SQLite file that does not exist, which opening would create empty.
+    """
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
     hint = ("use journal:PATH (processes on one machine) or an SQLAlchemy URL such as "
             "sqlite:///search.db or postgresql://user@host/db (several machines)")
+    journal = url.startswith(JOURNAL_PREFIX) or url.endswith(JOURNAL_SUFFIXES)
+    file = (Path(url.removeprefix(JOURNAL_PREFIX)) if journal
+            else Path(url.removeprefix(SQLITE_PREFIX)) if url.startswith(SQLITE_PREFIX) else None)
+    if not create and file is not None and not file.is_file():
+        raise ReshapeError(f"cannot open storage {url!r}: no such file {file}")
     try:
-        if url.startswith(JOURNAL_PREFIX) or url.endswith(JOURNAL_SUFFIXES):
-            path = Path(url.removeprefix(JOURNAL_PREFIX))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+        if journal:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(file)))
         with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
