@@ -7,6 +7,8 @@ thinning removes the post-add ReLU of every block (``act2`` of a BasicBlock,
 alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
 ``set_depths`` changes blocks per stage. The published CIFAR-100 ResNet18 models are
 named configurations in ``tables/deepreduce_configs.json``; ``apply`` replays one.
+``fit_budget`` picks a recipe for any budget by the ladder in ``tables/deepreduce_ladder.json``,
+and ``widest`` is the plain width-scaling baseline.
 """
 from __future__ import annotations
 
@@ -90,6 +92,52 @@ def apply(spec: ArchSpec, steps: Mapping[str, Any]) -> ArchSpec:
     if "stem_stride" in steps:
         spec = set_stem_stride(spec, steps["stem_stride"])
     return spec
+
+
+def widest(spec: ArchSpec, budget: int) -> tuple[ArchSpec, float]:
+    """``spec`` uniformly width-scaled to the most ReLUs within ``budget``, and its alpha.
+
+    Alpha runs over stage-1 widths w / W (W = ``spec``'s stage-1 width, w = W..1), so every
+    stage keeps an integer width; a budget below the width-1 network is a ``ReshapeError``.
+    """
+    from .deepreshape import total_relus
+
+    base = spec.stages[0].width
+    for w in range(base, 0, -1):
+        scaled = scale_width(spec, w / base)
+        if total_relus(scaled) <= budget:
+            return scaled, w / base
+    raise ReshapeError(f"budget {budget:,} is below the narrowest width-scaled network "
+                       f"({total_relus(scale_width(spec, 1 / base)):,} ReLUs at alpha 1/{base})")
+
+
+def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[ArchSpec, dict[str, Any]]:
+    """A DeepReDuce network for ``budget`` and the recipe that made it.
+
+    Each rung of the ladder is width-scaled into the budget; of the rungs that keep
+    alpha >= ``min_alpha`` the one spending the most ReLUs wins, else the widest.
+
+    ``ranking`` lists stages from least to most critical; culling takes them in that order.
+    """
+    from .deepreshape import total_relus
+
+    rules = tables.load("deepreduce_ladder")
+    fits: list[tuple[ArchSpec, dict[str, Any]]] = []
+    for rung in rules["ladder"]:
+        steps = {"cull": sorted(ranking[: rung["cull"]]), "thin": rung["thin"],
+                 "stem_stride": rung["stem_stride"]}
+        try:
+            shaped, alpha = widest(apply(spec, steps), budget)
+        except ReshapeError:
+            continue
+        fits.append((shaped, {**steps, "alpha": alpha}))
+    if not fits:
+        raise ReshapeError(f"no DeepReDuce recipe reaches {budget:,} ReLUs; the last rung of "
+                           "tables/deepreduce_ladder.json at width 1 is the smallest network")
+    wide = [f for f in fits if f[1]["alpha"] >= rules["min_alpha"]]
+    if wide:  # max() keeps the first (least structural removal) of equal counts
+        return max(wide, key=lambda f: total_relus(f[0]))
+    return max(fits, key=lambda f: f[1]["alpha"])
 
 
 def published(name: str) -> ArchSpec:

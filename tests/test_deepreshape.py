@@ -134,6 +134,37 @@ def test_operators_edit_only_relu_states_widths_stride_depths():
         deepreduce.scale_width(masked, 0.5)
 
 
+
+def fashion16() -> ArchSpec:
+    """ResNet18 at width 16 on 1x28x28: stem 12,544, stages 50,176 / 25,088 / 12,544 / 8,192 ReLUs."""
+    from reshape.models import spec_for
+
+    return spec_for("resnet18", "fashion-mnist", 16)
+
+
+def test_widest_scales_every_width_into_the_budget():
+    # 108,544 ReLUs at w = 16 and linear in the stage-1 width w: 6,784 per unit of w.
+    spec, alpha = deepreduce.widest(fashion16(), 27_136)
+    assert (alpha, spec.widths, measured(spec).relus) == (0.25, (4, 8, 16, 32), 27_136)
+    spec, alpha = deepreduce.widest(fashion16(), 27_135)
+    assert (alpha, measured(spec).relus) == (3 / 16, 20_352)
+    with pytest.raises(ReshapeError, match="narrowest width-scaled network .6,784 ReLUs"):
+        deepreduce.widest(fashion16(), 6_783)
+
+
+def test_fit_budget_spends_the_most_relus_among_rungs_with_alpha_at_least_half():
+    # 25% = 27,136. Cull S1 (stem + stage 1 = 62,720 go) leaves 2,864 per w -> w = 9, 25,776,
+    # alpha 0.5625; + thin leaves 1,432 per w -> w = 16 (alpha 1), only 22,912: cull wins.
+    spec, recipe = deepreduce.fit_budget(fashion16(), 27_136, (1, 4, 2, 3))
+    assert recipe == {"cull": [1], "thin": False, "stem_stride": 1, "alpha": 0.5625}
+    assert measured(spec).relus == 25_776
+    # 2% = 2,170: no rung keeps alpha >= 0.5. Cull S1+S4, thin, stem stride 2 leaves stage 2
+    # (2w x 7 x 7 x 2 layers) + stage 3 (4w x 4 x 4 x 2) = 324 per w -> w = 6 (1,944), wider
+    # than cull S1 + thin + stride 2 (388 per w -> w = 5).
+    spec, recipe = deepreduce.fit_budget(fashion16(), 2_170, (1, 4, 2, 3))
+    assert recipe == {"cull": [1, 4], "thin": True, "stem_stride": 2, "alpha": 0.375}
+    assert measured(spec).relus == 1_944
+
 # -- synthesis ------------------------------------------------------------------------------------
 def test_synthesis_180k_cifar100_by_hand():
     spec, why = synthesize("resnet18", "cifar100", 180_000)
