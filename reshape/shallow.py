@@ -37,7 +37,7 @@ from .graph.passes import MODES
 from .graph.recipe import load_recipe, save_recipe, save_rewritten
 from .io import read_json, write_json, write_text
 from .rundir import WEIGHTS_FILE, load_weights
-from .spec import ArchSpec
+from .spec import ArchSpec, ReluLayer
 from .train import (METRICS_FILE, TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics,
                     save_config, train)
 
@@ -124,6 +124,21 @@ def select(scores: Sequence[BlockScore], relu_target: int, mac_target: int | Non
         raise ReshapeError(f"the blocks that meet the ReLU target leave {macs:,} MACs, above the "
                            f"target {mac_target:,}; loosen --macs or use --mode compact")
     return chosen
+
+
+def linearize_spec(spec: ArchSpec, teacher: nn.Module, relus: int,
+                   batches: Sequence[torch.Tensor]) -> tuple[ArchSpec, list[str]]:
+    """``spec`` with the inner ReLUs of the least sensitive blocks (``select``'s order) removed
+    until at most ``relus`` remain, and those blocks.
+
+    The method's first stage as a spec edit, with no convolution merged, so that a ReLU-budget
+    method (SENet) can continue on it; the frontier benchmark's shallow + SENet pipeline.
+    """
+    mg = trace(teacher, spec.input_shape)
+    chosen = select(score_blocks(teacher, mg, batches), relus, relus=mg.relus, macs=mg.macs)
+    inner = {b.name: b.inner_relu_layers for b in mg.blocks}
+    return (spec.with_relus(ReluLayer(name, "removed") for s in chosen for name in inner[s.block]),
+            [s.block for s in chosen])
 
 
 def run(spec: ArchSpec, teacher: nn.Module, out_dir: str | os.PathLike[str], train_set: Dataset,

@@ -16,7 +16,7 @@ from reshape.cli._common import amount_or_fraction
 from reshape.errors import ReshapeError
 from reshape.models import build
 from reshape.rundir import load_run
-from reshape.shallow import LINEARIZED_DIR, BlockScore, select
+from reshape.shallow import LINEARIZED_DIR, BlockScore, linearize_spec, select
 
 DATA = ["--data", "fashion-mnist-mini"]
 FAST = ["--epochs", "1", "--batch-size", "128", "--limit", "256"]
@@ -163,3 +163,22 @@ def test_a_run_directory_keeps_its_targets(compact):
     out, _ = compact
     res = run("shallow", str(out.parent / "teacher"), "--relus", "0.8", *DATA, *FAST, "--out", str(out))
     assert res.exit_code == 1 and "other targets" in res.output
+
+
+def test_linearize_spec_removes_the_inner_relus_of_the_chosen_blocks(tiny_spec):
+    # tiny_spec (1x16x16, one block per stage): inner act1 of each block has the same size as
+    # its act2 (4x16x16, 8x8x8, 8x4x4, 16x2x2 = 1,024 / 512 / 128 / 64); stem 4x16x16 = 1,024.
+    torch.manual_seed(0)
+    model = build(tiny_spec).eval()
+    total = 1_024 + 2 * (1_024 + 512 + 128 + 64)
+    spec, blocks = linearize_spec(tiny_spec, model, total - 600, [torch.randn(8, 1, 16, 16)])
+    inner = {"layer1.0": 1_024, "layer2.0": 512, "layer3.0": 128, "layer4.0": 64}
+    assert {l.name for l in spec.relus} == {f"{b}.act1" for b in blocks}
+    assert all(l.state == "removed" for l in spec.relus)
+    assert sum(inner[b] for b in blocks) >= 600 and measured_relus(spec) == total - sum(inner[b] for b in blocks)
+
+
+def measured_relus(spec) -> int:
+    from reshape.count import count
+
+    return count(build(spec), spec.input_shape).relus
