@@ -23,6 +23,8 @@ class MaskedReLU(nn.Module):
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self.granularity = granularity
         self.register_buffer("mask", torch.ones(mask_shape))
+        # (mask tensor, (its version, dtype, ndim) when built, floor): see _floor
+        self._floor_cache: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     @property
     def kept(self) -> int:
@@ -51,36 +53,52 @@ class MaskedReLU(nn.Module):
         self.mask.copy_((mask != 0).to(self.mask.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Same values and gradients as relu(m*x) + (1-m)*x for a binary m. Training zeroes
-        # x in place where a kept ReLU clips it, like timm's ReLU(inplace=True) at the same
-        # places, saving one bool for backward (benchmarks/masked_step.py); inference and
-        # export use the equivalent out-of-place select.
+        # Same values and gradients as relu(m*x) + (1-m)*x for a binary m and finite x.
+        # Training clamps x in place at a cached floor, like timm's ReLU(inplace=True) at the
+        # same places (benchmarks/masked_step.py); inference and export use the equivalent
+        # out-of-place select.
+        if self.training and torch.is_grad_enabled() and x.requires_grad and not x.is_leaf:
+            return _MaskedReLUInplace.apply(x, self._floor(x))
         identity = _broadcast(self.mask, x, self.granularity) == 0
-        if torch.is_grad_enabled() and x.requires_grad and not x.is_leaf:
-            # keep = x >= floor, with floor 0 where the ReLU is kept and -inf where it is not
-            floor = torch.zeros_like(identity, dtype=x.dtype).masked_fill_(identity, float("-inf"))
-            return _MaskedReLUInplace.apply(x, floor)
         return torch.where((x >= 0) | identity, x, 0.0)
+
+    def _floor(self, x: torch.Tensor) -> torch.Tensor:
+        """0 where the ReLU is kept, -inf where it is not, shaped to broadcast over ``x``.
+
+        Rebuilt only when the mask changes: a new tensor (``.to``, ``load_state_dict(assign=True)``)
+        or an in-place write (``set_mask``, ``load_state_dict``), which bumps its version.
+        """
+        key = (self.mask._version, x.dtype, x.dim())
+        cache = self._floor_cache
+        if cache is None or cache[0] is not self.mask or cache[1] != key:
+            identity = _broadcast(self.mask, x, self.granularity) == 0
+            floor = torch.zeros_like(identity, dtype=x.dtype).masked_fill_(identity, float("-inf"))
+            self._floor_cache = (self.mask, key, floor)
+        return self._floor_cache[2]
 
     def extra_repr(self) -> str:
         return f"mask_shape={tuple(self.mask.shape)}, granularity={self.granularity}"
 
 
 class _MaskedReLUInplace(torch.autograd.Function):
-    """Zero ``x`` in place where it is negative and its ReLU is kept; gradient passes elsewhere."""
+    """``x = max(x, floor)`` in place; the gradient passes where the output is above the floor.
+
+    Above the floor means ``x > 0`` where the ReLU is kept (as ReLU's own gradient) and always
+    elsewhere. Only same-dtype float kernels run (a clamp; a subtract and ReLU's own backward):
+    a float*bool multiply or a select costs several times more on CPU.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-        keep = x >= floor
-        x.mul_(keep)
+        x.clamp_min_(floor)
         ctx.mark_dirty(x)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(x, floor)
         return x
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (keep,) = ctx.saved_tensors
-        return grad * keep, None
+        out, floor = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out - floor, 0), None
 
 
 class SoftMaskReLU(nn.Module):
