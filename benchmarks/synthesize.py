@@ -19,12 +19,10 @@ import time
 
 def _bench(backbone: str, dataset: str, n: int) -> dict[str, float]:
     import numpy as np
-    import torch
 
-    from reshape.count import count
+    from reshape.count import count_spec
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
-    from reshape.models import build
 
     t = time.perf_counter()
     synthesize(backbone, dataset, 10**7)
@@ -42,9 +40,7 @@ def _bench(backbone: str, dataset: str, n: int) -> dict[str, float]:
     counts = []
     for spec in specs[:: max(1, len(specs) // 10)]:
         t = time.perf_counter()
-        with torch.device("meta"):
-            model = build(spec)
-        count(model, spec.input_shape)
+        count_spec(spec)
         counts.append(time.perf_counter() - t)
     return {
         "budgets": len(times), "first_ms": first * 1e3,

@@ -95,21 +95,16 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
 def _synthesize(backbone: str, dataset: str, budget: int, macs: int | None,
                 ranking: list[int] | None, round_to: int, protocol: str,
                 name_budget: bool) -> dict[str, Any]:
-    import torch
-
     from reshape.cost import estimate
-    from reshape.count import count
+    from reshape.count import count_spec
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
-    from reshape.models import build
 
     try:
         spec, why = synthesize(backbone, dataset, budget, macs, ranking, round_to)
     except ReshapeError as exc:  # in a sweep, say which budget failed
         raise ReshapeError(f"budget {budget:,}: {exc}" if name_budget else str(exc)) from None
-    with torch.device("meta"):
-        model = build(spec)
-    counted = count(model, spec.input_shape)
+    counted = count_spec(spec)
     cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol)
     return {"spec": spec, "explanation": why, "count": counted, "cost": cost}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ._probe import meta_forward
+
+if TYPE_CHECKING:
+    from .spec import ArchSpec
 
 aten = torch.ops.aten
 
@@ -199,6 +202,14 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Count:
     depth = max((analysis.depth.get(t, 0) for t in tree_flatten(out)[0]
                  if isinstance(t, torch.Tensor)), default=0)
     return _summarise(model, input_shape, analysis.rows, depth)
+
+
+def count_spec(spec: ArchSpec) -> Count:
+    """The count of the network ``spec`` describes, without weights (``build_for_count``):
+    what synthesis, search designs and their benchmarks report before anything trains."""
+    from .models import build_for_count
+
+    return count(build_for_count(spec), spec.input_shape)
 
 
 def _summarise(model: nn.Module, input_shape: tuple[int, ...],

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reshape.count import count
+from reshape.count import count, count_spec
 from reshape.models import build, resolve
 from reshape.spec import ReluLayer
 
@@ -64,6 +64,9 @@ def test_removed_and_masked_layers(resnet18_cifar_spec):
     c = count(build(masked), (3, 32, 32))
     assert c.relus == 557_056 - 65_536 + 100 - 8_192 + 48
     assert c.nonlinear_depth == 17
+    # without weights: the thinned spec on the meta device, the masked one where its masks hold values
+    assert count_spec(thinned).relus == 65_536 + 491_520 // 2
+    assert count_spec(masked) == c
 
 
 def test_masked_layer_with_no_kept_relu_adds_no_depth(tiny_spec):

@@ -22,10 +22,9 @@ from click.testing import CliRunner
 from optuna.trial import FixedTrial, TrialState
 
 from reshape.cli import cli
+from reshape.count import count_spec
 from reshape.errors import ReshapeError
-from reshape.search import Objective, design, load_space, parse
-from reshape.search.objective import exact_count
-from reshape.search.study import open_storage
+from reshape.search import Objective, design, load_space, open_storage, parse
 from reshape.spec import ArchSpec
 from reshape.train import TrainConfig
 
@@ -117,7 +116,7 @@ def test_width_is_solved_in_closed_form_for_the_budget(budget, width, relus):
     space = parse(_edited(("relu_optimizer",), {"choices": ["none", "senet"]}), "t")
     d = design(space, _trial(budget), [10_000, 20_000, 40_000], DATA)
     assert d.spec.stem.width == width and d.spec.widths == (width, 2 * width, 4 * width, 8 * width)
-    assert exact_count(d.spec).relus == relus == 3784 * width
+    assert count_spec(d.spec).relus == relus == 3784 * width
 
 
 def test_resnet_space_reproduces_deepreduce_57k():
@@ -125,7 +124,7 @@ def test_resnet_space_reproduces_deepreduce_57k():
     trial = FixedTrial({"budget": 57_344, "relu_optimizer": "none", "width_multiplier": 0.5,
                         "depths": "[2,2,2,2]", "cull": "[1]", "thin": True})
     d = design(load_space("resnet"), trial, [57_344], "cifar100")
-    assert d.spec.widths == (32, 64, 128, 256) and exact_count(d.spec).relus == 57_344
+    assert d.spec.widths == (32, 64, 128, 256) and count_spec(d.spec).relus == 57_344
 
 
 def test_senet_design_is_sized_for_expansion_times_budget():
@@ -166,8 +165,8 @@ def test_search_stores_trials_and_resumes_to_the_total(tmp_path, space_file):
     for trial, row in zip(study.trials, rows):
         attrs = trial.user_attrs
         spec = ArchSpec.from_dict(attrs["spec"])
-        assert attrs["relus"] == exact_count(spec).relus == row["relus"] <= attrs["budget"]
-        assert attrs["macs"] == exact_count(spec).macs and row["feasible"] is True
+        assert attrs["relus"] == count_spec(spec).relus == row["relus"] <= attrs["budget"]
+        assert attrs["macs"] == count_spec(spec).macs and row["feasible"] is True
         assert trial.values == [attrs["top1"], attrs["relus"]] and 0 <= attrs["top1"] <= 1
         assert trial.constraints == {"relus_over_budget": attrs["relus"] - attrs["budget"]}
         assert Path(attrs["run_dir"], "model.safetensors").is_file()

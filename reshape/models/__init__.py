@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ._builder import build
 from ._registry import register_family
-from ._resolve import Resolved, apply_preset, narrow, resolve, spec_for
+from ._resolve import Resolved, apply_preset, build_for_count, narrow, resolve, spec_for
 from ._timm import create, require_plain_resnet, spec_from_timm
 from .resnet import with_stem
 
-__all__ = ["build", "create", "register_family", "resolve", "Resolved", "apply_preset",
+__all__ = ["build", "build_for_count", "create", "register_family", "resolve", "Resolved", "apply_preset",
            "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "with_stem"]

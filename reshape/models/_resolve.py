@@ -76,10 +76,15 @@ def _from_spec(spec: ArchSpec, preset: dict[str, Any] | None, input_size: int | 
         spec = apply_preset(spec, preset, stem=stem)
     if input_size:
         spec = spec.replace(input_size=input_size)
+    return Resolved(build(spec) if weights else build_for_count(spec), spec.input_shape, spec, label)
+
+
+def build_for_count(spec: ArchSpec) -> nn.Module:
+    """``spec`` built for shape-only work (counting): on the meta device, skipping weight
+    initialisation, except a masked spec, whose mask values decide its ReLU count."""
     masked = any(layer.state == "masked" for layer in spec.relus)
-    with torch.device("cpu" if weights or masked else "meta"):
-        net = build(spec)
-    return Resolved(net, spec.input_shape, spec, label)
+    with torch.device("cpu" if masked else "meta"):
+        return build(spec)
 
 
 def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int]:

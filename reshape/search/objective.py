@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from torch.utils.data import Dataset
 
-from ..count import Count
+from ..count import Count, count, count_spec
 from ..criticality import proxy_train
 from ..spec import ArchSpec
 from ..train import TrainConfig
@@ -77,19 +77,6 @@ def fit_width(shape: Callable[[int], ArchSpec], target: int, grid: WidthGrid) ->
     return shape(on_grid(min(max(k, 0), (grid.high - grid.low) // grid.step)))
 
 
-def exact_count(spec: ArchSpec, model: Any | None = None) -> Count:
-    """``reshape.count`` of ``model``, or of ``spec`` built on the meta device (no weights)."""
-    import torch
-
-    from ..count import count
-    from ..models import build
-
-    if model is None:
-        with torch.device("meta"):
-            model = build(spec)
-    return count(model, spec.input_shape)
-
-
 class Objective:
     """The callable Optuna runs per trial; returns (top-1, ReLUs[, MACs]) and records the trial.
 
@@ -106,7 +93,7 @@ class Objective:
     def __call__(self, trial: Any) -> tuple[float, ...]:
         d = design(self.space, trial, self.budgets, self.data)
         run_dir = self.out / f"trial-{trial.user_attrs.get(RUN_OF, trial.number):04d}"
-        arch = exact_count(d.spec)
+        arch = count_spec(d.spec)
         self.log(f"trial {trial.number}: {describe(d)}  {arch.relus:,} ReLUs  -> {run_dir}")
         record: dict[str, Any] = {"budget": d.budget, "run_dir": str(run_dir)}
         if d.relu_optimizer == "none" and arch.relus > d.budget:
@@ -133,7 +120,7 @@ class Objective:
                             self.cfg, granularity=d.granularity, allocation=d.allocation,
                             progress=self.progress)
         spec, model = load_run(out)
-        return metrics, spec, exact_count(spec, model)
+        return metrics, spec, count(model, spec.input_shape)
 
     def _finish(self, trial: Any, record: dict[str, Any]) -> tuple[float, ...]:
         record["feasible"] = record["relus"] <= record["budget"]
