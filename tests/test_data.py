@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from reshape import data
-from reshape.data._idx import write_idx
 from reshape.errors import ReshapeError
 
 IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -71,10 +70,9 @@ def test_idx_torchvision_raw_layout_is_found(tmp_path):
 
 def test_write_idx_round_trips_through_the_reader(tmp_path):
     array = torch.arange(24, dtype=torch.uint8).reshape(2, 3, 4)
-    write_idx(tmp_path / "a.gz", array)
+    data.write_idx(tmp_path / "a.gz", array)
     assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == raw_idx(array.numpy())
-    from reshape.data._idx import read_idx
-    assert torch.equal(read_idx(tmp_path / "a.gz"), array)
+    assert torch.equal(data.read_idx(tmp_path / "a.gz"), array)
 
 
 @pytest.mark.parametrize("damage", ["magic", "truncated", "gzip"])

@@ -12,7 +12,6 @@ from torch import nn
 
 from reshape.budget.sensitivity import linearize_groups
 from reshape.cli import cli
-from reshape.cli._common import amount_or_fraction
 from reshape.errors import ReshapeError
 from reshape.models import build
 from reshape.rundir import load_run
@@ -66,12 +65,6 @@ def test_unreachable_targets_name_the_reachable_minimum():
         select(exact, 990, 1100, relus=1000, macs=1000)
 
 
-def test_targets_are_counts_or_fractions():
-    assert amount_or_fraction("0.6", 27136) == 16281
-    assert amount_or_fraction("20k", 27136) == 20000
-    assert amount_or_fraction("1", 27136) == 1
-
-
 def test_a_group_of_relu_layers_is_linearized_at_once(tiny_spec):
     torch.manual_seed(0)
     model = build(tiny_spec).eval()
@@ -105,6 +98,7 @@ def compact(teacher):
 def test_compact_run_has_fewer_relus_and_macs_and_counts_agree(compact):
     out, result = compact
     before, after = result["before"], result["after"]
+    assert result["relu_target"] == 18_995 and before["relus"] == 27_136  # --relus 0.7: int(0.7 * 27,136)
     assert after["relus"] <= 0.7 * before["relus"] and after["macs"] < before["macs"]
     assert after["nonlinear_depth"] == before["nonlinear_depth"] - len(result["blocks"])
     assert json.loads((out / "shallow.json").read_text()) == {k: v for k, v in result.items() if k != "out"}
@@ -150,7 +144,9 @@ def test_exact_merge_equals_the_fine_tuned_linearized_model(compact, tmp_path):
 @pytest.mark.parametrize("args, message", [
     # width 4 at 28x28: stem 4x28x28 = 3,136; each block's inner and post-add ReLUs 4x28x28, 8x14x14,
     # 16x7x7, 32x4x4 (two blocks a stage): 27,136 in all, of which the inner 12,000 can go
-    (["--relus", "1k"], "out of reach: merging every block leaves 15,136 of 27,136 ReLUs"),
+    (["--relus", "1k"], "ReLU target 1,000 is out of reach: merging every block leaves 15,136 of 27,136 ReLUs"),
+    (["--relus", "0.5"], "ReLU target 13,568 is out of reach"),  # a fraction: 0.5 x 27,136
+    (["--relus", "1"], "ReLU target 1 is out of reach"),  # a count, not 100%
     (["--relus", "0.5x"], "must look like 180k"),
 ])
 def test_bad_targets(teacher, tmp_path, args, message):

@@ -25,13 +25,14 @@ from torch.utils.data import Dataset
 from ..errors import ReshapeError
 from ..tables import dataset_preset
 from ..tables import load as load_table
+from ._idx import read_idx, write_idx
 from ._memory import TensorImages
 
 if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 __all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
-           "load", "splits", "subset"]
+           "load", "read_idx", "splits", "subset", "write_idx"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -20,8 +21,9 @@ from ..io import write_bytes
 _UBYTE = 0x08
 
 
-def read_idx(path: Path) -> torch.Tensor:
+def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     """The uint8 tensor stored in ``path`` (``.gz`` is decompressed)."""
+    path = Path(path)
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
             data = fh.read()
@@ -41,8 +43,13 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[start:]), dtype=torch.uint8).reshape(dims)
 
 
-def write_idx(path: Path, array: torch.Tensor) -> None:
-    """Write a uint8 tensor as IDX, gzip-compressed (reproducibly: no timestamp) if ``path`` ends in .gz."""
+def write_idx(path: str | os.PathLike[str], array: torch.Tensor) -> None:
+    """Write a uint8 tensor as IDX, gzip-compressed (reproducibly: no timestamp) if ``path`` ends in .gz.
+
+    How the packaged mini set is made (``scripts/make_fashion_mnist_mini.py``), and a way to
+    hand your own uint8 images to the ``mnist`` / ``fashion-mnist`` readers.
+    """
+    path = Path(path)
     array = array.to(torch.uint8).contiguous()
     data = bytes([0, 0, _UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data += array.numpy().tobytes()
