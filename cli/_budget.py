@@ -52,16 +52,12 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
 
 
 def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:
-    """A few unaugmented training batches for sensitivity estimators that run the model."""
-    import torch
-
+    """A few unaugmented training batches of dataset ``data`` for estimators that run the model,
+    where no training split is loaded yet (reshape.data.probe_batches takes a loaded one)."""
     from reshape.data import load
+    from reshape.data import probe_batches as from_split
 
-    dataset = load(data, "train", root, augment=False)
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(dataset), generator=g)[: n * batch].tolist()
-    images = torch.stack([dataset[i][0] for i in idx])
-    return list(images.split(batch))
+    return from_split(load(data, "train", root), n, batch)
 
 
 def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:

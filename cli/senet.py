@@ -37,13 +37,14 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, es
       reshape senet runs/teacher --budget 20k --data fashion-mnist-mini --epochs 3 --out runs/senet20k
     """
     from reshape.budget import senet
+    from reshape.data import probe_batches
 
-    from ._budget import final_report, probe_batches, teacher_and_data
+    from ._budget import final_report, teacher_and_data
 
     shared = pop_training(opts)
     cfg = train_config(shared, dataset=data)
     t = teacher_and_data(run_dir, data, root, limit=shared["limit"], seed=shared["seed"])
-    batches = probe_batches(data, root) if estimator == "linearize" and allocation == "sensitivity" else None
+    batches = probe_batches(t.train_set) if estimator == "linearize" and allocation == "sensitivity" else None
     metrics = senet.run(t.spec, t.model, budget, out, t.train_set, t.test_set, cfg, cfg,
                         estimator=estimator, granularity=granularity, allocation=allocation,
                         at_weight=at_weight, batches=batches)

@@ -44,9 +44,10 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, data: str, ro
       reshape shallow runs/teacher --relus 0.7 --data fashion-mnist-mini --epochs 3 --out runs/shallow70
     """
     from reshape import shallow
+    from reshape.data import probe_batches
     from reshape.graph import trace
 
-    from ._budget import probe_batches, teacher_and_data
+    from ._budget import teacher_and_data
     from ._common import amount_or_fraction
 
     shared = pop_training(opts)
@@ -56,7 +57,7 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, data: str, ro
     relu_target = amount_or_fraction(relus, mg.relus, "--relus")
     mac_target = amount_or_fraction(macs, mg.macs, "--macs") if macs else None
     result = shallow.run(t.spec, t.model, out, t.train_set, t.test_set, relu_target, mac_target, mode, cfg,
-                         probe_batches(data, root))
+                         probe_batches(t.train_set), graph=mg)
     if as_json:
         echo_json({"out": out, **result})
         return

@@ -143,16 +143,18 @@ def linearize_spec(spec: ArchSpec, teacher: nn.Module, relus: int,
 
 def run(spec: ArchSpec, teacher: nn.Module, out_dir: str | os.PathLike[str], train_set: Dataset,
         test_set: Dataset | None, relus: int, macs: int | None, mode: str, cfg: TrainConfig,
-        batches: Sequence[torch.Tensor], k: int = 3, progress: bool = True) -> dict[str, Any]:
+        batches: Sequence[torch.Tensor], k: int = 3, progress: bool = True,
+        graph: ModelGraph | None = None) -> dict[str, Any]:
     """The shallow-block method from a trained ``teacher`` into ``out_dir``; returns shallow.json's content.
 
     ``batches`` (a few unaugmented training batches) score the blocks and calibrate
-    compact merges. A finished stage found in ``out_dir`` is skipped, a partial one resumed.
+    compact merges. ``graph`` is the teacher's trace when the caller has one (traced here
+    otherwise). A finished stage found in ``out_dir`` is skipped, a partial one resumed.
     """
     out = Path(out_dir)
     input_shape = spec.input_shape
     teacher.eval().requires_grad_(False)
-    result = _plan(out, teacher, input_shape, relus, macs, mode, k, batches)
+    result = _plan(out, teacher, input_shape, relus, macs, mode, k, batches, graph)
     if "after" in result:
         return result
     blocks = tuple(result["blocks"])
@@ -187,7 +189,7 @@ def run(spec: ArchSpec, teacher: nn.Module, out_dir: str | os.PathLike[str], tra
 
 
 def _plan(out: Path, teacher: nn.Module, input_shape: tuple[int, ...], relus: int, macs: int | None,
-          mode: str, k: int, batches: Sequence[torch.Tensor]) -> dict[str, Any]:
+          mode: str, k: int, batches: Sequence[torch.Tensor], mg: ModelGraph | None) -> dict[str, Any]:
     """Stage 1: the saved plan (checked to be for the same targets) or a new one, written to shallow.json."""
     targets = {"mode": mode, "k": k, "relu_target": relus, "mac_target": macs}
     if (out / RESULT_FILE).is_file():
@@ -196,7 +198,7 @@ def _plan(out: Path, teacher: nn.Module, input_shape: tuple[int, ...], relus: in
             raise ReshapeError(f"{out} holds a shallow-block run for other targets "
                                f"({', '.join(f'{key} {saved.get(key)}' for key in targets)}); pick another --out")
         return saved
-    mg = trace(teacher, input_shape)
+    mg = mg if mg is not None else trace(teacher, input_shape)
     scores = score_blocks(teacher, mg, batches, mode, k)
     chosen = select(scores, relus, macs, relus=mg.relus, macs=mg.macs)
     if not chosen:

@@ -178,6 +178,11 @@ def test_imagefolder_classes_and_eval_labels_follow_the_train_folder(tmp_path):
     assert label == 2 and image.shape == (3, 224, 224)
     assert image[0, 100, 100].item() == pytest.approx(normalised(128, 0.485, 0.229), abs=1e-5)
     assert train[0][0].shape == (3, 224, 224)  # RandomResizedCrop back to 224
+    # probe batches from the loaded file list: resize and centre crop, as an unaugmented load
+    (batch,) = data.probe_batches(train, n=1, batch=6)
+    plain = data.load("imagefolder", root=str(tmp_path), augment=False)
+    order = torch.randperm(6, generator=torch.Generator().manual_seed(0)).tolist()
+    assert torch.equal(batch, torch.stack([plain[i][0] for i in order]))
 
 
 def test_imagefolder_test_subfolder_stands_in_for_val(tmp_path):
@@ -269,6 +274,17 @@ def test_augmentation_replays_under_the_same_seed():
     first = [augmented[0][0] for _ in range(5)]
     torch.manual_seed(3)
     assert all(torch.equal(a, augmented[0][0]) for a in first)
+
+
+def test_probe_batches_are_unaugmented_images_of_the_whole_loaded_split(tmp_path):
+    write_mnist(tmp_path)  # train image i is filled with 40*i
+    train, _ = data.splits("mnist", str(tmp_path), limit=2)
+    batches = data.probe_batches(train, n=2, batch=3)
+    assert [b.shape for b in batches] == [(3, 1, 28, 28)] * 2  # all 6 images, not the 2 of the subset
+    plain = data.load("mnist", root=str(tmp_path), augment=False)
+    order = torch.randperm(6, generator=torch.Generator().manual_seed(0)).tolist()
+    assert torch.equal(torch.cat(batches), torch.stack([plain[i][0] for i in order]))
+    assert train.dataset.padding == 2  # the training split keeps its augmentation
 
 
 def test_augment_defaults_to_the_train_split(tmp_path):

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, Subset
 
 from ..errors import ReshapeError
 from ..tables import dataset_preset
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 __all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
-           "load", "read_idx", "splits", "subset", "write_idx"]
+           "load", "probe_batches", "read_idx", "splits", "subset", "write_idx"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.
@@ -83,9 +84,6 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
         return dataset
     if limit < 1:
         raise ReshapeError(f"--limit must be a positive number of images, got {limit}")
-    import torch
-    from torch.utils.data import Subset
-
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     return Subset(dataset, order[:limit].tolist())
 
@@ -96,6 +94,18 @@ def splits(name: str, root: str | None = None, limit: int | None = None, seed: i
     items by :func:`subset`: what every command that trains reads."""
     train = subset(load(name, "train", root, download), limit, seed)
     return train, subset(load(name, "test", root), test_limit, seed)
+
+
+def probe_batches(split: Dataset, n: int = 4, batch: int = 64) -> list[torch.Tensor]:
+    """``n`` seeded batches of ``batch`` unaugmented images from ``split`` (from :func:`load`, or a
+    :func:`subset` of one: then from its whole split), for estimators that run the model.
+
+    The images come from what is already loaded, augmentation off: no second read of the split.
+    """
+    whole = split.dataset if isinstance(split, Subset) else split
+    plain = whole.unaugmented()
+    order = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))[: n * batch].tolist()
+    return list(torch.stack([plain[i][0] for i in order]).split(batch))
 
 
 def check_fits(spec: "ArchSpec", target: "DatasetInfo | ArchSpec", what: str, target_what: str,
@@ -136,6 +146,7 @@ def load(name: str, split: str = "train", root: str | None = None, download: boo
 
         dataset = reader.dataset(folder, split, transform(meta.input_size, meta.mean, meta.std,
                                                           preset["augment"], augment))
+        dataset.plain_transform = transform(meta.input_size, meta.mean, meta.std, preset["augment"], False)
         classes = len(dataset.classes)
     if classes > meta.num_classes:
         raise ReshapeError(f"{folder} has labels for {classes} classes but the {name} preset has "

@@ -7,6 +7,7 @@ still labels each image as training did.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +18,10 @@ from ..errors import ReshapeError
 
 class LabelledImages(ImageFolder):
     """An ImageFolder with a fixed class list; ``annotations`` (file name -> class) reads
-    a flat ``images/`` folder instead of one folder per class."""
+    a flat ``images/`` folder instead of one folder per class. ``plain_transform`` (set by
+    ``reshape.data.load``) is the transform without augmentation."""
+
+    plain_transform: Callable[..., Any] | None = None
 
     def __init__(self, root: Path, classes: list[str], transform: Callable[..., Any],
                  annotations: dict[str, str] | None = None) -> None:
@@ -26,6 +30,12 @@ class LabelledImages(ImageFolder):
         super().__init__(str(root), transform=transform, allow_empty=True)
         if not self.samples:
             raise ReshapeError(f"no images found in {root}")
+
+    def unaugmented(self) -> "LabelledImages":
+        """These items without augmentation, sharing the file list."""
+        plain = copy.copy(self)
+        plain.transform = self.plain_transform
+        return plain
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self._fixed, {name: i for i, name in enumerate(self._fixed)}

@@ -6,6 +6,7 @@ one affine normalisation of a tiny tensor: cheap enough for CPU-only training.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import torch
@@ -36,6 +37,12 @@ class TensorImages(Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def unaugmented(self) -> "TensorImages":
+        """These items without augmentation, sharing the decoded tensors."""
+        plain = copy.copy(self)
+        plain.padding, plain.flip = 0, False
+        return plain
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]
