@@ -89,7 +89,8 @@ class FakeTrainer:
 
     def install(self, monkeypatch) -> "FakeTrainer":
         monkeypatch.setattr("reshape.train.train", self)
-        monkeypatch.setattr("reshape.train.completed_epochs", lambda run_dir: self.checkpointed.get(str(run_dir), 0))
+        monkeypatch.setattr("reshape.train.completed_epochs",
+                            lambda run_dir: self.checkpointed.get(str(run_dir), 0))
         return self
 
     def __call__(self, model, spec, cfg, train_set, test_set, run_dir, resume=False, progress=True):
