@@ -31,6 +31,8 @@ BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck")
 STEM_KINDS: tuple[str, ...] = ("cifar", "imagenet")
 RELU_STATES: tuple[str, ...] = ("kept", "removed", "masked")
 GRANULARITIES: tuple[str, ...] = ("neuron", "channel")
+#: Stages of every buildable spec.
+STAGES = 4
 #: ReLU layers per block: BasicBlock has act1 (inner) and act2 (after the add).
 ACTS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
 #: Output channels per unit of stage width.
@@ -226,8 +228,9 @@ def validate(spec: ArchSpec) -> None:
     _choice("spec.stem.kind", spec.stem.kind, STEM_KINDS)
     _positive_int("spec.stem.width", spec.stem.width)
     _positive_int("spec.stem.stride", spec.stem.stride)
-    if not spec.stages:
-        raise SpecError("spec.stages", "needs at least one stage")
+    if len(spec.stages) != STAGES:  # timm's ResNet, which builds every spec, runs layer1..layer4
+        raise SpecError("spec.stages", f"needs exactly {STAGES} stages (timm's ResNet layout), "
+                                       f"got {len(spec.stages)}")
     for i, stage in enumerate(spec.stages):
         _positive_int(f"spec.stages[{i}].width", stage.width)
         _positive_int(f"spec.stages[{i}].depth", stage.depth)

@@ -23,10 +23,11 @@ def test_json_round_trip_is_lossless(resnet18_cifar_spec, tmp_path):
 
 
 def test_relu_names_follow_timm_module_paths():
-    spec = ArchSpec(block="bottleneck", stages=(Stage(8, 2), Stage(16, 1)))
-    assert spec.relu_names() == ["act1", "layer1.0.act1", "layer1.0.act2", "layer1.0.act3",
-                                 "layer1.1.act1", "layer1.1.act2", "layer1.1.act3",
-                                 "layer2.0.act1", "layer2.0.act2", "layer2.0.act3"]
+    spec = ArchSpec(block="bottleneck", stages=(Stage(8, 2), Stage(16, 1), Stage(16, 1), Stage(16, 1)))
+    assert spec.relu_names()[:10] == ["act1", "layer1.0.act1", "layer1.0.act2", "layer1.0.act3",
+                                      "layer1.1.act1", "layer1.1.act2", "layer1.1.act3",
+                                      "layer2.0.act1", "layer2.0.act2", "layer2.0.act3"]
+    assert len(spec.relu_names()) == 1 + 3 * 5
 
 
 def test_with_relus_orders_and_drops_kept(resnet18_cifar_spec):
@@ -49,6 +50,7 @@ def test_with_relus_orders_and_drops_kept(resnet18_cifar_spec):
     (lambda d: d.update(colour="red"), "spec.colour"),
     (lambda d: d["stages"][0].update(stride=2), "spec.stages[0].stride"),
     (lambda d: d.update(stages=[]), "spec.stages"),
+    (lambda d: d.update(stages=d["stages"][:3]), "spec.stages"),  # timm builds 4 stages
     (lambda d: d.update(relus=[{"name": "layer1.5.act1", "state": "removed"}]), "spec.relus[0].name"),
     (lambda d: d.update(relus=[{"name": "act1", "state": "gone"}]), "spec.relus[0].state"),
     (lambda d: d.update(relus=[{"name": "act1", "state": "masked"}]), "spec.relus[0].kept"),
