@@ -281,3 +281,10 @@ def test_cli_errors(args, code, message):
     res = run("synthesize", "--backbone", "resnet18", "--dataset", "cifar100", *args)
     assert res.exit_code == code and message in res.output
     assert "Traceback" not in res.output
+
+
+def test_registered_hybrenet_names_resolve_to_their_spec():
+    from reshape.models import spec_for
+
+    spec = spec_for("hybrenet_5x5x3x_m16", "cifar100")
+    assert spec.widths == (16, 80, 400, 1200) and measured(spec).relus == 343_040

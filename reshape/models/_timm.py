@@ -29,7 +29,8 @@ def create(name: str, **kwargs) -> nn.Module:
 
 
 def spec_from_timm(name: str) -> ArchSpec | None:
-    """The spec of timm model ``name`` if it is a plain ResNet our builder reproduces, else None.
+    """The spec of timm model ``name`` if it is one of ours or a plain ResNet our builder
+    reproduces, else None.
 
     The check is structural and then exact: the spec rebuilt through our builder must
     hold the same parameter count as timm's own model.
@@ -38,6 +39,8 @@ def spec_from_timm(name: str) -> ArchSpec | None:
 
     with torch.device("meta"):
         model = create(name)
+    if getattr(model, "reshape_spec", None) is not None:  # registered by this package (hybrenet_*, ...)
+        return model.reshape_spec
     if not isinstance(model, ResNet) or not isinstance(model.conv1, nn.Conv2d):
         return None
     first = model.layer1[0]
