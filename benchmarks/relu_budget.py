@@ -85,12 +85,12 @@ def main() -> None:
     from rich.table import Table
 
     from reshape.count import count
-    from reshape.data import load, subset
+    from reshape.data import splits
     from reshape.io import write_json
     from reshape.rundir import load_run
     from reshape.train import evaluate
 
-    data = {"train": subset(load(args.data, "train"), args.limit), "test": load(args.data, "test")}
+    data = dict(zip(("train", "test"), splits(args.data, limit=args.limit)))
     spec, teacher = _teacher(args, data)
     shape = spec.input_shape
     total = count(teacher, shape).relus
