@@ -11,7 +11,8 @@ for the same number of student epochs (--epochs), with KD from its teacher:
   senet           SENet: sensitivity -> water-filling -> locations (epochs/2) -> KD + AT (epochs/2)
   hybrenet_senet  DeepReShape: a HybReNet with 4B ReLUs (more where the smallest HybReNet has more,
                   capped at the teacher's) and at most 2x the teacher's MACs, trained like the
-                  teacher, then SENet to B
+                  teacher, then SENet to B; where the MAC cap leaves it within B, the HybReNet
+                  is trained like `width`
   shallow_senet   shallow blocks: the least sensitive blocks lose their inner ReLUs (down to 75%
                   of the teacher's ReLUs), then SENet to B
 
@@ -137,25 +138,28 @@ def senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
 
 def hybrenet_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
     from reshape.deepreshape import synthesize
-    from reshape.rundir import load_run
-
     from reshape.errors import ReshapeError
+    from reshape.rundir import load_run
 
     base_relus = min(setup.args.hybrenet_factor * budget, setup.relus)
     while True:  # below the smallest HybReNet of the regime, double the base until one exists
         try:
             spec, explanation = synthesize("resnet18", setup.args.data, base_relus, criticality=setup.args.ranking,
-                                           macs=setup.args.hybrenet_macs * setup.macs)
+                                           macs=int(setup.args.hybrenet_macs * setup.macs))
             break
         except ReshapeError:
             if base_relus >= setup.relus:
                 raise
             base_relus = min(2 * base_relus, setup.relus)
-    train_run(setup, spec, setup.teacher_config(), out / "base")
-    base_spec, base = load_run(out / "base")
+    how = {"base": spec.name, "base_relus": explanation.relus, "base_macs": explanation.macs}
+    if explanation.relus <= budget:  # the MAC cap binds: the HybReNet itself fits, SENet has nothing to do
+        train_run(setup, spec, setup.config(setup.args.epochs, 0.1), out, setup.teacher)
+        return {**how, "senet": False}
+    base_dir = out.parent / f"base-{spec.name}"  # budgets that synthesize the same base share it
+    train_run(setup, spec, setup.teacher_config(), base_dir)
+    base_spec, base = load_run(base_dir)
     run_senet(setup, base_spec, base, budget, out)
-    return {"base": spec.name, "base_relus": explanation.relus, "base_macs": explanation.macs,
-            "base_top1": _top1(out / "base")}
+    return {**how, "senet": True, "base_top1": _top1(base_dir)}
 
 
 def shallow_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
@@ -304,7 +308,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snl-lambda", type=float, default=1e-3,
                         help="SNL's initial L1 weight (published 1e-5 assumes 100+ epochs).")
     parser.add_argument("--snl-mask-lr", type=float, default=1e-2, help="SNL's Adam lr in the mask phase.")
-    parser.add_argument("--at-weight", type=float, default=1000.0, help="SENet's attention-transfer weight.")
+    parser.add_argument("--at-weight", type=float, default=100.0,
+                        help="SENet's attention-transfer weight (published 1000 dominates the loss in short runs: "
+                             "docs/frontier.md).")
     parser.add_argument("--hybrenet-factor", type=int, default=4,
                         help="HybReNet base = this many times the budget (capped at the teacher's ReLUs).")
     parser.add_argument("--hybrenet-macs", type=float, default=2.0,
