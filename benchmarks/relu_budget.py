@@ -59,7 +59,7 @@ def _point(method, budget, spec, teacher, data, args):
     else:
         allocation = "uniform" if method == "uniform" else "sensitivity"
         senet.run(spec, teacher, budget, out, data["train"], data["test"], cfg, cfg,
-                  allocation=allocation)
+                  allocation=allocation, at_weight=args.at_weight)
     return out, read_metrics(out)[-1], time.perf_counter() - start
 
 
@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--snl-mask-lr", type=float, default=1e-2,
                         help="SNL's Adam lr for the mask phase (published 1e-3 moves a gate by at most "
                              "~1e-3 per step: too slow to reach a budget in a few epochs).")
+    parser.add_argument("--at-weight", type=float, default=1000.0,
+                        help="SENet's attention-transfer weight (published 1000; the frontier uses 100: "
+                             "docs/senet.md).")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--work", default="runs/relu_budget")
     args = parser.parse_args()
