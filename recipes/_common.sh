@@ -103,3 +103,15 @@ front() {
         --json > "$OUT/front.json"
     echo "== $OUT/front.png, $OUT/front.json"
 }
+
+# budget_runs METHOD TEACHER DATA BUDGET...: METHOD_run (snl or senet) from TEACHER at every
+# budget, into $OUT/METHOD-<budget>; appends each run folder to RUNS for front.
+RUNS=()
+budget_runs() {
+    local method=$1 teacher=$2 data=$3 b
+    shift 3
+    for b in "$@"; do
+        "${method}_run" "$teacher" "$data" "$b" "$OUT/$method-$b"
+        RUNS+=("$OUT/$method-$b")
+    done
+}

@@ -10,9 +10,5 @@ BUDGETS=${BUDGETS:-24.6k 49.6k 100k 180k}
 [[ "$QUICK" == 1 ]] && BUDGETS="5k 10k"
 
 train_run resnet18 "$OUT/teacher" "$DATA" 0.05
-runs=()
-for b in $BUDGETS; do
-    senet_run "$OUT/teacher" "$DATA" "$b" "$OUT/senet-$b"
-    runs+=("$OUT/senet-$b")
-done
-front "$DATA" senet "${runs[@]}"
+budget_runs senet "$OUT/teacher" "$DATA" $BUDGETS
+front "$DATA" senet "${RUNS[@]}"

@@ -10,9 +10,5 @@ BUDGETS=${BUDGETS:-25k 49.4k 99.9k 180k}
 [[ "$QUICK" == 1 ]] && BUDGETS="5k 10k"
 
 train_run resnet18 "$OUT/teacher" "$DATA" 0.1
-runs=()
-for b in $BUDGETS; do
-    snl_run "$OUT/teacher" "$DATA" "$b" "$OUT/snl-$b"
-    runs+=("$OUT/snl-$b")
-done
-front "$DATA" snl "${runs[@]}"
+budget_runs snl "$OUT/teacher" "$DATA" $BUDGETS
+front "$DATA" snl "${RUNS[@]}"

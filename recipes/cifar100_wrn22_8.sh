@@ -14,9 +14,5 @@ SPEC=$(dirname "$0")/specs/wrn22_8_4stage.json
 
 reshape count "$SPEC" --dataset "$DATA"
 train_run "$SPEC" "$OUT/teacher" "$DATA" 0.05
-runs=()
-for b in $BUDGETS; do
-    senet_run "$OUT/teacher" "$DATA" "$b" "$OUT/senet-$b"
-    runs+=("$OUT/senet-$b")
-done
-front "$DATA" senet "${runs[@]}"
+budget_runs senet "$OUT/teacher" "$DATA" $BUDGETS
+front "$DATA" senet "${RUNS[@]}"

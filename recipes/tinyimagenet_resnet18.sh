@@ -13,13 +13,6 @@ if [[ "$QUICK" == 1 ]]; then SNL_BUDGETS="5k"; SENET_BUDGETS="10k"; fi
 
 train_run resnet18 "$OUT/teacher-snl" "$DATA" 0.1
 train_run resnet18 "$OUT/teacher-senet" "$DATA" 0.05
-runs=()
-for b in $SNL_BUDGETS; do
-    snl_run "$OUT/teacher-snl" "$DATA" "$b" "$OUT/snl-$b"
-    runs+=("$OUT/snl-$b")
-done
-for b in $SENET_BUDGETS; do
-    senet_run "$OUT/teacher-senet" "$DATA" "$b" "$OUT/senet-$b"
-    runs+=("$OUT/senet-$b")
-done
-front "$DATA" snl,senet "${runs[@]}"
+budget_runs snl "$OUT/teacher-snl" "$DATA" $SNL_BUDGETS
+budget_runs senet "$OUT/teacher-senet" "$DATA" $SENET_BUDGETS
+front "$DATA" snl,senet "${RUNS[@]}"
