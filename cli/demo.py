@@ -72,9 +72,10 @@ def command(out: str, quick: bool) -> None:
     spec, model = load_run(teacher)
     budget = count(model, spec.input_shape).relus // 10
     runs = {"teacher": teacher}
-    for method in ("senet", "snl"):
+    # short-run settings: the published lambda and AT weight assume 100+ epochs (docs/senet.md)
+    short = {"senet": ["--at-weight", "100"], "snl": ["--lambda", "1e-3"]}
+    for method, extra in short.items():
         runs[method] = str(root / method)
-        extra = ["--lambda", "1e-3"] if method == "snl" else []
         step(method, teacher, "--budget", str(budget), "--data", DATA, *fast, *extra, "--out", runs[method])
     runs["shallow"] = str(root / "shallow")
     step("shallow", teacher, "--relus", "0.7", "--mode", "exact", "--data", DATA, *fast,
