@@ -360,7 +360,6 @@ def run(args: argparse.Namespace) -> int:
     from reshape.io import write_json
     from reshape.report.pareto import Point, mark_fronts
     from reshape.report.plot import plot_front
-    from reshape.train import evaluate
 
     console = Console()
     command = "python benchmarks/frontier.py " + shlex.join(sys.argv[1:])
@@ -372,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
     c = count(model, spec.input_shape)
     setup = Setup(args, train_set, test_set, spec, model.eval().requires_grad_(False), c.relus, c.macs)
     rows = [{"method": "teacher", "fraction": 1.0, "budget": c.relus, "reachable": True, "relus": c.relus,
-             "macs": c.macs, "depth": c.nonlinear_depth, "top1": evaluate(model, test_set)["top1"]}]
+             "macs": c.macs, "depth": c.nonlinear_depth, "top1": _top1(Path(args.work) / "teacher")}]
     for fraction in args.fractions:
         for method in args.methods:
             with console.status(f"{method} at {100 * fraction:g}% ({int(fraction * c.relus):,} ReLUs)"):

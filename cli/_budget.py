@@ -51,15 +51,6 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     return TeacherData(run.spec, model, *load_splits(data, root, limit, seed))
 
 
-def probe_batches(data: str, root: str | None, n: int = 4, batch: int = 64) -> list:
-    """A few unaugmented training batches of dataset ``data`` for estimators that run the model,
-    where no training split is loaded yet (reshape.data.probe_batches takes a loaded one)."""
-    from reshape.data import load
-    from reshape.data import probe_batches as from_split
-
-    return from_split(load(data, "train", root), n, batch)
-
-
 def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
     from reshape.count import count
     from reshape.rundir import load_run

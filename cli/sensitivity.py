@@ -31,10 +31,12 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, budget: i
     from reshape.budget import senet
     from reshape.budget.masks import sites
 
-    from ._budget import probe_batches, teacher_and_data
+    from reshape.data import load, probe_batches
+
+    from ._budget import teacher_and_data
 
     t = teacher_and_data(run_dir, data, root, splits=False)
-    batches = probe_batches(data, root) if estimator == "linearize" else None
+    batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
     total = sum(s.size for s in sites(t.spec, t.model))
     p = senet.plan(t.spec, t.model, budget or total, estimator, granularity, batches=batches)
     rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
