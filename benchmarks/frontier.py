@@ -139,7 +139,7 @@ def senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
 def hybrenet_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
 
     base_relus = min(setup.args.hybrenet_factor * budget, setup.relus)
     while True:  # below the smallest HybReNet of the regime, double the base until one exists
@@ -196,7 +196,7 @@ def point(setup: Setup, method: str, fraction: float) -> dict[str, Any]:
     from reshape.count import count
     from reshape.errors import ReshapeError
     from reshape.io import read_json, write_json
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
 
     budget = int(fraction * setup.relus)
     out = Path(setup.args.work) / method / f"{100 * fraction:g}pct"
@@ -264,7 +264,7 @@ def machine() -> dict[str, Any]:
 
 def teacher(args: argparse.Namespace, train_set, test_set) -> tuple[Any, Any]:
     from reshape.models import spec_for
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
 
     spec = spec_for("resnet18", args.data, args.width)
     setup = Setup(args, train_set, test_set, spec, None, 0, 0)

@@ -29,7 +29,7 @@ FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 def _teacher(args, data):
     from reshape.models import spec_for
     from reshape.models import build
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
     from reshape.train import CHECKPOINT_FILE, TrainConfig, load_checkpoint, train
 
     out = Path(args.work) / "teacher"
@@ -90,7 +90,7 @@ def main() -> None:
     from reshape.count import count
     from reshape.data import splits
     from reshape.io import write_json
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
     from reshape.train import evaluate
 
     data = dict(zip(("train", "test"), splits(args.data, limit=args.limit)))

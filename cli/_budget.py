@@ -41,7 +41,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
     (the training split cut to ``limit`` images when given)."""
     from reshape.data import splits as load_splits
-    from reshape.rundir import load_trained
+    from reshape.runs import load_trained
     from reshape.train import load_teacher
 
     run = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
@@ -53,7 +53,7 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
 
 def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
     from reshape.count import count
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
 
     from ._common import echo_json
 

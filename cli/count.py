@@ -37,7 +37,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     """
     from reshape.cost import estimate, load_costs
     from reshape.count import count
-    from reshape.models import resolve
+    from reshape.runs import resolve
 
     resolved = resolve(model, dataset, input_size, weights=False)
     result = count(resolved.model, resolved.input_shape)

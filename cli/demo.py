@@ -41,7 +41,7 @@ def command(out: str, quick: bool) -> None:
 
     from reshape.count import count
     from reshape.errors import ReshapeError
-    from reshape.rundir import load_run
+    from reshape.runs import load_run
     from reshape.train import read_metrics
 
     teacher_epochs, epochs, width, limit = MODES["quick" if quick else "full"]

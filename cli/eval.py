@@ -28,7 +28,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     """
     from reshape.count import count
     from reshape.data import load
-    from reshape.rundir import load_trained
+    from reshape.runs import load_trained
     from reshape.train import evaluate, resolve_device
 
     run = load_trained(run_dir, data, root)

@@ -38,9 +38,9 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     from pathlib import Path
 
     from reshape.errors import ReshapeError
-    from reshape.graph import load_rewritten, predicted_macs, trace
-    from reshape.rundir import GRAPH_FILE
-    from reshape.models import resolve
+    from reshape.graph import predicted_macs, trace
+    from reshape.runs import GRAPH_FILE, load_rewritten
+    from reshape.runs import resolve
 
     if Path(model, GRAPH_FILE).is_file():
         if dataset or input_size:

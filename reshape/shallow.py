@@ -34,9 +34,8 @@ from .count import count
 from .errors import ReshapeError
 from .graph import ModelGraph, Step, block_inputs, linearize, merge_blocks, predicted_macs, trace
 from .graph.passes import MODES
-from .graph.recipe import load_recipe, save_recipe, save_rewritten
 from .io import read_json, write_json, write_text
-from .rundir import WEIGHTS_FILE, load_weights
+from .runs import WEIGHTS_FILE, load_recipe, load_weights, save_recipe, save_rewritten
 from .spec import ArchSpec, ReluLayer
 from .train import (METRICS_FILE, TrainConfig, completed_epochs, evaluate, has_checkpoint, read_metrics,
                     save_config, train)

@@ -11,7 +11,7 @@ from reshape.count import count
 from reshape.errors import ReshapeError
 from reshape.layers import MaskedReLU, SoftMaskReLU
 from reshape.models import build
-from reshape.rundir import load_run
+from reshape.runs import load_run
 from reshape.train import EpochEnd, TrainConfig, train
 
 CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05)

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from reshape.cli import cli
 from reshape.count import count
-from reshape.rundir import load_run
+from reshape.runs import load_run
 
 
 def test_quick_demo_runs_every_step(tmp_path):

@@ -13,9 +13,10 @@ from torch import nn
 from reshape.cli import cli
 from reshape.count import count
 from reshape.errors import ReshapeError
-from reshape.graph import (Step, block_inputs, fold_batchnorms, linearize, load_rewritten,
+from reshape.runs import load_rewritten, save_rewritten
+from reshape.graph import (Step, block_inputs, fold_batchnorms, linearize,
                            max_relative_error, merge_block, merge_blocks, merge_chain, predicted_macs,
-                           remove_activation, replay, save_rewritten, trace)
+                           remove_activation, replay, trace)
 from reshape.graph.conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
 from reshape.models import build, create, resolve
 from reshape.spec import ReluLayer

@@ -17,7 +17,7 @@ from reshape.models import build
 from reshape.report import Point, load_anchors, mark_fronts, pareto_front
 from reshape.report.anchors import CONVENTIONS
 from reshape.report.sources import read_csv, read_run, read_source, read_study
-from reshape.rundir import save_weights
+from reshape.runs import save_weights
 from reshape.spec import ReluLayer, save_spec
 from reshape.train import METRICS_FILE, TrainConfig, save_config
 
@@ -267,8 +267,9 @@ def test_export_errors(tmp_path, partial_spec):
 
 
 def test_rewritten_run_exports_as_a_run_directory(tmp_path, tiny_spec):
-    from reshape.graph.recipe import Step, replay, save_rewritten
-    from reshape.rundir import load_run
+    from reshape.graph.recipe import Step, replay
+    from reshape.runs import save_rewritten
+    from reshape.runs import load_run
 
     steps = [Step("linearize", ("layer1.0",)), Step("merge", ("layer1.0",))]
     mg = replay(build(tiny_spec).eval(), (1, 16, 16), steps)

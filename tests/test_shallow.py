@@ -14,7 +14,7 @@ from reshape.budget.sensitivity import linearize_groups
 from reshape.cli import cli
 from reshape.errors import ReshapeError
 from reshape.models import build
-from reshape.rundir import load_run
+from reshape.runs import load_run
 from reshape.shallow import LINEARIZED_DIR, BlockScore, linearize_spec, select
 
 DATA = ["--data", "fashion-mnist-mini"]

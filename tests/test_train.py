@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, TensorDataset
 from reshape.cli import cli
 from reshape.errors import ReshapeError
 from reshape.models import build
-from reshape.rundir import WEIGHTS_FILE, save_weights
+from reshape.runs import WEIGHTS_FILE, save_weights
 from reshape.spec import ArchSpec, Stage, Stem, save_spec
 from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
                            load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..models import build
-from ..rundir import WEIGHTS_FILE, load_weights
+from ..runs import WEIGHTS_FILE, load_weights
 from ..spec import ArchSpec
 from ..train import (EpochEnd, FeatureTaps, Step, TrainConfig, completed_epochs, has_checkpoint,
                      read_metrics, train)

@@ -31,7 +31,7 @@ from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..layers import SoftMaskReLU
 from ..models import build
-from ..rundir import load_weights, save_weights
+from ..runs import load_weights, save_weights
 from ..spec import ArchSpec
 from ..train import EpochEnd, Step, TrainConfig, completed_epochs, has_checkpoint, read_metrics, train
 from .masks import Site, copy_weights, masked_modules, masked_spec, sites

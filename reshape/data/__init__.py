@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..spec import ArchSpec
 
 __all__ = ["DATASETS", "SPLITS", "DatasetInfo", "TensorImages", "check_fits", "default_roots", "info",
-           "load", "probe_batches", "read_idx", "splits", "subset", "write_idx"]
+           "load", "probe_batches", "read_idx", "Splits", "splits", "subset", "write_idx"]
 
 DATASETS: tuple[str, ...] = tuple(load_table("datasets"))
 #: Splits every dataset has; ``val`` is accepted as another name for ``test``.
@@ -88,12 +88,35 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     return Subset(dataset, order[:limit].tolist())
 
 
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """The training and test splits one run reads, with what identifies them (``key``).
+
+    Unpacks as ``train_set, test_set``. ``key`` (name, limit, seed, test limit) is what a
+    run's fingerprint records of its data; the folder it was read from is not part of it.
+    """
+
+    name: str
+    train: Dataset
+    test: Dataset | None
+    limit: int | None = None
+    seed: int = 0
+    test_limit: int | None = None
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"dataset": self.name, "limit": self.limit, "seed": self.seed, "test_limit": self.test_limit}
+
+    def __iter__(self) -> Iterator[Dataset | None]:
+        return iter((self.train, self.test))
+
+
 def splits(name: str, root: str | None = None, limit: int | None = None, seed: int = 0,
-           download: bool = False, test_limit: int | None = None) -> tuple[Dataset, Dataset]:
+           download: bool = False, test_limit: int | None = None) -> Splits:
     """The (augmented training, test) splits of ``name``, cut to ``limit`` / ``test_limit``
     items by :func:`subset`: what every command that trains reads."""
     train = subset(load(name, "train", root, download), limit, seed)
-    return train, subset(load(name, "test", root), test_limit, seed)
+    return Splits(name, train, subset(load(name, "test", root), test_limit, seed), limit, seed, test_limit)
 
 
 def probe_batches(split: Dataset, n: int = 4, batch: int = 64) -> list[torch.Tensor]:

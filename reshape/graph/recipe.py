@@ -11,17 +11,12 @@ replays the steps (each merge re-checked) and loads the weights. No pickled code
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from ..errors import ReshapeError
-from ..io import read_json, write_json
-from ..rundir import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_run, load_weights, save_weights
-from ..spec import ArchSpec, save_spec
 from .ir import ModelGraph, trace
 from .passes import MODES, PADDINGS, linearize, merge_blocks
 
@@ -57,24 +52,18 @@ def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) ->
     return mg
 
 
-def save_recipe(run_dir: str | os.PathLike[str], steps: list[Step]) -> None:
-    write_json(Path(run_dir, GRAPH_FILE),
-               {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
-
-
-def load_recipe(run_dir: str | os.PathLike[str]) -> list[Step]:
-    """The steps of ``run_dir/graph.json``; every malformed field is a ReshapeError naming it."""
-    path = Path(run_dir, GRAPH_FILE)
-    data = read_json(path, "graph recipe")
+def parse_recipe(data: Any, where: str) -> list[Step]:
+    """The steps of a recipe read from ``where`` (``graph.json``); every malformed field is a
+    ReshapeError naming it. Files are read and written by ``reshape.runs``."""
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        raise ReshapeError(f"{path}: schema_version must be {SCHEMA_VERSION}")
+        raise ReshapeError(f"{where}: schema_version must be {SCHEMA_VERSION}")
     steps = data.get("steps")
     if not isinstance(steps, list):
-        raise ReshapeError(f"{path}: 'steps' must be a list")
-    return [_step(path, i, s) for i, s in enumerate(steps)]
+        raise ReshapeError(f"{where}: 'steps' must be a list")
+    return [_step(where, i, s) for i, s in enumerate(steps)]
 
 
-def _step(path: Path, i: int, raw: Any) -> Step:
+def _step(path: str, i: int, raw: Any) -> Step:
     where = f"{path}: steps[{i}]"
     if not isinstance(raw, dict) or set(raw) - {"op", "blocks", "padding", "mode", "k"}:
         raise ReshapeError(f"{where} must be an object with op, blocks and padding or mode/k")
@@ -88,18 +77,3 @@ def _step(path: Path, i: int, raw: Any) -> Step:
         raise ReshapeError(f"{where}.k must be a positive integer")
     return Step(**{**raw, "blocks": tuple(blocks)})
 
-
-def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[Step],
-                   mg: ModelGraph) -> None:
-    """Write spec.json, graph.json and model.safetensors of a rewritten model."""
-    save_spec(spec, Path(run_dir, SPEC_FILE))
-    save_recipe(run_dir, steps)
-    save_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
-
-
-def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, ModelGraph]:
-    """The spec and rewritten model of a run directory with a graph recipe, its weights loaded."""
-    spec, model = load_run(run_dir, weights=False)
-    mg = replay(model, spec.input_shape, load_recipe(run_dir))
-    load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
-    return spec, mg

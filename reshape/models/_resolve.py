@@ -50,13 +50,8 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
     preset = dataset_preset(dataset) if dataset else None
     path = Path(model)
     if path.is_dir():
-        from ..rundir import load_run
-
-        if preset or input_size:
-            raise ReshapeError("a run directory is counted as trained, at its own input; "
-                               "drop --dataset/--input-size")
-        spec, net = load_run(path)
-        return Resolved(net, spec.input_shape, spec, str(path))
+        raise ReshapeError(f"{model} is a directory; models.resolve takes a model name or spec file "
+                           "(reshape.runs.resolve also takes run directories)")
     if path.suffix == ".json" or path.is_file():
         return _from_spec(load_spec(path), preset, input_size, str(path), stem=False, weights=weights)
     spec = spec_from_timm(model)

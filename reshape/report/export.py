@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_bytes, write_json
-from ..rundir import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_trained, save_weights
+from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_trained, save_weights
 from ..spec import EXPANSION, ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
@@ -55,7 +55,7 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     if timm_config and rewritten:
         raise ReshapeError(f"{run_dir} is rewritten by graph passes ({GRAPH_FILE}); timm cannot rebuild "
                            "it from its spec: export without --timm-config and load it with "
-                           "reshape.rundir.load_run")
+                           "reshape.runs.load_run")
     if timm_config:
         run.need_dataset("--dataset", " for the config's mean/std")
     save_spec(spec, out / SPEC_FILE)

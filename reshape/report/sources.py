@@ -52,7 +52,7 @@ def read_source(source: str, dataset: str | None = None) -> list[Point]:
 def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
     """One point for a trained run directory, or none when it has not finished an epoch."""
     from ..count import count
-    from ..rundir import load_run
+    from ..runs import load_run
     from ..train import load_config, read_metrics
 
     path = Path(path)

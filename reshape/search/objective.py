@@ -113,7 +113,7 @@ class Objective:
     def _senet(self, d: Design, arch_dir: Path, out: Path) -> tuple[dict[str, Any], ArchSpec, Count]:
         """SENet from the trained all-ReLU network in ``arch_dir`` down to ``d.budget``."""
         from ..budget import senet
-        from ..rundir import load_run
+        from ..runs import load_run
 
         spec, teacher = load_run(arch_dir)
         metrics = senet.run(spec, teacher, d.budget, out, self.train_set, self.test_set, self.cfg,

@@ -13,11 +13,12 @@ from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, completed_epochs, has_c
 from ._config import CONFIG_FILE, RUNTIME_FIELDS, TrainConfig, load_config, save_config
 from ._dist import is_main, resolve_device, shutdown
 from ._distill import FeatureTaps, kd_loss, load_teacher
+from ._fit import FitResult, Teacher, fit, training_key
 from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, evaluate,
                     make_optimizer, make_scheduler, train)
 
 __all__ = [
-    "completed_epochs", "has_checkpoint",
+    "fit", "FitResult", "Teacher", "training_key", "completed_epochs", "has_checkpoint",
     "TrainConfig", "train", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
     "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
     "seed_all", "is_main", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",

@@ -20,9 +20,8 @@ import torch
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_text
+from ..runs import CHECKPOINT_FILE, METRICS_FILE
 
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
 FORMAT = "reshape.train.checkpoint"
 VERSION = 1
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ReshapeError
+from ..io import read_json, write_json
+from ..runs import CONFIG_FILE
 
-CONFIG_FILE = "train_config.json"
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "step")
 #: Fields that change how a run executes, not what it computes: they may differ on resume.
@@ -85,15 +86,11 @@ class TrainConfig:
 
 
 def save_config(cfg: TrainConfig, run_dir: str | os.PathLike[str]) -> None:
-    from ..io import write_json
-
     write_json(Path(run_dir, CONFIG_FILE), cfg.to_dict())
 
 
 def load_config(run_dir: str | os.PathLike[str]) -> TrainConfig | None:
     """The config a run directory was trained with, or None when it holds none."""
-    from ..io import read_json
-
     path = Path(run_dir, CONFIG_FILE)
     return TrainConfig.from_dict(read_json(path, "training config")) if path.is_file() else None
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ReshapeError
-from ..rundir import TrainedRun
+from ..data import check_fits
+from ..runs import TrainedRun, load_trained
 from ..spec import ArchSpec
 
 
@@ -69,9 +70,6 @@ class FeatureTaps:
 def load_teacher(run: str | os.PathLike[str] | TrainedRun, student: ArchSpec, dataset: str = "") -> nn.Module:
     """The trained model of ``run`` (a run directory, or one already loaded with
     ``load_trained``), checked to fit ``student`` and its ``dataset`` (eval mode, frozen)."""
-    from ..data import check_fits
-    from ..rundir import load_trained
-
     if not isinstance(run, TrainedRun):
         run = load_trained(run, what=f"teacher {run}", check=False)
     where = f"teacher {run.path}"

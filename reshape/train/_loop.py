@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ..errors import ReshapeError
-from ..rundir import SPEC_FILE, WEIGHTS_FILE, save_weights
+from ..runs import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
 from . import _dist
 from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, read_metrics,

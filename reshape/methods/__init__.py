@@ -1,0 +1,30 @@
+"""The method layer: every way to fit a trained teacher to a ReLU budget, behind one protocol.
+
+A method is one file in this package that registers itself by name, timm-style::
+
+    @dataclass(frozen=True)
+    class Params:                      # every knob that changes the result
+        lr: float = 0.1
+
+    @register_method("width", Params, family="baseline", summary="uniform width scaling")
+    def fit(job: Job, p: Params) -> dict:
+        spec = ...                                        # the network for job.budget
+        job.train(spec, job.setting.config(job.setting.epochs, p.lr))  # trains into job.out
+        return {"alpha": alpha}                           # what it built and why
+
+and is run as ``get_method("width").fit(teacher_run, budget, out, setting)``, which
+returns a ``MethodResult`` (exact ReLUs, MACs, top-1, PI cost estimates, what it built).
+The registry does what every method shares: it owns ``out`` (``run.json`` records the
+method, its params, the budget, the teacher's weights digest and the setting, and a
+folder holding anything else is refused), reads back a finished run, counts the final
+network and writes the summary. docs/architecture.md walks through adding a method.
+"""
+from __future__ import annotations
+
+from ._registry import Job, Method, MethodResult, Setting, get_method, list_methods, measure, register_method
+
+# Each method module registers itself on import (timm's pattern): import order is listing order.
+from . import width, deepreduce, snl, senet, hybrenet, shallow  # noqa: E402,F401  isort: skip
+
+__all__ = ["Job", "Method", "MethodResult", "Setting", "get_method", "list_methods", "measure",
+           "register_method"]

@@ -1,0 +1,277 @@
+"""The method registry and protocol: ``Setting``, ``Job``, ``MethodResult``, ``register_method``."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..errors import ReshapeError
+from ..runs import RunDir, TrainedRun, canonical, load_run, load_trained
+from ..spec import ArchSpec
+
+FAMILIES = ("ours", "baseline")
+
+
+# -- the shared setting -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """What every method of one comparison shares: the data and the training budget.
+
+    ``epochs`` is the student budget of every method (two-stage methods split it,
+    ``stages``); ``teacher_epochs`` trains all-ReLU networks from scratch (HybReNet
+    bases). ``root``, ``device``, ``workers`` and ``progress`` change where and how a run
+    executes, not its result, so they are not part of any fingerprint.
+    """
+
+    data: str
+    limit: int | None = None
+    seed: int = 0
+    epochs: int = 2
+    teacher_epochs: int = 6
+    batch_size: int = 128
+    kd_alpha: float = 0.5
+    root: str | None = None
+    device: str = "auto"
+    workers: int = 0
+    progress: bool = True
+
+    RUNTIME = ("root", "device", "workers", "progress")
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "teacher_epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ReshapeError(f"setting {name} must be a positive integer, got {value!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ReshapeError(f"setting limit must be a positive number of images, got {self.limit}")
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME}
+
+    def stages(self) -> tuple[int, int]:
+        """Student epochs of a two-stage method: (first stage, second stage), at least 1 each."""
+        if self.epochs < 2:
+            raise ReshapeError(f"two-stage methods need at least 2 epochs, got {self.epochs}")
+        first = self.epochs // 2
+        return first, self.epochs - first
+
+    def config(self, epochs: int, lr: float, **changes: Any) -> Any:
+        """The training recipe of one stage: this setting's batch, seed, data and KD mix."""
+        from ..train import TrainConfig
+
+        base = dict(epochs=epochs, batch_size=self.batch_size, lr=lr, kd_alpha=self.kd_alpha,
+                    dataset=self.data, seed=self.seed, device=self.device, workers=self.workers)
+        return TrainConfig(**{**base, **changes})
+
+    def splits(self) -> Any:
+        """The data (``reshape.data.Splits``), read once per process and setting."""
+        return _splits(self.data, self.root, self.limit, self.seed)
+
+
+@lru_cache(maxsize=4)
+def _splits(data: str, root: str | None, limit: int | None, seed: int) -> Any:
+    from ..data import splits
+
+    return splits(data, root, limit, seed)
+
+
+# -- one call of a method ---------------------------------------------------------------------
+@dataclass
+class Job:
+    """What a method's ``fit`` works with: the teacher, the budget, its folder and the setting."""
+
+    method: str
+    teacher: TrainedRun
+    budget: int
+    run: RunDir
+    setting: Setting
+    fingerprint: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return self.run.path
+
+    @property
+    def data(self) -> Any:
+        return self.setting.splits()
+
+    @property
+    def progress(self) -> bool:
+        return self.setting.progress
+
+    def train(self, spec: ArchSpec, cfg: Any, *, out: str | os.PathLike[str] | None = None,
+              teacher: Any = "default", **kwargs: Any) -> Any:
+        """``reshape.train.fit`` for one stage: into ``out`` (a sub-folder, a run of its own)
+        or, by default, into this job's folder as its final training. KD from the job's
+        teacher unless ``teacher`` is given (None for none)."""
+        from ..train import fit
+
+        teacher = self.teacher if teacher == "default" else teacher
+        if out is None:
+            return fit(self.out, spec, cfg, self.data, teacher=teacher, owned=True,
+                       progress=self.progress, **kwargs)
+        kwargs.setdefault("parent", self.out)
+        kwargs.setdefault("method", f"{self.method}:{Path(out).name}")
+        return fit(out, spec, cfg, self.data, teacher=teacher, progress=self.progress, **kwargs)
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's network for one budget, as measured: what reports and frontiers read."""
+
+    method: str
+    family: str
+    budget: int
+    run: str
+    relus: int
+    macs: int
+    depth: int
+    top1: float | None
+    params: dict[str, Any]
+    built: dict[str, Any]
+    pi: dict[str, dict[str, float]]
+    seconds: float
+    cached: bool = False
+
+    @property
+    def within_budget(self) -> bool:
+        return self.relus <= self.budget
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "within_budget": self.within_budget}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], cached: bool = True) -> "MethodResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in names}, "cached": cached})
+
+
+FitFn = Callable[[Job, Any], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: ``fit(teacher_run, budget, out, setting, params) -> MethodResult``."""
+
+    name: str
+    params_type: type
+    run: FitFn
+    family: str
+    summary: str
+    defaults: Any
+
+    def params(self, **overrides: Any) -> Any:
+        """The params dataclass: this entry's defaults with ``overrides`` (strings are converted)."""
+        known = {f.name: f for f in dataclasses.fields(self.params_type)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ReshapeError(f"method {self.name} has no parameter '{unknown[0]}'; "
+                               f"it has {', '.join(known) or 'none'}")
+        hints = typing.get_type_hints(self.params_type)
+        return dataclasses.replace(self.defaults, **{k: _convert(self.name, k, v, hints[k])
+                                                     for k, v in overrides.items()})
+
+    def fit(self, teacher: TrainedRun | str | os.PathLike[str], budget: int, out: str | os.PathLike[str],
+            setting: Setting, params: Any = None, force: bool = False) -> MethodResult:
+        """Fit ``teacher`` to ``budget`` ReLUs into ``out``; a finished run is read back."""
+        params = self.defaults if params is None else params
+        if not isinstance(params, self.params_type):
+            raise ReshapeError(f"method {self.name} takes {self.params_type.__name__}, "
+                               f"got {type(params).__name__}")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ReshapeError(f"the ReLU budget must be a positive integer, got {budget!r}")
+        if not isinstance(teacher, TrainedRun):
+            teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
+        teacher.model.eval().requires_grad_(False)
+        run = RunDir(out)
+        key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
+               "setting": setting.key}
+        manifest = run.claim(self.name, key, parent=teacher.path, force=force)
+        if manifest.status == "done" and manifest.summary:
+            return MethodResult.from_dict(manifest.summary)
+        start = time.perf_counter()
+        job = Job(self.name, teacher, budget, run, setting, manifest.fingerprint)
+        built = dict(self.run(job, params))
+        result = measure(self, job, params, built, time.perf_counter() - start)
+        run.finish(result.to_dict())
+        return result
+
+
+def measure(method: Method, job: Job, params: Any, built: dict[str, Any], seconds: float) -> MethodResult:
+    """Count the network a method left in ``job.out`` and read its accuracy from the run."""
+    from ..cost import estimate, load_costs
+    from ..count import count
+
+    spec, model = load_run(job.out)
+    c = count(model, spec.input_shape)
+    training = job.run.require_manifest().training or {}
+    top1 = built.pop("top1", None)
+    if top1 is None:
+        top1 = (training.get("last") or {}).get("test_top1")
+    costs = load_costs()
+    pi = {p: estimate(c.relus, c.macs, c.nonlinear_depth, p, costs).to_dict() for p in costs}
+    return MethodResult(method.name, method.family, job.budget, str(job.out), c.relus, c.macs,
+                        c.nonlinear_depth, top1, canonical(dataclasses.asdict(params)), canonical(built),
+                        pi, round(seconds, 1))
+
+
+def _convert(method: str, name: str, value: Any, hint: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    target = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, getattr(typing, "UnionType", ())) \
+        else hint
+    try:
+        if target is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if target in (int, float):
+            return target(value)
+        if typing.get_origin(target) is tuple:
+            kind = typing.get_args(target)[0]
+            return tuple(kind(v) for v in value.split(",") if v)
+    except ValueError:
+        raise ReshapeError(f"{method}.{name} must be a {getattr(target, '__name__', target)}, "
+                           f"got {value!r}") from None
+    return value
+
+
+# -- the registry ------------------------------------------------------------------------------
+_REGISTRY: dict[str, Method] = {}
+
+
+def register_method(name: str, params_type: type, *, family: str, summary: str,
+                    defaults: Any = None) -> Callable[[FitFn], FitFn]:
+    """Register ``fit(job, params) -> built`` under ``name``; ``defaults`` makes a variant
+    (the same fit with other default params, e.g. uniform allocation for SENet)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if not (dataclasses.is_dataclass(params_type) and params_type.__dataclass_params__.frozen):
+        raise TypeError(f"{name}: params must be a frozen dataclass")
+
+    def decorate(fn: FitFn) -> FitFn:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered")
+        _REGISTRY[name] = Method(name, params_type, fn, family, summary,
+                                 defaults if defaults is not None else params_type())
+        return fn
+
+    return decorate
+
+
+def list_methods() -> list[str]:
+    """Registered method names, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    if name not in _REGISTRY:
+        raise ReshapeError(f"unknown method '{name}'; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]

@@ -1,0 +1,30 @@
+"""DeepReDuce (baseline): culling, thinning, stem stride and width scaling for any budget.
+
+The teacher's architecture goes down the ladder in ``tables/deepreduce_ladder.json``
+(``reshape.deepreduce.fit_budget``): whole stages lose their ReLUs in ``ranking`` order
+(least critical first), post-add ReLUs go, the stem downsamples, and widths shrink until
+the network fits. The result trains from scratch with KD from the teacher.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..deepreduce import fit_budget
+from ._registry import Job, register_method
+
+
+@dataclass(frozen=True)
+class DeepReDuceParams:
+    #: Stages least to most critical (DeepReDuce's ResNet18 ranking; `reshape criticality` measures one).
+    ranking: tuple[int, ...] = (1, 4, 2, 3)
+    lr: float = 0.1
+
+
+@register_method("deepreduce", DeepReDuceParams, family="baseline",
+                 summary="DeepReDuce culling/thinning/stem-stride/width ladder, trained with KD")
+def fit(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
+    spec, recipe = fit_budget(job.teacher.spec, job.budget, p.ranking)
+    spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_deepreduce")
+    job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    return {"recipe": recipe, "widths": list(spec.widths)}

@@ -1,0 +1,28 @@
+"""Width scaling (baseline): the teacher's architecture, uniformly narrowed into the budget.
+
+The widest network of the teacher's shape whose ReLUs fit the budget (stage-1 width w of
+W, every stage scaled by w / W; ``reshape.deepreduce.widest``), trained from scratch for
+the setting's student epochs with KD from the teacher. Below the width-1 network the
+budget is unreachable, and ``fit`` says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..deepreduce import widest
+from ._registry import Job, register_method
+
+
+@dataclass(frozen=True)
+class WidthParams:
+    lr: float = 0.1
+
+
+@register_method("width", WidthParams, family="baseline",
+                 summary="the teacher uniformly width-scaled into the budget, trained with KD")
+def fit(job: Job, p: WidthParams) -> dict[str, Any]:
+    spec, alpha = widest(job.teacher.spec, job.budget)
+    spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_a{alpha:g}")
+    job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    return {"alpha": alpha, "widths": list(spec.widths)}

@@ -1,0 +1,406 @@
+"""Run directories as a type: one layout, one manifest (``run.json``), one loader.
+
+A run directory holds one network and how it was made:
+
+* ``spec.json`` (the architecture), ``model.safetensors`` (weights and ReLU masks),
+  ``graph.json`` for a network rewritten by graph passes (replayed on load);
+* the trainer's ``train_config.json``, ``checkpoint.pt`` and ``metrics.jsonl``;
+* ``run.json``, the manifest: which method wrote the run, every parameter that changes
+  its result, their fingerprint, the parent run, the tool version, the status
+  (``running`` / ``done``) and the final summary. A training in the run adds a
+  ``training`` record of its own (fingerprint, status, last metrics), which is the
+  small done marker that ``reshape.train.fit`` reads back instead of the checkpoint.
+
+A run directory is owned: ``RunDir.claim`` refuses a folder that holds another
+method's or another configuration's run, naming the parameters that differ, and
+``force`` starts it over. Nothing guesses a run's method from its files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from torch import nn
+
+from ._version import __version__
+from .errors import ReshapeError
+from .io import atomic_path, read_json, write_json
+from .spec import ArchSpec, load_spec, save_spec
+
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "model.safetensors"
+GRAPH_FILE = "graph.json"
+MANIFEST_FILE = "run.json"
+CONFIG_FILE = "train_config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+
+FORMAT = "reshape.run"
+VERSION = 1
+STATUSES = ("running", "done")
+#: The files that make a folder a run directory written by some version of this tool.
+RUN_MARKERS = (MANIFEST_FILE, SPEC_FILE, CHECKPOINT_FILE)
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON data (tuples become lists), so equal settings compare equal."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_default))
+
+
+def fingerprint(obj: Any) -> str:
+    """A short, stable digest of JSON-able ``obj``: equal settings give equal fingerprints."""
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened)."""
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``run.json`` says about a run."""
+
+    method: str
+    params: dict[str, Any]
+    fingerprint: str
+    status: str = "running"
+    parent: str | None = None
+    tool: str = __version__
+    summary: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "method": self.method, "status": self.status,
+                "fingerprint": self.fingerprint, "params": self.params, "parent": self.parent,
+                "tool": self.tool, "summary": self.summary, "training": self.training}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "Manifest":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ReshapeError(f"{where} is not a reshape run manifest (no \"format\": \"{FORMAT}\")")
+        if data.get("version") != VERSION:
+            raise ReshapeError(f"{where} has manifest version {data.get('version')!r}; this tool reads "
+                               f"version {VERSION}: rerun the command that made it into a new --out")
+        try:
+            manifest = cls(method=str(data["method"]), params=dict(data["params"]),
+                           fingerprint=str(data["fingerprint"]), status=str(data["status"]),
+                           parent=data.get("parent"), tool=str(data.get("tool", "")),
+                           summary=data.get("summary"), training=data.get("training"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReshapeError(f"{where} is malformed ({type(exc).__name__}: {exc}); "
+                               "rerun the command that made it with --force") from None
+        if manifest.status not in STATUSES:
+            raise ReshapeError(f"{where}: status must be one of {', '.join(STATUSES)}, got {manifest.status!r}")
+        return manifest
+
+
+class RunDir:
+    """One run directory: its layout, its manifest, and who may write into it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- what is there ---------------------------------------------------------------------
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    def exists(self) -> bool:
+        """Whether this folder holds a run of any version (manifest, spec or checkpoint)."""
+        return any((self.path / name).exists() for name in RUN_MARKERS)
+
+    def manifest(self) -> Manifest | None:
+        """The manifest, or None for a folder without one (empty, foreign, or an older run)."""
+        if not self.manifest_file.is_file():
+            return None
+        return Manifest.from_dict(read_json(self.manifest_file, "run manifest"), str(self.manifest_file))
+
+    def is_done(self) -> bool:
+        manifest = self.manifest()
+        return manifest is not None and manifest.status == "done"
+
+    def method(self) -> str:
+        """The method that wrote the run, from its manifest (one clear error for older runs)."""
+        return self.require_manifest().method
+
+    def require_manifest(self) -> Manifest:
+        manifest = self.manifest()
+        if manifest is None:
+            raise ReshapeError(f"{self.path} has no {MANIFEST_FILE}: it was written by reshape before 0.2 "
+                               "or by another tool; rerun the command that made it (into a new --out) "
+                               "to get a run this version can report")
+        return manifest
+
+    # -- ownership -------------------------------------------------------------------------
+    def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
+              force: bool = False) -> Manifest:
+        """Own this folder for ``method`` with ``params`` (every setting that changes the result).
+
+        A new or empty folder gets a manifest; the same method and params continue (resume,
+        or read back when done); anything else is refused with the parameters that differ,
+        unless ``force``, which deletes the old run first.
+        """
+        params = canonical(dict(params))
+        digest = fingerprint({"method": method, "params": params})
+        existing = self._existing(force)
+        if existing is not None:
+            if existing.method == method and existing.fingerprint == digest:
+                return existing
+            if existing.method != method:
+                what = f"a '{existing.method}' run, not '{method}'"
+            else:
+                changed = differences(existing.params, params)
+                what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
+            raise ReshapeError(f"{self.path} holds {what}; pass --force to start it over, or pick a new --out")
+        manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
+        self.write(manifest)
+        return manifest
+
+    def _existing(self, force: bool) -> Manifest | None:
+        """The manifest to check against, after ``force`` cleared the folder (then None)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ReshapeError(f"{self.path} is a file, not a run directory; pick another --out")
+        if force and self.exists():
+            self.clear()
+            return None
+        manifest = self.manifest()
+        if manifest is None and self.path.is_dir() and any(self.path.iterdir()):
+            if self.exists():
+                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; pass "
+                                   "--force to replace it (deletes it), or pick a new --out")
+            raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
+        return manifest
+
+    def clear(self) -> None:
+        """Delete the run (only a folder that is a run directory), keeping the folder itself."""
+        if not self.exists():
+            raise ReshapeError(f"{self.path} is not a run directory; refusing to delete its contents")
+        for entry in self.path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def write(self, manifest: Manifest) -> None:
+        write_json(self.manifest_file, manifest.to_dict())
+
+    def update(self, **changes: Any) -> Manifest:
+        """Rewrite the manifest with ``changes`` (status, summary, training)."""
+        import dataclasses
+
+        manifest = dataclasses.replace(self.require_manifest(), **changes)
+        self.write(manifest)
+        return manifest
+
+    def finish(self, summary: Mapping[str, Any]) -> Manifest:
+        """Mark the run done with its final ``summary`` (what reports and frontiers read)."""
+        return self.update(status="done", summary=canonical(dict(summary)))
+
+    # -- contents ---------------------------------------------------------------------------
+    def weights_digest(self) -> str:
+        """A digest of the saved weights: what a student's fingerprint records of its teacher."""
+        file = self.path / WEIGHTS_FILE
+        if not file.is_file():
+            raise ReshapeError(f"{self.path} has no trained weights ({WEIGHTS_FILE}); train it first")
+        h = hashlib.sha256()
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()[:16]
+
+    def trained_on(self) -> str:
+        """The dataset the run's training recorded ("" when it records none)."""
+        file = self.path / CONFIG_FILE
+        if not file.is_file():
+            return ""
+        data = read_json(file, "training config")
+        return str(data.get("dataset", "")) if isinstance(data, dict) else ""
+
+
+# -- weights ---------------------------------------------------------------------------------
+def load_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
+    """Load safetensors weights, failing clearly when they belong to another network."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise ReshapeError(f"cannot read weights {file}: {exc}") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        first = (missing or unexpected or wrong)[0]
+        kind = "missing" if missing else "unexpected" if unexpected else "shape mismatch at"
+        raise ReshapeError(f"weights {file} do not match the spec ({kind} '{first}'"
+                           f" and {len(missing) + len(unexpected) + len(wrong) - 1} more)")
+    model.load_state_dict(state)
+
+
+def save_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(file) as tmp:
+        save_file(state, str(tmp))
+
+
+# -- rewritten runs (graph.json) ---------------------------------------------------------------
+def save_recipe(run_dir: str | os.PathLike[str], steps: list[Any]) -> None:
+    from .graph.recipe import SCHEMA_VERSION
+
+    write_json(Path(run_dir, GRAPH_FILE),
+               {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
+
+
+def load_recipe(run_dir: str | os.PathLike[str]) -> list[Any]:
+    """The rewrite steps of ``run_dir/graph.json``; a malformed file is one clear error."""
+    from .graph.recipe import parse_recipe
+
+    path = Path(run_dir, GRAPH_FILE)
+    return parse_recipe(read_json(path, "graph recipe"), str(path))
+
+
+def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[Any], mg: Any) -> None:
+    """Write spec.json, graph.json and model.safetensors of a rewritten model."""
+    save_spec(spec, Path(run_dir, SPEC_FILE))
+    save_recipe(run_dir, steps)
+    save_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
+
+
+def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, Any]:
+    """The spec and rewritten graph (a ``ModelGraph``) of a run with ``graph.json``, weights loaded."""
+    from .graph.recipe import replay
+
+    spec, model = load_run(run_dir, weights=False)
+    mg = replay(model, spec.input_shape, load_recipe(run_dir))
+    load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
+    return spec, mg
+
+
+# -- loading ------------------------------------------------------------------------------------
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return Path(path, SPEC_FILE).is_file()
+
+
+def load_run(path: str | os.PathLike[str], weights: bool = True) -> tuple[ArchSpec, nn.Module]:
+    """The spec and model of a run directory, with its saved weights when there are any.
+
+    A rewritten run (``graph.json``) loads as its rewritten module; ``weights=False``
+    always gives the network the spec describes, freshly built.
+    """
+    from .models import build
+
+    path = Path(path)
+    _require_run_dir(path)
+    if weights and (path / GRAPH_FILE).is_file():
+        spec, rewritten = load_rewritten(path)
+        return spec, rewritten.to_module()
+    spec = load_spec(path / SPEC_FILE)
+    model = build(spec)
+    if weights and (path / WEIGHTS_FILE).is_file():
+        load_weights(model, path / WEIGHTS_FILE)
+    return spec, model
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run directory loaded with its trained weights.
+
+    ``trained_on`` is the dataset its training config records ("" when it records none);
+    ``dataset`` is the one the run is used on: the one asked for, else ``trained_on``.
+    ``digest`` identifies the weights (a student's fingerprint records its teacher by it).
+    """
+
+    path: Path
+    spec: ArchSpec
+    model: nn.Module
+    trained_on: str
+    dataset: str
+    digest: str
+
+    def need_dataset(self, option: str, purpose: str = "") -> str:
+        """``dataset``, or a one-line error naming the ``option`` that supplies it."""
+        if not self.dataset:
+            raise ReshapeError(f"{self.path} does not record its dataset; pass {option} NAME{purpose}")
+        return self.dataset
+
+
+def load_trained(path: str | os.PathLike[str], dataset: str | None = None, root: str | None = None,
+                 what: str | None = None, check: bool = True) -> TrainedRun:
+    """Run ``path`` with its trained weights, for use on ``dataset`` (default: the one it was trained on).
+
+    One loader for eval, teachers, the methods and export, so a missing training or a
+    network of other classes or input fails the same way everywhere. With ``check`` the
+    network must fit the dataset's classes and input (``root`` locates its files when
+    the preset counts classes from a folder); ``what`` names the run in errors.
+    """
+    from .data import check_fits, info
+
+    path = Path(path)
+    what = what or str(path)
+    _require_run_dir(path)
+    run = RunDir(path)
+    digest = run.weights_digest()
+    spec, model = load_run(path)
+    trained_on = run.trained_on()
+    used = dataset or trained_on
+    if check and used:
+        check_fits(spec, info(used, root), what, f"{used} needs", "pass the dataset it was trained on")
+    return TrainedRun(path, spec, model, trained_on, used, digest)
+
+
+def resolve(model: str, dataset: str | None = None, input_size: int | None = None,
+            weights: bool = True) -> Any:
+    """``reshape.models.resolve``, which also takes a run directory (counted as trained, at its input)."""
+    from .models import Resolved
+    from .models import resolve as resolve_model
+
+    if not Path(model).is_dir():
+        return resolve_model(model, dataset, input_size, weights)
+    if dataset or input_size:
+        raise ReshapeError("a run directory is counted as trained, at its own input; "
+                           "drop --dataset/--input-size")
+    spec, net = load_run(model)
+    return Resolved(net, spec.input_shape, spec, str(model))
+
+
+def _require_run_dir(path: Path) -> None:
+    if not is_run_dir(path):
+        raise ReshapeError(f"{path} is not a run directory (no {SPEC_FILE}); "
+                           "create one with `reshape train ... --out DIR`")
