@@ -25,7 +25,10 @@ class Setting:
     ``epochs`` is the student budget of every method (two-stage methods split it,
     ``stages``); ``teacher_epochs`` trains all-ReLU networks from scratch (HybReNet
     bases). ``root``, ``device``, ``workers`` and ``progress`` change where and how a run
-    executes, not its result, so they are not part of any fingerprint.
+    executes, not its result, so they are not part of any fingerprint; nor does ``shared``,
+    a folder where stages that recur across budgets (a HybReNet base) are trained once
+    (default: inside each method's own folder). Each such stage is a run of its own,
+    fingerprinted by ``reshape.train.fit``, so sharing never mixes settings.
     """
 
     data: str
@@ -39,8 +42,9 @@ class Setting:
     device: str = "auto"
     workers: int = 0
     progress: bool = True
+    shared: str | None = None
 
-    RUNTIME = ("root", "device", "workers", "progress")
+    RUNTIME = ("root", "device", "workers", "progress", "shared")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "teacher_epochs", "batch_size"):
@@ -105,6 +109,10 @@ class Job:
     @property
     def progress(self) -> bool:
         return self.setting.progress
+
+    def shared_dir(self, name: str) -> Path:
+        """Where a stage that other budgets may reuse lives: ``setting.shared/name``, else ``out/name``."""
+        return Path(self.setting.shared, name) if self.setting.shared else self.out / name
 
     def train(self, spec: ArchSpec, cfg: Any, *, out: str | os.PathLike[str] | None = None,
               teacher: Any = "default", **kwargs: Any) -> Any:
