@@ -23,15 +23,6 @@ from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingIn
 CFG = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=1, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(spec: ArchSpec, n: int, seed: int) -> TensorDataset:
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, spec.in_chans, spec.input_size, spec.input_size, generator=gen)
