@@ -147,6 +147,7 @@ def _objective(space, tmp_path, epochs=1):
 class FakeSENetParams:
     allocation: str = "sensitivity"
     granularity: str = "neuron"
+    lr: float = 0.1
 
 
 def test_senet_step_runs_the_registered_method_with_the_trials_params(tmp_path, monkeypatch):
@@ -172,7 +173,7 @@ def test_senet_step_runs_the_registered_method_with_the_trials_params(tmp_path, 
     space = parse(_edited(("relu_optimizer",), {"choices": ["senet"]}), "t")
     trial = FixedTrial({"budget": 20_000, "cull": "[]", "thin": False})
     top1, relus, macs = _objective(space, tmp_path)(trial)
-    assert seen["params"] == FakeSENetParams("uniform", "neuron")  # the space's allocation, not the default
+    assert seen["params"] == FakeSENetParams("uniform", "neuron", 0.05)  # the space's allocation, the study's lr
     assert seen["teacher"] == tmp_path / "trial-0000" / "arch" and seen["budget"] == 20_000
     setting = seen["setting"]
     assert (setting.data, setting.limit, setting.seed, setting.batch_size) == (DATA, 64, 0, 32)

@@ -16,6 +16,7 @@ SENet ran). The budget constraint ``relus - budget <= 0`` is set on the trial
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -121,8 +122,11 @@ class Objective:
     def _senet(self, d: Design, arch_dir: Path, out: Path) -> dict[str, Any]:
         """SENet (the registered method) from the trained all-ReLU network in ``arch_dir`` down to ``d.budget``."""
         senet = get_method("senet")
+        # The study's recipe (lr, optimizer, schedule, ...) wherever SENet's params have the knob, as before.
+        recipe = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(senet.params_type)
+                  if hasattr(self.cfg, f.name)}
         result = senet.fit(arch_dir, d.budget, out, self.setting(),
-                           senet.params(allocation=d.allocation, granularity=d.granularity))
+                           senet.params(**recipe, allocation=d.allocation, granularity=d.granularity))
         spec = load_spec(Path(result.run) / SPEC_FILE)
         return {"relus": result.relus, "macs": result.macs, "top1": result.top1, "spec": spec.to_dict()}
 
