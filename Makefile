@@ -1,4 +1,4 @@
-# Fresh-machine entry points (see README): `make demo` and `make test`.
+# Fresh-machine entry points (see README): `make demo` and `make test` (lint-imports + pytest).
 # Both create .venv on first use and are idempotent afterwards.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/reshape demo --out demo-out
 
+# The layering contracts first (import-linter, docs/architecture.md), then the suite.
 test: $(STAMP)
+	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

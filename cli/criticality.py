@@ -10,7 +10,7 @@ from ._common import echo_json, user_errors
 from ._training import pop_training, train_config, training_options
 
 if TYPE_CHECKING:
-    from reshape.criticality import Criticality
+    from reshape.methods.criticality import Criticality
 
 
 @click.command("criticality")
@@ -43,7 +43,7 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
       reshape criticality resnet18 --data cifar100 --root ~/data --epochs 10 --json
       reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --criticality-file crit.json
     """
-    from reshape import criticality
+    from reshape.methods import criticality
     from reshape.io import write_json
     from reshape.train import TrainingInterrupted
 

@@ -17,7 +17,7 @@ def _amounts(text: str, what: str) -> list[int]:
 def _ranking(text: str | None, path: str | None) -> list[int] | None:
     """The explicit ranking, the one measured in a criticality file, or None for the default."""
     if path:
-        from reshape.criticality import load
+        from reshape.methods.criticality import load
 
         return list(load(path).ranking)
     return _stages(text) if text else None

@@ -19,20 +19,27 @@ from ._training import train_config, training_options
                                         "scaled by the same factor (resnet18 --width 16: 16/32/64/128).")
 @click.option("--teacher", type=click.Path(file_okay=False), help="Run directory of a trained teacher "
                                                                   "to distill from (same dataset).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("--resume", is_flag=True, help="Accepted for compatibility and ignored: an unfinished run "
+                                             "in --out always resumes.")
+@click.option("--force", is_flag=True, help="Delete the run in --out first and train it again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
 @training_options(epochs=10, batch_size=64)
 @user_errors
 def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
-            width: int | None, teacher: str | None, resume: bool, as_json: bool, **opts: object) -> None:
+            width: int | None, teacher: str | None, resume: bool, force: bool, as_json: bool,
+            **opts: object) -> None:
     """Train MODEL_OR_SPEC on --data and write the run to --out.
 
     MODEL_OR_SPEC is a timm ResNet name (its stem follows the dataset's convention) or
-    a spec JSON file. The run directory gets spec.json, train_config.json,
-    model.safetensors, checkpoint.pt and metrics.jsonl after every epoch. Ctrl-C
-    keeps the last finished epoch: rerun the same command with --resume. Under
-    `torchrun --nproc_per_node N reshape train ...` it trains on N GPUs (DDP).
-    The default recipe is the one tuned on fashion-mnist-mini (docs/training.md).
+    a spec JSON file. The run directory gets run.json (the manifest), spec.json,
+    train_config.json, model.safetensors, checkpoint.pt and metrics.jsonl after every
+    epoch. The model is seeded (--seed) before it is built, so its initial weights
+    depend on the seed alone. Rerunning the same command resumes an interrupted run
+    (Ctrl-C keeps the last finished epoch) and reads a finished one back without
+    training; other settings in the same --out are refused, naming what differs
+    (--force starts over). Under `torchrun --nproc_per_node N reshape train ...` it
+    trains on N GPUs (DDP). The default recipe is the one tuned on fashion-mnist-mini
+    (docs/training.md).
 
     \b
     Examples:
@@ -42,23 +49,30 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape eval runs/fm16
     """
     from reshape.data import splits
-    from reshape.models import build, spec_for
-    from reshape.train import TrainingInterrupted, is_main, seed_all, shutdown, train
+    from reshape.models import spec_for
+    from reshape.runs import load_trained
+    from reshape.train import TrainingInterrupted, fit, is_main, load_teacher, shutdown
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
-    train_set, test_set = splits(data, root, opts["limit"], cfg.seed, download)
-    seed_all(cfg.seed)
-    model = build(spec)
+    teacher_run = None
+    if teacher:
+        teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)
+        load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     try:
-        metrics = train(model, spec, cfg, train_set, test_set, out, teacher=teacher, resume=resume)
+        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download), teacher=teacher_run,
+                     parent=teacher, force=force)
         if not is_main():
             return
+        metrics = result.metrics
         if as_json:
             echo_json(metrics)
         else:
             click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
                        f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
+        if result.cached:
+            click.echo(f"{out} was already trained with these settings: read back, nothing trained "
+                       "(--force trains it again)", err=True)
     except TrainingInterrupted as exc:
         if is_main():
             click.echo(str(exc), err=True)

@@ -3,8 +3,8 @@
 Each operator takes an ``ArchSpec`` and returns a new one; nothing is built or
 trained. Culling removes every ReLU of a stage (the stem ReLU goes with stage 1),
 thinning removes the post-add ReLU of every block (``act2`` of a BasicBlock,
-``act3`` of a Bottleneck), ``scale_width`` multiplies all widths (stem included) by
-alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
+``act3`` of a Bottleneck), ``scale_width`` (``reshape.analytic``) multiplies all widths
+(stem included) by alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
 ``set_depths`` changes blocks per stage. The published CIFAR-100 ResNet18 models are
 named configurations in ``tables/deepreduce_configs.json``; ``apply`` replays one.
 ``fit_budget`` picks a recipe for any budget by the ladder in ``tables/deepreduce_ladder.json``,
@@ -16,6 +16,7 @@ import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import tables
+from .analytic import require_unmasked, scale_width, total_relus
 from .errors import ReshapeError
 from .spec import ACTS_PER_BLOCK, ArchSpec, ReluLayer, Stage
 
@@ -45,18 +46,6 @@ def thin(spec: ArchSpec, stages: Iterable[int] | None = None) -> ArchSpec:
     last = f".act{ACTS_PER_BLOCK[spec.block]}"
     return spec.with_relus(ReluLayer(name, "removed") for s in stages
                            for name in stage_relu_names(spec, s) if name.endswith(last))
-
-
-def scale_width(spec: ArchSpec, alpha: float) -> ArchSpec:
-    """All widths, stem included, times ``alpha``, rounded to the nearest integer (at least 1)."""
-    if not alpha > 0:
-        raise ReshapeError(f"width scale alpha must be > 0, got {alpha}")
-    require_unmasked(spec, "scale widths")
-    scaled = lambda w: max(1, int(w * alpha + 0.5))  # noqa: E731  (round half up, not to even)
-    return spec.replace(
-        stages=tuple(Stage(scaled(s.width), s.depth) for s in spec.stages),
-        stem=dataclasses.replace(spec.stem, width=scaled(spec.stem.width)),
-    )
 
 
 def set_stem_stride(spec: ArchSpec, stride: int) -> ArchSpec:
@@ -100,8 +89,6 @@ def widest(spec: ArchSpec, budget: int) -> tuple[ArchSpec, float]:
     Alpha runs over stage-1 widths w / W (W = ``spec``'s stage-1 width, w = W..1), so every
     stage keeps an integer width; a budget below the width-1 network is a ``ReshapeError``.
     """
-    from .deepreshape import total_relus
-
     base = spec.stages[0].width
     for w in range(base, 0, -1):
         scaled = scale_width(spec, w / base)
@@ -119,8 +106,6 @@ def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[Arc
 
     ``ranking`` lists stages from least to most critical; culling takes them in that order.
     """
-    from .deepreshape import total_relus
-
     rules = tables.load("deepreduce_ladder")
     fits: list[tuple[ArchSpec, dict[str, Any]]] = []
     for rung in rules["ladder"]:
@@ -156,9 +141,3 @@ def _check_stages(spec: ArchSpec, stages: Iterable[int]) -> None:
     if bad:
         raise ReshapeError(f"stage {bad[0]!r} does not exist; stages are numbered 1..{n}")
 
-
-def require_unmasked(spec: ArchSpec, action: str) -> None:
-    """Shape edits would leave partial-mask counts sized for the old shape: refuse them."""
-    if any(layer.state == "masked" for layer in spec.relus):
-        raise ReshapeError(f"cannot {action} of a spec with partial ReLU masks (their counts are "
-                           "sized for the old shape); reshape first, then mask")

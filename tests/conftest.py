@@ -1,9 +1,22 @@
-"""Shared fixtures: small specs built by hand so tests never download anything."""
+"""Shared test setup: one CPU thread, and small specs built by hand so tests never download anything.
+
+Tiny models gain nothing from threads, and on a shared 2-core machine spinning OpenMP
+threads make the suite crawl. The environment is set before torch is first imported
+(here, ahead of every test module), so worker subprocesses inherit it too.
+"""
 from __future__ import annotations
 
-import pytest
+import os
 
-from reshape.spec import ArchSpec, Stage, Stem
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from reshape.spec import ArchSpec, Stage, Stem  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from reshape import criticality
+from reshape.methods import criticality
 from reshape.cli import cli
 from reshape.count import count
 from reshape.errors import ReshapeError
 from reshape.models import build
-from reshape.train import METRICS_FILE, TrainingInterrupted
+from reshape.runs import WEIGHTS_FILE, RunDir, save_weights
+from reshape.train import TrainingInterrupted
 
 #: Accuracies the fake trainer reports per run: criticality = .125, .75, .875, .25.
 FAKE_ACC = {"full": 0.9, "linear": 0.5, "stage1": 0.55, "stage2": 0.8, "stage3": 0.85, "stage4": 0.6}
@@ -78,32 +80,26 @@ def test_load_refuses_foreign_files(tmp_path):
 
 
 class FakeTrainer:
-    """Stands in for reshape.train.train and completed_epochs: logs a final epoch with FAKE_ACC
-    and "checkpoints" it; call number ``interrupt_at`` is interrupted instead (once), after its
-    last metrics row and before its checkpoint, as a crash between the trainer's two writes."""
+    """Stands in for the loop ``reshape.train.fit`` runs: saves the (untrained) weights and
+    returns a final epoch with FAKE_ACC; call number ``interrupt_at`` is interrupted instead
+    (once), so ``fit`` leaves that run unfinished in its manifest."""
 
     def __init__(self, interrupt_at: int | None = None) -> None:
         self.calls: list[str] = []
         self.interrupt_at = interrupt_at
-        self.checkpointed: dict[str, int] = {}
 
     def install(self, monkeypatch) -> "FakeTrainer":
-        monkeypatch.setattr("reshape.train.train", self)
-        monkeypatch.setattr("reshape.train.completed_epochs",
-                            lambda run_dir: self.checkpointed.get(str(run_dir), 0))
+        monkeypatch.setattr("reshape.train._fit.train", self)
         return self
 
-    def __call__(self, model, spec, cfg, train_set, test_set, run_dir, resume=False, progress=True):
+    def __call__(self, model, spec, cfg, train_set, test_set, run_dir, **kwargs):
+        run_dir = Path(run_dir)
         self.calls.append(run_dir.name)
-        row = {"epoch": cfg.epochs, "test_top1": FAKE_ACC[run_dir.name]}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
         if len(self.calls) == self.interrupt_at:
             self.interrupt_at = None
             raise TrainingInterrupted(run_dir, 0, cfg.epochs)
-        self.checkpointed[str(run_dir)] = cfg.epochs
-        return row
+        save_weights(model, run_dir / WEIGHTS_FILE)
+        return {"epoch": cfg.epochs, "test_top1": FAKE_ACC[run_dir.name]}
 
 
 def test_cache_hit_trains_nothing_and_interrupted_runs_resume(tmp_path, monkeypatch):
@@ -114,17 +110,23 @@ def test_cache_hit_trains_nothing_and_interrupted_runs_resume(tmp_path, monkeypa
         measure()
     assert fake.calls == ["full", "stage1", "stage2"]
     fake.calls.clear()
-    first = measure()  # full and stage1 finished: skipped
-    assert fake.calls == ["stage2", "stage3", "stage4", "linear"]  # stage2 logged its last epoch, unsaved
+    first = measure()  # full and stage1 finished: read back from their manifests
+    assert fake.calls == ["stage2", "stage3", "stage4", "linear"]  # stage2 was interrupted: trained again
     assert first.ranking == (1, 4, 2, 3)
     assert first.stage_acc == (0.55, 0.8, 0.85, 0.6) and (first.acc_full, first.acc_lin) == (0.9, 0.5)
     assert first.full_relus == 27_136 and first.stage_relus == (15_680, 6_272, 3_136, 2_048)
+    proxy = RunDir(Path(first.folder, "full")).require_manifest()
+    assert proxy.method == "criticality" and proxy.status == "done"
+    assert Path(first.folder).name.endswith(proxy.training["fingerprint"][:12])  # named by fit's fingerprint
     fake.calls.clear()
     again = measure()
     assert fake.calls == [] and again == first
     other_recipe = criticality.measure("resnet18", "fashion-mnist-mini", epochs=1, width=4,
                                        cache=tmp_path, limit=64, progress=False)
     assert len(fake.calls) == 6 and other_recipe.folder != first.folder
+    other_subset = criticality.measure("resnet18", "fashion-mnist-mini", epochs=1, width=4,
+                                       cache=tmp_path, limit=32, progress=False)
+    assert len(fake.calls) == 12 and other_subset.folder != other_recipe.folder
 
 
 def test_cache_location_follows_option_then_environment(tmp_path, monkeypatch):
@@ -150,7 +152,7 @@ def test_cli_json_trains_once_and_feeds_synthesize(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a cached measurement must not train")
 
-    monkeypatch.setattr("reshape.train.train", no_training)
+    monkeypatch.setattr("reshape.train._fit.train", no_training)
     table = run("criticality", *args)
     assert table.exit_code == 0, table.output
     assert "stage 2 only" in table.stdout and ",".join(map(str, data["ranking"])) in table.stdout

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from reshape import deepreduce, tables
 from reshape.cli import cli
 from reshape.count import count
-from reshape.deepreshape import (largest_within, relu_sizes, spec_macs, stage_relus, synthesize,
-                                 total_relus)
+from reshape.analytic import largest_within, relu_sizes, spec_macs, stage_relus, total_relus
+from reshape.deepreshape import synthesize
 from reshape.errors import ReshapeError
 from reshape.models import apply_preset, build, spec_from_timm
 from reshape.models.hybrenet import hybrenet, parse_hrn

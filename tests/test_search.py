@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -24,6 +25,7 @@ from optuna.trial import FixedTrial, TrialState
 from reshape.cli import cli
 from reshape.count import count_spec
 from reshape.errors import ReshapeError
+from reshape.methods import list_methods
 from reshape.search import Objective, design, load_space, open_storage, parse
 from reshape.spec import ArchSpec
 from reshape.train import TrainConfig
@@ -133,15 +135,60 @@ def test_senet_design_is_sized_for_expansion_times_budget():
     assert (d.relu_optimizer, d.allocation, d.spec.stem.width) == ("senet", "uniform", 8)  # 2 x 20k -> m = 8
 
 
-def test_senet_trial_meets_its_budget(tmp_path):
-    from reshape.data import load, subset
+def _objective(space, tmp_path, epochs=1):
+    from reshape.data import splits
 
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, dataset=DATA)
+    return Objective(space, [20_000], cfg, splits(DATA, limit=64, test_limit=100), tmp_path, macs=True,
+                     progress=False)
+
+
+@dataclass(frozen=True)
+class FakeSENetParams:
+    allocation: str = "sensitivity"
+    granularity: str = "neuron"
+    lr: float = 0.1
+
+
+def test_senet_step_runs_the_registered_method_with_the_trials_params(tmp_path, monkeypatch):
+    from reshape.deepreduce import cull
+    from reshape.methods import Method
+    from reshape.methods._registry import _REGISTRY
+    from reshape.models import build
+    from reshape.runs import SPEC_FILE, WEIGHTS_FILE, save_weights
+    from reshape.spec import save_spec
+
+    seen = {}
+
+    def fake_fit(job, p):
+        """Stands in for SENet: remembers what it was asked, leaves a network with stage 1 culled."""
+        seen.update(params=p, setting=job.setting, teacher=job.teacher.path, budget=job.budget)
+        spec = cull(job.teacher.spec, [1])
+        save_spec(spec, job.out / SPEC_FILE)
+        save_weights(build(spec), job.out / WEIGHTS_FILE)
+        return {"top1": 0.25}
+
+    monkeypatch.setitem(_REGISTRY, "senet", Method("senet", FakeSENetParams, fake_fit, "ours", "fake",
+                                                   FakeSENetParams()))
     space = parse(_edited(("relu_optimizer",), {"choices": ["senet"]}), "t")
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, dataset=DATA)
-    objective = Objective(space, [20_000], DATA, cfg, subset(load(DATA), 64), subset(load(DATA, "test"), 100),
-                          tmp_path, macs=True, progress=False)
     trial = FixedTrial({"budget": 20_000, "cull": "[]", "thin": False})
-    top1, relus, macs = objective(trial)
+    top1, relus, macs = _objective(space, tmp_path)(trial)
+    assert seen["params"] == FakeSENetParams("uniform", "neuron", 0.05)  # the space's allocation, the study's lr
+    assert seen["teacher"] == tmp_path / "trial-0000" / "arch" and seen["budget"] == 20_000
+    setting = seen["setting"]
+    assert (setting.data, setting.limit, setting.seed, setting.batch_size) == (DATA, 64, 0, 32)
+    assert setting.epochs == 2  # locations and final stage, one proxy epoch each
+    attrs = trial.user_attrs
+    spec = ArchSpec.from_dict(attrs["spec"])
+    assert spec.relu_state("act1").state == "removed" and top1 == attrs["top1"] == 0.25
+    assert relus == attrs["relus"] == count_spec(spec).relus and macs == attrs["macs"] == count_spec(spec).macs
+
+
+@pytest.mark.skipif("senet" not in list_methods(), reason="the SENet method module is not merged yet")
+def test_senet_trial_meets_its_budget(tmp_path):
+    space = parse(_edited(("relu_optimizer",), {"choices": ["senet"]}), "t")
+    trial = FixedTrial({"budget": 20_000, "cull": "[]", "thin": False})
+    top1, relus, macs = _objective(space, tmp_path)(trial)
     attrs = trial.user_attrs
     assert relus == attrs["relus"] == 20_000 and attrs["feasible"] and attrs["trained"]
     assert 0 <= top1 == attrs["top1"] <= 1 and macs == attrs["macs"] > 0

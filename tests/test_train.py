@@ -11,24 +11,16 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset, TensorDataset
 
 from reshape.cli import cli
+from reshape.data import Splits
 from reshape.errors import ReshapeError
 from reshape.models import build
-from reshape.runs import WEIGHTS_FILE, save_weights
+from reshape.runs import WEIGHTS_FILE, RunDir, save_weights
 from reshape.spec import ArchSpec, Stage, Stem, save_spec
 from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
-                           load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,
+                           fit, load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,
                            train)
 
 CFG = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=1, device="cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _data(spec: ArchSpec, n: int, seed: int) -> TensorDataset:
@@ -76,7 +68,7 @@ def test_resume_after_ctrl_c_ends_bit_identical(tmp_path, tiny_spec):
     train(_model(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "full", progress=False)
 
     # 32 images / batch 8 = 4 batches per epoch: stop in the middle of epoch 2
-    with pytest.raises(TrainingInterrupted, match="epoch 1/3 is saved.*--resume") as info:
+    with pytest.raises(TrainingInterrupted, match="epoch 1/3 is saved.*rerun the same command") as info:
         train(_model(tiny_spec), tiny_spec, CFG, _CtrlCAfter(data, 32 + 12), test, tmp_path / "cut",
               progress=False)
     assert info.value.completed == 1
@@ -223,3 +215,56 @@ def test_width_narrows_stem_and_stages_by_one_factor():
         model = build(spec)
     relus = count(model, (1, 28, 28)).relus
     assert relus == 12_544 + 4 * (12_544 + 6_272 + 3_136 + 2_048) == 108_544
+
+
+# -- reshape train through train.fit --------------------------------------------------------------
+TINY_TRAIN = ["train", "resnet18", "--data", "fashion-mnist-mini", "--width", "4", "--limit", "64",
+              "--batch-size", "32", "--epochs", "1"]
+
+
+def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, monkeypatch):
+    out = str(tmp_path / "run")
+    first = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out])
+    assert first.exit_code == 0, first.output
+    assert RunDir(out).require_manifest().status == "done"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must be read back, not trained")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("reshape.train._fit.train", no_training)
+        again = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--resume"])  # --resume: accepted, a no-op
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout and "read back, nothing trained" in again.stderr
+    longer = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2"])
+    assert longer.exit_code == 1 and "train.epochs: 1 -> 2" in longer.output and "--force" in longer.output
+    forced = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "after 2 epochs" in forced.stdout and len(read_metrics(out)) == 2
+
+
+def test_cli_train_distills_from_a_loaded_teacher_run(tmp_path):
+    teacher = str(tmp_path / "teacher")
+    assert CliRunner().invoke(cli, [*TINY_TRAIN, "--out", teacher]).exit_code == 0
+    student = str(tmp_path / "student")
+    res = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", student, "--teacher", teacher])
+    assert res.exit_code == 0, res.output
+    manifest = RunDir(student).require_manifest()
+    assert manifest.parent == teacher and manifest.params["teacher"] == RunDir(teacher).weights_digest()
+
+
+def test_seed_alone_decides_initial_and_trained_weights(tmp_path, tiny_spec):
+    """fit seeds before it builds: what ran earlier in the process does not reach the weights."""
+    data = Splits("synthetic", _data(tiny_spec, 16, 0), _data(tiny_spec, 8, 1))
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=7, device="cpu")
+    starts = []
+
+    def keep_start(model):
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    for name, earlier_work in (("a", 1), ("b", 1000)):
+        torch.rand(earlier_work)  # other work before the run moves the global RNG differently
+        fit(tmp_path / name, tiny_spec, cfg, data, init=keep_start, progress=False)
+    assert starts[0].keys() == starts[1].keys()
+    assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])
+    assert (tmp_path / "a" / WEIGHTS_FILE).read_bytes() == (tmp_path / "b" / WEIGHTS_FILE).read_bytes()

@@ -46,10 +46,3 @@ def reshape_spec(pretrained: bool = False, spec: ArchSpec | str | None = None, *
     if not isinstance(spec, ArchSpec):
         spec = load_spec(spec)
     return build(_with_overrides(spec, kwargs))
-
-
-def _register_builtin_families() -> None:
-    from . import hybrenet, resnet  # noqa: F401  (each family module registers itself on import)
-
-
-_register_builtin_families()

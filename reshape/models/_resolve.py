@@ -6,6 +6,7 @@ the published work uses for that dataset.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..analytic import scale_width
 from ..errors import ReshapeError
 from ..spec import ArchSpec, load_spec
 from ..tables import dataset_preset
@@ -105,10 +107,6 @@ def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> Arch
 def narrow(spec: ArchSpec, width: int) -> ArchSpec:
     """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor
     (DeepReDuce's width scale with alpha = width / stage-1 width)."""
-    import dataclasses
-
-    from ..deepreduce import scale_width
-
     if width < 1:
         raise ReshapeError(f"--width must be a positive integer, got {width}")
     scaled = scale_width(spec, width / spec.stages[0].width)

@@ -14,9 +14,7 @@ _PLAIN_RESNET_HINT = "plain ResNet family (BasicBlock or Bottleneck, 7x7 or 3x3 
 
 def create(name: str, **kwargs) -> nn.Module:
     """``timm.create_model`` with a one-line error and close matches for unknown names."""
-    import timm
-
-    from . import _registry  # noqa: F401  (registers our families in timm)
+    import timm  # our families are in its registry: reshape.models registers them on import
 
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)

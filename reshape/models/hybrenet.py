@@ -15,7 +15,7 @@ import math
 import re
 from typing import Sequence
 
-from ..deepreduce import require_unmasked
+from ..analytic import require_unmasked
 from ..errors import ReshapeError
 from ..spec import ArchSpec, Stage
 from ._registry import register_family

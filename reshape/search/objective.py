@@ -2,27 +2,36 @@
 
 A trial targets one budget from ``--budgets`` (an Optuna categorical, ``budget``).
 HybReNet trials solve their base width in closed form for that target (the largest
-width on the space's grid whose ReLUs fit it, ``reshape.deepreshape.largest_within``);
+width on the space's grid whose ReLUs fit it, ``reshape.analytic.largest_within``);
 plain-ResNet trials sample a width multiplier and may overshoot. With ReLU optimizer
 ``none`` the network itself must fit the budget; with ``senet`` it is trained with all
-its ReLUs, then SENet fits it to the budget using itself as the teacher.
+its ReLUs, then the registered SENet method fits it to the budget using itself as the
+teacher.
 
-Every number recorded comes from ``reshape.count`` on the network that was trained
-(the SENet result when SENet ran). The budget constraint ``relus - budget <= 0`` is
-set on the trial (``Trial.set_constraint``), where Optuna's samplers read it.
+Every proxy trains through ``reshape.train.fit`` (seeded before it is built; a trial
+queued again after its worker died resumes in the same folder). Every number recorded
+comes from ``reshape.count`` on the network that was trained (the SENet result when
+SENet ran). The budget constraint ``relus - budget <= 0`` is set on the trial
+(``Trial.set_constraint``), where Optuna's samplers read it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from torch.utils.data import Dataset
-
-from ..count import Count, count, count_spec
-from ..criticality import proxy_train
-from ..spec import ArchSpec
-from ..train import TrainConfig
+from .. import deepreduce, tables
+from ..analytic import largest_within, total_relus
+from ..count import count_spec
+from ..data import Splits
+from ..deepreshape import backbone_spec
+from ..methods import Setting, get_method
+from ..models import apply_preset
+from ..models.hybrenet import hybrenet
+from ..runs import SPEC_FILE
+from ..spec import ArchSpec, load_spec
+from ..train import TrainConfig, fit
 from .space import SearchSpace, WidthGrid
 
 #: The trial attr that names the run directory's trial when a trial re-runs a killed one.
@@ -44,11 +53,6 @@ class Design:
 
 def design(space: SearchSpace, trial: Any, budgets: Sequence[int], data: str) -> Design:
     """Sample ``trial``'s architecture from ``space``, sized for dataset ``data``."""
-    from .. import deepreduce, tables
-    from ..deepreshape import backbone_spec
-    from ..models import apply_preset
-    from ..models.hybrenet import hybrenet
-
     budget = trial.suggest_categorical("budget", list(budgets))
     optimizer = space.relu_optimizer.sample(trial)
     base = apply_preset(backbone_spec(space.backbone).replace(relus=()), tables.dataset_preset(data))
@@ -70,8 +74,6 @@ def design(space: SearchSpace, trial: Any, budgets: Sequence[int], data: str) ->
 def fit_width(shape: Callable[[int], ArchSpec], target: int, grid: WidthGrid) -> ArchSpec:
     """``shape(m)`` for the largest ``m`` on ``grid`` with at most ``target`` ReLUs (ReLUs are
     linear in ``m``, so one closed-form solve); the grid's smallest width when none fits."""
-    from ..deepreshape import largest_within, total_relus
-
     on_grid = lambda k: grid.low + k * grid.step  # noqa: E731
     k = largest_within(lambda k: total_relus(shape(on_grid(k))), target, 0)
     return shape(on_grid(min(max(k, 0), (grid.high - grid.low) // grid.step)))
@@ -80,18 +82,19 @@ def fit_width(shape: Callable[[int], ArchSpec], target: int, grid: WidthGrid) ->
 class Objective:
     """The callable Optuna runs per trial; returns (top-1, ReLUs[, MACs]) and records the trial.
 
-    ``log`` receives one line when the design is known (before training).
+    ``data`` is what proxies train and score on; ``root`` locates its files for the SENet
+    step, which reads the data through its ``Setting``. ``log`` receives one line when the
+    design is known (before training).
     """
 
-    def __init__(self, space: SearchSpace, budgets: Sequence[int], data: str, cfg: TrainConfig,
-                 train_set: Dataset, test_set: Dataset, out: Path, macs: bool,
-                 log: Callable[[str], None] = lambda line: None, progress: bool = True) -> None:
-        self.space, self.budgets, self.data, self.cfg = space, tuple(budgets), data, cfg
-        self.train_set, self.test_set, self.out, self.macs = train_set, test_set, Path(out), macs
-        self.log, self.progress = log, progress
+    def __init__(self, space: SearchSpace, budgets: Sequence[int], cfg: TrainConfig, data: Splits,
+                 out: Path, macs: bool, log: Callable[[str], None] = lambda line: None,
+                 progress: bool = True, root: str | None = None) -> None:
+        self.space, self.budgets, self.cfg, self.data = space, tuple(budgets), cfg, data
+        self.out, self.macs, self.log, self.progress, self.root = Path(out), macs, log, progress, root
 
     def __call__(self, trial: Any) -> tuple[float, ...]:
-        d = design(self.space, trial, self.budgets, self.data)
+        d = design(self.space, trial, self.budgets, self.data.name)
         run_dir = self.out / f"trial-{trial.user_attrs.get(RUN_OF, trial.number):04d}"
         arch = count_spec(d.spec)
         self.log(f"trial {trial.number}: {describe(d)}  {arch.relus:,} ReLUs  -> {run_dir}")
@@ -102,25 +105,30 @@ class Objective:
                           spec=d.spec.to_dict())
             return self._finish(trial, record)
         arch_dir = run_dir / "arch" if d.relu_optimizer == "senet" else run_dir
-        metrics = proxy_train(d.spec, self.cfg, self.train_set, self.test_set, arch_dir, self.progress)
-        spec, final = d.spec, arch
+        trained = fit(arch_dir, d.spec, self.cfg, self.data, method="search", progress=self.progress)
+        record.update(relus=arch.relus, macs=arch.macs, top1=trained.top1, trained=True, spec=d.spec.to_dict())
         if d.relu_optimizer == "senet" and arch.relus > d.budget:
-            metrics, spec, final = self._senet(d, arch_dir, run_dir / "senet")
-        record.update(relus=final.relus, macs=final.macs, top1=metrics["test_top1"], trained=True,
-                      spec=spec.to_dict())
+            record.update(self._senet(d, arch_dir, run_dir / "senet"))
         return self._finish(trial, record)
 
-    def _senet(self, d: Design, arch_dir: Path, out: Path) -> tuple[dict[str, Any], ArchSpec, Count]:
-        """SENet from the trained all-ReLU network in ``arch_dir`` down to ``d.budget``."""
-        from ..budget import senet
-        from ..runs import load_run
+    def setting(self) -> Setting:
+        """The SENet step's ``Setting``: the study's data, seed and batch; each of SENet's two
+        stages (locations, final) trains as many epochs as a proxy, as before the registry."""
+        cfg = self.cfg
+        return Setting(data=self.data.name, limit=self.data.limit, seed=cfg.seed, epochs=2 * cfg.epochs,
+                       batch_size=cfg.batch_size, kd_alpha=cfg.kd_alpha, root=self.root, device=cfg.device,
+                       workers=cfg.workers, progress=self.progress)
 
-        spec, teacher = load_run(arch_dir)
-        metrics = senet.run(spec, teacher, d.budget, out, self.train_set, self.test_set, self.cfg,
-                            self.cfg, granularity=d.granularity, allocation=d.allocation,
-                            progress=self.progress)
-        spec, model = load_run(out)
-        return metrics, spec, count(model, spec.input_shape)
+    def _senet(self, d: Design, arch_dir: Path, out: Path) -> dict[str, Any]:
+        """SENet (the registered method) from the trained all-ReLU network in ``arch_dir`` down to ``d.budget``."""
+        senet = get_method("senet")
+        # The study's recipe (lr, optimizer, schedule, ...) wherever SENet's params have the knob, as before.
+        recipe = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(senet.params_type)
+                  if hasattr(self.cfg, f.name)}
+        result = senet.fit(arch_dir, d.budget, out, self.setting(),
+                           senet.params(**recipe, allocation=d.allocation, granularity=d.granularity))
+        spec = load_spec(Path(result.run) / SPEC_FILE)
+        return {"relus": result.relus, "macs": result.macs, "top1": result.top1, "spec": spec.to_dict()}
 
     def _finish(self, trial: Any, record: dict[str, Any]) -> tuple[float, ...]:
         record["feasible"] = record["relus"] <= record["budget"]

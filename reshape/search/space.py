@@ -23,6 +23,8 @@ RELU_OPTIMIZERS: tuple[str, ...] = ("none", "senet")
 #: Keys every space has, and the keys only one family has.
 COMMON_KEYS = ("family", "backbone", "depths", "cull", "thin", "relu_optimizer", "senet", "proxy")
 FAMILY_KEYS = {"hybrenet": ("multipliers", "base_width"), "resnet": ("width_multiplier",)}
+#: SENet's allocations (``reshape.methods.senet``), spelled here so parsing a space loads no torch.
+ALLOCATIONS: tuple[str, ...] = ("sensitivity", "uniform")
 SENET_KEYS = {"hybrenet": ("expansion", "allocation", "granularity"), "resnet": ("allocation", "granularity")}
 PROXY_KEYS = ("epochs", "limit", "test_limit")
 
@@ -105,7 +107,6 @@ def load_space(name_or_path: str) -> SearchSpace:
 
 def parse(data: Any, name: str) -> SearchSpace:
     """Validate ``data`` (a decoded space file); errors name the file and the bad key."""
-    from ..budget.senet import ALLOCATIONS
     from ..deepreshape import backbone_spec
     from ..spec import GRANULARITIES
 

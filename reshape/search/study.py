@@ -203,8 +203,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
-    train_set, test_set = splits(data, root, limit, cfg.seed, test_limit=space.test_limit)
-    objective = Objective(space, sorted(budgets), data, cfg, train_set, test_set, Path(out), macs, log, progress)
+    objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
+                          Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
                lambda numbers: log(f"trials {numbers} were left running by a dead worker: failed and queued again"))
     return study

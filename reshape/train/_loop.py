@@ -78,7 +78,8 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir, self.completed, self.epochs = run_dir, completed, epochs
         if completed:
             text = (f"interrupted; epoch {completed}/{epochs} is saved in {run_dir}: "
-                    "run the same command with --resume (train(..., resume=True)) to continue")
+                    "rerun the same command to continue (reshape's commands and train.fit resume "
+                    "by themselves; train() needs resume=True)")
         else:
             text = f"interrupted before the first epoch finished; nothing saved in {run_dir} to resume"
         super().__init__(text)

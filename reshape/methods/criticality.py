@@ -13,32 +13,35 @@ Then ``criticality_k = (acc_k - acc_lin) / (acc_full - acc_lin)`` (methods.md se
 recover the all-ReLU accuracy. The ranking lists stages from least to most critical,
 the form ``reshape.deepreshape.synthesize`` takes.
 
-Everything is cached under ``<cache>/<backbone>-w<width>-<dataset>-e<epochs>-<digest>/``
-(the digest covers the exact network, the recipe and the training subset): one trainer
-run directory per proxy network, so an interrupted measurement resumes where it stopped
-and finished runs are skipped, and ``criticality.json`` once all are done, so a repeated
-call trains nothing.
+It lives in the method layer because it trains, but it is a measurement, not a
+registered method: it fits no teacher to a budget. Every proxy trains through
+``reshape.train.fit``, seeded before it is built, so the measurement is the same whatever
+ran before it in the process.
+
+Everything is cached under ``<cache>/<backbone>-w<width>-<dataset>-e<epochs>-<digest>/``,
+where the digest is the fingerprint ``fit`` gives the all-ReLU proxy (network, recipe,
+data): one run directory per proxy network, each owned by ``fit``, so an interrupted
+measurement resumes where it stopped, finished runs are read back from their manifest,
+and a run of other settings is refused rather than reused; ``criticality.json`` is
+written once all are done, so a repeated call trains nothing.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .deepreduce import cull
-from .deepreshape import total_relus
-from .errors import ReshapeError
-from .io import read_json, write_json
-from .spec import ArchSpec
-
-if TYPE_CHECKING:
-    from torch.utils.data import Dataset
-
-    from .train import TrainConfig
+from ..analytic import total_relus
+from ..data import splits
+from ..deepreduce import cull
+from ..errors import ReshapeError
+from ..io import read_json, write_json
+from ..models import spec_for
+from ..runs import fingerprint
+from ..spec import ArchSpec
+from ..train import TrainConfig, fit, training_key
 
 RESULT_FILE = "criticality.json"
 FORMAT = "reshape.criticality"
@@ -153,35 +156,28 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     epochs with ``recipe`` (default: ``TrainConfig()``), from the same seed, on at most
     ``limit`` training images; accuracy is top-1 on the full test split.
     """
-    from .data import splits
-    from .models import spec_for
-    from .train import RUNTIME_FIELDS, TrainConfig
-
     spec = spec_for(backbone, dataset, width)
     cfg = (recipe or TrainConfig()).replace(epochs=epochs, dataset=dataset)
-    fixed = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
-    digest = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "recipe": fixed, "limit": limit},
-                                       sort_keys=True).encode()).hexdigest()[:12]
-    label = "-".join([Path(backbone).stem, *([f"w{width}"] if width else []), dataset, f"e{epochs}", digest])
+    data = splits(dataset, root, limit, cfg.seed)
+    key = training_key(spec, cfg, data)
+    label = "-".join([Path(backbone).stem, *([f"w{width}"] if width else []), dataset, f"e{epochs}",
+                      fingerprint(key)[:12]])
     folder = cache_dir(cache) / label
     if (folder / RESULT_FILE).is_file():
         return dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder))
 
     specs = proxy_specs(spec)
-    rows = {name: finished_metrics(folder / name, epochs) for name in specs}
-    todo = [name for name, row in rows.items() if row is None]
-    if todo:
-        train_set, test_set = splits(dataset, root, limit, cfg.seed)
+    if progress:
+        _announce(f"criticality runs in {folder}")
+    acc = {}
+    for i, (name, proxy) in enumerate(specs.items(), start=1):
         if progress:
-            _announce(f"criticality runs in {folder}")
-        for i, name in enumerate(todo, start=1):
-            if progress:
-                _announce(f"{i}/{len(todo)}: {name} ({total_relus(specs[name]):,} ReLUs)")
-            rows[name] = proxy_train(specs[name], cfg, train_set, test_set, folder / name, progress)
-    acc = {name: float(row["test_top1"]) for name, row in rows.items()}
+            _announce(f"{i}/{len(specs)}: {name} ({total_relus(proxy):,} ReLUs)")
+        result = fit(folder / name, proxy, cfg, data, method="criticality", progress=progress)
+        acc[name] = float(result.metrics["test_top1"])
     n = len(spec.stages)
     result = Criticality(
-        backbone=backbone, dataset=dataset, width=width, limit=limit, recipe=fixed,
+        backbone=backbone, dataset=dataset, width=width, limit=limit, recipe=key["train"],
         acc_full=acc["full"], acc_lin=acc["linear"],
         stage_acc=tuple(acc[f"stage{k}"] for k in range(1, n + 1)),
         full_relus=total_relus(spec),
@@ -189,32 +185,6 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
         folder=str(folder))
     write_json(folder / RESULT_FILE, result.to_dict())
     return result
-
-
-def finished_metrics(run_dir: str | os.PathLike[str], epochs: int) -> dict[str, Any] | None:
-    """The last metrics row of a run whose checkpoint holds all ``epochs``, else None.
-
-    The checkpoint, not the metrics, says an epoch is done: the trainer logs an epoch's
-    metrics before it checkpoints it, so a crash in between leaves a row of an unfinished epoch.
-    """
-    from .train import completed_epochs, read_metrics
-
-    return read_metrics(run_dir)[-1] if completed_epochs(run_dir) >= epochs else None
-
-
-def proxy_train(spec: ArchSpec, cfg: TrainConfig, train_set: Dataset, test_set: Dataset,
-                run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
-    """Train ``spec`` into ``run_dir`` from the recipe's seed and return its last metrics row:
-    a finished run is read back, a partial one resumed (criticality and search proxies alike)."""
-    from .models import build
-    from .train import has_checkpoint, seed_all, train
-
-    finished = finished_metrics(run_dir, cfg.epochs)
-    if finished is not None:
-        return finished
-    seed_all(cfg.seed)
-    return train(build(spec), spec, cfg, train_set, test_set, Path(run_dir),
-                 resume=has_checkpoint(run_dir), progress=progress)
 
 
 def _announce(text: str) -> None:
