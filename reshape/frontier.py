@@ -118,15 +118,6 @@ class FrontierResult:
         return {"format": f"{FORMAT}.results", "version": VERSION, "command": self.command,
                 "machine": self.machine, "setting": self.setting, "rows": self.rows}
 
-    @classmethod
-    def read(cls, out: str | os.PathLike[str]) -> "FrontierResult":
-        """The results a finished ``run_frontier`` wrote to ``out`` (for reports, without training)."""
-        file = Path(out, RESULTS_FILE)
-        data = read_json(file, "frontier results")
-        if not isinstance(data, dict) or data.get("format") != f"{FORMAT}.results":
-            raise ReshapeError(f"{file} is not a frontier's results; run `reshape frontier ... --out {out}`")
-        return cls(Path(out), data["command"], data["machine"], data["setting"], data["rows"])
-
 
 def machine() -> dict[str, Any]:
     """Where a result was measured: CPU, cores, GPU, torch, thread count, commit and date."""
