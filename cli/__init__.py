@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snl": ("snl", "SNL baseline: learn ReLU masks with an L1 penalty down to a budget, then fine-tune."),
     "shallow": ("shallow", "Shallow blocks: drop chosen blocks' inner ReLUs by sensitivity and merge each into one conv."),
     "search": ("search", "Optuna search for accurate ReLU-lean networks at several budgets (resumable, shared)."),
+    "methods": ("methods", "List the registered methods (width, DeepReDuce, SNL, SENet, ...) with their params."),
+    "frontier": ("frontier", "Every chosen method at several ReLU budgets from one teacher: table, CSV and plot."),
     "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),
     "export": ("export", "Export a trained run: spec, safetensors weights, ONNX (checked with onnxruntime), timm config."),
 }

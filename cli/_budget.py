@@ -52,13 +52,11 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
 
 
 def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
-    from reshape.count import count
-    from reshape.runs import load_run
+    from reshape.runs import summarize
 
     from ._common import echo_json
 
-    spec, model = load_run(out)
-    relus = count(model, spec.input_shape).relus
+    relus = summarize(out)["relus"]
     row = {"out": out, "relus": relus, "top1": metrics.get("test_top1"), "top5": metrics.get("test_top5"),
            **extra}
     if as_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,10 +40,8 @@ def command(out: str, quick: bool) -> None:
     """
     from rich.console import Console
 
-    from reshape.count import count
     from reshape.errors import ReshapeError
-    from reshape.runs import load_run
-    from reshape.train import read_metrics
+    from reshape.runs import summarize
 
     teacher_epochs, epochs, width, limit = MODES["quick" if quick else "full"]
     root = Path(out)
@@ -69,8 +68,7 @@ def command(out: str, quick: bool) -> None:
          "--sweep", "50k,100k,180k", "--out", str(root / "specs"))
     step("train", "resnet18", "--data", DATA, "--width", str(width), "--epochs", str(teacher_epochs),
          *(["--limit", str(limit)] if limit else []), "--out", teacher)
-    spec, model = load_run(teacher)
-    budget = count(model, spec.input_shape).relus // 10
+    budget = summarize(teacher)["relus"] // 10
     runs = {"teacher": teacher}
     # short-run settings: the published lambda and AT weight assume 100+ epochs (docs/senet.md)
     short = {"senet": ["--at-weight", "100"], "snl": ["--lambda", "1e-3"]}
@@ -81,24 +79,26 @@ def command(out: str, quick: bool) -> None:
     step("shallow", teacher, "--relus", "0.7", "--mode", "exact", "--data", DATA, *fast,
          "--out", runs["shallow"])
     step("pareto", *runs.values(), "--dataset", DATA, "--out", str(root / "front.png"))
-    rows = []
-    for name, run in runs.items():
-        s, m = load_run(run)
-        c = count(m, s.input_shape)
-        rows.append((name, c.relus, c.macs, read_metrics(run)[-1]["test_top1"]))
+    rows = [(name, summarize(run)) for name, run in runs.items()]
     _write_summary(root, rows, commands, time.perf_counter() - start, quick)
     console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: "
                   f"{root / 'summary.md'}, {root / 'front.png'}")
 
 
-def _write_summary(root: Path, rows: list[tuple[str, int, int, float]], commands: list[str],
+def _write_summary(root: Path, rows: list[tuple[str, dict[str, Any]]], commands: list[str],
                    seconds: float, quick: bool) -> None:
+    """summary.md: each run as ``reshape.runs.summarize`` reads it (method from its run.json)."""
     from reshape.io import write_text
 
     lines = [f"# reshape demo{' (quick)' if quick else ''}", "",
              f"Data: {DATA} (packaged real Fashion-MNIST subset). Wall time {seconds:.0f} s.", "",
-             "| run | ReLUs | MACs | test top-1 |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {relus:,} | {macs:,} | {100 * top1:.2f}% |" for name, relus, macs, top1 in rows]
+             "| run | method | ReLUs | MACs | test top-1 |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {name} | {s['label']} | {s['relus']:,} | {s['macs']:,} | {_percent(s['top1'])} |"
+              for name, s in rows]
     lines += ["", "Accuracy against ReLUs: [front.png](front.png). Synthesized HybReNet specs: specs/.",
               "", "## Commands", "", "```console", *[f"$ {c}" for c in commands], "```", ""]
     write_text(root / "summary.md", "\n".join(lines))
+
+
+def _percent(top1: float | None) -> str:
+    return "-" if top1 is None else f"{100 * top1:.2f}%"

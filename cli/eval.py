@@ -12,31 +12,32 @@ from ._common import echo_json, user_errors
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print {top1, top5, loss, relus} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {method, top1, top5, loss, relus} as JSON.")
 @user_errors
 def command(run_dir: str, data: str | None, root: str | None, batch_size: int, device: str,
             as_json: bool) -> None:
     """Score the trained model in RUN_DIR on the test split of --data.
 
-    Prints top-1/top-5 accuracy and the model's exact ReLU count per image (stem
-    ReLU included). With --json, top1 and top5 are fractions.
+    Prints the method that made the run (from its run.json), top-1/top-5 accuracy and
+    the model's exact ReLU count per image (stem ReLU included). With --json, top1 and
+    top5 are fractions and method is null for a run without run.json (an older version).
 
     \b
     Examples:
       reshape eval runs/fm16
       reshape eval runs/r18 --data cifar100 --root ~/data --json
     """
-    from reshape.count import count
     from reshape.data import load
-    from reshape.runs import load_trained
+    from reshape.runs import load_trained, summarize
     from reshape.train import evaluate, resolve_device
 
     run = load_trained(run_dir, data, root)
-    spec, model, data = run.spec, run.model, run.need_dataset("--data")
-    relus = count(model, spec.input_shape).relus
+    model, data = run.model, run.need_dataset("--data")
+    summary = summarize(run_dir)
+    relus = summary["relus"]
     result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
     if as_json:
-        echo_json({"run": run_dir, "data": data, **result, "relus": relus})
+        echo_json({"run": run_dir, "method": summary["method"], "data": data, **result, "relus": relus})
         return
-    click.echo(f"{run_dir} on {data}: top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  "
-               f"loss {result['loss']:.4f}  ReLUs {relus:,}")
+    click.echo(f"{run_dir} ({summary['label']}) on {data}: top-1 {100 * result['top1']:.2f}%  "
+               f"top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}  ReLUs {relus:,}")

@@ -22,9 +22,9 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
             out: str | None, as_json: bool) -> None:
     """Plot top-1 accuracy against ReLU count for SOURCES, with each method's Pareto front.
 
-    A SOURCE is a run directory (accuracy from metrics.jsonl, ReLUs counted from the
-    model), a results CSV (method, relus, top1 in percent[, source, dataset]) or an
-    Optuna study STORAGE::STUDY. Fronts are per method: no other point of the method
+    A SOURCE is a run directory (labelled by the method its run.json names, accuracy
+    from run.json, ReLUs counted from the model), a results CSV (method, relus, top1
+    in percent[, source, dataset]; a frontier's results.csv is one) or an Optuna study STORAGE::STUDY. Fronts are per method: no other point of the method
     has fewer or equal ReLUs and at least the accuracy.
 
     \b

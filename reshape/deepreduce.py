@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import tables
 from .analytic import require_unmasked, scale_width, total_relus
-from .errors import ReshapeError
+from .errors import BudgetUnreachable, ReshapeError
 from .spec import ACTS_PER_BLOCK, ArchSpec, ReluLayer, Stage
 
 STEM_RELU = "act1"
@@ -87,14 +87,14 @@ def widest(spec: ArchSpec, budget: int) -> tuple[ArchSpec, float]:
     """``spec`` uniformly width-scaled to the most ReLUs within ``budget``, and its alpha.
 
     Alpha runs over stage-1 widths w / W (W = ``spec``'s stage-1 width, w = W..1), so every
-    stage keeps an integer width; a budget below the width-1 network is a ``ReshapeError``.
+    stage keeps an integer width; a budget below the width-1 network is ``BudgetUnreachable``.
     """
     base = spec.stages[0].width
     for w in range(base, 0, -1):
         scaled = scale_width(spec, w / base)
         if total_relus(scaled) <= budget:
             return scaled, w / base
-    raise ReshapeError(f"budget {budget:,} is below the narrowest width-scaled network "
+    raise BudgetUnreachable(f"budget {budget:,} is below the narrowest width-scaled network "
                        f"({total_relus(scale_width(spec, 1 / base)):,} ReLUs at alpha 1/{base})")
 
 
@@ -113,11 +113,11 @@ def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[Arc
                  "stem_stride": rung["stem_stride"]}
         try:
             shaped, alpha = widest(apply(spec, steps), budget)
-        except ReshapeError:
+        except BudgetUnreachable:
             continue
         fits.append((shaped, {**steps, "alpha": alpha}))
     if not fits:
-        raise ReshapeError(f"no DeepReDuce recipe reaches {budget:,} ReLUs; the last rung of "
+        raise BudgetUnreachable(f"no DeepReDuce recipe reaches {budget:,} ReLUs; the last rung of "
                            "tables/deepreduce_ladder.json at width 1 is the smallest network")
     wide = [f for f in fits if f[1]["alpha"] >= rules["min_alpha"]]
     if wide:  # max() keeps the first (least structural removal) of equal counts

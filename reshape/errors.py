@@ -17,3 +17,11 @@ class SpecError(ReshapeError, ValueError):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"{field}: {problem}")
+
+
+class BudgetUnreachable(ReshapeError):
+    """No network of this method fits the ReLU budget (e.g. below the width-1 network).
+
+    A property of the budget, not a mistake: a frontier records the point as unreachable
+    and goes on, where any other ``ReshapeError`` stops it.
+    """

@@ -250,6 +250,55 @@ class RunDir:
         return str(data.get("dataset", "")) if isinstance(data, dict) else ""
 
 
+# -- what a finished run holds ------------------------------------------------------------------
+#: The method a standalone ``reshape train`` (``reshape.train.fit``) records: a network, not a
+#: method, so its label is the folder name (a sweep of trained networks stays one point each).
+PLAIN_TRAINING = "train"
+NO_MANIFEST = "(no run.json)"
+
+
+def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The one summary of a run that reports, ``reshape eval``, the demo and frontiers print.
+
+    ``method`` comes from ``run.json`` (None for an older run without one), ``relus``,
+    ``macs`` and ``depth`` from counting the saved network (stem ReLU included), ``top1``
+    (a fraction) from the manifest's summary or training record, else the last finished
+    epoch in ``metrics.jsonl`` (an unfinished or older run), and ``budget`` from the
+    method's params when it had one. ``label`` names the run in plots: the method, the
+    folder name for a plain training, ``<folder> (no run.json)`` for an older run.
+    """
+    from .count import count
+
+    path = Path(path)
+    _require_run_dir(path)
+    manifest = RunDir(path).manifest()
+    spec, model = load_run(path)
+    c = count(model, spec.input_shape)
+    summary = (manifest.summary or {}) if manifest else {}
+    training = ((manifest.training or {}).get("last") or {}) if manifest else {}
+    top1 = summary.get("top1", summary.get("test_top1", training.get("test_top1")))
+    if top1 is None:
+        top1 = _last_top1(path)
+    budget = summary.get("budget", (manifest.params.get("budget") if manifest else None))
+    if manifest is None:
+        label = f"{path.name} {NO_MANIFEST}"
+    else:
+        label = path.name if manifest.method == PLAIN_TRAINING else manifest.method
+    return {"run": str(path), "method": manifest.method if manifest else None, "label": label,
+            "status": manifest.status if manifest else None, "relus": c.relus, "macs": c.macs,
+            "depth": c.nonlinear_depth, "top1": None if top1 is None else float(top1), "budget": budget,
+            "dataset": RunDir(path).trained_on()}
+
+
+def _last_top1(path: Path) -> float | None:
+    """The last ``test_top1`` in ``metrics.jsonl`` (one JSON row per finished epoch), if any."""
+    file = path / METRICS_FILE
+    if not file.is_file():
+        return None
+    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return next((row["test_top1"] for row in reversed(rows) if "test_top1" in row), None)
+
+
 # -- weights ---------------------------------------------------------------------------------
 def load_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
     """Load safetensors weights, failing clearly when they belong to another network."""

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from reshape.cli import cli
 from reshape.count import count
-from reshape.runs import load_run
+from reshape.runs import load_run, summarize
 
 
 def test_quick_demo_runs_every_step(tmp_path):
@@ -21,7 +21,7 @@ def test_quick_demo_runs_every_step(tmp_path):
     for method in ("senet", "snl"):
         s, m = load_run(out / method)
         assert count(m, shape).relus == budget
-        assert f"| {method} | {budget:,} |" in summary
+        assert f"| {method} | {summarize(out / method)['label']} | {budget:,} |" in summary
     s, m = load_run(out / "shallow")
     assert count(m, shape).relus < count(teacher, shape).relus
     assert "$ reshape senet" in summary and "$ reshape pareto" in summary

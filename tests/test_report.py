@@ -17,7 +17,7 @@ from reshape.models import build
 from reshape.report import Point, load_anchors, mark_fronts, pareto_front
 from reshape.report.anchors import CONVENTIONS
 from reshape.report.sources import read_csv, read_run, read_source, read_study
-from reshape.runs import save_weights
+from reshape.runs import Manifest, RunDir, save_weights, summarize
 from reshape.spec import ReluLayer, save_spec
 from reshape.train import METRICS_FILE, TrainConfig, save_config
 
@@ -107,14 +107,42 @@ def test_fronts_are_per_method_and_keep_order():
 
 # -- sources ---------------------------------------------------------------------------------
 def test_run_directory_point(tmp_path, partial_spec):
+    # a run of an older version (no run.json) stays readable, labelled as such
     make_run(tmp_path / "hrn-3k", partial_spec, top1=0.5)
-    assert read_run(tmp_path / "hrn-3k") == [Point("hrn-3k", PARTIAL_RELUS, 50.0, str(tmp_path / "hrn-3k"))]
+    assert read_run(tmp_path / "hrn-3k") == [Point("hrn-3k (no run.json)", PARTIAL_RELUS, 50.0,
+                                                   str(tmp_path / "hrn-3k"))]
+    # a marker file no longer names the method: only run.json does
     make_run(tmp_path / "s", partial_spec, top1=0.25, marker="senet.json")
-    assert read_run(tmp_path / "s")[0].method == "SENet"
+    assert read_run(tmp_path / "s")[0].method == "s (no run.json)"
     make_run(tmp_path / "empty", partial_spec)
     assert read_run(tmp_path / "empty") == []
     with pytest.raises(ReshapeError, match="no finished points"):
         read_source(str(tmp_path / "empty"))
+
+
+def test_run_label_and_accuracy_come_from_run_json(tmp_path, partial_spec):
+    # a method's run: labelled by its method, top-1 from the manifest's summary (not metrics.jsonl)
+    make_run(tmp_path / "uniform-5k", partial_spec, top1=0.25)
+    run = RunDir(tmp_path / "uniform-5k")
+    run.write(Manifest("senet_uniform", {"budget": 5000}, "f", status="done", summary={"top1": 0.5}))
+    assert read_run(run.path) == [Point("senet_uniform", PARTIAL_RELUS, 50.0, str(run.path))]
+    summary = summarize(run.path)
+    assert (summary["method"], summary["budget"], summary["status"]) == ("senet_uniform", 5000, "done")
+    # a plain `reshape train` run is a network, not a method: its folder names it
+    make_run(tmp_path / "hrn-3k", partial_spec)
+    plain = RunDir(tmp_path / "hrn-3k")
+    plain.write(Manifest("train", {}, "f", training={"status": "running", "last": {"test_top1": 0.3}}))
+    assert read_run(plain.path)[0].method == "hrn-3k" and read_run(plain.path)[0].top1 == 30.0
+
+
+def test_eval_prints_the_method_from_run_json(tmp_path, tiny_spec):
+    make_run(tmp_path / "r", tiny_spec.replace(num_classes=10, input_size=28))
+    RunDir(tmp_path / "r").write(Manifest("width", {"budget": 1}, "f"))
+    res = run("eval", str(tmp_path / "r"), "--data", "fashion-mnist-mini", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["method"] == "width"
+    assert "(width) on fashion-mnist-mini: top-1" in run("eval", str(tmp_path / "r"), "--data",
+                                                          "fashion-mnist-mini").output
 
 
 def test_run_of_another_dataset_is_refused(tmp_path, partial_spec):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from ..errors import ReshapeError
 from ..io import atomic_path
@@ -29,11 +29,7 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise ReshapeError(f"cannot write a plot to {out}: use a {', '.join(FORMATS)} file")
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
+    out = _checked(out)
     fig, ax = plt.subplots(figsize=(10, 6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ours = [p for p in points if p.ours]
@@ -53,21 +49,70 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
         ax.plot([a.relus for a in group], [a.top1 for a in group], _MARKERS[i % len(_MARKERS)],
                 color=colors[(len(methods) + i) % len(colors)], linestyle=":", linewidth=0.8,
                 markersize=5, markerfacecolor="none", label=f"{label} (published)")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _relus_label(x)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("ReLUs per image (count, log scale)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"Top-1 accuracy vs ReLU count on {dataset}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    _style(ax, f"Top-1 accuracy vs ReLU count on {dataset}")
     fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
     caption = _caption(anchors)
     if caption:
         lines = caption.count("\n") + 1
         fig.subplots_adjust(bottom=0.12 + 0.022 * lines)
         fig.text(0.01, 0.01, caption, fontsize=6.5, va="bottom", ha="left")
+    return _save(fig, out)
+
+
+def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any], title: str,
+                  out: str | os.PathLike[str]) -> Path:
+    """A frontier's figure: one series per method (its points joined in ReLU order), labelled
+    by method name; baselines (family ``baseline``) dashed with hollow markers, the
+    teacher as a dashed horizontal line. ``rows`` are reachable points, top-1 a fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = _checked(out)
+    fig, ax = plt.subplots(figsize=(10, 6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        group = sorted((r for r in rows if r["method"] == method), key=lambda r: r["relus"])
+        baseline = group[0]["family"] == "baseline"
+        color = colors[i % len(colors)]
+        ax.plot([r["relus"] for r in group], [100 * r["top1"] for r in group], _MARKERS[i % len(_MARKERS)],
+                color=color, linestyle="--" if baseline else "-", linewidth=1.2 if baseline else 1.8,
+                markersize=6, markerfacecolor="none" if baseline else color, zorder=3,
+                label=f"{method}{' (baseline)' if baseline else ''}")
+    if teacher.get("top1") is not None:
+        ax.axhline(100 * teacher["top1"], color="0.4", linestyle="--", linewidth=1, zorder=1,
+                   label=f"teacher ({teacher['relus']:,} ReLUs, {100 * teacher['top1']:.2f}%)")
+    _style(ax, title)
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
+    return _save(fig, out)
+
+
+def _checked(out: str | os.PathLike[str]) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise ReshapeError(f"cannot write a plot to {out}: use a {', '.join(FORMATS)} file")
+    return out
+
+
+def _style(ax: Any, title: str) -> None:
+    """Log ReLU axis with 20K-style ticks, accuracy in percent, grid, legend outside the axes."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _relus_label(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("ReLUs per image (count, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def _save(fig: Any, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     with atomic_path(out) as tmp:
         # The temporary file ends in .tmp: name the target's format explicitly.
         fig.savefig(tmp, format=out.suffix[1:].lower(), dpi=150)

@@ -2,10 +2,10 @@
 
 A SOURCE on the command line is one of
 
-* a run directory: accuracy is the last ``metrics.jsonl`` row's ``test_top1``, the
-  ReLU count is ``reshape.count`` of the saved model (stem ReLU included), the method
-  is ``SENet`` / ``SNL`` when the run holds ``senet.json`` / ``snl.json``, else the
-  directory name;
+* a run directory (``reshape.runs.summarize``): accuracy from its ``run.json`` (else the
+  last finished epoch), the ReLU count is ``reshape.count`` of the saved model (stem
+  ReLU included), the label is the method ``run.json`` names (the folder name for a
+  plain ``reshape train`` run; ``<folder> (no run.json)`` for a run of an older version);
 * a CSV file with columns ``method``, ``relus``, ``top1`` (percent) and optionally
   ``source`` and ``dataset`` (rows of another dataset are skipped);
 * an Optuna study ``STORAGE::STUDY`` (``sqlite:///s.db::hrn``, ``journal:PATH::hrn``,
@@ -22,13 +22,10 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ..budget import senet, snl
 from ..errors import ReshapeError
 from .pareto import Point
 
 STUDY_SEPARATOR = "::"
-#: Files a budget method leaves in its run directory, and the method they name.
-METHOD_FILES = {senet.PLAN_FILE: "SENet", snl.RESULT_FILE: "SNL"}
 CSV_COLUMNS = ("method", "relus", "top1")
 
 
@@ -50,23 +47,20 @@ def read_source(source: str, dataset: str | None = None) -> list[Point]:
 
 
 def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
-    """One point for a trained run directory, or none when it has not finished an epoch."""
-    from ..count import count
-    from ..runs import load_run
-    from ..train import load_config, read_metrics
+    """One point for a trained run directory (``reshape.runs.summarize``), or none before
+    its first finished epoch. The label is the method its ``run.json`` names."""
+    from ..runs import summarize
+    from ..train import load_config
 
     path = Path(path)
-    rows = [row for row in read_metrics(path) if "test_top1" in row]
-    if not rows:
-        return []
     config = load_config(path)
     if dataset and config is not None and config.dataset and config.dataset != dataset:
         raise ReshapeError(f"run {path} was trained on {config.dataset}, not {dataset}; "
                            f"pass --dataset {config.dataset} or leave the run out")
-    spec, model = load_run(path)
-    relus = count(model, spec.input_shape).relus
-    method = next((name for file, name in METHOD_FILES.items() if (path / file).is_file()), path.name)
-    return [Point(method, relus, 100 * float(rows[-1]["test_top1"]), str(path))]
+    summary = summarize(path)
+    if summary["top1"] is None:
+        return []
+    return [Point(summary["label"], summary["relus"], 100 * summary["top1"], str(path))]
 
 
 def read_csv(path: str | Path, dataset: str | None = None) -> list[Point]:

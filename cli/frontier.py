@@ -1,0 +1,176 @@
+"""``reshape frontier``: registered methods at several ReLU budgets from one trained teacher."""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import click
+
+from ._common import echo_json, parse_amount, user_errors
+
+_SET = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$")
+
+
+def parse_budgets(text: str) -> list[int | float]:
+    """``2%,0.05,10k,5000`` -> [0.02, 0.05, 10000, 5000]: a percentage or a number in (0, 1)
+    is a fraction of the teacher's ReLUs (``1`` alone is one ReLU; write 100%), anything else a count."""
+    budgets: list[int | float] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        try:
+            if item.endswith("%"):
+                budgets.append(float(item[:-1]) / 100)
+            elif re.fullmatch(r"0?\.[0-9]+", item):
+                budgets.append(float(item))
+            else:
+                budgets.append(parse_amount(item, "budget"))
+        except (ValueError, click.BadParameter):
+            raise click.BadParameter(f"each budget is a percentage (2%), a fraction (0.05) or a ReLU count "
+                                     f"(10k, 5000), got {item!r}", param_hint="--budgets") from None
+    if not budgets:
+        raise click.BadParameter("give at least one budget, e.g. 2%,5%,10k", param_hint="--budgets")
+    return budgets
+
+
+def parse_sets(items: tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
+    """``senet.at_weight=100`` options as ``{"senet": {"at_weight": "100"}}`` (values converted later)."""
+    params: dict[str, dict[str, str]] = {}
+    for item in items:
+        m = _SET.match(item)
+        if not m:
+            raise click.BadParameter(f"write METHOD.PARAM=VALUE (e.g. senet.at_weight=100), got {item!r}",
+                                     param_hint="--set")
+        method, name, value = m.groups()
+        if method not in methods:
+            raise click.BadParameter(f"{item!r} sets a param of '{method}', which is not in --methods "
+                                     f"({', '.join(methods)})", param_hint="--set")
+        params.setdefault(method, {})[name] = value
+    return params
+
+
+def _methods(text: str) -> list[str]:
+    from reshape.methods import list_methods
+
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in list_methods()]
+    if unknown or not names:
+        what = f"unknown method '{unknown[0]}'" if unknown else "give at least one method"
+        raise click.BadParameter(f"{what}; registered: {', '.join(list_methods())} "
+                                 "(`reshape methods` describes them)", param_hint="--methods")
+    return names
+
+
+@click.command("frontier")
+@click.argument("teacher_run", type=click.Path(file_okay=False))
+@click.option("--methods", "methods_text", required=True, help="Comma-separated registered methods (`reshape methods`).")
+@click.option("--budgets", "budgets_text", required=True,
+              help="Comma-separated budgets: 2% (or 0.02) of the teacher's ReLUs, or counts 10k, 5000.")
+@click.option("--data", help="Dataset every method trains on (default: the one the teacher records).")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
+@click.option("--limit", type=int, help="Train on at most this many images (a seeded subset).")
+@click.option("--epochs", type=int, required=True, help="Student epochs of every method (two-stage methods split them).")
+@click.option("--teacher-epochs", type=int, default=6, show_default=True,
+              help="Epochs of all-ReLU networks a method trains from scratch (HybReNet bases).")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--set", "sets", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override a method's param (repeatable), e.g. senet.at_weight=100.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Frontier folder (one run per point).")
+@click.option("--force", is_flag=True, help="Delete the frontier in --out and start over.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
+@user_errors
+def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | None, root: str | None,
+            limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int, device: str,
+            sets: tuple[str, ...], out: str, force: bool, as_json: bool) -> None:
+    """Fit TEACHER_RUN to every budget with every method; write the table, CSV and plot.
+
+    Each (method, budget) point is its own run directory OUT/METHOD/LABEL, trained with
+    KD from the teacher for --epochs on the same data, so points compare. Finished points
+    are read back and a partial one resumes; rerun with more methods or budgets to extend
+    a frontier (the same teacher and settings are required; --force starts over).
+    Writes OUT/results.json, results.csv, results.md and frontier.png. A budget a method
+    cannot reach (e.g. below the width-1 network) is reported as unreachable.
+
+    \b
+    Examples:
+      reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --out runs/teacher
+      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% \\
+          --epochs 2 --out runs/frontier
+      reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 \\
+          --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
+    """
+    from reshape.errors import ReshapeError
+    from reshape.frontier import run_frontier
+    from reshape.methods import Setting, get_method
+    from reshape.report.frontier import write_frontier
+    from reshape.runs import RunDir
+
+    methods = _methods(methods_text)
+    budgets = parse_budgets(budgets_text)
+    params = parse_sets(sets, methods)
+    for name, overrides in params.items():
+        try:
+            get_method(name).params(**overrides)
+        except ReshapeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
+    data = data or RunDir(teacher_run).trained_on()
+    if not data:
+        raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
+    setting = Setting(data=data, limit=limit, seed=seed, epochs=epochs, teacher_epochs=teacher_epochs,
+                      batch_size=batch_size, root=root, device=device)
+    command_line = _command_line(teacher_run, methods, budgets_text, data, root, limit, epochs, teacher_epochs,
+                                 batch_size, seed, sets, out)
+    result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
+                          on_point=None if as_json else _echo_point, command=command_line)
+    files = write_frontier(result)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    _print_table(result)
+    click.echo(f"wrote {', '.join(str(f) for f in [result.out / 'results.json', *files])}")
+
+
+def _echo_point(row: dict[str, Any]) -> None:
+    """One line per point on stderr as it finishes (the progress bar shows the running one)."""
+    where = "teacher" if row["method"] == "teacher" else f"{row['method']} at {row['label']}"
+    if not row["reachable"]:
+        text = f"unreachable: {row['why']}"
+    else:
+        top1 = "-" if row["top1"] is None else f"{100 * row['top1']:.2f}%"
+        text = f"{top1} at {row['relus']:,} ReLUs" + (" (read back)" if row["cached"] else f" in {row['seconds']} s")
+    click.echo(f"{where}: {text}", err=True)
+
+
+def _print_table(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from reshape.report.frontier import table
+
+    header, body = table(result)
+    view = Table(title=f"Frontier on {result.setting['data']}", title_justify="left")
+    for i, col in enumerate(header):
+        view.add_column(col, justify="left" if i < 3 else "right")
+    for row in body:
+        view.add_row(*row)
+    console = Console()
+    if not console.is_terminal:  # a log or pipe: the whole table, not one squeezed to 80 columns
+        console = Console(width=200)
+    console.print(view)
+
+
+def _command_line(teacher: str, methods: list[str], budgets: str, data: str, root: str | None, limit: int | None,
+                  epochs: int, teacher_epochs: int, batch_size: int, seed: int, sets: tuple[str, ...],
+                  out: str) -> str:
+    """The command that reproduces this frontier, every setting spelled out (for results.json)."""
+    args = ["reshape", "frontier", teacher, "--methods", ",".join(methods), "--budgets", budgets, "--data", data,
+            "--epochs", str(epochs), "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
+            "--seed", str(seed)]
+    args += ["--root", root] if root else []
+    args += ["--limit", str(limit)] if limit else []
+    for item in sets:
+        args += ["--set", item]
+    return shlex.join(args + ["--out", out])

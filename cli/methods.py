@@ -1,0 +1,48 @@
+"""``reshape methods``: the registered methods, their family, summary and params."""
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, user_errors
+
+
+@click.command("methods")
+@click.option("--json", "as_json", is_flag=True, help="Print the methods with their params as JSON.")
+@user_errors
+def command(as_json: bool) -> None:
+    """List the methods `reshape frontier --methods` accepts, with their params and defaults.
+
+    Each method is registered by name in reshape/methods/ (one file per method); its
+    params are the knobs that change its result, set per run with
+    `reshape frontier --set METHOD.PARAM=VALUE`. A family of "baseline" marks a method
+    from the literature we compare against; "ours" marks this tool's pipelines.
+
+    \b
+    Examples:
+      reshape methods
+      reshape methods --json
+    """
+    import dataclasses
+
+    from reshape.methods import get_method, list_methods
+    from reshape.runs import canonical
+
+    rows = []
+    for name in list_methods():
+        method = get_method(name)
+        rows.append({"name": name, "family": method.family, "summary": method.summary,
+                     "params": canonical(dataclasses.asdict(method.defaults))})
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']} ({row['family']}): {row['summary']}")
+        params = ", ".join(f"{k}={_show(v)}" for k, v in row["params"].items())
+        click.echo(f"    params: {params or 'none'}")
+
+
+def _show(value: object) -> str:
+    """A default as it is written after --set (tuples as comma lists)."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,99 @@
+"""A frontier's table, CSV and figure, from ``reshape.frontier.FrontierResult``.
+
+``reshape.frontier`` trains and writes ``results.json``; this module, one layer above,
+turns the rows into what a reader looks at. ``write_frontier`` writes into the frontier's
+folder:
+
+* ``results.csv``: one row per reachable point and the teacher, top-1 in percent and the
+  PI online seconds of every cost profile; its ``method``, ``relus`` and ``top1``
+  columns make it a source for ``reshape pareto``. Unreachable points are left out
+  (they have no network); they are in ``results.json`` and ``results.md``.
+* ``results.md``: the same table as the CLI prints (``table``), unreachable points included;
+* ``frontier.png``: accuracy against ReLUs (``reshape.report.plot.plot_frontier``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..frontier import FrontierResult
+from ..io import write_text
+from .plot import plot_frontier
+
+CSV_FILE = "results.csv"
+MARKDOWN_FILE = "results.md"
+FIGURE_FILE = "frontier.png"
+
+
+def profiles(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The PI cost profiles the rows were estimated with, in table order."""
+    return list(dict.fromkeys(p for row in rows for p in (row.get("pi") or {})))
+
+
+def table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
+    """The frontier as a text table: (header, one row per teacher/point); what CLI and markdown show."""
+    costs = profiles(result.rows)
+    header = ["method", "family", "budget", "ReLUs", "top-1", "MACs", *(f"{p} online s" for p in costs), "wall s"]
+    body = []
+    for r in result.rows:
+        budget = "-" if r["method"] == "teacher" else f"{r['budget']:,} ({100 * r['fraction']:.3g}%)"
+        if not r["reachable"]:
+            body.append([r["method"], r["family"], budget, "-", "unreachable", "-", *("-" for _ in costs), "-"])
+            continue
+        top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.2f}%"
+        body.append([r["method"], r["family"], budget, f"{r['relus']:,}", top1, f"{r['macs'] / 1e6:.2f}M",
+                     *(f"{r['pi'][p]['online_s']:.3f}" if p in r["pi"] else "-" for p in costs),
+                     "-" if r["seconds"] is None else f"{r['seconds']:g}"])
+    return header, body
+
+
+def markdown(result: FrontierResult) -> str:
+    header, body = table(result)
+    setting = result.setting
+    limit = f", {setting['limit']:,} training images" if setting.get("limit") else ""
+    lines = [f"# Frontier on {setting['data']}", "",
+             f"Teacher `{setting['teacher']}`; {_epochs(setting)} per method, "
+             f"batch {setting['batch_size']}, seed {setting['seed']}{limit}. "
+             f"Commit {result.machine.get('commit', 'unknown')}, {result.machine.get('date', '')}.", "",
+             f"```console\n$ {result.command}\n```", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    unreachable = [r for r in result.points if not r["reachable"]]
+    if unreachable:
+        lines += ["", "Unreachable:", *(f"- {r['method']} at {r['label']}: {r['why']}" for r in unreachable)]
+    return "\n".join(lines + ["", f"![frontier]({FIGURE_FILE})", ""])
+
+
+def csv_text(result: FrontierResult) -> str:
+    costs = profiles(result.rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["method", "family", "budget", "fraction", "relus", "macs", "top1",
+                     *(f"{p}_online_s" for p in costs), "run"])
+    for r in result.rows:
+        if not r["reachable"]:
+            continue
+        writer.writerow([r["method"], r["family"], r["budget"], f"{r['fraction']:.6g}", r["relus"], r["macs"],
+                         "" if r["top1"] is None else f"{100 * r['top1']:.2f}",
+                         *(f"{r['pi'][p]['online_s']:.6g}" if p in r["pi"] else "" for p in costs), r["run"]])
+    return buf.getvalue()
+
+
+def write_frontier(result: FrontierResult, out: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Write results.csv, results.md and frontier.png into ``out`` (default: the frontier's folder)."""
+    out = Path(out or result.out)
+    write_text(out / CSV_FILE, csv_text(result))
+    write_text(out / MARKDOWN_FILE, markdown(result))
+    points = [r for r in result.points if r["reachable"] and r["top1"] is not None]
+    setting = result.setting
+    figure = plot_frontier(points, result.teacher,
+                           f"Top-1 vs ReLUs on {setting['data']}: {_epochs(setting)}", out / FIGURE_FILE)
+    return [out / CSV_FILE, out / MARKDOWN_FILE, figure]
+
+
+def _epochs(setting: Mapping[str, Any]) -> str:
+    return f"{setting['epochs']} student epoch{'s' * (setting['epochs'] != 1)}"
