@@ -1,47 +1,76 @@
 """SENet (seed 000): sensitivity -> per-layer budgets -> ReLU locations -> distillation.
 
-Three stages for a ReLU budget B, each resumable and each runnable alone:
+Three stages for a ReLU budget B (``stages``), each resumable:
 
-1. ``plan``: per-layer ReLU sensitivity (a pluggable estimator, ``sensitivity.py``),
-   turned into per-layer counts by water-filling (``allocate.py``) that sum to B
+1. ``plan``: per-layer ReLU sensitivity (a pluggable estimator, ``reshape.budget.sensitivity``),
+   turned into per-layer counts by water-filling (``reshape.budget.allocate``) that sum to B
    (exactly for neuron masks; the largest sum <= B for channel masks). ``uniform``
-   allocation (the same keep fraction everywhere) is the baseline.
-2. ``locate``: the student (teacher weights, masks at the planned counts, seeded
-   positions) trains with logit KD; after each epoch each masked layer keeps its
-   ReLUs at the top-r_l positions of D_l = sum over the epoch of |A_teacher - A_student|
-   (post-ReLU activations). No L1 penalty.
-3. ``finetune``: masks fixed, CE + KD + ``at_weight`` x attention transfer between
+   allocation (the same keep fraction everywhere) is the baseline (``senet_uniform``).
+   Written to ``OUT/senet.json``.
+2. ``locate`` (``OUT/locate/``, a run of its own): the student (teacher weights, masks at
+   the planned counts, seeded positions) trains with logit KD; after each epoch each masked
+   layer keeps its ReLUs at the top-r_l positions of D_l = sum over the epoch of
+   |A_teacher - A_student| (post-ReLU activations). No L1 penalty.
+3. final (``OUT``): masks fixed, CE + KD + ``at_weight`` x attention transfer between
    teacher and student block outputs (a = normalize(mean_c F^2)).
 
 Ours (documented in docs/senet.md): the student starts from the teacher's weights
 rather than from scratch, which is what makes short CPU runs useful.
+
+The run folder is owned by the method registry, whose fingerprint covers every
+parameter here, the budget, the teacher and the setting; each training stage is a
+``reshape.train.fit`` run with its own fingerprint. So a rerun with other settings is
+refused, never answered from an earlier run's files.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
+from ..budget.allocate import allocate
+from ..budget.masks import check_budget, copy_weights, masked_modules, masked_spec, sites, topk_mask
+from ..budget.sensitivity import ESTIMATORS, sensitivity
+from ..data import probe_batches
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..models import build
-from ..runs import WEIGHTS_FILE, load_weights
-from ..spec import ArchSpec
-from ..train import (EpochEnd, FeatureTaps, Step, TrainConfig, completed_epochs, has_checkpoint,
-                     read_metrics, train)
-from .allocate import allocate
-from .masks import Site, copy_weights, masked_modules, masked_spec, sites, topk_mask
-from .sensitivity import sensitivity
+from ..runs import WEIGHTS_FILE, TrainedRun, load_weights
+from ..spec import GRANULARITIES, ArchSpec
+from ..train import EpochEnd, FeatureTaps, Step
+from ._recipe import Recipe
+from ._registry import Job, register_method
 
 PLAN_FILE = "senet.json"
 LOCATE_DIR = "locate"
 ALLOCATIONS = ("sensitivity", "uniform")
+
+
+@dataclass(frozen=True)
+class SENetParams(Recipe):
+    """Every SENet knob that changes the result (plus the training recipe, ``Recipe``)."""
+
+    estimator: str = "pruning"
+    allocation: str = "sensitivity"
+    granularity: str = "neuron"
+    #: Published 1000 (for 240-epoch final stages; it dominates short runs, docs/senet.md).
+    at_weight: float = 1000.0
+    lr: float = 0.05
+    #: Global magnitude-pruning density of the ``pruning`` estimator.
+    density: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, value, allowed in (("estimator", self.estimator, tuple(ESTIMATORS)),
+                                     ("allocation", self.allocation, ALLOCATIONS),
+                                     ("granularity", self.granularity, GRANULARITIES)):
+            if value not in allowed:
+                raise ReshapeError(f"unknown SENet {name} '{value}'; choose {', '.join(allowed)}")
+        if self.at_weight < 0 or self.lr <= 0 or not 0 < self.density <= 1:
+            raise ReshapeError(f"SENet needs at_weight >= 0, lr > 0 and density in (0, 1]; got "
+                               f"{self.at_weight}, {self.lr}, {self.density}")
 
 
 @dataclass(frozen=True)
@@ -72,13 +101,13 @@ class Plan:
         d = {k: v for k, v in d.items() if k != "total"}
         return cls(**{**d, "spec": ArchSpec.from_dict(d["spec"])})
 
-
-def check_budget(budget: int, total: int) -> None:
-    if budget < 1:
-        raise ReshapeError(f"the ReLU budget must be at least 1, got {budget}")
-    if budget > total:
-        raise ReshapeError(f"budget {budget:,} exceeds the teacher's {total:,} optimisable ReLUs; "
-                           "pick a smaller --budget")
+    def per_stage(self) -> dict[str, int]:
+        """Planned ReLUs per network stage (``stem``, ``layer1``, ...): the plan in brief."""
+        out: dict[str, int] = {}
+        for name, n in self.counts.items():
+            stage = name.split(".")[0] if "." in name else "stem"
+            out[stage] = out.get(stage, 0) + n
+        return out
 
 
 def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "pruning",
@@ -105,13 +134,23 @@ def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "prunin
 class MaskLocator:
     """SENet's location search: an ``extra_loss`` that accumulates |A_t - A_s| per masked
     layer (adding nothing to the loss) and an epoch callback that moves each mask to
-    the top-r_l positions of the accumulated difference."""
+    the top-r_l positions of the accumulated difference.
 
-    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+    Made before the student exists and ``attach``-ed to it once built (``fit``'s ``init``),
+    since ``reshape.train.fit`` builds the student itself, after seeding.
+    """
+
+    def __init__(self, teacher: nn.Module) -> None:
+        self.teacher_model = teacher
+        self.layers: dict[str, Any] = {}
+        self.taps: list[FeatureTaps] = []
+        self.diff: dict[str, torch.Tensor] = {}
+
+    def attach(self, student: nn.Module) -> None:
         self.layers = masked_modules(student)
         self.student = FeatureTaps(student, self.layers)
-        self.teacher = FeatureTaps(teacher, self.layers)
-        self.diff: dict[str, torch.Tensor] = {}
+        self.teacher = FeatureTaps(self.teacher_model, self.layers)
+        self.taps = [self.student, self.teacher]
 
     def __call__(self, step: Step) -> torch.Tensor:
         with torch.no_grad():
@@ -134,17 +173,27 @@ class MaskLocator:
         end.metrics["mask_moves"] = moved
 
     def remove(self) -> None:
-        self.student.remove()
-        self.teacher.remove()
+        """Detach the hooks (a no-op when never attached: a finished stage read back)."""
+        for taps in self.taps:
+            taps.remove()
+        self.taps = []
 
 
 class AttentionTransfer:
-    """``weight`` x sum over blocks of mean((a_s - a_t)^2), a = normalize(mean_c(F^2))."""
+    """``weight`` x sum over blocks of mean((a_s - a_t)^2), a = normalize(mean_c(F^2)).
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, blocks: list[str], weight: float) -> None:
-        self.student = FeatureTaps(student, blocks)
-        self.teacher = FeatureTaps(teacher, blocks)
+    ``attach`` it to the student once built, like ``MaskLocator``.
+    """
+
+    def __init__(self, teacher: nn.Module, blocks: list[str], weight: float) -> None:
+        self.teacher_model = teacher
         self.blocks, self.weight = blocks, weight
+        self.taps: list[FeatureTaps] = []
+
+    def attach(self, student: nn.Module) -> None:
+        self.student = FeatureTaps(student, self.blocks)
+        self.teacher = FeatureTaps(self.teacher_model, self.blocks)
+        self.taps = [self.student, self.teacher]
 
     @staticmethod
     def attention(features: torch.Tensor) -> torch.Tensor:
@@ -156,65 +205,76 @@ class AttentionTransfer:
         return self.weight * loss
 
     def remove(self) -> None:
-        self.student.remove()
-        self.teacher.remove()
+        for taps in self.taps:
+            taps.remove()
+        self.taps = []
 
 
 def block_names(spec: ArchSpec) -> list[str]:
     return [f"layer{s}.{b}" for s, stage in enumerate(spec.stages, 1) for b in range(stage.depth)]
 
 
-def locate(p: Plan, teacher: nn.Module, cfg: TrainConfig, train_set: Dataset, test_set: Dataset | None,
-           out_dir: Path, progress: bool = True) -> None:
-    """Stage 2 into ``out_dir`` (resumes a partial run found there)."""
-    student = build(p.spec)
-    copy_weights(student, teacher)
-    locator = MaskLocator(student, teacher)
+def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None = None) -> dict[str, Any]:
+    """SENet's three stages from ``teacher`` into ``job.out``; returns what it built.
+
+    ``teacher`` may differ from ``job.teacher`` (a pipeline's HybReNet base) and ``spec``
+    from ``teacher.spec`` (a spec edit of it, e.g. with linearized blocks; default the
+    teacher's own): the student takes that spec, the teacher's weights and KD from it.
+    The epochs are ``job.setting.stages()``: locations, then the final stage.
+    """
+    spec = spec or teacher.spec
+    first, second = job.setting.stages()
+    planned = _plan(job, teacher, spec, p)
+    locator = MaskLocator(teacher.model)
+
+    def start_from_teacher(student: nn.Module) -> None:
+        copy_weights(student, teacher.model)
+        locator.attach(student)
+
     try:
-        train(student, p.spec, cfg, train_set, test_set, out_dir, teacher=teacher,
-              extra_loss=locator, callbacks=[locator.end_epoch],
-              resume=has_checkpoint(out_dir), progress=progress)
+        located = job.train(planned.spec, job.setting.config(first, p.lr, **p.recipe()),
+                            out=job.out / LOCATE_DIR, teacher=teacher, init=start_from_teacher,
+                            init_key=teacher.digest, params={"stage": "senet-locate"},
+                            extra_loss=locator, callbacks=[locator.end_epoch])
     finally:
         locator.remove()
+    at = AttentionTransfer(teacher.model, block_names(planned.spec), p.at_weight) if p.at_weight > 0 else None
 
+    def start_from_locations(student: nn.Module) -> None:
+        load_weights(student, located.run / WEIGHTS_FILE)
+        if at is not None:
+            at.attach(student)
 
-def finetune(spec: ArchSpec, start_weights: Path, teacher: nn.Module, cfg: TrainConfig,
-             train_set: Dataset, test_set: Dataset | None, out_dir: Path, at_weight: float,
-             progress: bool = True) -> dict[str, Any]:
-    """Stage 3 into ``out_dir``: masks fixed, KD + attention transfer."""
-    student = build(spec)
-    load_weights(student, start_weights)
-    at = AttentionTransfer(student, teacher, block_names(spec), at_weight)
     try:
-        return train(student, spec, cfg, train_set, test_set, out_dir, teacher=teacher,
-                     extra_loss=at if at_weight > 0 else None,
-                     resume=has_checkpoint(out_dir), progress=progress)
+        job.train(planned.spec, job.setting.config(second, p.lr, **p.recipe()), teacher=teacher,
+                  init=start_from_locations, init_key=located.fingerprint,
+                  params={"stage": "senet-final", "at_weight": p.at_weight}, extra_loss=at)
     finally:
-        at.remove()
+        if at is not None:
+            at.remove()
+    return {"allocation": planned.allocation, "estimator": planned.estimator,
+            "granularity": planned.granularity, "planned": planned.total,
+            "optimisable": sum(planned.sizes.values()), "per_stage": planned.per_stage(),
+            "locate_top1": located.top1, "mask_moves": located.metrics.get("mask_moves")}
 
 
-def run(teacher_spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathLike[str],
-        train_set: Dataset, test_set: Dataset | None, locate_cfg: TrainConfig, final_cfg: TrainConfig,
-        estimator: str = "pruning", granularity: str = "neuron", allocation: str = "sensitivity",
-        at_weight: float = 1000.0, batches: list[torch.Tensor] | None = None,
-        density: float = 0.1, progress: bool = True) -> dict[str, Any]:
-    """All three stages from a trained all-ReLU ``teacher``; each stage is skipped when its
-    result is already in ``out_dir``."""
-    out = Path(out_dir)
-    teacher.eval().requires_grad_(False)
-    plan_file = out / PLAN_FILE
-    if plan_file.is_file():
-        p = Plan.from_dict(read_json(plan_file, "SENet plan"))
-        if p.budget != budget:
-            raise ReshapeError(f"{out} holds a SENet run for budget {p.budget:,}, not {budget:,}; "
-                               "pick another --out")
-    else:
-        p = plan(teacher_spec, teacher, budget, estimator, granularity, allocation, batches, density)
-        write_json(plan_file, p.to_dict())
-    located = out / LOCATE_DIR
-    if completed_epochs(located) < locate_cfg.epochs:
-        locate(p, teacher, locate_cfg, train_set, test_set, located, progress)
-    if completed_epochs(out) >= final_cfg.epochs:
-        return read_metrics(out)[-1]
-    return finetune(p.spec, located / WEIGHTS_FILE, teacher, final_cfg, train_set, test_set, out,
-                    at_weight, progress)
+def _plan(job: Job, teacher: TrainedRun, spec: ArchSpec, p: SENetParams) -> Plan:
+    """Stage 1, or its ``senet.json`` from an interrupted run of this job (same claim, same plan)."""
+    file = job.out / PLAN_FILE
+    if file.is_file():
+        return Plan.from_dict(read_json(file, "SENet plan"))
+    batches = probe_batches(job.data.train) if p.estimator == "linearize" and p.allocation == "sensitivity" \
+        else None
+    planned = plan(spec, teacher.model, job.budget, p.estimator, p.granularity, p.allocation, batches, p.density)
+    write_json(file, planned.to_dict())
+    return planned
+
+
+@register_method("senet", SENetParams, family="ours",
+                 summary="SENet: sensitivity allocation, learned ReLU locations, KD + attention transfer")
+def fit(job: Job, p: SENetParams) -> dict[str, Any]:
+    return stages(job, job.teacher, p)
+
+
+register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
+                summary="SENet's stages with the same keep fraction in every layer")(fit)

@@ -4,41 +4,70 @@ As published (methods.md section 2):
 
 1. every ReLU site becomes ``SoftMaskReLU`` (``y = a*relu(x) + (1-a)*x``, ``a`` from 1),
    trained jointly with the weights, with KD from the all-ReLU teacher and an L1
-   penalty ``lambda * sum(a)``; Adam, lr 1e-3;
+   penalty ``lambda * sum(a)``; Adam, lr 1e-3 (``OUT/masks/``, a run of its own);
 2. ``lambda`` starts at 1e-5 and is multiplied by 1.1 whenever the ReLU count
-   (``a > 0.01``) stops falling (after a warm-up of 5 epochs); the phase stops as soon
-   as the count is within the budget;
+   (``a > threshold``, 0.01) stops falling (after a warm-up of 5 epochs); the phase stops
+   as soon as the count is within the budget;
 3. the masks are binarized: positions with ``a > 0.01`` keep their ReLU; if more than B
    remain (the epoch limit was hit first), the B positions with the largest ``a``
-   (whole channels for channel masks) are kept, so the result never exceeds B;
-4. masks frozen, fine-tuning with KD (SGD lr 1e-3, cosine).
+   (whole channels for channel masks) are kept, so the result never exceeds B
+   (``OUT/snl.json`` says which, ``OUT/masks/binarized.safetensors`` holds the weights);
+4. masks frozen, fine-tuning with KD (SGD lr 1e-3, cosine) into ``OUT``.
 
 One global budget: the network decides its per-layer counts itself.
 """
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
+from ..budget.masks import Site, check_budget, copy_weights, masked_modules, masked_spec, sites
 from ..errors import ReshapeError
-from ..io import read_json, write_json
+from ..io import write_json
 from ..layers import SoftMaskReLU
 from ..models import build
 from ..runs import load_weights, save_weights
-from ..spec import ArchSpec
-from ..train import EpochEnd, Step, TrainConfig, completed_epochs, has_checkpoint, read_metrics, train
-from .masks import Site, copy_weights, masked_modules, masked_spec, sites
-from .senet import check_budget
+from ..spec import GRANULARITIES, ArchSpec
+from ..train import EpochEnd, Step, TrainConfig
+from ._recipe import Recipe
+from ._registry import Job, register_method
 
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
+BINARIZED_FILE = "binarized.safetensors"
+
+
+@dataclass(frozen=True)
+class SNLParams(Recipe):
+    """Every SNL knob that changes the result (plus the fine-tuning recipe, ``Recipe``)."""
+
+    #: Initial L1 weight on the gates (published 1e-5; it assumes 100+ mask epochs).
+    lam: float = 1e-5
+    growth: float = 1.1
+    warmup: int = 5
+    mask_lr: float = 1e-3
+    #: Mask-phase epochs; None: the setting's first stage (``Setting.stages``).
+    mask_epochs: int | None = None
+    granularity: str = "neuron"
+    final_lr: float = 1e-3
+    #: A gate above this counts (and is kept) as a ReLU.
+    threshold: float = 1e-2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.granularity not in GRANULARITIES:
+            raise ReshapeError(f"unknown SNL granularity '{self.granularity}'; choose {', '.join(GRANULARITIES)}")
+        if self.mask_epochs is not None and self.mask_epochs < 1:
+            raise ReshapeError(f"SNL mask_epochs must be at least 1, got {self.mask_epochs}")
+        if self.lam < 0 or self.growth < 1 or self.warmup < 0 or self.mask_lr <= 0 or self.final_lr <= 0 \
+                or not 0 < self.threshold < 1:
+            raise ReshapeError("SNL needs lam >= 0, growth >= 1, warmup >= 0, mask_lr > 0, final_lr > 0 and "
+                               f"threshold in (0, 1); got {self.lam}, {self.growth}, {self.warmup}, "
+                               f"{self.mask_lr}, {self.final_lr}, {self.threshold}")
 
 
 @dataclass
@@ -47,6 +76,7 @@ class LambdaSchedule:
 
     Use the object as ``extra_loss`` and ``end_epoch`` as the epoch callback; its state
     is checkpointed with the run, so a resumed mask phase continues the schedule.
+    ``layers`` may be filled in after construction (once the soft model is built).
     """
 
     layers: dict[str, SoftMaskReLU]
@@ -126,42 +156,39 @@ def binarize(spec: ArchSpec, layer_sites: list[Site], layers: dict[str, SoftMask
     return masked_spec(spec, layer_sites, counts, granularity), masks
 
 
-def run(spec: ArchSpec, teacher: nn.Module, budget: int, out_dir: str | os.PathLike[str],
-        train_set: Dataset, test_set: Dataset | None, mask_cfg: TrainConfig, final_cfg: TrainConfig,
-        granularity: str = "neuron", lam: float = 1e-5, growth: float = 1.1, warmup: int = 5,
-        progress: bool = True) -> dict[str, Any]:
-    """Both SNL phases from a trained all-ReLU ``teacher``; each phase is skipped when its
-    result is already in ``out_dir``."""
-    out = Path(out_dir)
-    teacher.eval().requires_grad_(False)
-    layer_sites = sites(spec, teacher)
-    check_budget(budget, sum(s.size for s in layer_sites))
-    result = out / RESULT_FILE
-    if result.is_file():
-        saved = read_json(result, "SNL result")
-        if saved["budget"] != budget:
-            raise ReshapeError(f"{out} holds an SNL run for budget {saved['budget']:,}, not {budget:,}; "
-                               "pick another --out")
-        final_spec = ArchSpec.from_dict(saved["spec"])
-    else:
-        soft, layers = soften(teacher, layer_sites, granularity)
-        schedule = LambdaSchedule(layers, {s.name: s.unit(granularity) for s in layer_sites},
-                                  budget, lam, growth, warmup)
-        phase = out / MASK_DIR
-        train(soft, spec, mask_cfg, train_set, test_set, phase, teacher=teacher, extra_loss=schedule,
-              callbacks=[schedule.end_epoch], resume=has_checkpoint(phase), progress=progress)
-        final_spec, masks = binarize(spec, layer_sites, layers, budget, granularity)
-        student = build(final_spec)
-        copy_weights(student, soft)
-        for name, layer in masked_modules(student).items():
-            layer.set_mask(masks[name])
-        save_weights(student, phase / "binarized.safetensors")
-        write_json(result, {"budget": budget, "granularity": granularity,
-                            "reached": schedule.count() <= budget, "soft_relus": schedule.count(),
-                            "lambda": schedule.lam, "spec": final_spec.to_dict()})
-    if completed_epochs(out) >= final_cfg.epochs:
-        return read_metrics(out)[-1]
+@register_method("snl", SNLParams, family="baseline",
+                 summary="SNL: L1-driven soft ReLU masks, binarized to the budget, KD fine-tune")
+def fit(job: Job, p: SNLParams) -> dict[str, Any]:
+    """Both SNL phases from ``job.teacher`` into ``job.out``; returns what the mask phase reached."""
+    teacher, spec = job.teacher, job.teacher.spec
+    layer_sites = sites(spec, teacher.model)
+    check_budget(job.budget, sum(s.size for s in layer_sites))
+    first, second = job.setting.stages()
+    final_cfg = job.setting.config(second, p.final_lr, **p.recipe())
+    schedule = LambdaSchedule({}, {s.name: s.unit(p.granularity) for s in layer_sites}, job.budget,
+                              p.lam, p.growth, p.warmup)
+
+    def soft_model() -> nn.Module:
+        model, schedule.layers = soften(teacher.model, layer_sites, p.granularity, p.threshold)
+        return model
+
+    # A run that the schedule stopped early is still done: fit marks it so after train returns.
+    masks = job.train(spec, mask_config(final_cfg, p.mask_lr, p.mask_epochs or first), out=job.out / MASK_DIR,
+                      model_fn=soft_model, init_key=teacher.digest, extra_loss=schedule,
+                      callbacks=[schedule.end_epoch],
+                      params={"stage": "snl-masks", "lam": p.lam, "growth": p.growth, "warmup": p.warmup,
+                              "granularity": p.granularity, "threshold": p.threshold, "budget": job.budget})
+    final_spec, binary = binarize(spec, layer_sites, schedule.layers, job.budget, p.granularity)
     student = build(final_spec)
-    load_weights(student, out / MASK_DIR / "binarized.safetensors")
-    return train(student, final_spec, final_cfg, train_set, test_set, out, teacher=teacher,
-                 resume=has_checkpoint(out), progress=progress)
+    copy_weights(student, masks.model)
+    for name, layer in masked_modules(student).items():
+        layer.set_mask(binary[name])
+    binarized = masks.run / BINARIZED_FILE
+    save_weights(student, binarized)
+    soft_relus = int(masks.metrics["relus"])
+    built = {"reached": soft_relus <= job.budget, "soft_relus": soft_relus, "lambda": masks.metrics["lam"],
+             "mask_epochs": int(masks.metrics["epoch"]), "granularity": p.granularity}
+    write_json(job.out / RESULT_FILE, {**built, "budget": job.budget, "spec": final_spec.to_dict()})
+    job.train(final_spec, final_cfg, init=lambda m: load_weights(m, binarized), init_key=masks.fingerprint,
+              params={"stage": "snl-final"})
+    return built

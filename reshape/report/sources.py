@@ -22,7 +22,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ..budget import senet, snl
+from ..methods import senet, snl
 from ..errors import ReshapeError
 from .pareto import Point
 

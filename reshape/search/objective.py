@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from ..count import Count, count, count_spec
 from ..criticality import proxy_train
+from ..methods import Job
 from ..spec import ArchSpec
 from ..train import TrainConfig
 from .space import SearchSpace, WidthGrid
@@ -111,16 +112,32 @@ class Objective:
         return self._finish(trial, record)
 
     def _senet(self, d: Design, arch_dir: Path, out: Path) -> tuple[dict[str, Any], ArchSpec, Count]:
-        """SENet from the trained all-ReLU network in ``arch_dir`` down to ``d.budget``."""
-        from ..budget import senet
-        from ..runs import load_run
+        """SENet (``reshape.methods.senet.stages``) from the trained all-ReLU network in
+        ``arch_dir`` down to ``d.budget``, on the trial's own splits and recipe."""
+        from dataclasses import asdict, fields
 
-        spec, teacher = load_run(arch_dir)
-        metrics = senet.run(spec, teacher, d.budget, out, self.train_set, self.test_set, self.cfg,
-                            self.cfg, granularity=d.granularity, allocation=d.allocation,
-                            progress=self.progress)
+        from ..data import Splits
+        from ..methods import Setting
+        from ..methods.senet import SENetParams, stages
+        from ..runs import RunDir, load_run, load_trained
+
+        teacher = load_trained(arch_dir)
+        teacher.model.eval().requires_grad_(False)
+        cfg = self.cfg
+        params = SENetParams(allocation=d.allocation, granularity=d.granularity,
+                             **{f.name: getattr(cfg, f.name) for f in fields(SENetParams) if hasattr(cfg, f.name)})
+        setting = Setting(self.data, seed=cfg.seed, epochs=2 * cfg.epochs, batch_size=cfg.batch_size,
+                          kd_alpha=cfg.kd_alpha, device=cfg.device, workers=cfg.workers, progress=self.progress)
+        run = RunDir(out)
+        manifest = run.claim("senet", {"params": asdict(params), "budget": d.budget, "teacher": teacher.digest,
+                                       "setting": setting.key})
+        if manifest.status != "done":
+            splits = Splits(self.data, self.train_set, self.test_set, seed=cfg.seed)
+            stages(_TrialJob("senet", teacher, d.budget, run, setting, manifest.fingerprint, splits=splits),
+                   teacher, params)
+            run.finish({})
         spec, model = load_run(out)
-        return metrics, spec, count(model, spec.input_shape)
+        return run.require_manifest().training["last"], spec, count(model, spec.input_shape)
 
     def _finish(self, trial: Any, record: dict[str, Any]) -> tuple[float, ...]:
         record["feasible"] = record["relus"] <= record["budget"]
@@ -129,6 +146,18 @@ class Objective:
         trial.set_constraint(CONSTRAINT, record["relus"] - record["budget"])
         values = (record["top1"] or 0.0, float(record["relus"]))
         return (*values, float(record["macs"])) if self.macs else values
+
+
+@dataclass
+class _TrialJob(Job):
+    """A method job on the trial's splits (the space's ``test_limit``, which ``Setting`` lacks)
+    until the search runs its ReLU optimizer through the method registry."""
+
+    splits: Any = None
+
+    @property
+    def data(self) -> Any:
+        return self.splits
 
 
 def describe(d: Design) -> str:

@@ -105,7 +105,7 @@ def load_space(name_or_path: str) -> SearchSpace:
 
 def parse(data: Any, name: str) -> SearchSpace:
     """Validate ``data`` (a decoded space file); errors name the file and the bad key."""
-    from ..budget.senet import ALLOCATIONS
+    from ..methods.senet import ALLOCATIONS
     from ..deepreshape import backbone_spec
     from ..spec import GRANULARITIES
 
