@@ -90,13 +90,40 @@ def train_run(setup: Setup, spec, cfg, out: Path, teacher=None) -> None:
           resume=has_checkpoint(out), progress=False)
 
 
-def run_senet(setup: Setup, spec, teacher, budget: int, out: Path) -> None:
-    from reshape.budget import senet
+def teacher_dir(args: argparse.Namespace) -> Path:
+    return Path(args.work) / "teacher"
 
-    first, second = setup.split()
-    senet.run(spec, teacher, budget, out, setup.train_set, setup.test_set,
-              setup.config(first, 0.05), setup.config(second, 0.05),
-              at_weight=setup.args.at_weight, progress=False)
+
+def method_setting(setup: Setup):
+    """The registered methods' ``Setting`` for this frontier (KD mix 0.5, as ``Setup.config``)."""
+    from reshape.methods import Setting
+
+    a = setup.args
+    return Setting(a.data, limit=a.limit, seed=a.seed, epochs=a.epochs, batch_size=a.batch_size, kd_alpha=0.5,
+                   progress=False)
+
+
+def run_senet(setup: Setup, teacher_dir: Path, budget: int, out: Path, spec=None) -> None:
+    """SENet from the trained run ``teacher_dir`` (on ``spec``, a spec edit of it, when given)."""
+    from reshape.methods import Job, get_method
+    from reshape.methods.senet import stages
+    from reshape.runs import RunDir, load_trained
+
+    method = get_method("senet")
+    params = method.params(at_weight=setup.args.at_weight)
+    if spec is None:
+        method.fit(teacher_dir, budget, out, method_setting(setup), params)
+        return
+    # A spec edit has no registered method yet: claim the folder for it and run SENet's stages.
+    teacher = load_trained(teacher_dir)
+    teacher.model.eval().requires_grad_(False)
+    run = RunDir(out)
+    manifest = run.claim("shallow_senet", {"spec": spec.to_dict(), "params": dataclasses.asdict(params),
+                                           "budget": budget, "teacher": teacher.digest,
+                                           "setting": method_setting(setup).key})
+    if manifest.status != "done":
+        run.finish(stages(Job("shallow_senet", teacher, budget, run, method_setting(setup), manifest.fingerprint),
+                          teacher, params, spec=spec))
 
 
 # -- the methods: each builds its network for ``budget`` in ``out`` and says how ----------------
@@ -119,27 +146,22 @@ def deepreduce(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
 
 
 def snl(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
-    from reshape.budget import snl as method
-    from reshape.io import read_json
+    from reshape.methods import get_method
 
-    first, second = setup.split()
-    final = setup.config(second, 1e-3)
-    method.run(setup.spec, setup.teacher, budget, out, setup.train_set, setup.test_set,
-               method.mask_config(final, setup.args.snl_mask_lr, first), final,
-               lam=setup.args.snl_lambda, warmup=0, progress=False)
-    saved = read_json(out / method.RESULT_FILE, "SNL result")
-    return {"reached_in_mask_phase": saved["reached"], "soft_relus": saved["soft_relus"]}
+    method = get_method("snl")
+    params = method.params(lam=setup.args.snl_lambda, mask_lr=setup.args.snl_mask_lr, warmup=0)
+    built = method.fit(teacher_dir(setup.args), budget, out, method_setting(setup), params).built
+    return {"reached_in_mask_phase": built["reached"], "soft_relus": built["soft_relus"]}
 
 
 def senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
-    run_senet(setup, setup.spec, setup.teacher, budget, out)
+    run_senet(setup, teacher_dir(setup.args), budget, out)
     return {}
 
 
 def hybrenet_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
-    from reshape.runs import load_run
 
     base_relus = min(setup.args.hybrenet_factor * budget, setup.relus)
     while True:  # below the smallest HybReNet of the regime, double the base until one exists
@@ -157,8 +179,7 @@ def hybrenet_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
         return {**how, "senet": False}
     base_dir = out.parent / f"base-{spec.name}"  # budgets that synthesize the same base share it
     train_run(setup, spec, setup.teacher_config(), base_dir)
-    base_spec, base = load_run(base_dir)
-    run_senet(setup, base_spec, base, budget, out)
+    run_senet(setup, base_dir, budget, out)
     return {**how, "senet": True, "base_top1": _top1(base_dir)}
 
 
@@ -167,7 +188,7 @@ def shallow_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
 
     keep = max(budget, int(setup.args.shallow_keep * setup.relus))
     spec, blocks = linearize_spec(setup.spec, setup.teacher, keep, _probe(setup))
-    run_senet(setup, spec, setup.teacher, budget, out)
+    run_senet(setup, teacher_dir(setup.args), budget, out, spec)
     return {"linearized_blocks": blocks}
 
 
@@ -268,8 +289,8 @@ def teacher(args: argparse.Namespace, train_set, test_set) -> tuple[Any, Any]:
 
     spec = spec_for("resnet18", args.data, args.width)
     setup = Setup(args, train_set, test_set, spec, None, 0, 0)
-    train_run(setup, spec, setup.teacher_config(), Path(args.work) / "teacher")
-    return load_run(Path(args.work) / "teacher")
+    train_run(setup, spec, setup.teacher_config(), teacher_dir(args))
+    return load_run(teacher_dir(args))
 
 
 def check_setting(args: argparse.Namespace) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 METHODS = ("senet", "uniform", "snl")
@@ -43,24 +42,21 @@ def _teacher(args, data):
     return load_run(out)
 
 
-def _point(method, budget, spec, teacher, data, args):
-    from reshape.budget import senet, snl
-    from reshape.train import TrainConfig, read_metrics
+def _point(method, budget, args):
+    """One point through the method registry (``uniform`` is ``senet_uniform``), read back when done."""
+    from reshape.methods import Setting, get_method
 
     out = Path(args.work) / f"{method}_{budget}"
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, kd_alpha=0.5,
-                      dataset=args.data)
-    start = time.perf_counter()
-    if method == "snl":
-        final = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, dataset=args.data)
-        snl.run(spec, teacher, budget, out, data["train"], data["test"],
-                snl.mask_config(final, args.snl_mask_lr), final,
-                lam=args.snl_lambda, warmup=0)
+    registered = get_method("senet_uniform" if method == "uniform" else method)
+    if method == "snl":  # SNL's fine-tune keeps TrainConfig's KD mix (0.9), SENet uses 0.5
+        params, kd_alpha = registered.params(lam=args.snl_lambda, mask_lr=args.snl_mask_lr, warmup=0), 0.9
     else:
-        allocation = "uniform" if method == "uniform" else "sensitivity"
-        senet.run(spec, teacher, budget, out, data["train"], data["test"], cfg, cfg,
-                  allocation=allocation, at_weight=args.at_weight)
-    return out, read_metrics(out)[-1], time.perf_counter() - start
+        params, kd_alpha = registered.params(at_weight=args.at_weight), 0.5
+    # --epochs is per stage: each method's student budget is twice it (mask phase + fine-tune for SNL).
+    setting = Setting(args.data, limit=args.limit, epochs=2 * args.epochs, batch_size=args.batch_size,
+                      kd_alpha=kd_alpha)
+    result = registered.fit(Path(args.work) / "teacher", budget, out, setting, params)
+    return out, {"test_top1": result.top1}, result.seconds
 
 
 def main() -> None:
@@ -102,7 +98,7 @@ def main() -> None:
     for fraction in FRACTIONS:
         budget = int(fraction * total)
         for method in args.methods.split(","):
-            out, metrics, seconds = _point(method, budget, spec, teacher, data, args)
+            out, metrics, seconds = _point(method, budget, args)
             relus = count(load_run(out)[1], shape).relus
             rows.append({"method": method, "fraction": fraction, "budget": budget, "relus": relus,
                          "top1": metrics["test_top1"], "seconds": round(seconds, 1), "run": str(out)})
