@@ -32,6 +32,3 @@ class Recipe:
     def recipe(self) -> dict[str, Any]:
         """The ``TrainConfig`` overrides (for ``Setting.config(epochs, lr, **recipe)``)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Recipe)}
-
-
-RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
