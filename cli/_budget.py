@@ -1,4 +1,5 @@
-"""What ``reshape senet``, ``snl`` and ``sensitivity`` share: options, the teacher run and its data."""
+"""What ``reshape senet``, ``snl``, ``sensitivity`` and ``shallow`` share: options, the teacher
+run and its data, and running a registered method from the command line."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from ._common import Amount
 
 
 def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """RUN_DIR, --budget, --data, --root and --out: the arguments of every budget method."""
+    """RUN_DIR, --budget, --data, --root, --out, --force: the arguments of every budget method."""
     for decorator in reversed([
         click.argument("run_dir", type=click.Path(file_okay=False)),
         click.option("--budget", type=Amount(), required=True,
@@ -20,12 +21,25 @@ def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--data", required=True, help="Dataset the teacher was trained on."),
         click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files."),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory."),
+        click.option("--force", is_flag=True,
+                     help="Start over: deletes the run in --out (one with other settings is refused without it)."),
         click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron",
                      show_default=True, help="Mask per neuron (C x H x W) or per channel."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]):
         fn = decorator(fn)
     return fn
+
+
+def teacher_run(run_dir: str, data: str, root: str | None) -> Any:
+    """The trained teacher of ``run_dir`` (a ``TrainedRun``), refused when it was trained on
+    another dataset than ``data`` or does not fit its classes and input."""
+    from reshape.runs import load_trained
+    from reshape.train import load_teacher
+
+    run = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
+    load_teacher(run, run.spec, data)
+    return run
 
 
 @dataclass
@@ -41,27 +55,48 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     """The teacher of ``run_dir`` checked against dataset ``data``, with its splits loaded
     (the training split cut to ``limit`` images when given)."""
     from reshape.data import splits as load_splits
-    from reshape.runs import load_trained
-    from reshape.train import load_teacher
 
-    run = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
-    model = load_teacher(run, run.spec, data)
+    run = teacher_run(run_dir, data, root)
     if not splits:
-        return TeacherData(run.spec, model, None, None)
-    return TeacherData(run.spec, model, *load_splits(data, root, limit, seed))
+        return TeacherData(run.spec, run.model, None, None)
+    return TeacherData(run.spec, run.model, *load_splits(data, root, limit, seed))
 
 
-def final_report(out: str, metrics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
-    from reshape.runs import summarize
+#: Shared training options that make the ``Setting`` (the rest go to the method's params).
+_SETTING = ("limit", "seed", "epochs", "batch_size", "kd_alpha", "device", "workers", "compile")
 
+
+def fit_method(name: str, run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool,
+               training: dict[str, Any], **params: Any) -> Any:
+    """Run method ``name`` (``reshape.methods``) as a command and return its ``MethodResult``.
+
+    The shared ``training`` options become the ``Setting`` (``--epochs`` is per stage, so the
+    setting's student budget is twice it); those the method's params have a field for (the
+    recipe: ``--optimizer``, ``--schedule``, ...; ``--lr``) join ``params``, so every option
+    that changes the result is in the run's fingerprint.
+    """
+    import dataclasses
+
+    from reshape.methods import Setting, get_method
+
+    setting = Setting(data, limit=training["limit"], seed=training["seed"], epochs=2 * training["epochs"],
+                      batch_size=training["batch_size"], kd_alpha=training["kd_alpha"], root=root,
+                      device=training["device"], workers=training["workers"], compile=training["compile"])
+    method = get_method(name)
+    fields = {f.name for f in dataclasses.fields(method.params_type)}
+    recipe = {k: v for k, v in training.items() if k in fields and k not in _SETTING}
+    return method.fit(teacher_run(run_dir, data, root), budget, out, setting,
+                      method.params(**{**recipe, **params}), force=force)
+
+
+def report(result: Any, as_json: bool) -> None:
+    """The result of a method run: one line, or ``MethodResult.to_dict()`` as JSON."""
     from ._common import echo_json
 
-    relus = summarize(out)["relus"]
-    row = {"out": out, "relus": relus, "top1": metrics.get("test_top1"), "top5": metrics.get("test_top5"),
-           **extra}
     if as_json:
-        echo_json(row)
+        echo_json(result.to_dict())
         return
-    top1 = f"{100 * row['top1']:.2f}%" if row["top1"] is not None else "-"
-    click.echo(f"{out}: ReLUs {relus:,}  test top-1 {top1}  " +
-               "  ".join(f"{k} {v}" for k, v in extra.items()))
+    top1 = f"{100 * result.top1:.2f}%" if result.top1 is not None else "-"
+    note = "  (finished earlier: read back)" if result.cached else ""
+    click.echo(f"{result.run}: {result.method}  ReLUs {result.relus:,} (budget {result.budget:,})  "
+               f"MACs {result.macs:,}  test top-1 {top1}{note}")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ._budget import budget_options
+from ._budget import budget_options, fit_method, report
 from ._common import user_errors
-from ._training import pop_training, train_config, training_options
+from ._training import pop_training, training_options
 
 
 @click.command("senet")
@@ -18,7 +18,7 @@ from ._training import pop_training, train_config, training_options
               help="Weight of the attention-transfer loss in the final stage.")
 @training_options(epochs=10, lr=0.05, kd_alpha=0.5, batch_size=128)
 @user_errors
-def command(run_dir: str, budget: int, data: str, root: str | None, out: str, estimator: str,
+def command(run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool, estimator: str,
             allocation: str, granularity: str, at_weight: float, as_json: bool, **opts) -> None:
     """Fit the teacher in RUN_DIR to a ReLU --budget with SENet and write the result to --out.
 
@@ -29,24 +29,16 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, es
        differ most (OUT/locate/);
     3. final training with KD and attention transfer (OUT is the final run directory).
 
-    --epochs sets the epochs of stages 2 and 3 each.
+    --epochs sets the epochs of stages 2 and 3 each. A finished run is read back; a run
+    in --out with other settings is refused (--force starts it over). --allocation
+    uniform runs the `senet_uniform` baseline.
 
     \b
     Example:
       reshape train resnet18 --data fashion-mnist-mini --width 16 --out runs/teacher
       reshape senet runs/teacher --budget 20k --data fashion-mnist-mini --epochs 3 --out runs/senet20k
     """
-    from reshape.budget import senet
-    from reshape.data import probe_batches
-
-    from ._budget import final_report, teacher_and_data
-
-    shared = pop_training(opts)
-    cfg = train_config(shared, dataset=data)
-    t = teacher_and_data(run_dir, data, root, limit=shared["limit"], seed=shared["seed"])
-    batches = probe_batches(t.train_set) if estimator == "linearize" and allocation == "sensitivity" else None
-    metrics = senet.run(t.spec, t.model, budget, out, t.train_set, t.test_set, cfg, cfg,
-                        estimator=estimator, granularity=granularity, allocation=allocation,
-                        at_weight=at_weight, batches=batches)
-    final_report(out, metrics, as_json, {"method": "senet", "allocation": allocation,
-                                         "sensitivity": estimator, "budget": budget})
+    name = "senet_uniform" if allocation == "uniform" else "senet"
+    result = fit_method(name, run_dir, budget, data, root, out, force, pop_training(opts), estimator=estimator,
+                        allocation=allocation, granularity=granularity, at_weight=at_weight)
+    report(result, as_json)

@@ -28,10 +28,9 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, budget: i
     from rich.console import Console
     from rich.table import Table
 
-    from reshape.budget import senet
     from reshape.budget.masks import sites
-
     from reshape.data import load, probe_batches
+    from reshape.methods import senet
 
     from ._budget import teacher_and_data
 

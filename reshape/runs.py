@@ -180,7 +180,10 @@ class RunDir:
             if existing.method == method and existing.fingerprint == digest:
                 return existing
             if existing.method != method:
+                # Variants of one method (senet / senet_uniform) differ in params too: name them.
+                changed = differences(existing.params, params) if set(existing.params) == set(params) else []
                 what = f"a '{existing.method}' run, not '{method}'"
+                what += f" ({'; '.join(changed[:4])})" if changed else ""
             else:
                 changed = differences(existing.params, params)
                 what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"

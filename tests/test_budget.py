@@ -1,15 +1,16 @@
-"""SENet and SNL on a tiny model: stages, stopping rule, exact budgets."""
+"""SENet's and SNL's pieces on a tiny model: plan, mask locations, attention transfer, lambda
+schedule, binarization. The registered methods end to end: tests/test_methods_budget.py."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from reshape.budget import senet, snl
 from reshape.budget.masks import sites
 from reshape.count import count
 from reshape.errors import ReshapeError
-from reshape.layers import MaskedReLU, SoftMaskReLU
+from reshape.layers import SoftMaskReLU
+from reshape.methods import senet, snl
 from reshape.models import build
 from reshape.runs import load_run
 from reshape.train import EpochEnd, TrainConfig, train
@@ -52,7 +53,8 @@ def test_mask_locator_moves_masks_to_largest_differences(teacher):
     spec, t = load_run(teacher)
     p = senet.plan(spec, t, 500, allocation="uniform")
     student = build(p.spec)
-    locator = senet.MaskLocator(student, t)
+    locator = senet.MaskLocator(t)
+    locator.attach(student)
     x = torch.randn(4, 1, 16, 16)
     student(x), t(x)
     locator(type("S", (), {"logits": torch.zeros(1)})())
@@ -69,24 +71,12 @@ def test_mask_locator_moves_masks_to_largest_differences(teacher):
 
 def test_attention_transfer_is_zero_for_identical_networks(teacher):
     spec, t = load_run(teacher)
-    at = senet.AttentionTransfer(t, t, senet.block_names(spec), 1000.0)
+    at = senet.AttentionTransfer(t, senet.block_names(spec), 1000.0)
+    at.attach(t)
     t(torch.randn(2, 1, 16, 16))
     assert at(None).item() == 0.0
     a = senet.AttentionTransfer.attention(torch.ones(1, 3, 2, 2))
     assert torch.allclose(a, torch.full((1, 4), 0.5))  # mean_c(1) = 1 at 4 positions, unit norm
-
-
-def test_senet_end_to_end_meets_budget_and_resumes(teacher, data, tmp_path):
-    out = tmp_path / "senet"
-    senet.run(*load_run(teacher), 1000, out, data, data, CFG, CFG, estimator="pruning", progress=False)
-    spec, model = load_run(out)
-    assert count(model, (1, 16, 16)).relus == 1000
-    assert any(isinstance(m, MaskedReLU) for m in model.modules())
-    before = (out / "model.safetensors").read_bytes()
-    senet.run(*load_run(teacher), 1000, out, data, data, CFG, CFG, progress=False)  # finished: nothing reruns
-    assert (out / "model.safetensors").read_bytes() == before
-    with pytest.raises(ReshapeError, match="budget 1,000, not 900"):
-        senet.run(*load_run(teacher), 900, out, data, data, CFG, CFG, progress=False)
 
 
 def test_snl_schedule_grows_lambda_when_stalled_and_stops_at_budget():
@@ -118,23 +108,6 @@ def test_snl_binarize_cuts_to_budget_by_gate_value(teacher):
     kept = torch.cat([masks[n].flatten() for n in layers]).bool()
     assert gates[kept].min() >= gates[~kept].max()
     assert count(build(final), (1, 16, 16)).relus == 777
-
-
-def test_snl_end_to_end_count_never_exceeds_budget(teacher, data, tmp_path):
-    mask_cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adamw", weight_decay=0)
-    snl.run(*load_run(teacher), 900, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
-    spec, model = load_run(tmp_path / "snl")
-    assert count(model, (1, 16, 16)).relus == 900
-
-
-def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, data, tmp_path):
-    from reshape.train import read_metrics
-
-    mask_cfg = TrainConfig(epochs=5, batch_size=16, lr=1e-3, optimizer="adamw", weight_decay=0)
-    # A budget the all-ReLU count already meets after epoch 1: the phase ends there.
-    snl.run(*load_run(teacher), 4480, tmp_path / "snl", data, None, mask_cfg, CFG, progress=False)
-    rows = read_metrics(tmp_path / "snl" / snl.MASK_DIR)
-    assert [r["epoch"] for r in rows] == [1] and rows[0]["relus"] <= 4480
 
 
 def test_soft_mask_gates_stay_trainable_after_being_pushed_above_one():

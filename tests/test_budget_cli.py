@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -44,7 +45,7 @@ def test_methods_meet_the_budget_exactly(teacher, tmp_path, method, extra):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--budget", "0"], "at least 1"),
+    (["--budget", "0"], "positive integer"),
     (["--budget", "10M"], "exceeds the teacher's"),
     (["--budget", "1k", "--data", "mnist"], None),
 ])
@@ -59,3 +60,41 @@ def test_bad_budgets_and_data(teacher, tmp_path, args, message):
         assert message in res.output
     else:  # a teacher trained on another dataset
         assert "fashion-mnist-mini" in res.output or "mnist" in res.output
+
+
+@pytest.mark.parametrize("method, first, changed, name, redone", [
+    ("senet", [], ["--allocation", "uniform", "--granularity", "channel"], "allocation",
+     {"allocation": "uniform", "granularity": "channel"}),
+    ("senet", [], ["--epochs", "2"], "setting.epochs", {}),
+    ("snl", ["--lambda", "1e-3"], ["--lambda", "1e-2"], "lam", {"lam": 1e-2}),
+])
+def test_rerun_with_other_params_is_refused_not_read_back(teacher, tmp_path, method, first, changed, name, redone):
+    """Regression: the stage caches used to return the first run's result for new settings."""
+    out = str(tmp_path / method)
+    args = [method, teacher, *DATA, "--budget", "2k", *FAST, "--out", out]
+    assert run(*args, *first).exit_code == 0
+    res = run(*args, *changed)
+    assert res.exit_code == 1 and name in res.output and "--force" in res.output, res.output
+    res = run(*args, *first, *changed, "--force", "--json")
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output[res.output.index("{"):])
+    assert not result["cached"] and redone.items() <= result["params"].items()
+
+
+def test_a_finished_run_is_read_back_and_uniform_is_its_own_method(teacher, tmp_path):
+    args = ["senet", teacher, *DATA, "--budget", "2k", *FAST, "--allocation", "uniform",
+            "--out", str(tmp_path / "u"), "--json"]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output[res.output.index("{"):])
+    assert (result["method"], result["family"], result["cached"]) == ("senet_uniform", "baseline", False)
+    again = json.loads(run(*args).output)
+    assert again["cached"] and again["relus"] == result["relus"] and again["top1"] == result["top1"]
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_the_teacher_folder_is_refused_as_out_and_left_unchanged(teacher, force):
+    before = {p: p.read_bytes() for p in sorted(Path(teacher).rglob("*")) if p.is_file()}
+    res = run("senet", teacher, *DATA, "--budget", "2k", *FAST, "--out", teacher, *force)
+    assert res.exit_code == 1 and "Traceback" not in res.output and teacher in res.output, res.output
+    assert {p: p.read_bytes() for p in sorted(Path(teacher).rglob("*")) if p.is_file()} == before

@@ -1,4 +1,7 @@
-"""ReLU-budget optimisation: per-layer allocation, sensitivity, mask locations, SENet and SNL."""
+"""The ReLU-mask toolkit (no training): per-layer allocation, sensitivity, mask sites and masks.
+
+The methods that train with it (SENet, SNL) live in ``reshape.methods``.
+"""
 from __future__ import annotations
 
 from .allocate import allocate, water_fill

@@ -87,3 +87,12 @@ def copy_weights(student: nn.Module, source: nn.Module) -> None:
     missing = [k for k in missing if not k.endswith(MASK_KEYS)]
     if missing or unexpected:
         raise ValueError(f"the networks differ beyond masks: {missing[:3]} {unexpected[:3]}")
+
+
+def check_budget(budget: int, total: int) -> None:
+    """Refuse a ReLU budget outside 1..``total`` (the teacher's optimisable ReLUs)."""
+    if budget < 1:
+        raise ReshapeError(f"the ReLU budget must be at least 1, got {budget}")
+    if budget > total:
+        raise ReshapeError(f"budget {budget:,} exceeds the teacher's {total:,} optimisable ReLUs; "
+                           "pick a smaller --budget")

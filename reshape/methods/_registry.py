@@ -24,8 +24,8 @@ class Setting:
 
     ``epochs`` is the student budget of every method (two-stage methods split it,
     ``stages``); ``teacher_epochs`` trains all-ReLU networks from scratch (HybReNet
-    bases). ``root``, ``device``, ``workers`` and ``progress`` change where and how a run
-    executes, not its result, so they are not part of any fingerprint; nor does ``shared``,
+    bases). ``root``, ``device``, ``workers``, ``compile`` and ``progress`` change where and how
+    a run executes, not its result, so they are not part of any fingerprint; nor does ``shared``,
     a folder where stages that recur across budgets (a HybReNet base) are trained once
     (default: inside each method's own folder). Each such stage is a run of its own,
     fingerprinted by ``reshape.train.fit``, so sharing never mixes settings.
@@ -41,10 +41,11 @@ class Setting:
     root: str | None = None
     device: str = "auto"
     workers: int = 0
+    compile: bool = False
     progress: bool = True
     shared: str | None = None
 
-    RUNTIME = ("root", "device", "workers", "progress", "shared")
+    RUNTIME = ("root", "device", "workers", "compile", "progress", "shared")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "teacher_epochs", "batch_size"):
@@ -70,7 +71,8 @@ class Setting:
         from ..train import TrainConfig
 
         base = dict(epochs=epochs, batch_size=self.batch_size, lr=lr, kd_alpha=self.kd_alpha,
-                    dataset=self.data, seed=self.seed, device=self.device, workers=self.workers)
+                    dataset=self.data, seed=self.seed, device=self.device, workers=self.workers,
+                    compile=self.compile)
         return TrainConfig(**{**base, **changes})
 
     def splits(self) -> Any:
@@ -198,6 +200,8 @@ class Method:
         if not isinstance(teacher, TrainedRun):
             teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
         teacher.model.eval().requires_grad_(False)
+        if Path(out).resolve() == teacher.path.resolve():  # --force would delete the teacher
+            raise ReshapeError(f"--out {out} is the teacher's run directory; pick a new --out")
         run = RunDir(out)
         key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}

@@ -1,0 +1,167 @@
+"""SENet, uniform SENet and SNL as registered methods, end to end on fashion-mnist-mini:
+budgets met, finished runs read back, and no setting that changes the result ever
+answered from an earlier run's files."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reshape.budget.masks import sites
+from reshape.count import count
+from reshape.errors import ReshapeError
+from reshape.io import read_json
+from reshape.methods import Job, Setting, get_method
+from reshape.methods import senet as senet_method
+from reshape.methods import snl as snl_method
+from reshape.models import spec_for
+from reshape.runs import RunDir, load_run, load_trained
+from reshape.spec import ReluLayer
+from reshape.train import fit, read_metrics
+
+DATA = "fashion-mnist-mini"
+SETTING = Setting(DATA, limit=256, epochs=2, batch_size=64, progress=False)
+BUDGET = 2000
+FAST = {"snl": {"lam": 1e-3}}  # short-run lambda (docs/senet.md); SENet at its defaults
+
+
+def train_teacher(out: Path, seed: int = 0):
+    spec = spec_for("resnet18", DATA, 4)
+    setting = dataclasses.replace(SETTING, seed=seed)
+    fit(out, spec, setting.config(1, 0.1), setting.splits(), progress=False)
+    return load_trained(out)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return train_teacher(tmp_path_factory.mktemp("teacher") / "run")
+
+
+def files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(teacher, tmp_path_factory):
+    """One finished run per method, shared by the tests that must not change it."""
+    root = tmp_path_factory.mktemp("finished")
+    return {name: get_method(name).fit(teacher, BUDGET, root / name, SETTING,
+                                       get_method(name).params(**FAST.get(name, {})))
+            for name in ("senet", "senet_uniform", "snl")}
+
+
+@pytest.mark.parametrize("name", ["senet", "senet_uniform", "snl"])
+def test_every_method_meets_the_budget_and_records_what_it_built(finished, name):
+    result = finished[name]
+    spec, model = load_run(result.run)
+    assert result.relus == count(model, spec.input_shape).relus <= BUDGET
+    assert 0 <= result.top1 <= 1 and result.macs > 0 and not result.cached
+    manifest = RunDir(result.run).require_manifest()
+    assert (manifest.method, manifest.status, manifest.summary["relus"]) == (name, "done", result.relus)
+    assert result.family == ("ours" if name == "senet" else "baseline")
+    if name == "snl":
+        assert {"reached", "soft_relus", "lambda"} <= set(result.built)
+        assert read_json(Path(result.run, snl_method.RESULT_FILE), "SNL result")["budget"] == BUDGET
+    else:
+        assert result.relus == BUDGET  # neuron masks: water-filling is exact
+        assert result.built["allocation"] == ("uniform" if name == "senet_uniform" else "sensitivity")
+        assert sum(result.built["per_stage"].values()) == BUDGET
+        assert read_json(Path(result.run, senet_method.PLAN_FILE), "SENet plan")["allocation"] == \
+            result.built["allocation"]
+
+
+@pytest.mark.parametrize("name", ["senet", "snl"])
+def test_a_finished_run_is_read_back_without_training(finished, teacher, name):
+    before = files(Path(finished[name].run))
+    again = get_method(name).fit(teacher, BUDGET, finished[name].run, SETTING,
+                                 get_method(name).params(**FAST.get(name, {})))
+    assert again.cached and dataclasses.replace(again, cached=False) == finished[name]
+    assert files(Path(finished[name].run)) == before
+
+
+@pytest.fixture(scope="module")
+def other_teacher(tmp_path_factory):
+    return train_teacher(tmp_path_factory.mktemp("other") / "run", seed=1)
+
+
+@pytest.mark.parametrize("name, change, setting, differs", [
+    ("senet", {"allocation": "uniform"}, {}, "params.allocation"),
+    ("senet", {"granularity": "channel"}, {}, "params.granularity"),
+    ("senet", {"at_weight": 100.0}, {}, "params.at_weight"),
+    ("senet", {"schedule": "step"}, {}, "params.schedule"),
+    ("senet", {}, {"epochs": 4}, "setting.epochs"),
+    ("senet_uniform", {"allocation": "sensitivity"}, {}, "params.allocation"),
+    ("snl", {"lam": 1e-2}, {}, "params.lam"),
+    ("snl", {"granularity": "channel"}, {}, "params.granularity"),
+    ("snl", {}, {"epochs": 4}, "setting.epochs"),
+    ("snl", {}, {"kd_alpha": 0.9}, "setting.kd_alpha"),
+])
+def test_other_settings_are_refused_naming_what_differs(finished, teacher, name, change, setting, differs):
+    method = get_method(name)
+    out = Path(finished[name].run)
+    before = files(out)
+    with pytest.raises(ReshapeError, match=rf"{differs}: .*--force"):
+        method.fit(teacher, BUDGET, out, dataclasses.replace(SETTING, **setting),
+                   method.params(**{**FAST.get(name, {}), **change}))
+    assert files(out) == before
+
+
+def test_a_different_teacher_is_refused(finished, other_teacher):
+    with pytest.raises(ReshapeError, match="teacher: "):
+        get_method("senet").fit(other_teacher, BUDGET, finished["senet"].run, SETTING)
+
+
+def test_another_variant_in_the_folder_is_refused_naming_the_parameter(finished, teacher):
+    """senet_uniform is senet with other default params: the message names them, not just the method."""
+    with pytest.raises(ReshapeError, match="'senet' run, not 'senet_uniform' .*params.allocation"):
+        get_method("senet_uniform").fit(teacher, BUDGET, finished["senet"].run, SETTING)
+
+
+@pytest.mark.parametrize("name, change", [("senet", {"granularity": "channel"}), ("snl", {"lam": 1e-2})])
+def test_force_redoes_the_run_with_the_new_settings(finished, teacher, tmp_path, name, change):
+    out = tmp_path / name
+    shutil.copytree(finished[name].run, out)
+    method = get_method(name)
+    params = method.params(**{**FAST.get(name, {}), **change})
+    result = method.fit(teacher, BUDGET, out, SETTING, params, force=True)
+    assert not result.cached and result.params == dataclasses.asdict(params)
+    assert RunDir(out).require_manifest().params["params"] == dataclasses.asdict(params)
+    if name == "senet":
+        assert read_json(out / senet_method.PLAN_FILE, "SENet plan")["granularity"] == "channel"
+        assert all(layer.granularity == "channel" for layer in load_run(out)[0].relus if layer.state == "masked")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_the_teachers_folder_is_never_an_output(teacher, force):
+    before = files(teacher.path)
+    with pytest.raises(ReshapeError, match="teacher|'train' run"):
+        get_method("senet").fit(teacher, BUDGET, teacher.path, SETTING, force=force)
+    assert files(teacher.path) == before
+
+
+def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, tmp_path):
+    """A budget the all-ReLU count already meets: the phase ends after epoch 1 and counts as done."""
+    sites_total = sum(s.size for s in sites(teacher.spec, teacher.model))
+    result = get_method("snl").fit(teacher, sites_total, tmp_path / "snl", SETTING,
+                                   get_method("snl").params(mask_epochs=5))
+    masks = RunDir(tmp_path / "snl" / snl_method.MASK_DIR).require_manifest()
+    assert [r["epoch"] for r in read_metrics(tmp_path / "snl" / snl_method.MASK_DIR)] == [1]
+    assert masks.status == "done" and masks.training["status"] == "done"
+    assert result.built["reached"] and result.built["mask_epochs"] == 1
+
+
+def test_stages_take_another_spec_of_the_teacher(teacher, tmp_path):
+    """What pipelines do: SENet on a spec edit of the teacher (here a stage-4 ReLU layer removed)."""
+    removed = "layer4.1.act2"
+    spec = teacher.spec.with_relus([ReluLayer(removed, "removed")])
+    run = RunDir(tmp_path / "edit")
+    manifest = run.claim("senet", {"spec": spec.to_dict()})
+    job = Job("senet", teacher, BUDGET, run, SETTING, manifest.fingerprint)
+    built = senet_method.stages(job, teacher, senet_method.SENetParams(), spec=spec)
+    final, model = load_run(run.path)
+    assert final.relu_state(removed).state == "removed"
+    assert count(model, final.input_shape).relus == BUDGET == built["planned"]
+    locate = RunDir(run / senet_method.LOCATE_DIR).require_manifest()
+    assert locate.parent == str(run.path) and locate.params["teacher"] == teacher.digest
