@@ -163,7 +163,7 @@ def hybrenet_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
 
 
 def shallow_senet(setup: Setup, budget: int, out: Path) -> dict[str, Any]:
-    from reshape.shallow import linearize_spec
+    from reshape.methods.shallow import linearize_spec
 
     keep = max(budget, int(setup.args.shallow_keep * setup.relus))
     spec, blocks = linearize_spec(setup.spec, setup.teacher, keep, _probe(setup))
