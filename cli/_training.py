@@ -37,14 +37,20 @@ _BASE = {"epochs": 15, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight
          "kd_alpha": 0.9, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None}
 
 
-def training_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add the shared training options to a click command, with per-command defaults."""
+#: The options of a command that runs a registered method: its ``Setting`` and the method's lr
+#: (a method's recipe is fixed by its params; an option it would ignore is not offered).
+SETTING_OPTIONS = ("epochs", "batch_size", "lr", "kd_alpha", "seed", "workers", "device", "limit")
+
+
+def training_options(*, only: tuple[str, ...] | None = None,
+                     **defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the shared training options (or ``only`` those) to a click command, with per-command defaults."""
     unknown = set(defaults) - set(_BASE)
     if unknown:
         raise TypeError(f"no training option {sorted(unknown)}")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for name in reversed(list(_OPTIONS)):
+        for name in reversed([n for n in _OPTIONS if only is None or n in only]):
             decls, kwargs = _OPTIONS[name]
             value = defaults.get(name, _BASE[name])
             extra = {} if kwargs.get("is_flag") else {"default": value, "show_default": value is not None}
@@ -64,3 +70,10 @@ def train_config(opts: dict[str, Any], **overrides: Any):
 def pop_training(opts: dict[str, Any]) -> dict[str, Any]:
     """Split the shared training options out of a command's keyword arguments."""
     return {k: opts.pop(k) for k in list(opts) if k in _OPTIONS}
+
+
+def method_setting(opts: dict[str, Any], data: str, root: str | None) -> Any:
+    """The ``reshape.methods.Setting`` of a method command from its ``SETTING_OPTIONS`` (less lr)."""
+    from reshape.methods import Setting
+
+    return Setting(data=data, root=root, **{k: opts[k] for k in SETTING_OPTIONS if k != "lr"})

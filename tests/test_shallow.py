@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -15,10 +14,10 @@ from reshape.cli import cli
 from reshape.errors import ReshapeError
 from reshape.models import build
 from reshape.runs import load_run
-from reshape.shallow import LINEARIZED_DIR, BlockScore, linearize_spec, select
+from reshape.methods.shallow import LINEARIZED_DIR, BlockScore, linearize_spec, select
 
 DATA = ["--data", "fashion-mnist-mini"]
-FAST = ["--epochs", "1", "--batch-size", "128", "--limit", "256"]
+FAST = ["--epochs", "2", "--batch-size", "128", "--limit", "256"]  # compact: 1 epoch before and after merging
 
 
 def run(*args: str):
@@ -82,7 +81,7 @@ def test_a_group_of_relu_layers_is_linearized_at_once(tiny_spec):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "teacher"
-    res = run("train", "resnet18", *DATA, "--width", "4", *FAST, "--out", str(out))
+    res = run("train", "resnet18", *DATA, "--width", "4", *FAST, "--epochs", "1", "--out", str(out))
     assert res.exit_code == 0, res.output
     return out
 
@@ -97,16 +96,19 @@ def compact(teacher):
 
 def test_compact_run_has_fewer_relus_and_macs_and_counts_agree(compact):
     out, result = compact
-    before, after = result["before"], result["after"]
-    assert result["relu_target"] == 18_995 and before["relus"] == 27_136  # --relus 0.7: int(0.7 * 27,136)
-    assert after["relus"] <= 0.7 * before["relus"] and after["macs"] < before["macs"]
-    assert after["nonlinear_depth"] == before["nonlinear_depth"] - len(result["blocks"])
-    assert json.loads((out / "shallow.json").read_text()) == {k: v for k, v in result.items() if k != "out"}
+    built = result["built"]
+    before, after = built["before"], built["after"]
+    assert result["budget"] == built["relu_target"] == 18_995 and before["relus"] == 27_136  # int(0.7 * 27,136)
+    assert after["relus"] == result["relus"] <= 0.7 * before["relus"] and after["macs"] < before["macs"]
+    assert after["nonlinear_depth"] == before["nonlinear_depth"] - len(built["blocks"])
+    assert json.loads((out / "run.json").read_text())["summary"] == result
     counted = json.loads(run("count", str(out), "--json").output)
     assert (counted["relus"], counted["macs"], counted["nonlinear_depth"]) == \
         (after["relus"], after["macs"], after["nonlinear_depth"])
     evaluated = parse(run("eval", str(out), "--json").output)
     assert evaluated["top1"] == pytest.approx(after["top1"]) and evaluated["relus"] == after["relus"]
+    assert "before" in run("shallow", str(out.parent / "teacher"), "--relus", "0.7", *DATA, *FAST,
+                           "--out", str(out)).output  # the table, read back from the finished run
 
 
 def test_resuming_a_finished_run_retrains_nothing(compact):
@@ -115,22 +117,20 @@ def test_resuming_a_finished_run_retrains_nothing(compact):
     stamps = [p.stat().st_mtime_ns for p in checkpoints]
     res = run("shallow", str(out.parent / "teacher"), "--relus", "0.7", *DATA, *FAST, "--out", str(out), "--json")
     assert res.exit_code == 0, res.output
-    assert parse(res.output) == result
+    assert parse(res.output) == {**result, "cached": True}
     assert len(checkpoints) == 2 and [p.stat().st_mtime_ns for p in checkpoints] == stamps
 
 
 def test_exact_merge_equals_the_fine_tuned_linearized_model(compact, tmp_path):
     src, planned = compact
     out = tmp_path / "exact"
-    # the same ReLU target picks the same blocks; the finished linearized stage is reused, not retrained
-    shutil.copytree(src / LINEARIZED_DIR, out / LINEARIZED_DIR)
     res = run("shallow", str(src.parent / "teacher"), "--relus", "0.7", "--mode", "exact", *DATA, *FAST,
               "--out", str(out), "--json")
     assert res.exit_code == 0, res.output
-    result = parse(res.output)
-    assert result["blocks"] == planned["blocks"]
+    result = parse(res.output)["built"]
+    assert result["blocks"] == planned["built"]["blocks"]  # the same ReLU target picks the same blocks
     assert all(m["max_rel_error"] < 1e-4 and m["mode"] == "exact" for m in result["merges"])
-    assert result["after"]["relus"] == planned["after"]["relus"]
+    assert result["after"]["relus"] == planned["built"]["after"]["relus"]
     assert result["after"]["macs"] > result["before"]["macs"]  # exact K x K merges cost more MACs
     assert result["after"]["top1"] == pytest.approx(result["linearized"]["top1"], abs=2e-3)  # argmax ties aside
     _, merged = load_run(out)
@@ -155,10 +155,26 @@ def test_bad_targets(teacher, tmp_path, args, message):
     assert message in res.output
 
 
-def test_a_run_directory_keeps_its_targets(compact):
+@pytest.mark.parametrize("args, changed", [
+    (["--relus", "0.8"], "budget: 18995 -> 21708"),
+    (["--relus", "0.7", "--mode", "exact"], 'params.mode: "compact" -> "exact"'),
+    (["--relus", "0.7", "--k", "1"], "params.k: 3 -> 1"),
+])
+def test_a_run_directory_keeps_its_settings(compact, args, changed):
     out, _ = compact
-    res = run("shallow", str(out.parent / "teacher"), "--relus", "0.8", *DATA, *FAST, "--out", str(out))
-    assert res.exit_code == 1 and "other targets" in res.output
+    res = run("shallow", str(out.parent / "teacher"), *args, *DATA, *FAST, "--out", str(out))
+    assert res.exit_code == 1 and "other settings" in res.output and changed in res.output
+
+
+def test_force_starts_a_run_directory_over(compact, tmp_path):
+    out, _ = compact
+    other = tmp_path / "other"
+    res = run("shallow", str(out.parent / "teacher"), "--relus", "0.8", *DATA, *FAST, "--out", str(other))
+    assert res.exit_code == 0, res.output
+    res = run("shallow", str(out.parent / "teacher"), "--relus", "0.7", *DATA, *FAST, "--out", str(other),
+              "--force", "--json")
+    assert res.exit_code == 0, res.output
+    assert parse(res.output)["budget"] == 18_995 and not parse(res.output)["cached"]
 
 
 def test_linearize_spec_removes_the_inner_relus_of_the_chosen_blocks(tiny_spec):
