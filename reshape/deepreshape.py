@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from . import tables
 from .analytic import largest_within, spec_macs, stage_relus, total_relus
 from .deepreduce import cull, thin
-from .errors import ReshapeError
+from .errors import BudgetUnreachable, ReshapeError
 from .spec import ArchSpec, Stage
 
 
@@ -168,7 +168,7 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
     m_max = min(m_relus, m_macs)
     if m_max < min_m:
         smallest = shape(min_m)
-        raise ReshapeError(
+        raise BudgetUnreachable(
             f"budget too small for {label} on {dataset}: the smallest network of its family "
             f"({family}, base width {min_m}) has {total_relus(smallest):,} ReLUs and "
             f"{spec_macs(smallest):,} MACs; raise the budget to at least that")

@@ -184,7 +184,6 @@ def test_senet_step_runs_the_registered_method_with_the_trials_params(tmp_path, 
     assert relus == attrs["relus"] == count_spec(spec).relus and macs == attrs["macs"] == count_spec(spec).macs
 
 
-@pytest.mark.skipif("senet" not in list_methods(), reason="the SENet method module is not merged yet")
 def test_senet_trial_meets_its_budget(tmp_path):
     space = parse(_edited(("relu_optimizer",), {"choices": ["senet"]}), "t")
     trial = FixedTrial({"budget": 20_000, "cull": "[]", "thin": False})

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .._probe import output_shapes
-from ..errors import ReshapeError
+from ..errors import BudgetUnreachable, ReshapeError
 from ..layers import MaskedReLU
 from ..spec import ArchSpec, ReluLayer
 
@@ -94,5 +94,5 @@ def check_budget(budget: int, total: int) -> None:
     if budget < 1:
         raise ReshapeError(f"the ReLU budget must be at least 1, got {budget}")
     if budget > total:
-        raise ReshapeError(f"budget {budget:,} exceeds the teacher's {total:,} optimisable ReLUs; "
+        raise BudgetUnreachable(f"budget {budget:,} exceeds the teacher's {total:,} optimisable ReLUs; "
                            "pick a smaller --budget")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ReshapeError
-from ..runs import RunDir, TrainedRun, canonical, load_run, load_trained
+from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, load_run, load_trained
 from ..spec import ArchSpec
 
 FAMILIES = ("ours", "baseline")
@@ -178,15 +178,9 @@ class Method:
     defaults: Any
 
     def params(self, **overrides: Any) -> Any:
-        """The params dataclass: this entry's defaults with ``overrides`` (strings are converted)."""
-        known = {f.name: f for f in dataclasses.fields(self.params_type)}
-        unknown = sorted(set(overrides) - set(known))
-        if unknown:
-            raise ReshapeError(f"method {self.name} has no parameter '{unknown[0]}'; "
-                               f"it has {', '.join(known) or 'none'}")
-        hints = typing.get_type_hints(self.params_type)
-        return dataclasses.replace(self.defaults, **{k: _convert(self.name, k, v, hints[k])
-                                                     for k, v in overrides.items()})
+        """The params dataclass: this entry's defaults with ``overrides`` (strings are converted;
+        ``"senet.at_weight"`` reaches into a nested params dataclass)."""
+        return _override(self.name, self.defaults, overrides)
 
     def fit(self, teacher: TrainedRun | str | os.PathLike[str], budget: int, out: str | os.PathLike[str],
             setting: Setting, params: Any = None, force: bool = False) -> MethodResult:
@@ -205,12 +199,18 @@ class Method:
         run = RunDir(out)
         key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}
+        fresh = not run.path.exists()
         manifest = run.claim(self.name, key, parent=teacher.path, force=force)
         if manifest.status == "done" and manifest.summary:
             return MethodResult.from_dict(manifest.summary)
         start = time.perf_counter()
         job = Job(self.name, teacher, budget, run, setting, manifest.fingerprint)
-        built = dict(self.run(job, params))
+        try:
+            built = dict(self.run(job, params))
+        except ReshapeError:
+            if fresh:
+                _release(run)
+            raise
         result = measure(self, job, params, built, time.perf_counter() - start)
         run.finish(result.to_dict())
         return result
@@ -232,6 +232,44 @@ def measure(method: Method, job: Job, params: Any, built: dict[str, Any], second
     return MethodResult(method.name, method.family, job.budget, str(job.out), c.relus, c.macs,
                         c.nonlinear_depth, top1, canonical(dataclasses.asdict(params)), canonical(built),
                         pi, round(seconds, 1))
+
+
+def _release(run: RunDir) -> None:
+    """Undo a claim that produced nothing (e.g. an unreachable budget found before any
+    training), so the same --out can be used again with other settings."""
+    entries = list(run.path.iterdir()) if run.path.is_dir() else []
+    if [e.name for e in entries] == [MANIFEST_FILE]:
+        entries[0].unlink()
+        run.path.rmdir()
+
+
+def _override(method: str, params: Any, overrides: Mapping[str, Any]) -> Any:
+    """``params`` with ``overrides``; a dotted name (``senet.at_weight``) sets a nested dataclass field."""
+    known = {f.name for f in dataclasses.fields(params)}
+    hints = typing.get_type_hints(type(params))
+    flat: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in overrides.items():
+        head, _, rest = name.partition(".")
+        if head not in known or (rest and not dataclasses.is_dataclass(getattr(params, head))):
+            raise ReshapeError(f"method {method} has no parameter '{name}'; it has "
+                               f"{', '.join(_names(params)) or 'none'}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[name] = _convert(method, name, value, hints[name])
+    for head, inner in nested.items():
+        flat[head] = _override(f"{method}.{head}", getattr(params, head), inner)
+    return dataclasses.replace(params, **flat)
+
+
+def _names(params: Any) -> list[str]:
+    """Every settable parameter name of ``params``, nested ones dotted."""
+    out = []
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        out += [f"{f.name}.{n}" for n in _names(value)] if dataclasses.is_dataclass(value) else [f.name]
+    return out
 
 
 def _convert(method: str, name: str, value: Any, hint: Any) -> Any:

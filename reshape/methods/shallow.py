@@ -32,7 +32,7 @@ from torch import nn
 from ..budget.sensitivity import linearize_groups
 from ..count import count
 from ..data import probe_batches
-from ..errors import ReshapeError
+from ..errors import BudgetUnreachable, ReshapeError
 from ..graph import ModelGraph, Step, block_inputs, merge_blocks, predicted_macs, replay, trace
 from ..graph.passes import MODES
 from ..io import write_text
@@ -95,12 +95,12 @@ def select(scores: Sequence[BlockScore], relu_target: int, mac_target: int | Non
 
     Blocks are taken until the ReLU target is met; with a MAC target, further blocks
     that lower MACs are taken (same order) until it is met too. A target the blocks
-    cannot reach is a ``ReshapeError`` giving the reachable minimum.
+    cannot reach is ``BudgetUnreachable`` (a MAC target: ``ReshapeError``) giving the reachable minimum.
     """
     mode = scores[0].mode if scores else "exact"
     floor_relus = relus - sum(s.relus_saved for s in scores)
     if relu_target < floor_relus:
-        raise ReshapeError(f"ReLU target {relu_target:,} is out of reach: merging every block leaves "
+        raise BudgetUnreachable(f"ReLU target {relu_target:,} is out of reach: merging every block leaves "
                            f"{floor_relus:,} of {relus:,} ReLUs; ask for at least that")
     floor_macs = macs + sum(min(s.mac_change, 0) for s in scores)
     if mac_target is not None and mac_target < floor_macs:

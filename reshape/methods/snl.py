@@ -30,7 +30,7 @@ from ..errors import ReshapeError
 from ..io import write_json
 from ..layers import SoftMaskReLU
 from ..models import build
-from ..runs import load_weights, save_weights
+from ..runs import TrainedRun, load_weights, save_weights
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, Step, TrainConfig
 from ._recipe import Recipe
@@ -159,8 +159,13 @@ def binarize(spec: ArchSpec, layer_sites: list[Site], layers: dict[str, SoftMask
 @register_method("snl", SNLParams, family="baseline",
                  summary="SNL: L1-driven soft ReLU masks, binarized to the budget, KD fine-tune")
 def fit(job: Job, p: SNLParams) -> dict[str, Any]:
-    """Both SNL phases from ``job.teacher`` into ``job.out``; returns what the mask phase reached."""
-    teacher, spec = job.teacher, job.teacher.spec
+    return stages(job, job.teacher, p)
+
+
+def stages(job: Job, teacher: TrainedRun, p: SNLParams) -> dict[str, Any]:
+    """Both SNL phases from ``teacher`` (the job's, or a HybReNet base) into ``job.out``, distilled
+    from that teacher; returns what the mask phase reached."""
+    spec = teacher.spec
     layer_sites = sites(spec, teacher.model)
     check_budget(job.budget, sum(s.size for s in layer_sites))
     first, second = job.setting.stages()
@@ -174,7 +179,7 @@ def fit(job: Job, p: SNLParams) -> dict[str, Any]:
 
     # A run that the schedule stopped early is still done: fit marks it so after train returns.
     masks = job.train(spec, mask_config(final_cfg, p.mask_lr, p.mask_epochs or first), out=job.out / MASK_DIR,
-                      model_fn=soft_model, init_key=teacher.digest, extra_loss=schedule,
+                      teacher=teacher, model_fn=soft_model, init_key=teacher.digest, extra_loss=schedule,
                       callbacks=[schedule.end_epoch],
                       params={"stage": "snl-masks", "lam": p.lam, "growth": p.growth, "warmup": p.warmup,
                               "granularity": p.granularity, "threshold": p.threshold, "budget": job.budget})
@@ -189,6 +194,7 @@ def fit(job: Job, p: SNLParams) -> dict[str, Any]:
     built = {"reached": soft_relus <= job.budget, "soft_relus": soft_relus, "lambda": masks.metrics["lam"],
              "mask_epochs": int(masks.metrics["epoch"]), "granularity": p.granularity}
     write_json(job.out / RESULT_FILE, {**built, "budget": job.budget, "spec": final_spec.to_dict()})
-    job.train(final_spec, final_cfg, init=lambda m: load_weights(m, binarized), init_key=masks.fingerprint,
+    job.train(final_spec, final_cfg, teacher=teacher, init=lambda m: load_weights(m, binarized),
+              init_key=masks.fingerprint,
               params={"stage": "snl-final"})
     return built
