@@ -19,7 +19,7 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "lr": (("--lr",), {"type": float, "help": "Peak learning rate."}),
     "optimizer": (("--optimizer",), {"type": click.Choice(["sgd", "adamw"])}),
     "weight_decay": (("--weight-decay",), {"type": float}),
-    "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step"])}),
+    "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step", "constant"])}),
     "warmup_epochs": (("--warmup-epochs",), {"type": int}),
     "label_smoothing": (("--label-smoothing",), {"type": float}),
     "kd_temperature": (("--kd-temperature",), {"type": float}),

@@ -268,3 +268,51 @@ def test_seed_alone_decides_initial_and_trained_weights(tmp_path, tiny_spec):
     assert starts[0].keys() == starts[1].keys()
     assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])
     assert (tmp_path / "a" / WEIGHTS_FILE).read_bytes() == (tmp_path / "b" / WEIGHTS_FILE).read_bytes()
+
+
+def test_gate_lr_puts_soft_mask_gates_in_their_own_group_without_decay(tiny_spec):
+    """SNL trains its gates at their own lr beside the weights (the published 1e-3)."""
+    from reshape.layers import SoftMaskReLU
+    from reshape.models import build
+    from reshape.train import make_optimizer
+
+    model = build(tiny_spec)
+    model.act1 = SoftMaskReLU((4, 16, 16))
+    cfg = TrainConfig(optimizer="adamw", lr=1e-3, gate_lr=1e-2, weight_decay=5e-4, schedule="constant")
+    groups = make_optimizer(model, cfg).param_groups
+    gate = [g for g in groups if any(p is model.act1.alpha for p in g["params"])]
+    assert len(gate) == 1 and gate[0]["lr"] == 1e-2 and gate[0]["weight_decay"] == 0.0
+    others = [g for g in groups if g is not gate[0]]
+    assert {g["lr"] for g in others} == {1e-3}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    conv = model.conv1.weight
+    assert any(p is conv for g in others if g["weight_decay"] == 5e-4 for p in g["params"])
+
+
+def test_constant_schedule_keeps_the_lr(tiny_spec):
+    from reshape.models import build
+
+    model = build(tiny_spec)
+    cfg = TrainConfig(epochs=3, lr=0.05, schedule="constant")
+    opt = make_scheduler_for(model, cfg)
+    assert opt == [0.05] * 30
+
+
+def make_scheduler_for(model, cfg, steps=10):
+    from reshape.train import make_optimizer
+
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, steps)
+    lrs = []
+    for _ in range(cfg.epochs * steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_ce_weight_is_validated_and_defaults_to_the_convex_mix():
+    assert TrainConfig(kd_alpha=0.5).ce_weight is None
+    assert TrainConfig(kd_alpha=0.5, ce_weight=0.1).ce_weight == 0.1
+    with pytest.raises(ReshapeError, match="ce_weight must be >= 0"):
+        TrainConfig(ce_weight=-0.1)

@@ -16,7 +16,7 @@ from ..io import read_json, write_json
 from ..runs import CONFIG_FILE
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
-SCHEDULES: tuple[str, ...] = ("cosine", "step")
+SCHEDULES: tuple[str, ...] = ("cosine", "step", "constant")
 #: Fields that change how a run executes, not what it computes: they may differ on resume.
 RUNTIME_FIELDS = frozenset({"workers", "device", "compile"})
 
@@ -28,7 +28,11 @@ class TrainConfig:
     ``sgd`` is momentum SGD without Nesterov, as the PI papers train. The learning rate
     rises linearly over ``warmup_epochs`` and then follows ``schedule``: ``cosine`` to
     zero at the last step, or ``step``: times ``gamma`` at each fraction of training in
-    ``milestones``. Teacher loss: ``(1 - kd_alpha) * CE + kd_alpha * KD(kd_temperature)``.
+    ``milestones``, or ``constant`` (SNL's mask phase). Teacher loss: ``ce_weight * CE +
+    kd_alpha * KD(kd_temperature)``, ``ce_weight`` defaulting to ``1 - kd_alpha`` (SENet's
+    released final stage uses 0.1 CE + 0.5 KD, not a convex mix). ``gate_lr`` is the
+    learning rate of ReLU-gate parameters (SNL's soft masks), when they differ from the
+    weights'; gates never get weight decay.
     ``amp`` (bf16 autocast) and ``channels_last`` apply on CUDA only. ``batch_size`` is
     per process under torchrun. ``dataset`` records the data's name for eval and
     teacher checks.
@@ -40,13 +44,15 @@ class TrainConfig:
     optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: Literal["cosine", "step"] = "cosine"
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
+    ce_weight: float | None = None
+    gate_lr: float | None = None
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
@@ -112,5 +118,7 @@ def _check(cfg: TrainConfig) -> None:
     need(0 <= cfg.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
     need(cfg.kd_temperature > 0, "kd_temperature", "must be positive")
     need(0 <= cfg.kd_alpha <= 1, "kd_alpha", "must be in [0, 1]")
+    need(cfg.ce_weight is None or cfg.ce_weight >= 0, "ce_weight", "must be >= 0")
+    need(cfg.gate_lr is None or cfg.gate_lr > 0, "gate_lr", "must be positive")
     need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(cfg.workers >= 0, "workers", "must be >= 0")

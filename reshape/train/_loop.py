@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ..errors import ReshapeError
+from ..layers import SoftMaskReLU
 from ..runs import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
 from . import _dist
@@ -192,12 +193,30 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256,
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """timm's optimizer factory; BatchNorm and bias parameters get no weight decay."""
+    """timm's optimizer factory; BatchNorm and bias parameters get no weight decay.
+
+    With ``cfg.gate_lr``, ReLU-gate parameters (``SoftMaskReLU.alpha``) form their own group
+    at that lr without weight decay (SNL trains its masks beside the weights).
+    """
     from timm.optim import create_optimizer_v2
 
     name = {"sgd": "momentum", "adamw": "adamw"}[cfg.optimizer]
     kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
-    return create_optimizer_v2(model, name, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+    gates = [m.alpha for m in model.modules() if isinstance(m, SoftMaskReLU)]
+    if cfg.gate_lr is None or not gates:
+        return create_optimizer_v2(model, name, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+    ids = {id(g) for g in gates}
+    weights = [(n, p) for n, p in model.named_parameters() if id(p) not in ids]
+    groups = _decay_groups(weights, cfg.weight_decay)
+    groups.append({"params": gates, "lr": cfg.gate_lr, "weight_decay": 0.0})
+    return create_optimizer_v2(groups, name, lr=cfg.lr, weight_decay=0.0, **kwargs)
+
+
+def _decay_groups(named: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, Any]]:
+    """timm's rule (no decay on 1-D parameters: BatchNorm, biases) for a list of named parameters."""
+    decay = [p for n, p in named if p.requires_grad and p.ndim > 1 and not n.endswith(".bias")]
+    no_decay = [p for n, p in named if p.requires_grad and not (p.ndim > 1 and not n.endswith(".bias"))]
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
@@ -210,6 +229,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if cfg.schedule == "constant":
+            return 1.0
         if cfg.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
         return cfg.gamma ** sum(step >= d for d in drops)
@@ -236,8 +257,8 @@ def _train_epoch(net: nn.Module, model: nn.Module, teacher: nn.Module | None, lo
             if teacher is not None:
                 with torch.no_grad():
                     teacher_logits = teacher(inputs)
-                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd_loss(logits, teacher_logits,
-                                                                           cfg.kd_temperature)
+                ce_weight = 1 - cfg.kd_alpha if cfg.ce_weight is None else cfg.ce_weight
+                loss = ce_weight * loss + cfg.kd_alpha * kd_loss(logits, teacher_logits, cfg.kd_temperature)
             if extra_loss is not None:
                 loss = loss + extra_loss(Step(epoch + 1, index, inputs, targets, model, teacher,
                                               logits, teacher_logits))
