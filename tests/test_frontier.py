@@ -106,7 +106,7 @@ def test_frontier_rows_and_every_output(frontier, teacher):
     with open(out / "results.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert list(table[0]) == ["method", "family", "budget", "fraction", "relus", "macs", "top1",
-                              "delphi_online_s", "cheetah_online_s", "run"]
+                              "delphi_online_s", "delphi_total_s", "cheetah_online_s", "cheetah_total_s", "run"]
     assert [r["method"] for r in table] == ["teacher", "deepreduce", "width", "deepreduce"]  # unreachable left out
     assert float(table[1]["top1"]) == pytest.approx(100 * result.rows[2]["top1"], abs=0.01)
     markdown = (out / "results.md").read_text()
@@ -188,7 +188,7 @@ def test_cli_reproduces_the_table_shape(frontier, teacher):
     assert "deepreduce at 50pct:" in res.output and "(read back)" in res.output
     lines = [ln for ln in (result.out / "results.md").read_text().splitlines() if ln.startswith("| ")]
     assert len(lines) == 1 + 1 + len(METHODS) * len(BUDGETS)  # header, teacher, points
-    assert {ln.count("|") - 1 for ln in lines} == {9}  # 9 columns in every row
+    assert {ln.count("|") - 1 for ln in lines} == {11}  # 11 columns in every row (online and total s per profile)
     for row in result.rows:
         assert row["method"] in res.output
     saved = json.loads((result.out / "results.json").read_text())

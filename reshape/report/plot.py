@@ -60,31 +60,43 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
 
 
 def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any], title: str,
-                  out: str | os.PathLike[str]) -> Path:
-    """A frontier's figure: one series per method (its points joined in ReLU order), labelled
-    by method name; baselines (family ``baseline``) dashed with hollow markers, the
-    teacher as a dashed horizontal line. ``rows`` are reachable points, top-1 a fraction."""
+                  out: str | os.PathLike[str], profile: str = "delphi") -> Path:
+    """A frontier's figure in two panels: accuracy against ReLUs, and against the estimated PI
+    latency (``profile``'s online + offline seconds, which also charges MACs: ReLUs are not
+    the whole cost). One series per method (points joined in x order), labelled by method
+    name; baselines (family ``baseline``) dashed with hollow markers; the teacher as a
+    dashed horizontal line. ``rows`` are reachable points, top-1 a fraction."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = _checked(out)
-    fig, ax = plt.subplots(figsize=(10, 6))
+    fig, (by_relus, by_latency) = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    axes = ((by_relus, lambda r: r["relus"]), (by_latency, lambda r: r["pi"][profile]["total_s"]))
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
-        group = sorted((r for r in rows if r["method"] == method), key=lambda r: r["relus"])
+        group = [r for r in rows if r["method"] == method]
         baseline = group[0]["family"] == "baseline"
-        color = colors[i % len(colors)]
-        ax.plot([r["relus"] for r in group], [100 * r["top1"] for r in group], _MARKERS[i % len(_MARKERS)],
-                color=color, linestyle="--" if baseline else "-", linewidth=1.2 if baseline else 1.8,
-                markersize=6, markerfacecolor="none" if baseline else color, zorder=3,
-                label=f"{method}{' (baseline)' if baseline else ''}")
+        style = dict(color=colors[i % len(colors)], linestyle="--" if baseline else "-",
+                     linewidth=1.2 if baseline else 1.8, markersize=6, zorder=3,
+                     markerfacecolor="none" if baseline else colors[i % len(colors)])
+        for ax, x in axes:
+            shown = sorted((r for r in group if ax is by_relus or profile in (r.get("pi") or {})), key=x)
+            ax.plot([x(r) for r in shown], [100 * r["top1"] for r in shown], _MARKERS[i % len(_MARKERS)],
+                    label=f"{method}{' (baseline)' if baseline else ''}", **style)
     if teacher.get("top1") is not None:
-        ax.axhline(100 * teacher["top1"], color="0.4", linestyle="--", linewidth=1, zorder=1,
-                   label=f"teacher ({teacher['relus']:,} ReLUs, {100 * teacher['top1']:.2f}%)")
-    _style(ax, title)
-    fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
+        for ax, _ in axes:
+            ax.axhline(100 * teacher["top1"], color="0.4", linestyle="--", linewidth=1, zorder=1,
+                       label=f"teacher ({teacher['relus']:,} ReLUs, {100 * teacher['top1']:.2f}%)")
+    _style(by_relus, "accuracy vs ReLUs", legend=False)
+    by_latency.set_xscale("log")
+    by_latency.set_xlabel(f"estimated PI latency, {profile} online + offline (s, log scale)")
+    by_latency.set_title(f"accuracy vs estimated {profile} latency (ReLUs and MACs)")
+    by_latency.grid(True, which="both", alpha=0.3)
+    by_latency.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.suptitle(title)
+    fig.subplots_adjust(left=0.06, right=0.8, top=0.88, wspace=0.08)
     return _save(fig, out)
 
 
@@ -95,7 +107,7 @@ def _checked(out: str | os.PathLike[str]) -> Path:
     return out
 
 
-def _style(ax: Any, title: str) -> None:
+def _style(ax: Any, title: str, legend: bool = True) -> None:
     """Log ReLU axis with 20K-style ticks, accuracy in percent, grid, legend outside the axes."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -107,7 +119,8 @@ def _style(ax: Any, title: str) -> None:
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def _save(fig: Any, out: Path) -> Path:
