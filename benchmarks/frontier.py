@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from reshape.frontier import run_frontier
     from reshape.io import write_json, write_text
     from reshape.methods import Setting
-    from reshape.report.frontier import MARKDOWN_FILE, markdown, write_frontier
+    from reshape.report.frontier import MARKDOWN_FILE, describe, markdown, write_frontier
 
     warn_skipped(args.skipped)
     setting = Setting(data=args.data, limit=args.limit, seed=args.seed, epochs=args.epochs,
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     teacher = train_teacher(args, setting)
     command = "python benchmarks/frontier.py " + " ".join(argv)
     result = run_frontier(teacher, args.methods, args.fractions, setting, Path(args.work) / "frontier",
-                          args.params, command=command)
+                          args.params, command=command, on_point=lambda row: print(describe(row), flush=True))
     write_frontier(result)
     verdicts = goals(result.rows)
     write_json(result.out / "results.json", {**result.to_dict(), "preset": "quick" if args.quick else "full",

@@ -135,13 +135,9 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
 
 def _echo_point(row: dict[str, Any]) -> None:
     """One line per point on stderr as it finishes (the progress bar shows the running one)."""
-    where = "teacher" if row["method"] == "teacher" else f"{row['method']} at {row['label']}"
-    if not row["reachable"]:
-        text = f"unreachable: {row['why']}"
-    else:
-        top1 = "-" if row["top1"] is None else f"{100 * row['top1']:.2f}%"
-        text = f"{top1} at {row['relus']:,} ReLUs" + (" (read back)" if row["cached"] else f" in {row['seconds']} s")
-    click.echo(f"{where}: {text}", err=True)
+    from reshape.report.frontier import describe
+
+    click.echo(describe(row), err=True)
 
 
 def _print_table(result: Any) -> None:

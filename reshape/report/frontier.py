@@ -34,6 +34,16 @@ def profiles(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(p for row in rows for p in (row.get("pi") or {})))
 
 
+def describe(row: Mapping[str, Any]) -> str:
+    """One line for a finished point (or the teacher): what a long frontier logs as it goes."""
+    where = "teacher" if row["method"] == "teacher" else f"{row['method']} at {row['label']}"
+    if not row["reachable"]:
+        return f"{where}: unreachable: {row['why']}"
+    top1 = "-" if row["top1"] is None else f"{100 * row['top1']:.2f}%"
+    return f"{where}: {top1} at {row['relus']:,} ReLUs" + (
+        " (read back)" if row["cached"] else f" in {row['seconds']} s")
+
+
 def table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
     """The frontier as a text table: (header, one row per teacher/point); what CLI and markdown show."""
     costs = profiles(result.rows)
