@@ -70,6 +70,7 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     out = _checked(out)
     fig, (by_relus, by_latency) = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
@@ -91,6 +92,9 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
                        label=f"teacher ({teacher['relus']:,} ReLUs, {100 * teacher['top1']:.2f}%)")
     _style(by_relus, "accuracy vs ReLUs", legend=False)
     by_latency.set_xscale("log")
+    by_latency.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    by_latency.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    by_latency.xaxis.set_minor_formatter(NullFormatter())
     by_latency.set_xlabel(f"estimated PI latency, {profile} online + offline (s, log scale)")
     by_latency.set_title(f"accuracy vs estimated {profile} latency (ReLUs and MACs)")
     by_latency.grid(True, which="both", alpha=0.3)
