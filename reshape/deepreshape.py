@@ -85,6 +85,11 @@ def _tolerance() -> float:
     return _rules()["tolerance"]["value"]
 
 
+def _exact(x: Fraction) -> int | Fraction:
+    """An integral Fraction as an int (integer widths take the exact, fast path)."""
+    return x.numerator if x.denominator == 1 else x
+
+
 def _plain(x: Fraction) -> float:
     """A Fraction as JSON-friendly data: an int when integral, else a float."""
     return int(x) if x.denominator == 1 else float(x)
@@ -176,14 +181,26 @@ def _top_up(spec: ArchSpec, stage: int, relus: int, macs: int | None) -> int:
 
 def _largest(f: Callable[[int], int], limit: int, lo: int) -> int:
     """Largest integer ``k >= lo`` with ``f(k) <= limit`` for a non-decreasing, unbounded ``f``
-    (``lo - 1`` if none): doubling, then bisection. Rounded widths make the counts steps, not
-    lines, so the closed form of ``largest_within`` does not apply."""
-    if f(lo) > limit:
+    (``lo - 1`` if none). Rounded widths make the counts steps, not lines, so the closed form
+    of ``largest_within`` does not apply: a secant guess, galloping from it, then bisection
+    (a handful of spec counts, since the counts are nearly linear or quadratic)."""
+    f_lo = f(lo)
+    if f_lo > limit:
         return lo - 1
-    good, step = lo, 1
-    while f(good + step) <= limit:
-        good, step = good + step, 2 * step
-    bad = good + step
+    probe = 2 * lo + 16
+    slope = max(1.0, (f(probe) - f_lo) / (probe - lo))
+    guess = lo + int((limit - f_lo) / slope)
+    step = 1
+    if f(guess) <= limit:
+        good = guess
+        while f(good + step) <= limit:
+            good, step = good + step, 2 * step
+        bad = good + step
+    else:
+        bad = guess
+        while bad - step > lo and f(bad - step) > limit:
+            bad, step = bad - step, 2 * step
+        good = max(lo, bad - step)
     while bad - good > 1:
         mid = (good + bad) // 2
         good, bad = (mid, bad) if f(mid) <= limit else (good, mid)
@@ -223,7 +240,7 @@ class _Family:
     unit: Fraction
 
     def shape(self, k: int) -> ArchSpec:
-        return _shaped(self.base, self.multipliers, self.regime, self.culled, k * self.unit)
+        return _shaped(self.base, self.multipliers, self.regime, self.culled, _exact(k * self.unit))
 
     def min_k(self) -> int:
         """The narrowest base width allowed: ``min_base_width`` units, and wide enough that the
@@ -247,7 +264,7 @@ def _families(base: ArchSpec, ranking: tuple[int, ...], fraction: float) -> list
     first = regimes.index(pick_regime(fraction))
     unit = Fraction(base.widths[0], _rules()["min_base_width"]["reference_width"])
     return [_Family(r, tuple(sorted(ranking[: r["cull"]])),
-                    equalized_multipliers(r["multipliers"], ranking, r["cull"]), base, unit)
+                    tuple(map(_exact, equalized_multipliers(r["multipliers"], ranking, r["cull"]))), base, unit)
             for r in regimes[first:]]
 
 
@@ -320,7 +337,7 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
         ("multipliers: the published " + hrn_shape(published) + " (the ranking orders its stage ReLU shares)"
          if multipliers == published else
          f"multipliers: ReLU equalization of {hrn_shape(published)} for this ranking -> {hrn_shape(multipliers)} "
-         f"(block-ReLU shares S1:S2:S3:S4 = {' : '.join(f'{float(x):.3g}' for x in shares)}; widths rounded "
+         f"(block-ReLU shares S1:S2:S3:S4 relative to stage 1 = {' : '.join(f'{float(x):.3g}' for x in shares)}; widths rounded "
          "half up)"),
         f"base width on a unit of {number_text(unit)} channel(s) (stage-1 width {base.widths[0]} / "
         f"{rules['min_base_width']['reference_width']}): largest m with ReLUs <= {relus:,}"

@@ -77,6 +77,8 @@ def round_width(x: Number) -> int:
 def hrn_widths(multipliers: Sequence[Number], base_width: Number) -> tuple[int, ...]:
     """Stage widths ``[m, a*m, a*b*m, ...]`` (cumulative products of the multipliers), each
     rounded half up to a whole channel (exact for integers)."""
+    if isinstance(base_width, int) and all(isinstance(f, int) for f in multipliers):  # published shapes
+        return tuple(base_width * math.prod(multipliers[:i]) for i in range(len(multipliers) + 1))
     m = Fraction(base_width)
     return tuple(round_width(m * math.prod(map(Fraction, multipliers[:i]), start=Fraction(1)))
                  for i in range(len(multipliers) + 1))
