@@ -68,6 +68,12 @@ def test_a_base_below_the_family_minimum_is_the_smallest_network():
     assert spec.widths == floor.widths and why.relus == total_relus(floor) == 2_304
 
 
+def test_params_from_strings_reach_optional_fields():
+    # `--set hybrenet_senet.macs=5` (a `float | None` field) used to stay a string
+    p = get_method("hybrenet_senet").params(macs="5", ranking="4,1,2,3")
+    assert (p.macs, p.ranking) == (5.0, (4, 1, 2, 3))
+
+
 def test_hybrenet_trains_the_network_synthesized_for_the_budget(teacher, tmp_path):
     method = get_method("hybrenet")
     result = method.fit(teacher, 13_568, tmp_path / "h", SETTING)  # 50% of the teacher's ReLUs
