@@ -39,7 +39,8 @@ def _stages(text: str) -> list[int]:
 @click.option("--macs", type=Amount(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
 @click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
               help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
-@click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published ranking).")
+@click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published "
+                                    "ranking). It picks the culled stage and, by ReLU equalization, the stage multipliers.")
 @click.option("--criticality-file", type=click.Path(dir_okay=False),
               help="Take the ranking from this `reshape criticality --out` JSON instead.")
 @click.option("--sweep", help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
@@ -53,9 +54,11 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
 
     The budget picks a stage-multiplier family (HRN-5x5x3x when ReLUs are plentiful,
-    HRN-2x5x3x with the least-critical stage culled, and thinned, when they are scarce),
-    the base width is solved in closed form and rounded, and the count is exact. The
-    rules are data (reshape/tables/deepreshape_rules.json); docs/deepreshape.md explains them.
+    HRN-2x5x3x with the least-critical stage culled, and thinned, when they are scarce);
+    the criticality ranking orders the stages' ReLU shares (the published 1,4,2,3 keeps
+    the published multipliers, another ranking gets its own); the largest base width
+    within the budget is rounded, and the count is exact. The rules are data
+    (reshape/tables/deepreshape_rules.json); docs/deepreshape.md explains them.
 
     \b
     Examples:

@@ -6,6 +6,7 @@ stage s at (32 / 2^(s-1))^2) and checked against ``reshape.count.count`` on the 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 import timm
@@ -16,10 +17,10 @@ from reshape import deepreduce, tables
 from reshape.cli import cli
 from reshape.count import count
 from reshape.analytic import largest_within, relu_sizes, spec_macs, stage_relus, total_relus
-from reshape.deepreshape import synthesize
+from reshape.deepreshape import equalized_multipliers, smallest, stage_shares, synthesize
 from reshape.errors import ReshapeError
-from reshape.models import apply_preset, build, spec_from_timm
-from reshape.models.hybrenet import hybrenet, parse_hrn
+from reshape.models import apply_preset, build, spec_for, spec_from_timm
+from reshape.models.hybrenet import hrn_widths, hybrenet, parse_hrn
 from reshape.spec import ArchSpec, ReluLayer
 
 
@@ -137,8 +138,6 @@ def test_operators_edit_only_relu_states_widths_stride_depths():
 
 def fashion16() -> ArchSpec:
     """ResNet18 at width 16 on 1x28x28: stem 12,544, stages 50,176 / 25,088 / 12,544 / 8,192 ReLUs."""
-    from reshape.models import spec_for
-
     return spec_for("resnet18", "fashion-mnist", 16)
 
 
@@ -174,16 +173,73 @@ def test_synthesis_180k_cifar100_by_hand():
     assert why.regime == "relu-rich" and why.base_width == 8 and why.topup == (3, 33)
     assert spec.widths == (8, 40, 233, 600) and spec.stem.width == 8 and not spec.relus
     assert why.relus == measured(spec).relus == 179_968
-    assert any("closed form" in r for r in why.reasons)
+    assert any("published HRN-5x5x3x" in r for r in why.reasons)
+    assert any("largest m with ReLUs <= 180,000 is 8" in r for r in why.reasons)
 
 
 def test_low_budget_culls_least_critical_stage_and_thins():
     spec, why = synthesize("resnet18", "cifar100", 25_000)
     assert why.regime == "relu-starved" and why.culled == (1,) and why.thinned
     assert stage_relus(spec)["stem"] == stage_relus(spec)["layer1"] == 0
-    # a measured ranking decides what is culled
-    _, why = synthesize("resnet18", "cifar100", 25_000, criticality=[4, 1, 2, 3])
+    # a measured ranking decides what is culled (and, below, the multipliers: stage 1 now keeps
+    # its ReLUs at 32x32, so the family's smallest network needs about 48k)
+    _, why = synthesize("resnet18", "cifar100", 50_000, criticality=[4, 1, 2, 3])
     assert why.culled == (4,) and why.stage_relus["layer4"] == 0
+
+
+def test_published_ranking_gives_the_published_multipliers_exactly():
+    # 5x5x3x: stage ReLU shares 1 : 5/4 : 25/16 : 75/64, ascending along 1,4,2,3
+    assert equalized_multipliers((5, 5, 3), (1, 4, 2, 3), culled=0) == (5, 5, 3)
+    assert stage_shares((5, 5, 3)) == (1, Fraction(5, 4), Fraction(25, 16), Fraction(75, 64))
+    # 2x5x3x: the culled stage 1 has the largest share (1), then 4, 2, 3 ascending
+    assert equalized_multipliers((2, 5, 3), (1, 4, 2, 3), culled=1) == (2, 5, 3)
+    _, why = synthesize("resnet18", "cifar100", 180_000)
+    assert why.multipliers == why.published_multipliers == (5, 5, 3)
+
+
+def test_a_measured_ranking_puts_the_least_relus_where_criticality_is_least():
+    # Fashion-MNIST (docs/results.md): stage 4 least critical. Shares S4 < S1 < S2 < S3 with the
+    # same levels: f1 = 4 * (5/4) / (75/64) = 64/15, f2 = 5, f3 = 4 * 1 / (25/16) = 64/25.
+    assert equalized_multipliers((5, 5, 3), (4, 1, 2, 3), 0) == (Fraction(64, 15), 5, Fraction(64, 25))
+    # low-budget family: stage 4 (culled) takes stage 1's published share 1, the others
+    # 15/32 < 1/2 < 5/8 along 1, 2, 3: f1 = 4 * (1/2) / (15/32) = 64/15, f2 = 5, f3 = 4 / (5/8) = 32/5
+    assert equalized_multipliers((2, 5, 3), (4, 1, 2, 3), 1) == (Fraction(64, 15), 5, Fraction(32, 5))
+    spec, why = synthesize("resnet18", "cifar100", 300_000, criticality=[4, 1, 2, 3])
+    assert why.regime == "relu-rich" and why.multipliers == (64 / 15, 5, 64 / 25)
+    assert spec.name.startswith("HRN-4.27x5x2.56x-m")
+    layers = {k: v for k, v in why.stage_relus.items() if k.startswith("layer")}
+    assert sorted(layers, key=layers.get) == ["layer4", "layer1", "layer2", "layer3"]
+    assert why.relus == measured(spec).relus and 0.98 * 300_000 <= why.relus <= 300_000
+
+
+def test_non_integer_widths_round_half_up():
+    assert hrn_widths((Fraction(64, 15), 5, Fraction(64, 25)), 3) == (3, 13, 64, 164)  # 12.8, 163.84
+    assert hrn_widths((2, 5, 3), Fraction(1, 4)) == (1, 1, 3, 8)  # 0.25 -> 1 (at least one), 2.5 -> 3
+    assert hybrenet(cifar100("resnet18"), (5, 5, 3), Fraction(3, 2)).name == "HRN-5x5x3x-m1.5"
+
+
+def test_a_narrow_backbone_gets_the_same_shape_scaled_to_its_width():
+    # The regime and the width unit come from the backbone as given: ResNet18 at width 8 on
+    # Fashion-MNIST (54,272 ReLUs) gets exactly 1/8 of what the full-width one gets.
+    narrow = spec_for("resnet18", "fashion-mnist", 8)
+    wide, why_wide = synthesize("resnet18", "fashion-mnist", 280_640, criticality=[1, 4, 2, 3])
+    small, why = synthesize(narrow, "fashion-mnist", 35_080, criticality=[1, 4, 2, 3])
+    assert (why_wide.regime, why.regime) == ("relu-rich", "relu-rich") and why.backbone_relus == 54_272
+    assert wide.widths == (16, 80, 400, 1200) and small.widths == (2, 10, 50, 150)
+    assert (why.unit, why.base_width, why.relus * 8) == (0.125, 2, why_wide.relus)
+    # 50% of the narrow teacher: the 5x family's smallest network (stem 2 wide: 28,792 ReLUs)
+    # does not fit, so the next regime takes it; nothing is unreachable
+    _, half = synthesize(narrow, "fashion-mnist", 27_136, criticality=[1, 4, 2, 3])
+    assert half.regime == "relu-lean" and any("next regime" in r for r in half.reasons)
+    assert 0.98 * 27_136 <= half.relus <= 27_136
+
+
+def test_the_first_relu_layer_is_two_channels_per_input_channel_wide():
+    narrow = spec_for("resnet18", "fashion-mnist", 8)
+    floor = smallest(narrow, "fashion-mnist", [4, 1, 2, 3])  # stage 4 culled: the stem keeps its ReLU
+    assert floor.stem.width == floor.widths[0] == 2 and total_relus(floor) == 10_192
+    with pytest.raises(ReshapeError, match="has 10,192 ReLUs"):
+        synthesize(narrow, "fashion-mnist", 10_000, criticality=[4, 1, 2, 3])
 
 
 def test_round_to_grid_is_kept_when_it_lands_within_2_percent():
@@ -284,7 +340,5 @@ def test_cli_errors(args, code, message):
 
 
 def test_registered_hybrenet_names_resolve_to_their_spec():
-    from reshape.models import spec_for
-
     spec = spec_for("hybrenet_5x5x3x_m16", "cifar100")
     assert spec.widths == (16, 80, 400, 1200) and measured(spec).relus == 343_040

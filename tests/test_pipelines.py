@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -10,14 +9,13 @@ from reshape.count import count
 from reshape.errors import ReshapeError
 from reshape.methods import Setting, get_method
 from reshape.models import spec_for
-from reshape.runs import RunDir, load_run
+from reshape.analytic import stage_relus, total_relus
+from reshape.deepreshape import smallest
+from reshape.methods.hybrenet import base_spec
+from reshape.runs import RunDir, load_run, load_trained
 from reshape.train import fit
 
 SETTING = Setting(data="fashion-mnist-mini", limit=256, epochs=2, teacher_epochs=1, batch_size=64, progress=False)
-#: The width-4 teacher has 27,136 ReLUs and 1.8M MACs; the smallest HybReNet of the low-budget
-#: family (HRN-2x5x3x, stage 1 culled, thinned, base width 4) has 10,896 ReLUs and 10.1M MACs,
-#: so the 2x MAC cap of the defaults leaves nothing to synthesize: 6x admits exactly that one.
-MACS = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -33,46 +31,95 @@ def measured(result) -> int:
     return count(model, spec.input_shape).relus
 
 
+def relu_widths(spec) -> list[int]:
+    """Stage widths where the stage keeps ReLUs, 0 where it is culled (its width is linear)."""
+    counts = stage_relus(spec)
+    return [s.width if counts[f"layer{i}"] else 0 for i, s in enumerate(spec.stages, start=1)]
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_bases_grow_with_the_budget_of_a_narrow_teacher(width):
+    # Regression (issue 13): against the full-width ResNet18 every budget of a width-8 teacher
+    # was "relu-starved", and the 2x MAC cap with a minimum width of 4 gave one m = 4 base
+    # (4/8/40/120) at every budget. Now the regime is read off the teacher's own ReLUs and
+    # widths move on a unit of w/64 channels: five different bases, HRN-5x5x3x at 25% and 50%.
+    teacher = spec_for("resnet18", "fashion-mnist", width)
+    p = get_method("hybrenet_senet").defaults
+    bases = [base_spec(teacher, "fashion-mnist", int(f * total_relus(teacher)), p)
+             for f in (0.02, 0.05, 0.10, 0.25, 0.50)]
+    relus = [why.relus for _, why in bases]
+    assert all(a < b for a, b in zip(relus, relus[1:])), relus
+    for (spec, why), fraction in zip(bases, (0.02, 0.05, 0.10, 0.25, 0.50)):
+        budget = int(fraction * total_relus(teacher))
+        assert 0.98 * p.factor * budget <= why.relus <= p.factor * budget, spec.name
+    widths = [relu_widths(spec) for spec, _ in bases]
+    assert all(a <= b for w, v in zip(widths, widths[1:]) for a, b in zip(w, v)), widths
+    regimes = [why.regime for _, why in bases]  # starved -> lean -> rich as the base grows
+    order = ["relu-starved", "relu-lean", "relu-rich"]
+    assert sorted(regimes, key=order.index) == regimes and regimes[0] == order[0] and regimes[-2:] == order[-1:] * 2
+    assert {why.multipliers for _, why in bases} == {(2, 5, 3), (5, 5, 3)}
+
+
+def test_a_base_below_the_family_minimum_is_the_smallest_network():
+    teacher = spec_for("resnet18", "fashion-mnist", 4)
+    p = get_method("hybrenet_senet").defaults
+    floor = smallest(teacher, "fashion-mnist", p.ranking)  # HRN-2x5x3x-m0.75, stage 1 culled, thinned
+    spec, why = base_spec(teacher, "fashion-mnist", 100, p)  # 4 x 100 is far below it
+    assert spec.widths == floor.widths and why.relus == total_relus(floor) == 2_304
+
+
+def test_params_from_strings_reach_optional_fields():
+    # `--set hybrenet_senet.macs=5` (a `float | None` field) used to stay a string
+    p = get_method("hybrenet_senet").params(macs="5", ranking="4,1,2,3")
+    assert (p.macs, p.ranking) == (5.0, (4, 1, 2, 3))
+
+
 def test_hybrenet_trains_the_network_synthesized_for_the_budget(teacher, tmp_path):
     method = get_method("hybrenet")
-    result = method.fit(teacher, 13_568, tmp_path / "h", SETTING, method.params(macs=20.0))
+    result = method.fit(teacher, 13_568, tmp_path / "h", SETTING)  # 50% of the teacher's ReLUs
     assert result.family == "ours" and result.built["spec"].startswith("HRN-")
     assert result.relus == measured(result) == result.built["relus"] <= 13_568
     assert result.top1 is not None and RunDir(result.run).require_manifest().training["status"] == "done"
 
 
-def test_budgets_that_synthesize_the_same_base_share_one_training(teacher, tmp_path):
+def test_budgets_that_synthesize_the_same_base_share_one_distilled_training(teacher, tmp_path):
     setting = dataclasses.replace(SETTING, shared=str(tmp_path / "shared"))
     method = get_method("hybrenet_senet")
-    p = method.params(macs=MACS)
-    first = method.fit(teacher, 8_000, tmp_path / "b8k", setting, p)
+    first = method.fit(teacher, 3_000, tmp_path / "b3k", setting)
     base = RunDir(first.built["base_run"])
     assert first.built["reduced"] and base.path.parent == tmp_path / "shared"
     assert base.method() == "hybrenet-base" and base.is_done()
+    training = base.require_manifest().training
+    assert training["params"]["teacher"] == load_trained(teacher).digest  # distilled from the teacher
     stamp = (base / "checkpoint.pt").stat().st_mtime_ns
-    second = method.fit(teacher, 9_000, tmp_path / "b9k", setting, p)
+    second = method.fit(teacher, 3_010, tmp_path / "b3010", setting)  # 4B rounds to the same base
+    assert second.built["base"]["spec"] == first.built["base"]["spec"]
     assert second.built["base_run"] == first.built["base_run"]
     assert (base / "checkpoint.pt").stat().st_mtime_ns == stamp  # read back, not trained again
-    for result, budget in ((first, 8_000), (second, 9_000)):
+    for result, budget in ((first, 3_000), (second, 3_010)):
         assert result.relus == measured(result) <= budget and result.top1 is not None
     # SNL on the same base reuses it too: the base belongs to no one pipeline
     snl = get_method("hybrenet_snl")
-    third = snl.fit(teacher, 8_000, tmp_path / "snl8k", setting, snl.params(macs=MACS))
-    assert third.built["base_run"] == first.built["base_run"] and third.relus == measured(third) <= 8_000
+    third = snl.fit(teacher, 3_000, tmp_path / "snl3k", setting)
+    assert third.built["base_run"] == first.built["base_run"] and third.relus == measured(third) <= 3_000
     assert (base / "checkpoint.pt").stat().st_mtime_ns == stamp
 
 
-def test_a_base_within_the_budget_is_trained_directly(teacher, tmp_path):
+def test_a_base_within_the_budget_is_the_shared_base_fine_tuned(teacher, tmp_path):
+    # a MAC cap of half the teacher's leaves only HRN-2x5x3x-m1.1875-cull1 (6,224 ReLUs) for 4 x 8,000
     method = get_method("hybrenet_senet")
-    result = method.fit(teacher, 12_000, tmp_path / "b12k", SETTING, method.params(macs=MACS))
-    assert not result.built["reduced"] and result.built["base"]["relus"] == 10_896
-    assert result.relus == measured(result) == 10_896 and result.top1 is not None
-    assert not any(p.name.startswith("hybrenet-base") for p in Path(result.run).iterdir())
+    result = method.fit(teacher, 8_000, tmp_path / "b8k", SETTING, method.params(macs=0.5))
+    assert not result.built["reduced"] and result.built["base"]["relus"] == 6_224 == result.relus == measured(result)
+    base = load_trained(result.built["base_run"])
+    assert base.path.parent == tmp_path / "b8k" and RunDir(base.path).method() == "hybrenet-base"
+    assert RunDir(result.run).require_manifest().training["params"]["init"] == base.digest
+    assert result.macs <= 0.5 * count(load_trained(teacher).model, (1, 28, 28)).macs
 
 
 def test_the_mac_cap_can_leave_no_hybrenet(teacher, tmp_path):
+    method = get_method("hybrenet_senet")
     with pytest.raises(ReshapeError, match="budget too small .* raise the budget"):
-        get_method("hybrenet_senet").fit(teacher, 8_000, tmp_path / "x", SETTING)
+        method.fit(teacher, 8_000, tmp_path / "x", SETTING, method.params(macs=0.1))
 
 
 @pytest.fixture(scope="module")

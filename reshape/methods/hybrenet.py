@@ -1,32 +1,34 @@
 """HybReNet (DeepReShape, ours): a network synthesized for the budget, alone or as the base of SENet/SNL.
 
 * ``hybrenet``: the HybReNet that ``reshape.deepreshape.synthesize`` makes for the budget
-  (at most ``macs`` times the teacher's MACs), trained with KD from the teacher.
-* ``hybrenet_senet`` / ``hybrenet_snl``: a HybReNet with ``factor`` times the budget's
-  ReLUs (capped at the teacher's; doubled until the family has a network that small),
-  trained once from scratch like a teacher, then reduced to the budget by SENet or SNL
-  with the base as their teacher. The base is a run of its own in
-  ``job.shared_dir("hybrenet-base-NAME")``: budgets that synthesize the same base share
-  it (its fingerprint covers spec, recipe and data, so a shared folder never mixes
-  settings). Where the MAC cap leaves the base within the budget there is nothing to
-  reduce, and the base is trained like ``hybrenet``.
+  from the teacher's own spec, trained with KD from the teacher.
+* ``hybrenet_senet`` / ``hybrenet_snl``: a HybReNet base with ``factor`` times the budget's
+  ReLUs (at least the smallest network the family allows), trained once with KD from the
+  teacher, then reduced to the budget by SENet or SNL with the base as their teacher.
 
-The family and its regime come from ``backbone`` (a timm plain ResNet): the regime is
-picked from the budget as a fraction of that backbone's ReLUs at full width. The
-teacher's own spec is not used: for a narrow teacher every budget is a large fraction
-of its ReLUs, whose regime (no culling, 5x widths) has no network within the teacher's
-ReLUs, so every budget would be unreachable (issue #13 revisits the regime choice).
+Everything is synthesized against the teacher's own spec: the regime is the budget as a
+fraction of the teacher's ReLUs, and widths move on a unit of the teacher's stage-1
+width / 64, so a narrow teacher gets the same families, at the same fractions, as a
+full-width ResNet. With no MAC cap (the default) the base grows with the budget.
+
+The base is a run of its own in ``job.shared_dir("hybrenet-base-NAME-DIGEST")``, the
+digest being that of its training (spec, recipe, data, teacher): every budget and both
+pipelines that synthesize the same base train it once and read it back, and a base
+trained otherwise gets a folder of its own. Where a MAC cap leaves the base within the
+budget there is nothing to reduce: the base itself, fine-tuned for the student epochs,
+is the network.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..count import Count, count
-from ..deepreshape import Explanation, synthesize
+from ..analytic import spec_macs, total_relus
+from ..deepreshape import Explanation, smallest, synthesize
 from ..errors import ReshapeError
-from ..runs import TrainedRun, load_trained
+from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights
 from ..spec import ArchSpec
+from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
 from ._registry import Job, register_method
@@ -36,13 +38,18 @@ BASE_METHOD = "hybrenet-base"
 
 @dataclass(frozen=True)
 class HybReNetParams:
-    #: Stages least to most critical (culling order; DeepReDuce's ResNet18 ranking).
+    #: Stages least to most critical: the culling order and, by ReLU equalization, the stage
+    #: multipliers (this published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly).
     ranking: tuple[int, ...] = (1, 4, 2, 3)
-    #: The synthesized network has at most this many times the teacher's MACs (training cost).
-    macs: float = 2.0
-    #: The timm plain ResNet whose family and regime rules synthesize the network.
-    backbone: str = "resnet18"
+    #: At most this many times the teacher's MACs; None: no cap, so the network grows with the
+    #: budget (MACs and PI latency are reported with every result instead of capped).
+    macs: float | None = None
     lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.macs is not None and not self.macs > 0:
+            raise ReshapeError(f"hybrenet macs must be a positive multiple of the teacher's MACs or None, "
+                               f"got {self.macs}")
 
 
 @dataclass(frozen=True)
@@ -65,56 +72,57 @@ class HybReNetSNLParams(BaseParams):
     snl: _snl.SNLParams = _snl.SNLParams(lam=1e-3, mask_lr=1e-2, warmup=0, final_lr=1e-3)
 
 
-def _synthesize(job: Job, p: HybReNetParams, relus: int, teacher: Count) -> tuple[ArchSpec, Explanation]:
-    return synthesize(p.backbone, job.setting.data, relus, criticality=p.ranking, macs=int(p.macs * teacher.macs))
+def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
+    """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec."""
+    cap = None if p.macs is None else int(p.macs * spec_macs(teacher))
+    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking)
 
 
-def _count_teacher(job: Job) -> Count:
-    return count(job.teacher.model, job.teacher.spec.input_shape)
+def base_spec(teacher: ArchSpec, dataset: str, budget: int, p: BaseParams) -> tuple[ArchSpec, Explanation]:
+    """The base for ``budget``: ``factor`` x the budget's ReLUs, or the smallest network the
+    family allows on the teacher's spec where that is more (spec only, nothing trained)."""
+    floor = total_relus(smallest(teacher, dataset, p.ranking))
+    return synthesize_for(teacher, dataset, max(p.factor * budget, floor), p)
 
 
 def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
-    return {"spec": spec.name, "regime": why.regime, "relus": why.relus, "macs": why.macs,
-            "reasons": list(why.reasons)}
+    return {"spec": spec.name, "regime": why.regime, "widths": list(spec.widths), "base_width": why.base_width,
+            "multipliers": list(why.multipliers), "ranking": list(why.criticality), "relus": why.relus,
+            "stage_relus": why.stage_relus, "macs": why.macs, "reasons": list(why.reasons)}
 
 
 @register_method("hybrenet", HybReNetParams, family="ours",
                  summary="DeepReShape: the HybReNet synthesized for the budget, trained with KD")
 def fit(job: Job, p: HybReNetParams) -> dict[str, Any]:
-    spec, why = _synthesize(job, p, job.budget, _count_teacher(job))
+    spec, why = synthesize_for(job.teacher.spec, job.setting.data, job.budget, p)
     job.train(spec, job.setting.config(job.setting.epochs, p.lr))
     return _explain(spec, why)
 
 
-def base_spec(job: Job, p: BaseParams) -> tuple[ArchSpec, Explanation]:
-    """The base for ``job.budget``: ``factor`` x budget ReLUs capped at the teacher's; below the
-    family's smallest network, the target doubles until one exists (or the cap is reached)."""
-    teacher = _count_teacher(job)
-    relus = min(p.factor * job.budget, teacher.relus)
-    while True:
-        try:
-            return _synthesize(job, p, relus, teacher)
-        except ReshapeError:
-            if relus >= teacher.relus:
-                raise
-            relus = min(2 * relus, teacher.relus)
+def train_base(job: Job, spec: ArchSpec, p: BaseParams) -> tuple[TrainedRun, float | None]:
+    """Train ``spec`` as a base (the teacher's epochs, a warm-up epoch when it has them, KD from
+    the teacher), or read it back: one shared run per distinct training. Returns it and its top-1."""
+    epochs = job.setting.teacher_epochs
+    cfg = job.setting.config(epochs, p.base_lr, warmup_epochs=int(epochs > 1))
+    digest = fingerprint(training_key(spec, cfg, job.data, job.teacher))[:8]
+    out = job.shared_dir(f"hybrenet-base-{spec.name}-{digest}")
+    trained = job.train(spec, cfg, out=out, method=BASE_METHOD, parent=job.teacher.path)
+    base = load_trained(out, job.setting.data, job.setting.root, what=f"HybReNet base {out}")
+    base.model.eval().requires_grad_(False)
+    return base, trained.top1
 
 
 def _base_then(job: Job, p: BaseParams, reduce: Callable[[TrainedRun], dict[str, Any]]) -> dict[str, Any]:
-    """Train the base once (or, within the budget, as the network itself), then ``reduce`` it."""
-    spec, why = base_spec(job, p)
-    how = {"base": _explain(spec, why)}
-    if why.relus <= job.budget:  # the MAC cap binds: the base itself fits, nothing to reduce
-        job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    """Train the base once (shared), then ``reduce`` it to the budget (or, within the budget,
+    fine-tune it as the network itself)."""
+    spec, why = base_spec(job.teacher.spec, job.setting.data, job.budget, p)
+    base, top1 = train_base(job, spec, p)
+    how = {"base": _explain(spec, why), "base_run": str(base.path), "base_top1": top1}
+    if why.relus <= job.budget:  # a MAC cap binds: the base itself fits, nothing to reduce
+        job.train(spec, job.setting.config(job.setting.epochs, p.lr),
+                  init=lambda model: load_weights(model, base.path / WEIGHTS_FILE), init_key=base.digest)
         return {**how, "reduced": False}
-    epochs = job.setting.teacher_epochs
-    out = job.shared_dir(f"hybrenet-base-{spec.name}")
-    # trained like a teacher (from scratch, no KD, warm-up when it has the epochs)
-    trained = job.train(spec, job.setting.config(epochs, p.base_lr, warmup_epochs=int(epochs > 1)), out=out,
-                        teacher=None, method=BASE_METHOD, parent=job.teacher.path)
-    base = load_trained(out, job.setting.data, job.setting.root, what=f"HybReNet base {out}")
-    base.model.eval().requires_grad_(False)
-    return {**how, "reduced": True, "base_run": str(out), "base_top1": trained.top1, **reduce(base)}
+    return {**how, "reduced": True, **reduce(base)}
 
 
 @register_method("hybrenet_senet", HybReNetSENetParams, family="ours",
