@@ -118,3 +118,18 @@ def test_soft_mask_gates_stay_trainable_after_being_pushed_above_one():
     layer(x).sum().backward()
     assert float(layer.alpha.detach().max()) == 1.0  # projected back into [0, 1] ...
     assert layer.alpha.grad is not None and layer.alpha.grad.abs().sum() > 0  # ... where gradients flow
+
+
+def test_snl_binarize_never_breaks_ties_by_layer_order(teacher):
+    """Gates that tie (all still at 1.0) must not fill the budget stem first."""
+    spec, t = load_run(teacher)
+    layer_sites = sites(spec, t)
+    _, layers = snl.soften(t, layer_sites, "neuron")
+    budget = layer_sites[0].size // 2  # the first layer alone could hold it twice over
+    _, masks = snl.binarize(spec, layer_sites, layers, budget, "neuron")
+    kept = {name: int(m.sum()) for name, m in masks.items()}
+    assert sum(kept.values()) == budget
+    share = budget / sum(s.size for s in layer_sites)
+    first = layer_sites[0]
+    assert kept[first.name] < 2 * share * first.size  # about its share, not all of the budget
+    assert sum(1 for n in kept.values() if n) > len(layer_sites) // 2
