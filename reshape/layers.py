@@ -107,8 +107,9 @@ class SoftMaskReLU(nn.Module):
     ``a`` starts at 1 (all ReLUs) and an L1 penalty drives it down; a position counts as
     a ReLU while ``a > threshold`` (SNL's 1e-2). As in SNL's released code ``a`` has no
     upper bound: a gate the task pushes above 1 stays there and ranks above the others,
-    so gates rarely tie; in training it is kept >= 0 (see ``forward``). ``fix`` freezes the gates at their binary mask once the
-    budget is reached (the rest of that epoch then trains the weights under it).
+    so gates rarely tie; in training it is kept >= 0 (see ``forward``). ``fix`` freezes
+    the gates at a binary mask once the budget is reached (the rest of that epoch then
+    trains the weights under it).
     """
 
     def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron",

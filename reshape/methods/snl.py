@@ -1,17 +1,23 @@
 """SNL, Selective Network Linearization (Cho et al., ICML 2022): the main baseline.
 
-As published (methods.md section 2):
+As published (public code: docs/senet.md lists every deviation and why):
 
 1. every ReLU site becomes ``SoftMaskReLU`` (``y = a*relu(x) + (1-a)*x``, ``a`` from 1),
    trained jointly with the weights, with KD from the all-ReLU teacher and an L1
-   penalty ``lambda * sum(a)``; Adam, lr 1e-3 (``OUT/masks/``, a run of its own);
-2. ``lambda`` starts at 1e-5 and is multiplied by 1.1 whenever the ReLU count
-   (``a > threshold``, 0.01) stops falling (after a warm-up of 5 epochs); the phase stops
-   as soon as the count is within the budget;
-3. the masks are binarized: positions with ``a > 0.01`` keep their ReLU; if more than B
-   remain (the epoch limit was hit first), the B positions with the largest ``a``
-   (whole channels for channel masks) are kept, so the result never exceeds B
-   (``OUT/snl.json`` says which, ``OUT/masks/binarized.safetensors`` holds the weights);
+   penalty ``lambda * sum(a)`` on every batch; Adam without weight decay at a constant
+   lr, 1e-3 for the weights (``mask_lr``) and ``gate_lr`` for the gates (published: the
+   same 1e-3) (``OUT/masks/``, a run of its own);
+2. ``lambda`` starts at ``lam`` (published 1e-5) and is multiplied by ``growth`` (1.1)
+   at every check where the ReLU count (``a > threshold``, 0.01) is not a new minimum,
+   after ``warmup`` checks (published: one check per epoch, 5). Short runs check every
+   ``check_every`` steps and, with ``reach_by``, also grow lambda while the count is
+   above a log-linear path to the budget (``SHORT_RUN``, the frontier's settings);
+3. at the first check within the budget B the gates are fixed at a binary mask: the
+   positions above the threshold, filled up to B with the largest gates below it (raw
+   gate value first; ties in an order seeded by the setting, never layer order); the
+   phase ends with that epoch. If the mask epochs run out first, the B largest gates
+   are kept (whole channels for channel masks): ``OUT/snl.json`` says which
+   (``reached``), ``OUT/masks/binarized.safetensors`` holds the weights;
 4. masks frozen, fine-tuning with KD (SGD lr 1e-3, cosine) into ``OUT``.
 
 One global budget: the network decides its per-layer counts itself.
@@ -299,8 +305,8 @@ def stages(job: Job, teacher: TrainedRun, p: SNLParams) -> dict[str, Any]:
     binarized = masks.run / BINARIZED_FILE
     save_weights(student, binarized)
     built = {"reached": schedule.reached, "reached_at_step": schedule.reached_at, "mask_steps": schedule.steps,
-             "relus_at_reach": schedule.reached_relus, "soft_relus": int(masks.metrics["relus"]), "lambda": schedule.lam,
-             "mask_epochs": int(masks.metrics["epoch"]), "granularity": p.granularity}
+             "relus_at_reach": schedule.reached_relus, "soft_relus": int(masks.metrics["relus"]),
+             "lambda": schedule.lam, "mask_epochs": int(masks.metrics["epoch"]), "granularity": p.granularity}
     write_json(job.out / RESULT_FILE, {**built, "budget": job.budget, "spec": final_spec.to_dict()})
     job.train(final_spec, final_cfg, teacher=teacher, init=lambda m: load_weights(m, binarized),
               init_key=masks.fingerprint,
