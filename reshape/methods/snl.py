@@ -99,6 +99,7 @@ class SNLParams(Recipe):
 SHORT_RUN: dict[str, Any] = {"lam": 1e-4, "growth": 1.2, "warmup": 10, "gate_lr": 0.1, "check_every": 1,
                              "reach_by": 0.6}
 
+
 @dataclass
 class LambdaSchedule:
     """The L1 penalty on the soft masks, with SNL's lambda schedule and stopping rule.
@@ -109,9 +110,10 @@ class LambdaSchedule:
 
     At each check (every ``check_every`` steps, or at each epoch end when None, as
     published) the count is compared with ``best``, the lowest so far (at first the
-    network's total): lambda grows by ``growth`` when the count is not below it, after
-    ``warmup`` epochs. The first check with the count within ``budget`` fixes the gates
-    at their binary mask (``SoftMaskReLU.fix``) and the phase ends with that epoch.
+    network's total): after ``warmup`` checks, lambda grows by ``growth`` when the count
+    is not below it, or (with a ``deadline``) above ``path()``. The first check with the
+    count within ``budget`` fixes the gates at a binary mask of at most ``budget`` ReLUs
+    (``largest_gates``, ``SoftMaskReLU.fix``) and the phase ends with that epoch.
     """
 
     layers: dict[str, SoftMaskReLU]
@@ -168,7 +170,7 @@ class LambdaSchedule:
         """The count to be at now to reach the budget by step ``deadline``: log-linear from the
         total at the end of the warm-up; no target (inf) without a deadline or in the warm-up."""
         start = self.warmup * (self.check_every or 0)
-        if self.deadline is None or self.check_every is None or self.steps <= start:
+        if self.deadline is None or self.check_every is None or not self.total or self.steps <= start:
             return math.inf
         done = min(1.0, (self.steps - start) / max(1, self.deadline - start))
         return self.total * (self.budget / self.total) ** done
@@ -193,8 +195,7 @@ class LambdaSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {"lam": self.lam, "best": self.best, "steps": self.steps, "checks": self.checks,
-                "reached_at": self.reached_at,
-                "reached_relus": self.reached_relus, "fixed": self.fixed}
+                "reached_at": self.reached_at, "reached_relus": self.reached_relus, "fixed": self.fixed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lam, self.best, self.steps = float(state["lam"]), state["best"], int(state["steps"])
@@ -208,7 +209,7 @@ class LambdaSchedule:
 def mask_config(final: TrainConfig, lr: float = 1e-3, gate_lr: float | None = None,
                 epochs: int | None = None) -> TrainConfig:
     """The mask phase's recipe: ``final``'s, with Adam at a constant ``lr`` for the weights and
-    ``gate_lr`` for the gates, no weight decay, no warm-up (SNL's, research notes section 1)."""
+    ``gate_lr`` for the gates, no weight decay, no warm-up (the public code's single Adam)."""
     return replace(final, lr=lr, gate_lr=gate_lr, epochs=epochs or final.epochs, optimizer="adamw",
                    weight_decay=0.0, warmup_epochs=0, schedule="constant")
 
