@@ -11,7 +11,9 @@ from ._training import pop_training, training_options
 @click.command("snl")
 @budget_options
 @click.option("--mask-epochs", type=int, help="Epochs of the mask phase (default: --epochs).")
-@click.option("--mask-lr", type=float, default=1e-3, show_default=True, help="Adam lr of the mask phase.")
+@click.option("--mask-lr", type=float, default=1e-3, show_default=True,
+              help="Adam lr of the weights in the mask phase.")
+@click.option("--gate-lr", type=float, default=1e-3, show_default=True, help="Adam lr of the masks in the mask phase.")
 @click.option("--lambda", "lam", type=float, default=1e-5, show_default=True, help="Initial L1 weight on the masks.")
 @click.option("--lambda-growth", type=float, default=1.1, show_default=True,
               help="Factor applied to lambda whenever the ReLU count stops falling.")
@@ -20,7 +22,7 @@ from ._training import pop_training, training_options
 @training_options(epochs=10, lr=1e-3, kd_alpha=0.9, batch_size=128)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool, granularity: str,
-            mask_epochs: int | None, mask_lr: float, lam: float, lambda_growth: float,
+            mask_epochs: int | None, mask_lr: float, gate_lr: float, lam: float, lambda_growth: float,
             lambda_warmup: int, as_json: bool, **opts) -> None:
     """Fit the teacher in RUN_DIR to a ReLU --budget with SNL and write the result to --out.
 
@@ -36,6 +38,6 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     """
     training = pop_training(opts)
     result = fit_method("snl", run_dir, budget, data, root, out, force, training, granularity=granularity,
-                        mask_epochs=mask_epochs, mask_lr=mask_lr, lam=lam, growth=lambda_growth,
+                        mask_epochs=mask_epochs, mask_lr=mask_lr, gate_lr=gate_lr, lam=lam, growth=lambda_growth,
                         warmup=lambda_warmup, final_lr=training["lr"])
     report(result, as_json)

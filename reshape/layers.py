@@ -102,10 +102,14 @@ class _MaskedReLUInplace(torch.autograd.Function):
 
 
 class SoftMaskReLU(nn.Module):
-    """SNL's relaxed mask: ``y = a * relu(x) + (1 - a) * x`` with learnable ``a`` in [0, 1].
+    """SNL's relaxed mask: ``y = a * relu(x) + (1 - a) * x`` with a learnable gate ``a``.
 
     ``a`` starts at 1 (all ReLUs) and an L1 penalty drives it down; a position counts as
-    a ReLU while ``a > threshold`` (SNL's 1e-2).
+    a ReLU while ``a > threshold`` (SNL's 1e-2). As in SNL's released code ``a`` has no
+    upper bound: a gate the task pushes above 1 stays there and ranks above the others,
+    so gates rarely tie; in training it is kept >= 0 (see ``forward``). ``fix`` freezes
+    the gates at a binary mask once the budget is reached (the rest of that epoch then
+    trains the weights under it).
     """
 
     def __init__(self, mask_shape: tuple[int, ...], granularity: str = "neuron",
@@ -116,26 +120,36 @@ class SoftMaskReLU(nn.Module):
         self.granularity = granularity
         self.threshold = threshold
         self.alpha = nn.Parameter(torch.ones(mask_shape))
+        self.register_buffer("fixed", None, persistent=False)
 
     def gate(self) -> torch.Tensor:
-        return self.alpha.clamp(0, 1)
+        """The gate in use: the raw ``a``, or the binary mask ``fix`` set."""
+        return self.alpha if self.fixed is None else self.fixed
+
+    def fix(self, mask: torch.Tensor | None = None) -> None:
+        """Freeze the gates at ``mask`` (default: ``a > threshold``, the positions that count)."""
+        with torch.no_grad():
+            binary = self.alpha > self.threshold if mask is None else mask
+            self.fixed = binary.to(self.alpha).view_as(self.alpha)
 
     @property
     def kept(self) -> int:
-        return int((self.alpha.detach() > self.threshold).sum())
+        return int((self.gate().detach() > self.threshold).sum())
 
     relu_count = MaskedReLU.relu_count
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            # Projected gradient, as SNL keeps a in [0, 1]: project after each step and use
-            # a itself. Clamping in the forward instead passes no gradient at the bounds, so
-            # a gate pushed to 1 by the first step could never fall again.
-            with torch.no_grad():
-                self.alpha.clamp_(0, 1)
-            a = self.alpha
+        if self.fixed is not None:
+            # ``0 * alpha`` keeps the gate in the graph with a zero gradient, so that
+            # DistributedDataParallel still sees every parameter used.
+            a = self.fixed + 0 * self.alpha
         else:
-            a = self.gate()
+            if self.training:
+                # Projected onto a >= 0 before each step's use: at a large gate lr, Adam's
+                # momentum would carry removed gates below 0 and back above the threshold.
+                with torch.no_grad():
+                    self.alpha.clamp_(min=0)
+            a = self.alpha
         a = _broadcast(a, x, self.granularity)
         return a * torch.relu(x) + (1 - a) * x
 

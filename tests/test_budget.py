@@ -83,38 +83,125 @@ def test_snl_schedule_grows_lambda_when_stalled_and_stops_at_budget():
     layer = SoftMaskReLU((10,))
     sched = snl.LambdaSchedule({"a": layer}, {"a": 1}, budget=4, lam=1.0, growth=2.0, warmup=1)
     end = EpochEnd(1, None, None, None, {})
-    sched.end_epoch(end)  # 10 ReLUs, first epoch: remembered, no growth
-    assert sched.lam == 1.0 and not getattr(end, "stop", False)
+    sched.end_epoch(end)  # 10 ReLUs, first check: remembered, no growth (warm-up)
+    assert sched.lam == 1.0 and not end.stop
+    assert sched(None).item() == pytest.approx(1.0 * 10)  # lambda * L1 of the gates
     sched.end_epoch(EpochEnd(2, None, None, None, {}))  # stalled after warm-up: lambda grows
     assert sched.lam == 2.0
     with torch.no_grad():
         layer.alpha[:7] = 0.0
     end = EpochEnd(3, None, None, None, {})
     sched.end_epoch(end)
-    assert end.stop and end.metrics["relus"] == 3
-    assert sched(None).item() == pytest.approx(2.0 * 3)  # lambda * sum of gates
+    assert end.stop and end.metrics["relus"] == 3 and sched.reached and sched.reached_relus == 3
+    assert layer.fixed.tolist() == [0.0] * 7 + [1.0] * 3  # the gates are frozen at their binary mask
+    assert sched(None).item() == 0.0  # no penalty on fixed gates
 
 
-def test_snl_binarize_cuts_to_budget_by_gate_value(teacher):
-    spec, t = load_run(teacher)
-    layer_sites = sites(spec, t)
-    soft, layers = snl.soften(t, layer_sites, "neuron")
+def test_snl_schedule_checks_every_step_and_keeps_lambda_on_the_path_to_the_budget():
+    """Per-step checks: lambda grows while the count is above the log-linear path to the budget,
+    even when each check is a new minimum (the published rule alone would not grow it)."""
+    layer = SoftMaskReLU((100,))
+    sched = snl.LambdaSchedule({"a": layer}, {"a": 1}, budget=10, lam=1.0, growth=2.0, warmup=1,
+                               check_every=1, deadline=5, total=100, best=100)
+    counts = []
+    for step in range(6):
+        with torch.no_grad():
+            layer.alpha[: 2 * step] = 0.0  # falls by 2 a step: a new minimum every time, far behind the path
+        sched(None)
+        counts.append(sched.lam)
+    # checks from step 1 on; the first (warm-up) never grows; the path starts at step 1 (warm-up end)
+    assert counts == [1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert sched.path() == pytest.approx(10.0)  # at the deadline the path is at the budget
+    state = sched.state_dict()
+    again = snl.LambdaSchedule({"a": SoftMaskReLU((100,))}, {"a": 1}, budget=10)
+    again.load_state_dict(state)
+    assert (again.lam, again.steps, again.checks, again.best) == (sched.lam, sched.steps, sched.checks, sched.best)
+
+
+def test_snl_reaching_the_budget_fixes_the_largest_gates_up_to_it_and_survives_resume():
+    """Within budget at a check: the mask keeps the gates above the threshold, then fills up to
+    the budget with the largest of those that just crossed it; a resumed schedule re-fixes it."""
+    layer = SoftMaskReLU((6,))
     with torch.no_grad():
-        for i, layer in enumerate(layers.values()):
-            layer.alpha.copy_(torch.rand(layer.alpha.shape, generator=torch.Generator().manual_seed(i)))
-    final, masks = snl.binarize(spec, layer_sites, layers, 777, "neuron")
-    assert sum(int(m.sum()) for m in masks.values()) == 777
-    gates = torch.cat([l.alpha.flatten() for l in layers.values()])
-    kept = torch.cat([masks[n].flatten() for n in layers]).bool()
-    assert gates[kept].min() >= gates[~kept].max()
-    assert count(build(final), (1, 16, 16)).relus == 777
+        layer.alpha.copy_(torch.tensor([1.3, 0.5, 0.008, 0.004, 0.0, 0.009]))
+    sched = snl.LambdaSchedule({"a": layer}, {"a": 1}, budget=4, check_every=1)
+    sched.steps = 7
+    sched.check()
+    assert sched.reached_at == 7 and sched.reached_relus == 2
+    assert layer.fixed.tolist() == [1, 1, 1, 0, 0, 1] and layer.kept == 4
+    fresh = SoftMaskReLU((6,))
+    resumed = snl.LambdaSchedule({"a": fresh}, {"a": 1}, budget=4, check_every=1)
+    resumed.load_state_dict(sched.state_dict())
+    assert resumed.reached and torch.equal(fresh.fixed, layer.fixed)
 
 
-def test_soft_mask_gates_stay_trainable_after_being_pushed_above_one():
+def test_soft_mask_gates_have_no_upper_bound_stay_at_or_above_zero_and_freeze_when_fixed():
     layer = SoftMaskReLU((4,)).train()
     with torch.no_grad():
-        layer.alpha.fill_(1.3)  # an optimizer step overshot the upper bound
+        layer.alpha.copy_(torch.tensor([1.3, -0.2, 0.5, 1.0]))
     x = torch.randn(2, 4)
     layer(x).sum().backward()
-    assert float(layer.alpha.detach().max()) == 1.0  # projected back into [0, 1] ...
-    assert layer.alpha.grad is not None and layer.alpha.grad.abs().sum() > 0  # ... where gradients flow
+    assert layer.alpha.detach().tolist() == pytest.approx([1.3, 0.0, 0.5, 1.0])  # as SNL: no clamp at 1
+    assert layer.alpha.grad.abs().sum() > 0
+    layer.fix()
+    layer.alpha.grad = None
+    y = layer(x)
+    m = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    assert torch.equal(y, m * torch.relu(x) + (1 - m) * x) and layer.kept == 3
+    y.sum().backward()
+    assert torch.count_nonzero(layer.alpha.grad) == 0  # in the graph (for DDP), but frozen
+
+
+def test_snl_mask_phase_recipe_is_constant_adam_with_gates_in_their_own_group(teacher):
+    """Published: Adam at 1e-3, constant, no weight decay; the gates here at their own lr."""
+    from reshape.train import make_optimizer, make_scheduler
+
+    spec, t = load_run(teacher)
+    soft, layers = snl.soften(t, sites(spec, t), "neuron")
+    cfg = snl.mask_config(TrainConfig(epochs=3, lr=0.1, schedule="cosine", warmup_epochs=1), 1e-3, 0.1)
+    assert (cfg.optimizer, cfg.schedule, cfg.weight_decay, cfg.warmup_epochs) == ("adamw", "constant", 0.0, 0)
+    optimizer = make_optimizer(soft, cfg)
+    gates = {id(layer.alpha) for layer in layers.values()}
+    by_lr = {}
+    for group in optimizer.param_groups:
+        assert group["weight_decay"] == 0.0
+        for param in group["params"]:
+            by_lr.setdefault(group["lr"], set()).add(id(param))
+    assert by_lr == {0.1: gates, 1e-3: {id(q) for q in soft.parameters()} - gates}
+    scheduler = make_scheduler(optimizer, cfg, 4)
+    before = [g["lr"] for g in optimizer.param_groups]
+    for _ in range(11):  # 3 epochs of 4 steps: no warm-up, no decay
+        optimizer.step()
+        scheduler.step()
+        assert [g["lr"] for g in optimizer.param_groups] == before
+
+
+def test_snl_binarize_never_breaks_ties_by_layer_order(teacher):
+    """Gates that tie (all still at 1.0) must not fill the budget stem first."""
+    spec, t = load_run(teacher)
+    layer_sites = sites(spec, t)
+    _, layers = snl.soften(t, layer_sites, "neuron")
+    budget = layer_sites[0].size // 2  # the first layer alone could hold it twice over
+    _, masks = snl.binarize(spec, layer_sites, layers, budget, "neuron", seed=0)
+    kept = {name: int(m.sum()) for name, m in masks.items()}
+    assert sum(kept.values()) == budget
+    share = budget / sum(s.size for s in layer_sites)
+    first = layer_sites[0]
+    assert kept[first.name] < 2 * share * first.size  # about its share, not all of the budget
+    assert sum(1 for n in kept.values() if n) > len(layer_sites) // 2
+
+
+def test_snl_tie_order_is_seeded_reproducible_and_ranked_by_raw_gate_first(teacher):
+    spec, t = load_run(teacher)
+    layer_sites = sites(spec, t)
+    _, layers = snl.soften(t, layer_sites, "neuron")
+    last = list(layers.values())[-1]
+    with torch.no_grad():
+        last.alpha[0, 0, 0] = 1.5  # pushed above 1 by the task: ranks first, whatever the seed
+    picks = {}
+    for seed in (0, 0, 1):
+        _, masks = snl.binarize(spec, layer_sites, layers, 100, "neuron", seed=seed)
+        assert masks[list(layers)[-1]][0, 0, 0] == 1
+        picks.setdefault(seed, []).append(torch.cat([m.flatten() for m in masks.values()]))
+    assert torch.equal(picks[0][0], picks[0][1])  # the same seed, the same kept positions
+    assert not torch.equal(picks[0][0], picks[1][0])  # another seed, another order among the ties

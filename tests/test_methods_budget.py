@@ -25,6 +25,9 @@ DATA = "fashion-mnist-mini"
 SETTING = Setting(DATA, limit=256, epochs=2, batch_size=64, progress=False)
 BUDGET = 2000
 FAST = {"snl": {"lam": 1e-3}}  # short-run lambda (docs/senet.md); SENet at its defaults
+#: SNL checked every step, fast enough to reach 2,000 ReLUs within the 4 steps of one tiny epoch.
+REACHING = {"lam": 1e-3, "gate_lr": 0.5, "check_every": 1, "warmup": 1, "growth": 2.0, "reach_by": 0.5,
+            "mask_epochs": 2}
 
 
 def train_teacher(out: Path, seed: int = 0):
@@ -150,6 +153,40 @@ def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, tmp_path
     assert [r["epoch"] for r in read_metrics(tmp_path / "snl" / snl_method.MASK_DIR)] == [1]
     assert masks.status == "done" and masks.training["status"] == "done"
     assert result.built["reached"] and result.built["mask_epochs"] == 1
+
+
+def test_snl_mask_phase_trains_at_the_published_recipe_and_rows_carry_reached(finished):
+    """Adam, constant lr: 1e-3 on the weights, the gates at gate_lr; no weight decay."""
+    config = read_json(Path(finished["snl"].run, snl_method.MASK_DIR, "train_config.json"), "config")
+    assert (config["optimizer"], config["schedule"], config["lr"], config["weight_decay"]) == \
+        ("adamw", "constant", 1e-3, 0.0)
+    assert config["gate_lr"] == get_method("snl").defaults.gate_lr
+    row = finished["snl"].to_dict()  # what a frontier row is made of
+    assert isinstance(row["built"]["reached"], bool)
+
+
+def test_snl_reached_mid_epoch_fixes_the_mask_and_a_read_back_binarizes_the_same(teacher, tmp_path):
+    params = get_method("snl").params(**REACHING)
+    result = get_method("snl").fit(teacher, BUDGET, tmp_path / "a", SETTING, params)
+    built = result.built
+    assert built["reached"] and built["reached_at_step"] < built["mask_steps"] and built["mask_epochs"] == 1
+    assert built["relus_at_reach"] <= BUDGET and result.relus <= BUDGET
+    # the mask phase done, the rest redone: the fixed masks come back from its checkpoint
+    run = RunDir(tmp_path / "b")
+    manifest = run.claim("snl", {"copy": True})
+    shutil.copytree(tmp_path / "a" / snl_method.MASK_DIR, run.path / snl_method.MASK_DIR)
+    again = snl_method.stages(Job("snl", teacher, BUDGET, run, SETTING, manifest.fingerprint), teacher, params)
+    assert again == built
+    first, second = (read_json(Path(d, snl_method.RESULT_FILE), "SNL result") for d in (tmp_path / "a", run.path))
+    assert first == second
+
+
+def test_snl_not_reached_says_so_and_cuts_to_the_budget(teacher, tmp_path):
+    """No penalty: the count never falls, the top-B cut (ties in seeded order) fills the budget."""
+    result = get_method("snl").fit(teacher, BUDGET, tmp_path / "snl", SETTING, get_method("snl").params(lam=0.0))
+    assert not result.built["reached"] and result.built["reached_at_step"] is None
+    assert result.relus == BUDGET
+    assert read_json(Path(result.run, snl_method.RESULT_FILE), "SNL result")["reached"] is False
 
 
 def test_stages_take_another_spec_of_the_teacher(teacher, tmp_path):

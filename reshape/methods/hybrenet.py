@@ -68,8 +68,8 @@ class HybReNetSENetParams(BaseParams):
 
 @dataclass(frozen=True)
 class HybReNetSNLParams(BaseParams):
-    #: SNL with the frontier's short-run settings (the published lambda assumes 100+ epochs).
-    snl: _snl.SNLParams = _snl.SNLParams(lam=1e-3, mask_lr=1e-2, warmup=0, final_lr=1e-3)
+    #: SNL with the frontier's short-run settings (the published schedule assumes 100+ epochs).
+    snl: _snl.SNLParams = _snl.SNLParams(**_snl.SHORT_RUN)
 
 
 def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
