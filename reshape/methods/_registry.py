@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import types
 import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -275,7 +276,7 @@ def _names(params: Any) -> list[str]:
 def _convert(method: str, name: str, value: Any, hint: Any) -> Any:
     if not isinstance(value, str):
         return value
-    target = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, getattr(typing, "UnionType", ())) \
+    target = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) \
         else hint
     try:
         if target is bool:
