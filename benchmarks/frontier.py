@@ -28,7 +28,8 @@ PRESETS = {
     "quick": {"width": 8, "limit": 6000, "teacher_epochs": 6, "epochs": 2},
 }
 #: Short-run params (the published ones assume 100+ epochs): SNL's L1 weight and mask lr,
-#: SENet's attention-transfer weight (1000 dominates the loss in 2-epoch runs: docs/senet.md).
+#: SENet's attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots,
+#: 200 scored like 100: docs/senet.md, "The AT weight in short runs").
 OVERRIDES: dict[str, dict[str, Any]] = {"snl": {"lam": 1e-3, "mask_lr": 1e-2}, "senet": {"at_weight": 100.0}}
 
 

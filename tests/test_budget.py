@@ -165,3 +165,10 @@ def test_soft_mask_gates_stay_trainable_after_being_pushed_above_one():
     layer(x).sum().backward()
     assert float(layer.alpha.detach().max()) == 1.0  # projected back into [0, 1] ...
     assert layer.alpha.grad is not None and layer.alpha.grad.abs().sum() > 0  # ... where gradients flow
+
+
+@pytest.mark.parametrize("change", [{"ce_weight": -0.1}, {"kd_weight": 1.5}, {"ranking": (1, 2, 2, 4)},
+                                    {"estimator": "magic"}])
+def test_senet_params_refuse_bad_loss_weights_rankings_and_estimators(change):
+    with pytest.raises(ReshapeError, match="ce_weight|kd_weight|each stage|estimator"):
+        senet.SENetParams(**change)

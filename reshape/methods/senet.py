@@ -67,7 +67,8 @@ class SENetParams(Recipe):
     at_weight: float = 1000.0
     #: Final-stage CE and KD weights: the released 0.1 CE + 0.5 KD (rlnet README.md, natural
     #: CIFAR-10 stage 2; 0.5 CE is only the argparse default and the robust-training command).
-    ce_weight: float = 0.1
+    #: ``ce_weight`` None: 1 - ``kd_weight``, as in ``TrainConfig``.
+    ce_weight: float | None = 0.1
     kd_weight: float = 0.5
     lr: float = 0.05
     #: Global magnitude-pruning density of the ``pruning`` and ``criticality`` estimators.
@@ -83,7 +84,7 @@ class SENetParams(Recipe):
         if self.at_weight < 0 or self.lr <= 0 or not 0 < self.density <= 1:
             raise ReshapeError(f"SENet needs at_weight >= 0, lr > 0 and density in (0, 1]; got "
                                f"{self.at_weight}, {self.lr}, {self.density}")
-        if self.ce_weight < 0 or not 0 <= self.kd_weight <= 1:
+        if (self.ce_weight is not None and self.ce_weight < 0) or not 0 <= self.kd_weight <= 1:
             raise ReshapeError(f"SENet needs ce_weight >= 0 and kd_weight in [0, 1]; got "
                                f"{self.ce_weight}, {self.kd_weight}")
         if self.ranking is not None:
