@@ -31,7 +31,8 @@ PRESETS = {
 }
 #: Short-run params (the published ones assume 100+ epochs): SNL's lambda schedule, checks and
 #: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
-#: attention-transfer weight (1000 dominates the loss in 2-epoch runs: docs/senet.md).
+#: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots, 200
+#: scored like 100: docs/senet.md, "The AT weight in short runs").
 OVERRIDES: dict[str, dict[str, Any]] = {"snl": dict(SNL_SHORT_RUN), "senet": {"at_weight": 100.0}}
 
 

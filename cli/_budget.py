@@ -11,6 +11,9 @@ from reshape.spec import GRANULARITIES
 
 from ._common import Amount
 
+#: ``reshape.budget.sensitivity.ESTIMATORS`` (named here so the CLI loads without torch; a test keeps them equal).
+ESTIMATORS = ("criticality", "pruning", "linearize")
+
 
 def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """RUN_DIR, --budget, --data, --root, --out, --force: the arguments of every budget method."""
@@ -100,3 +103,11 @@ def report(result: Any, as_json: bool) -> None:
     note = "  (finished earlier: read back)" if result.cached else ""
     click.echo(f"{result.run}: {result.method}  ReLUs {result.relus:,} (budget {result.budget:,})  "
                f"MACs {result.macs:,}  test top-1 {top1}{note}")
+
+
+def per_stage_line(per_stage: dict[str, int]) -> str:
+    """The plan's split of the kept ReLUs over the stages, e.g. ``stem 12 (1.1%)  layer1 ...``."""
+    total = sum(per_stage.values()) or 1
+    order = sorted(per_stage, key=lambda stage: (stage != "stem", len(stage), stage))  # JSON read-backs sort keys
+    return "ReLUs per stage: " + "  ".join(f"{stage} {per_stage[stage]:,} ({100 * per_stage[stage] / total:.1f}%)"
+                                           for stage in order)

@@ -3,23 +3,30 @@ from __future__ import annotations
 
 import click
 
-from ._budget import budget_options, fit_method, report
+from ._budget import ESTIMATORS, budget_options, fit_method, per_stage_line, report
 from ._common import user_errors
 from ._training import pop_training, training_options
 
 
 @click.command("senet")
 @budget_options
-@click.option("--sensitivity", "estimator", type=click.Choice(["pruning", "linearize"]), default="pruning",
-              show_default=True, help="Per-layer ReLU sensitivity estimator.")
+@click.option("--sensitivity", "estimator", type=click.Choice(ESTIMATORS), default="criticality",
+              show_default=True, help="Per-layer ReLU sensitivity estimator (docs/senet.md).")
+@click.option("--ranking", help="Stages least to most critical for --sensitivity criticality, e.g. 4,1,2,3 "
+              "(from `reshape criticality`); default: the dataset's.")
 @click.option("--allocation", type=click.Choice(["sensitivity", "uniform"]), default="sensitivity",
               show_default=True, help="uniform = the same keep fraction in every layer (baseline).")
 @click.option("--at-weight", type=float, default=1000.0, show_default=True,
-              help="Weight of the attention-transfer loss in the final stage.")
+              help="Weight of the attention-transfer loss in the final stage (published 1000).")
+@click.option("--ce-weight", type=float, default=0.1, show_default=True,
+              help="Weight of the CE loss in the final stage (released 0.1).")
+@click.option("--kd-weight", type=float, default=0.5, show_default=True,
+              help="Weight of the KD loss in the final stage (released 0.5; --kd-alpha is the locate stage's).")
 @training_options(epochs=10, lr=0.05, kd_alpha=0.5, batch_size=128)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool, estimator: str,
-            allocation: str, granularity: str, at_weight: float, as_json: bool, **opts) -> None:
+            ranking: str | None, allocation: str, granularity: str, at_weight: float, ce_weight: float,
+            kd_weight: float, as_json: bool, **opts) -> None:
     """Fit the teacher in RUN_DIR to a ReLU --budget with SENet and write the result to --out.
 
     \b
@@ -29,7 +36,8 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
        differ most (OUT/locate/);
     3. final training with KD and attention transfer (OUT is the final run directory).
 
-    --epochs sets the epochs of stages 2 and 3 each. A finished run is read back; a run
+    --epochs sets the epochs of stages 2 and 3 each. The plan's ReLUs per stage are printed
+    (and in --json under built.per_stage). A finished run is read back; a run
     in --out with other settings is refused (--force starts it over). --allocation
     uniform runs the `senet_uniform` baseline.
 
@@ -39,6 +47,11 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
       reshape senet runs/teacher --budget 20k --data fashion-mnist-mini --epochs 3 --out runs/senet20k
     """
     name = "senet_uniform" if allocation == "uniform" else "senet"
+    chosen = {"ranking": ranking} if ranking else {}
     result = fit_method(name, run_dir, budget, data, root, out, force, pop_training(opts), estimator=estimator,
-                        allocation=allocation, granularity=granularity, at_weight=at_weight)
+                        allocation=allocation, granularity=granularity, at_weight=at_weight,
+                        ce_weight=ce_weight, kd_weight=kd_weight, **chosen)
     report(result, as_json)
+    if not as_json:
+        click.echo(per_stage_line(result.built["per_stage"]))
+

@@ -5,6 +5,7 @@ import click
 
 from reshape.spec import GRANULARITIES
 
+from ._budget import ESTIMATORS, per_stage_line
 from ._common import Amount, echo_json, user_errors
 
 
@@ -12,12 +13,14 @@ from ._common import Amount, echo_json, user_errors
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", required=True, help="Dataset the run was trained on.")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--estimator", type=click.Choice(["pruning", "linearize"]), default="pruning", show_default=True)
+@click.option("--estimator", type=click.Choice(ESTIMATORS), default="criticality", show_default=True)
+@click.option("--ranking", help="Stages least to most critical for the criticality estimator, e.g. 4,1,2,3; "
+              "default: the dataset's.")
 @click.option("--budget", type=Amount(), help="Also show the per-layer ReLU counts for this budget.")
 @click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @user_errors
-def command(run_dir: str, data: str, root: str | None, estimator: str, budget: int | None,
+def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: str | None, budget: int | None,
             granularity: str, as_json: bool) -> None:
     """Print each ReLU layer's sensitivity (and its ReLU count for --budget) without training.
 
@@ -37,11 +40,13 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, budget: i
     t = teacher_and_data(run_dir, data, root, splits=False)
     batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
     total = sum(s.size for s in sites(t.spec, t.model))
-    p = senet.plan(t.spec, t.model, budget or total, estimator, granularity, batches=batches)
+    order = senet.resolve_ranking(data, t.spec, _stages(ranking)) if estimator == "criticality" else None
+    p = senet.plan(t.spec, t.model, budget or total, estimator, granularity, batches=batches, ranking=order)
     rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
              **({"relus": p.counts[n]} if budget else {})} for n in p.sizes]
     if as_json:
-        echo_json({"estimator": estimator, "budget": budget, "layers": rows})
+        echo_json({"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": rows,
+                   **({"per_stage": p.per_stage()} if budget else {})})
         return
     table = Table(title=f"{run_dir}: ReLU sensitivity ({estimator})", title_justify="left")
     for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if budget else [])):
@@ -50,3 +55,16 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, budget: i
         extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if budget else []
         table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
     Console().print(table)
+    if budget:
+        click.echo(per_stage_line(p.per_stage()))
+
+
+def _stages(text: str | None) -> list[int] | None:
+    """``4,1,2,3`` as stage numbers (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma list of stage numbers (e.g. 4,1,2,3)",
+                                 param_hint="--ranking") from None

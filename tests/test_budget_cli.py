@@ -31,6 +31,28 @@ def test_sensitivity_allocation_sums_to_budget(teacher):
     layers = json.loads(res.output)["layers"]
     assert sum(l["relus"] for l in layers) == 2000
     assert all(0 <= l["relus"] <= l["size"] for l in layers)
+    table = json.loads(res.output)
+    assert (table["estimator"], table["ranking"]) == ("criticality", [4, 1, 2, 3])  # the dataset's ranking
+    assert sum(table["per_stage"].values()) == 2000
+
+
+def test_the_cli_offers_every_estimator():
+    from reshape.budget.sensitivity import ESTIMATORS
+    from reshape.cli._budget import ESTIMATORS as OFFERED
+
+    assert set(OFFERED) == set(ESTIMATORS)
+
+
+def test_senet_prints_the_plans_split_over_the_stages(teacher, tmp_path):
+    args = ["senet", teacher, *DATA, "--budget", "2k", *FAST, "--ranking", "1,4,2,3", "--out", str(tmp_path / "s")]
+    for _ in range(2):  # trained, then read back: the same line
+        res = run(*args)
+        assert res.exit_code == 0, res.output
+        line = next(l for l in res.output.splitlines() if l.startswith("ReLUs per stage: "))
+        counts = [int(part.split()[1].replace(",", "")) for part in line.split(": ")[1].split("  ")]
+        assert line.split(": ")[1].startswith("stem ") and sum(counts) == 2000
+    plan = json.loads((tmp_path / "s" / "senet.json").read_text())
+    assert plan["ranking"] == [1, 4, 2, 3]
 
 
 @pytest.mark.parametrize("method, extra", [("senet", []), ("snl", ["--lambda", "1e-3"])])

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
-from reshape.budget.masks import sites
+from reshape.budget.masks import masked_modules, sites
 from reshape.count import count
 from reshape.errors import ReshapeError
 from reshape.io import read_json
@@ -19,7 +20,7 @@ from reshape.methods import snl as snl_method
 from reshape.models import spec_for
 from reshape.runs import RunDir, load_run, load_trained
 from reshape.spec import ReluLayer
-from reshape.train import fit, read_metrics
+from reshape.train import fit, load_config, read_metrics
 
 DATA = "fashion-mnist-mini"
 SETTING = Setting(DATA, limit=256, epochs=2, batch_size=64, progress=False)
@@ -71,8 +72,28 @@ def test_every_method_meets_the_budget_and_records_what_it_built(finished, name)
         assert result.relus == BUDGET  # neuron masks: water-filling is exact
         assert result.built["allocation"] == ("uniform" if name == "senet_uniform" else "sensitivity")
         assert sum(result.built["per_stage"].values()) == BUDGET
-        assert read_json(Path(result.run, senet_method.PLAN_FILE), "SENet plan")["allocation"] == \
-            result.built["allocation"]
+        plan = read_json(Path(result.run, senet_method.PLAN_FILE), "SENet plan")
+        assert plan["allocation"] == result.built["allocation"] and plan["per_stage"] == result.built["per_stage"]
+
+
+def test_a_ranking_given_as_text_becomes_stage_numbers():
+    """``--set senet.ranking=4,1,2,3`` (an optional tuple field: ``X | None`` hints were left as text)."""
+    assert get_method("senet").params(ranking="4,1,2,3").ranking == (4, 1, 2, 3)
+    assert get_method("hybrenet_senet").params(**{"senet.ranking": "1,4,2,3"}).senet.ranking == (1, 4, 2, 3)
+    with pytest.raises(ReshapeError, match="each stage 1..n once"):
+        get_method("senet").params(ranking="1,1,2,3")
+
+
+def test_senet_uses_the_datasets_ranking_and_the_released_loss_weights(finished):
+    """Default estimator: criticality with the dataset's ranking; locate: the setting's 0.5 CE + 0.5 KD;
+    final: the released 0.1 CE + 0.5 KD (+ AT on the stage outputs)."""
+    result = finished["senet"]
+    assert (result.built["estimator"], result.built["ranking"]) == ("criticality", [4, 1, 2, 3])
+    final, locate = load_config(result.run), load_config(Path(result.run, senet_method.LOCATE_DIR))
+    assert (final.ce_weight, final.kd_alpha) == (0.1, 0.5)
+    assert (locate.ce_weight, locate.kd_alpha) == (None, SETTING.kd_alpha)
+    assert RunDir(result.run).require_manifest().training["params"]["params"]["at_layers"] == \
+        ["layer1", "layer2", "layer3", "layer4"]
 
 
 @pytest.mark.parametrize("name", ["senet", "snl"])
@@ -202,3 +223,26 @@ def test_stages_take_another_spec_of_the_teacher(teacher, tmp_path):
     assert count(model, final.input_shape).relus == BUDGET == built["planned"]
     locate = RunDir(run / senet_method.LOCATE_DIR).require_manifest()
     assert locate.parent == str(run.path) and locate.params["teacher"] == teacher.digest
+
+
+def test_the_located_masks_are_the_ones_the_last_locate_epoch_trained_with(teacher, tmp_path, monkeypatch):
+    """The fine-tune must start from a mask its weights have seen: no relocation after the last
+    locate epoch (the released code relocates there too; docs/senet.md lists the deviation)."""
+    trained_with: dict[str, torch.Tensor] = {}
+
+    class Recording(senet_method.MaskLocator):
+        def __call__(self, step):
+            trained_with.update({n: layer.mask.clone() for n, layer in self.layers.items()})
+            return super().__call__(step)
+
+    monkeypatch.setattr(senet_method, "MaskLocator", Recording)
+    setting = dataclasses.replace(SETTING, epochs=4)  # 2 locate epochs: one relocation, after epoch 1
+    run = RunDir(tmp_path / "s")
+    job = Job("senet", teacher, BUDGET, run, setting, run.claim("senet", {}).fingerprint)
+    built = senet_method.stages(job, teacher, senet_method.SENetParams())
+    _, located = load_run(run.path / senet_method.LOCATE_DIR)
+    saved = {n: m.mask for n, m in masked_modules(located).items()}
+    assert saved.keys() == trained_with.keys() and saved
+    assert all(torch.equal(saved[n], trained_with[n]) for n in saved)
+    moves = [r.get("mask_moves") for r in read_metrics(run.path / senet_method.LOCATE_DIR)]
+    assert moves[0] > 0 and moves[-1] == 0 and built["mask_moves"] == moves

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from reshape.budget.masks import Site, copy_weights, masked_spec, sites, topk_mask
-from reshape.budget.sensitivity import feeding_conv, linearize, pruning
+from reshape.budget.sensitivity import criticality, feeding_conv, linearize, pruning, stage_weights
+from reshape.errors import ReshapeError
 from reshape.count import count
 from reshape.models import build
 
@@ -68,3 +69,19 @@ def test_linearize_sensitivity_is_zero_for_a_dead_layer(tiny_spec):
     assert s["layer4.0.act1"] == pytest.approx(0.0, abs=1e-6)
     assert s["act1"] > 0
     assert isinstance(model.act1, nn.ReLU)  # the model is restored
+
+
+def test_criticality_weights_pruning_sensitivity_by_stage_rank(tiny_spec):
+    """Stage at position r of n in the least-to-most ranking gets r / n; the stem goes with stage 1."""
+    model = build(tiny_spec)
+    ss = sites(tiny_spec, model)
+    base = pruning(model, ss, density=0.1)
+    weighted = criticality(model, ss, ranking=(4, 1, 2, 3), density=0.1)
+    factor = {"act1": 0.5, "layer1": 0.5, "layer2": 0.75, "layer3": 1.0, "layer4": 0.25}
+    for name, value in weighted.items():
+        assert value == pytest.approx(base[name] * factor[name.split(".")[0]])
+    assert stage_weights([1, 4, 2, 3]) == {1: 0.25, 4: 0.5, 2: 0.75, 3: 1.0}
+    with pytest.raises(ReshapeError, match="each stage 1..n once"):
+        criticality(model, ss, ranking=(1, 2, 2, 3))
+    with pytest.raises(ReshapeError, match="has no stage 4"):
+        criticality(model, ss, ranking=(1, 2, 3))

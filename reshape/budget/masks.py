@@ -32,6 +32,11 @@ class Site:
         return 1 if granularity == "neuron" else self.size // self.shape[0]
 
 
+def stage_of(site: str) -> str:
+    """The network stage a ReLU layer belongs to: ``layer<k>`` for block layers, ``stem`` otherwise."""
+    return site.split(".")[0] if "." in site else "stem"
+
+
 def sites(spec: ArchSpec, model: nn.Module) -> list[Site]:
     """The optimisable ReLU layers of ``model`` (built from ``spec``), in forward order."""
     names = [n for n in spec.relu_names() if spec.relu_state(n).state != "removed"]

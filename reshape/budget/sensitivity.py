@@ -9,6 +9,11 @@ at the layer size). Definitions ("Ours", methods.md section 3):
   conv feeding each ReLU layer, and take ``1 / density`` as the sensitivity: layers
   whose weights survive pruning (stem, early layers) need few ReLUs, layers pruned
   hard (deep, wide) need many, which is the profile SENet reports.
+* ``criticality`` (the default of ``reshape senet``): ``pruning`` times a per-stage weight
+  from a stage-criticality ranking (least critical first, as ``reshape criticality`` measures
+  it and DeepReDuce publishes it): the stage at position r of n gets r / n, the stem goes with
+  stage 1 (DeepReDuce culls it with stage 1). Of the estimators here it matches the shape of
+  SENet's released per-layer keep lists best (docs/senet.md, "Which estimator").
 * ``linearize``: the rise in KD loss (KL to the all-ReLU model's logits, T = 1) on a few
   batches when that one layer's ReLUs become identity; one evaluation per layer
   (``linearize_groups``: several layers at once, e.g. all inner ReLUs of a residual block).
@@ -22,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ReshapeError
-from .masks import Site
+from .masks import Site, stage_of
 
 
 def feeding_conv(site: str) -> str:
@@ -47,6 +52,32 @@ def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1, **_
         kept = (conv.weight.detach().abs() >= threshold).float().mean().item()
         out[s.name] = 1.0 / max(kept, 1e-6)
     return out
+
+
+def stage_weights(ranking: Sequence[int]) -> dict[int, float]:
+    """Stage number -> r / n for the stage at position r (1-based) of a least-to-most-critical ranking."""
+    ranking = list(ranking)
+    if sorted(ranking) != list(range(1, len(ranking) + 1)):
+        raise ReshapeError(f"criticality ranking {ranking} must list each stage 1..n once, least "
+                           "critical first (e.g. 1,4,2,3)")
+    return {stage: (position + 1) / len(ranking) for position, stage in enumerate(ranking)}
+
+
+def stage_number(site: str) -> int:
+    """1-based stage of a ResNet ReLU layer; the stem counts as stage 1."""
+    stage = stage_of(site)
+    return 1 if stage == "stem" else int(stage.removeprefix("layer"))
+
+
+def criticality(model: nn.Module, layer_sites: list[Site], ranking: Sequence[int] = (), density: float = 0.1,
+                **_: object) -> dict[str, float]:
+    weights = stage_weights(ranking)
+    missing = sorted({stage_number(s.name) for s in layer_sites} - set(weights))
+    if missing:
+        raise ReshapeError(f"criticality ranking {list(ranking)} has no stage {missing[0]}; "
+                           "rank every stage of the network")
+    base = pruning(model, layer_sites, density)
+    return {s.name: base[s.name] * weights[stage_number(s.name)] for s in layer_sites}
 
 
 def linearize(model: nn.Module, layer_sites: list[Site], batches: Iterable[torch.Tensor] = (),
@@ -86,7 +117,8 @@ def linearize_groups(model: nn.Module, groups: dict[str, Sequence[str]],
     return out
 
 
-ESTIMATORS: dict[str, Callable[..., dict[str, float]]] = {"pruning": pruning, "linearize": linearize}
+ESTIMATORS: dict[str, Callable[..., dict[str, float]]] = {"criticality": criticality, "pruning": pruning,
+                                                           "linearize": linearize}
 
 
 def sensitivity(name: str, model: nn.Module, layer_sites: list[Site], **kwargs: object) -> dict[str, float]:

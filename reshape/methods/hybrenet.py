@@ -62,7 +62,7 @@ class BaseParams(HybReNetParams):
 
 @dataclass(frozen=True)
 class HybReNetSENetParams(BaseParams):
-    #: SENet with the short-run attention-transfer weight (docs/frontier.md: 1000 cost 15-20 points).
+    #: SENet with the short-run attention-transfer weight (docs/senet.md: 1000 cost 4-12 points in 2 epochs).
     senet: _senet.SENetParams = _senet.SENetParams(at_weight=100.0)
 
 

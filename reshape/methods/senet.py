@@ -2,20 +2,24 @@
 
 Three stages for a ReLU budget B (``stages``), each resumable:
 
-1. ``plan``: per-layer ReLU sensitivity (a pluggable estimator, ``reshape.budget.sensitivity``),
-   turned into per-layer counts by water-filling (``reshape.budget.allocate``) that sum to B
-   (exactly for neuron masks; the largest sum <= B for channel masks). ``uniform``
-   allocation (the same keep fraction everywhere) is the baseline (``senet_uniform``).
-   Written to ``OUT/senet.json``.
+1. ``plan``: per-layer ReLU sensitivity (a pluggable estimator, ``reshape.budget.sensitivity``;
+   default ``criticality``: weight-pruning sensitivity weighted by the stage-criticality
+   ranking), turned into per-layer counts by water-filling (``reshape.budget.allocate``)
+   that sum to B (exactly for neuron masks; the largest sum <= B for channel masks).
+   ``uniform`` allocation (the same keep fraction everywhere) is the baseline
+   (``senet_uniform``). Written to ``OUT/senet.json`` with its per-stage split.
 2. ``locate`` (``OUT/locate/``, a run of its own): the student (teacher weights, masks at
-   the planned counts, seeded positions) trains with logit KD; after each epoch each masked
-   layer keeps its ReLUs at the top-r_l positions of D_l = sum over the epoch of
-   |A_teacher - A_student| (post-ReLU activations). No L1 penalty.
-3. final (``OUT``): masks fixed, CE + KD + ``at_weight`` x attention transfer between
-   teacher and student block outputs (a = normalize(mean_c F^2)).
+   the planned counts, seeded positions) trains with the setting's CE + KD mix (released:
+   0.5 + 0.5); after each epoch but the last, each masked layer keeps its ReLUs at the
+   top-r_l positions of D_l = sum over the epoch of |A_teacher - A_student| (post-ReLU
+   activations). No L1 penalty. The last epoch trains the mask the final stage keeps.
+3. final (``OUT``): masks fixed, ``ce_weight`` x CE + ``kd_weight`` x KD + ``at_weight`` x
+   attention transfer between teacher and student stage outputs (``layer1`` .. ``layer4``;
+   a = normalize(mean_c F^2)), the released weights by default (0.1, 0.5, 1000).
 
-Ours (documented in docs/senet.md): the student starts from the teacher's weights
-rather than from scratch, which is what makes short CPU runs useful.
+Deviations from the released code (docs/senet.md lists each with its reason): the student
+starts from the teacher's weights rather than from scratch, which is what makes short CPU
+runs useful; no relocation after the last locate epoch; the estimator (none is released).
 
 The run folder is owned by the method registry, whose fingerprint covers every
 parameter here, the budget, the teacher and the setting; each training stage is a
@@ -25,21 +29,22 @@ refused, never answered from an earlier run's files.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..budget.allocate import allocate
-from ..budget.masks import check_budget, copy_weights, masked_modules, masked_spec, sites, topk_mask
-from ..budget.sensitivity import ESTIMATORS, sensitivity
+from ..budget.masks import check_budget, copy_weights, masked_modules, masked_spec, sites, stage_of, topk_mask
+from ..budget.sensitivity import ESTIMATORS, sensitivity, stage_weights
 from ..data import probe_batches
+from ..deepreshape import criticality_ranking
 from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..runs import WEIGHTS_FILE, TrainedRun, load_weights
 from ..spec import GRANULARITIES, ArchSpec
-from ..train import EpochEnd, FeatureTaps, Step
+from ..train import EpochEnd, FeatureTaps, Step, read_metrics
 from ._recipe import Recipe
 from ._registry import Job, register_method
 
@@ -52,13 +57,21 @@ ALLOCATIONS = ("sensitivity", "uniform")
 class SENetParams(Recipe):
     """Every SENet knob that changes the result (plus the training recipe, ``Recipe``)."""
 
-    estimator: str = "pruning"
+    estimator: str = "criticality"
+    #: Stages least to most critical, for the ``criticality`` estimator (measured with
+    #: ``reshape criticality``); None: the dataset's ranking (tables/stage_criticality.json).
+    ranking: tuple[int, ...] | None = None
     allocation: str = "sensitivity"
     granularity: str = "neuron"
     #: Published 1000 (for 240-epoch final stages; it dominates short runs, docs/senet.md).
     at_weight: float = 1000.0
+    #: Final-stage CE and KD weights: the released 0.1 CE + 0.5 KD (rlnet README.md, natural
+    #: CIFAR-10 stage 2; 0.5 CE is only the argparse default and the robust-training command).
+    #: ``ce_weight`` None: 1 - ``kd_weight``, as in ``TrainConfig``.
+    ce_weight: float | None = 0.1
+    kd_weight: float = 0.5
     lr: float = 0.05
-    #: Global magnitude-pruning density of the ``pruning`` estimator.
+    #: Global magnitude-pruning density of the ``pruning`` and ``criticality`` estimators.
     density: float = 0.1
 
     def __post_init__(self) -> None:
@@ -71,6 +84,12 @@ class SENetParams(Recipe):
         if self.at_weight < 0 or self.lr <= 0 or not 0 < self.density <= 1:
             raise ReshapeError(f"SENet needs at_weight >= 0, lr > 0 and density in (0, 1]; got "
                                f"{self.at_weight}, {self.lr}, {self.density}")
+        if (self.ce_weight is not None and self.ce_weight < 0) or not 0 <= self.kd_weight <= 1:
+            raise ReshapeError(f"SENet needs ce_weight >= 0 and kd_weight in [0, 1]; got "
+                               f"{self.ce_weight}, {self.kd_weight}")
+        if self.ranking is not None:
+            object.__setattr__(self, "ranking", tuple(self.ranking))
+            stage_weights(self.ranking)
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,8 @@ class Plan:
     counts: dict[str, int]
     sizes: dict[str, int]
     spec: ArchSpec = field(compare=False)
+    #: The criticality ranking the ``criticality`` estimator used (None for the others).
+    ranking: tuple[int, ...] | None = None
 
     @property
     def total(self) -> int:
@@ -94,41 +115,61 @@ class Plan:
         d = asdict(self)
         d["spec"] = self.spec.to_dict()
         d["total"] = self.total
+        d["per_stage"] = self.per_stage()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Plan":
-        d = {k: v for k, v in d.items() if k != "total"}
-        return cls(**{**d, "spec": ArchSpec.from_dict(d["spec"])})
+        d = {k: v for k, v in d.items() if k not in ("total", "per_stage")}
+        ranking = d.get("ranking")
+        return cls(**{**d, "spec": ArchSpec.from_dict(d["spec"]),
+                      "ranking": None if ranking is None else tuple(ranking)})
 
     def per_stage(self) -> dict[str, int]:
         """Planned ReLUs per network stage (``stem``, ``layer1``, ...): the plan in brief."""
         out: dict[str, int] = {}
         for name, n in self.counts.items():
-            stage = name.split(".")[0] if "." in name else "stem"
-            out[stage] = out.get(stage, 0) + n
+            out[stage_of(name)] = out.get(stage_of(name), 0) + n
         return out
 
 
-def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "pruning",
+def resolve_ranking(dataset: str, spec: ArchSpec, ranking: Sequence[int] | None = None) -> tuple[int, ...]:
+    """``ranking``, or the dataset's default stage-criticality ranking (least critical first)."""
+    try:
+        return criticality_ranking(dataset, len(spec.stages), ranking)[0]
+    except ReshapeError as exc:
+        raise ReshapeError(f"{exc}; or pick another sensitivity estimator (pruning)") from None
+
+
+def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "criticality",
          granularity: str = "neuron", allocation: str = "sensitivity",
-         batches: list[torch.Tensor] | None = None, density: float = 0.1) -> Plan:
-    """Stage 1: per-layer counts summing to ``budget`` (no training)."""
+         batches: list[torch.Tensor] | None = None, density: float = 0.1,
+         ranking: Sequence[int] | None = None) -> Plan:
+    """Stage 1: per-layer counts summing to ``budget`` (no training).
+
+    ``ranking`` (stages least to most critical) is what the ``criticality`` estimator weights
+    stages by (``resolve_ranking`` gives a dataset's default); the other estimators ignore it.
+    """
     if allocation not in ALLOCATIONS:
         raise ReshapeError(f"unknown allocation '{allocation}'; choose {', '.join(ALLOCATIONS)}")
     layer_sites = sites(spec, model)
     sizes = [s.size for s in layer_sites]
     check_budget(budget, sum(sizes))
+    uses_ranking = allocation == "sensitivity" and estimator == "criticality"
+    if uses_ranking and ranking is None:
+        raise ReshapeError("the criticality estimator needs a stage ranking (e.g. 1,4,2,3)")
     if allocation == "uniform":
         weights = {s.name: float(s.size) for s in layer_sites}
     else:
-        weights = sensitivity(estimator, model, layer_sites, batches=batches or [], density=density)
+        weights = sensitivity(estimator, model, layer_sites, batches=batches or [], density=density,
+                              ranking=ranking)
     counts = allocate([weights[s.name] for s in layer_sites], sizes, budget,
                       [s.unit(granularity) for s in layer_sites])
     by_name = dict(zip((s.name for s in layer_sites), counts))
     return Plan(budget, estimator if allocation == "sensitivity" else "-", allocation, granularity,
                 weights, by_name, {s.name: s.size for s in layer_sites},
-                masked_spec(spec, layer_sites, by_name, granularity))
+                masked_spec(spec, layer_sites, by_name, granularity),
+                tuple(ranking) if uses_ranking else None)
 
 
 class MaskLocator:
@@ -136,12 +177,17 @@ class MaskLocator:
     layer (adding nothing to the loss) and an epoch callback that moves each mask to
     the top-r_l positions of the accumulated difference.
 
+    Masks move after epochs 1 .. ``epochs`` - 1 only: the last epoch trains the mask that
+    the final stage keeps (the released code moves them once more, to positions no weight
+    was trained with; docs/senet.md). With one epoch the seeded positions stay.
+
     Made before the student exists and ``attach``-ed to it once built (``fit``'s ``init``),
     since ``reshape.train.fit`` builds the student itself, after seeding.
     """
 
-    def __init__(self, teacher: nn.Module) -> None:
+    def __init__(self, teacher: nn.Module, epochs: int) -> None:
         self.teacher_model = teacher
+        self.epochs = epochs
         self.layers: dict[str, Any] = {}
         self.taps: list[FeatureTaps] = []
         self.diff: dict[str, torch.Tensor] = {}
@@ -153,12 +199,13 @@ class MaskLocator:
         self.taps = [self.student, self.teacher]
 
     def __call__(self, step: Step) -> torch.Tensor:
-        with torch.no_grad():
-            for name, layer in self.layers.items():
-                d = (self.teacher[name].float() - self.student[name].float()).abs().sum(0)
-                if layer.granularity == "channel":
-                    d = d.flatten(1).sum(1)
-                self.diff[name] = self.diff.get(name, 0) + d
+        if step.epoch < self.epochs:  # the last epoch's differences would move nothing
+            with torch.no_grad():
+                for name, layer in self.layers.items():
+                    d = (self.teacher[name].float() - self.student[name].float()).abs().sum(0)
+                    if layer.granularity == "channel":
+                        d = d.flatten(1).sum(1)
+                    self.diff[name] = self.diff.get(name, 0) + d
         return step.logits.new_zeros(())
 
     def end_epoch(self, end: EpochEnd) -> None:
@@ -180,19 +227,20 @@ class MaskLocator:
 
 
 class AttentionTransfer:
-    """``weight`` x sum over blocks of mean((a_s - a_t)^2), a = normalize(mean_c(F^2)).
+    """``weight`` x sum over ``layers`` of mean((a_s - a_t)^2), a = normalize(mean_c(F^2)):
+    the released ``Attention(p=2)`` loss (rlnet distiller_zoo/AT.py), summed over the pairs.
 
     ``attach`` it to the student once built, like ``MaskLocator``.
     """
 
-    def __init__(self, teacher: nn.Module, blocks: list[str], weight: float) -> None:
+    def __init__(self, teacher: nn.Module, layers: list[str], weight: float) -> None:
         self.teacher_model = teacher
-        self.blocks, self.weight = blocks, weight
+        self.layers, self.weight = layers, weight
         self.taps: list[FeatureTaps] = []
 
     def attach(self, student: nn.Module) -> None:
-        self.student = FeatureTaps(student, self.blocks)
-        self.teacher = FeatureTaps(self.teacher_model, self.blocks)
+        self.student = FeatureTaps(student, self.layers)
+        self.teacher = FeatureTaps(self.teacher_model, self.layers)
         self.taps = [self.student, self.teacher]
 
     @staticmethod
@@ -200,8 +248,8 @@ class AttentionTransfer:
         return F.normalize(features.float().pow(2).mean(1).flatten(1), dim=1)
 
     def __call__(self, step: Step) -> torch.Tensor:
-        loss = sum((self.attention(self.student[b]) - self.attention(self.teacher[b])).pow(2).mean()
-                   for b in self.blocks)
+        loss = sum((self.attention(self.student[n]) - self.attention(self.teacher[n])).pow(2).mean()
+                   for n in self.layers)
         return self.weight * loss
 
     def remove(self) -> None:
@@ -210,8 +258,10 @@ class AttentionTransfer:
         self.taps = []
 
 
-def block_names(spec: ArchSpec) -> list[str]:
-    return [f"layer{s}.{b}" for s, stage in enumerate(spec.stages, 1) for b in range(stage.depth)]
+def stage_outputs(spec: ArchSpec) -> list[str]:
+    """The stage modules ``layer1`` .. ``layer<n>``, whose outputs the released code transfers
+    attention between (``feature_eachlayer_s[1:-1]``, rlnet helper/loops.py): no stem, no pool."""
+    return [f"layer{s}" for s in range(1, len(spec.stages) + 1)]
 
 
 def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None = None) -> dict[str, Any]:
@@ -225,7 +275,7 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
     spec = spec or teacher.spec
     first, second = job.setting.stages()
     planned = _plan(job, teacher, spec, p)
-    locator = MaskLocator(teacher.model)
+    locator = MaskLocator(teacher.model, first)
 
     def start_from_teacher(student: nn.Module) -> None:
         copy_weights(student, teacher.model)
@@ -238,24 +288,26 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
                             extra_loss=locator, callbacks=[locator.end_epoch])
     finally:
         locator.remove()
-    at = AttentionTransfer(teacher.model, block_names(planned.spec), p.at_weight) if p.at_weight > 0 else None
+    layers = stage_outputs(planned.spec)
+    at = AttentionTransfer(teacher.model, layers, p.at_weight) if p.at_weight > 0 else None
 
     def start_from_locations(student: nn.Module) -> None:
         load_weights(student, located.run / WEIGHTS_FILE)
         if at is not None:
             at.attach(student)
 
+    final = job.setting.config(second, p.lr, **{**p.recipe(), "ce_weight": p.ce_weight, "kd_alpha": p.kd_weight})
     try:
-        job.train(planned.spec, job.setting.config(second, p.lr, **p.recipe()), teacher=teacher,
-                  init=start_from_locations, init_key=located.fingerprint,
-                  params={"stage": "senet-final", "at_weight": p.at_weight}, extra_loss=at)
+        job.train(planned.spec, final, teacher=teacher, init=start_from_locations, init_key=located.fingerprint,
+                  params={"stage": "senet-final", "at_weight": p.at_weight, "at_layers": layers}, extra_loss=at)
     finally:
         if at is not None:
             at.remove()
-    return {"allocation": planned.allocation, "estimator": planned.estimator,
+    return {"allocation": planned.allocation, "estimator": planned.estimator, "ranking": planned.ranking and list(planned.ranking),
             "granularity": planned.granularity, "planned": planned.total,
             "optimisable": sum(planned.sizes.values()), "per_stage": planned.per_stage(),
-            "locate_top1": located.top1, "mask_moves": located.metrics.get("mask_moves")}
+            "locate_top1": located.top1,
+            "mask_moves": [row.get("mask_moves") for row in read_metrics(located.run)]}
 
 
 def _plan(job: Job, teacher: TrainedRun, spec: ArchSpec, p: SENetParams) -> Plan:
@@ -263,9 +315,12 @@ def _plan(job: Job, teacher: TrainedRun, spec: ArchSpec, p: SENetParams) -> Plan
     file = job.out / PLAN_FILE
     if file.is_file():
         return Plan.from_dict(read_json(file, "SENet plan"))
-    batches = probe_batches(job.data.train) if p.estimator == "linearize" and p.allocation == "sensitivity" \
+    sensitive = p.allocation == "sensitivity"
+    batches = probe_batches(job.data.train) if sensitive and p.estimator == "linearize" else None
+    ranking = resolve_ranking(job.setting.data, spec, p.ranking) if sensitive and p.estimator == "criticality" \
         else None
-    planned = plan(spec, teacher.model, job.budget, p.estimator, p.granularity, p.allocation, batches, p.density)
+    planned = plan(spec, teacher.model, job.budget, p.estimator, p.granularity, p.allocation, batches, p.density,
+                   ranking)
     write_json(file, planned.to_dict())
     return planned
 
