@@ -227,9 +227,9 @@ def test_methods_lists_the_registry_with_params():
 
 
 # -- the benchmark: presets and goals (no training) ----------------------------------------------
-def row(method: str, fraction: float, relus: int, top1: float, family: str = "ours") -> dict:
+def row(method: str, fraction: float, relus: int, top1: float, family: str = "ours", macs: int = 7_000_000) -> dict:
     return {"method": method, "family": family, "fraction": fraction, "relus": relus, "top1": top1,
-            "reachable": True}
+            "reachable": True, "macs": macs}
 
 
 def test_presets_fill_only_what_was_not_given():
@@ -240,6 +240,9 @@ def test_presets_fill_only_what_was_not_given():
     assert quick.methods == registered and quick.skipped == [m for m in bench.METHODS if m not in registered]
     full = bench.parse([])
     assert (full.width, full.limit, full.epochs, full.work) == (16, None, 8, "runs/frontier")
+    medium = bench.parse(["--preset", "medium"])
+    assert (medium.width, medium.limit, medium.teacher_epochs, medium.epochs) == (8, 12000, 8, 4)
+    assert medium.work == "runs/frontier-medium"
     assert full.fractions == [0.02, 0.05, 0.1, 0.25, 0.5]
 
 
@@ -273,7 +276,11 @@ def test_goals_compare_the_best_of_ours_with_snl():
     assert lines[0].startswith("10%: best of ours shallow_senet 71.20% vs SNL 70.00% -> +1.20 points")
     assert lines[0].endswith("(goal >= +1: met)")
     assert "senet 64.00% at 500 (goal: NOT met)" in lines[1]
-    # 5%: 64.0 vs 65.0 -> -1.00 not met; nothing of ours at <= 250 ReLUs
-    assert lines[2].endswith("-1.00 points (goal >= +1: NOT met)")
-    assert lines[3].strip().startswith("no point of ours at <= half of SNL's 500 ReLUs")
+    # ... and against DeepReDuce's 90.0: 71.2 - 90.0 = -18.80
+    assert lines[2].strip().startswith("DeepReDuce 90.00% at 900 ReLUs (7.00M MACs)")
+    assert lines[2].endswith("-18.80 points (goal >= DeepReDuce: NOT met)")
+    # 5%: 64.0 vs 65.0 -> -1.00 not met; nothing of ours at <= 250 ReLUs; no DeepReDuce point there
+    assert lines[3].endswith("-1.00 points (goal >= +1: NOT met)")
+    assert lines[4].strip().startswith("no point of ours at <= half of SNL's 500 ReLUs")
+    assert lines[5].strip() == "no DeepReDuce point or none of ours at 5%: DeepReDuce goal not measured"
     assert bench.goals(rows[2:4]) == ["no SNL point: the goals against SNL are not measured"]
