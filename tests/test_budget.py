@@ -99,6 +99,33 @@ def test_mask_locator_leaves_the_masks_of_the_last_epoch_alone(teacher):
     locator.remove()
 
 
+def test_mask_locator_moves_once_inside_the_last_epoch_when_asked(teacher):
+    """Ours: a one-epoch location stage still places its masks, after ``move_at`` steps, from
+    those steps' differences; the rest of the epoch trains under them, and nothing moves after."""
+    spec, t = load_run(teacher)
+    student = build(senet.plan(spec, t, 500, allocation="uniform").spec)
+    locator = senet.MaskLocator(t, epochs=1, move_at=2)
+    locator.attach(student)
+    before = {n: layer.mask.clone() for n, layer in locator.layers.items()}
+    kept = {n: layer.kept for n, layer in locator.layers.items()}
+    step = lambda i: type("S", (), {"logits": torch.zeros(1), "epoch": 1, "index": i})()  # noqa: E731
+    for i in range(2):
+        x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(i))
+        student(x), t(x)
+        locator(step(i))
+    moved = {n: layer.mask.clone() for n, layer in locator.layers.items()}
+    assert any(not torch.equal(moved[n], before[n]) for n in moved) and not locator.diff
+    assert {n: layer.kept for n, layer in locator.layers.items()} == kept  # same counts, other places
+    x = torch.randn(4, 1, 16, 16)
+    student(x), t(x)
+    locator(step(2))  # after the move: nothing accumulates, nothing moves
+    end = EpochEnd(1, student, t, None, {})
+    locator.end_epoch(end)
+    assert end.metrics["mask_moves"] > 0 and not locator.diff
+    assert all(torch.equal(layer.mask, moved[n]) for n, layer in locator.layers.items())
+    locator.remove()
+
+
 def test_attention_transfer_is_zero_for_identical_networks(teacher):
     spec, t = load_run(teacher)
     at = senet.AttentionTransfer(t, senet.stage_outputs(spec), 1000.0)

@@ -246,3 +246,15 @@ def test_the_located_masks_are_the_ones_the_last_locate_epoch_trained_with(teach
     assert all(torch.equal(saved[n], trained_with[n]) for n in saved)
     moves = [r.get("mask_moves") for r in read_metrics(run.path / senet_method.LOCATE_DIR)]
     assert moves[0] > 0 and moves[-1] == 0 and built["mask_moves"] == moves
+
+
+def test_a_one_epoch_location_stage_moves_its_masks_inside_the_epoch_when_asked(teacher, tmp_path):
+    """Ours (``move_in_last_epoch``): with 1 + 1 epochs the masks still move, halfway through the
+    only locate epoch, and the saved locate masks are the ones its second half trained with."""
+    run = RunDir(tmp_path / "s")
+    job = Job("senet", teacher, BUDGET, run, SETTING, run.claim("senet", {}).fingerprint)
+    built = senet_method.stages(job, teacher, senet_method.SENetParams(move_in_last_epoch=True))
+    assert SETTING.stages()[0] == 1 and built["mask_moves"][0] > 0
+    default = RunDir(tmp_path / "d")
+    job = Job("senet", teacher, BUDGET, default, SETTING, default.claim("senet", {}).fingerprint)
+    assert senet_method.stages(job, teacher, senet_method.SENetParams())["mask_moves"] == [0]

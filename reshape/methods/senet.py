@@ -71,6 +71,9 @@ class SENetParams(Recipe):
     ce_weight: float | None = 0.1
     kd_weight: float = 0.5
     lr: float = 0.05
+    #: Ours: also move the masks once halfway through the last locate epoch (then train under
+    #: them), so a one-epoch location stage places its masks (``MaskLocator``'s ``move_at``).
+    move_in_last_epoch: bool = False
     #: Global magnitude-pruning density of the ``pruning`` and ``criticality`` estimators.
     density: float = 0.1
 
@@ -179,15 +182,20 @@ class MaskLocator:
 
     Masks move after epochs 1 .. ``epochs`` - 1 only: the last epoch trains the mask that
     the final stage keeps (the released code moves them once more, to positions no weight
-    was trained with; docs/senet.md). With one epoch the seeded positions stay.
+    was trained with; docs/senet.md). With ``move_at`` (ours) they also move once inside
+    the last epoch, after its first ``move_at`` steps, from the differences of those steps,
+    and the rest of the epoch trains under the moved mask: without it a one-epoch location
+    stage keeps its seeded random positions.
 
     Made before the student exists and ``attach``-ed to it once built (``fit``'s ``init``),
     since ``reshape.train.fit`` builds the student itself, after seeding.
     """
 
-    def __init__(self, teacher: nn.Module, epochs: int) -> None:
+    def __init__(self, teacher: nn.Module, epochs: int, move_at: int | None = None) -> None:
         self.teacher_model = teacher
         self.epochs = epochs
+        self.move_at = move_at
+        self.moved_within = 0
         self.layers: dict[str, Any] = {}
         self.taps: list[FeatureTaps] = []
         self.diff: dict[str, torch.Tensor] = {}
@@ -199,16 +207,29 @@ class MaskLocator:
         self.taps = [self.student, self.teacher]
 
     def __call__(self, step: Step) -> torch.Tensor:
-        if step.epoch < self.epochs:  # the last epoch's differences would move nothing
+        within = step.epoch == self.epochs and self.move_at is not None
+        if step.epoch < self.epochs or (within and step.index < self.move_at):
             with torch.no_grad():
                 for name, layer in self.layers.items():
                     d = (self.teacher[name].float() - self.student[name].float()).abs().sum(0)
                     if layer.granularity == "channel":
                         d = d.flatten(1).sum(1)
                     self.diff[name] = self.diff.get(name, 0) + d
+            if within and step.index == self.move_at - 1:
+                # Safe before this step's backward: set_mask rebuilds the layer's floor as a
+                # new tensor, and the one saved for this backward is left as it was.
+                self.moved_within = self._move()
         return step.logits.new_zeros(())
 
     def end_epoch(self, end: EpochEnd) -> None:
+        if end.epoch < self.epochs:
+            end.metrics["mask_moves"] = self._move()
+        else:
+            end.metrics["mask_moves"] = self.moved_within
+            self.moved_within = 0
+
+    def _move(self) -> int:
+        """Move every mask to the top positions of its accumulated difference; how many moved."""
         moved = 0
         for name, layer in self.layers.items():
             if name not in self.diff:
@@ -217,7 +238,7 @@ class MaskLocator:
             moved += int((new != layer.mask).sum()) // 2
             layer.set_mask(new)
         self.diff.clear()
-        end.metrics["mask_moves"] = moved
+        return moved
 
     def remove(self) -> None:
         """Detach the hooks (a no-op when never attached: a finished stage read back)."""
@@ -275,14 +296,16 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
     spec = spec or teacher.spec
     first, second = job.setting.stages()
     planned = _plan(job, teacher, spec, p)
-    locator = MaskLocator(teacher.model, first)
+    locate_cfg = job.setting.config(first, p.lr, **p.recipe())
+    steps = len(job.data.train) // locate_cfg.batch_size  # per epoch, one process (drop_last)
+    locator = MaskLocator(teacher.model, first, steps // 2 if p.move_in_last_epoch and steps > 1 else None)
 
     def start_from_teacher(student: nn.Module) -> None:
         copy_weights(student, teacher.model)
         locator.attach(student)
 
     try:
-        located = job.train(planned.spec, job.setting.config(first, p.lr, **p.recipe()),
+        located = job.train(planned.spec, locate_cfg,
                             out=job.out / LOCATE_DIR, teacher=teacher, init=start_from_teacher,
                             init_key=teacher.digest, params={"stage": "senet-locate"},
                             extra_loss=locator, callbacks=[locator.end_epoch])
