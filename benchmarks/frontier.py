@@ -38,9 +38,9 @@ BASE_MACS = 4.0
 #: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
 #: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots, 200
 #: scored like 100: docs/senet.md, "The AT weight in short runs").
-#: SENet also moves its masks once inside the last locate epoch: the quick preset's single
-#: locate epoch otherwise never moves them (docs/senet.md).
-SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0, "move_in_last_epoch": True}
+#: (``move_in_last_epoch``, a mask move inside the quick preset's single locate epoch, was
+#: piloted and gave no consistent gain: docs/results.md, issue 13.)
+SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
 OVERRIDES: dict[str, dict[str, Any]] = {
     "snl": dict(SNL_SHORT_RUN), "senet": dict(SENET_SHORT_RUN),
     "hybrenet_senet": {"macs": BASE_MACS, **{f"senet.{k}": v for k, v in SENET_SHORT_RUN.items()}},
