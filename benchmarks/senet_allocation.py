@@ -17,7 +17,7 @@ not available here: a Fashion-MNIST teacher only tells whether an estimator yiel
 same kind of profile. ``--cifar100`` adds the full-width 32x32 CIFAR-100 ResNet18 at its
 random initialisation (no data: only the weight-based estimators).
 
-    python benchmarks/senet_allocation.py RUN [RUN ...] [--cifar100]
+    python benchmarks/senet_allocation.py RUN [RUN ...] [--cifar100] [--json FILE]
 
 RUN is a trained ResNet18 run directory (its dataset is read from its training config).
 """
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="*", help="Trained ResNet18 run directories.")
     parser.add_argument("--cifar100", action="store_true",
                         help="Add the CIFAR-100 ResNet18 at random init (weight-based estimators only).")
+    parser.add_argument("--json", help="Also write the rows, command and machine to this file.")
     args = parser.parse_args(argv)
     from reshape.models import build, spec_for
     from reshape.runs import load_trained
@@ -129,6 +130,15 @@ def main(argv: list[str] | None = None) -> None:
         shares = " | ".join(f"{100 * v:.1f}%" for v in r["split"])
         print(f"| {r['network']} | {r['list']} ({100 * r['fraction']:.1f}%) | {r['estimator']} | {shares} | "
               f"{r['tv']:.2f} | {r['rho']:.2f} |")
+    if args.json:
+        import shlex
+        import sys
+
+        from reshape.frontier import machine
+        from reshape.io import write_json
+
+        write_json(args.json, {"command": "python benchmarks/senet_allocation.py " + shlex.join(sys.argv[1:]),
+                               "machine": machine(), "stages": list(STAGES), "rows": rows})
 
 
 if __name__ == "__main__":
