@@ -293,13 +293,17 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
             "dataset": RunDir(path).trained_on()}
 
 
+def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` (one JSON row per finished epoch); none when it is absent."""
+    path = Path(run_dir, METRICS_FILE)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _last_top1(path: Path) -> float | None:
-    """The last ``test_top1`` in ``metrics.jsonl`` (one JSON row per finished epoch), if any."""
-    file = path / METRICS_FILE
-    if not file.is_file():
-        return None
-    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return next((row["test_top1"] for row in reversed(rows) if "test_top1" in row), None)
+    """The last ``test_top1`` in ``metrics.jsonl``, if any."""
+    return next((row["test_top1"] for row in reversed(read_metrics(path)) if "test_top1" in row), None)
 
 
 # -- weights ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ReshapeError
-from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, load_run, load_trained
+from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, load_trained, summarize
 from ..spec import ArchSpec
 
 FAMILIES = ("ours", "baseline")
@@ -220,18 +220,15 @@ class Method:
 def measure(method: Method, job: Job, params: Any, built: dict[str, Any], seconds: float) -> MethodResult:
     """Count the network a method left in ``job.out`` and read its accuracy from the run."""
     from ..cost import estimate, load_costs
-    from ..count import count
 
-    spec, model = load_run(job.out)
-    c = count(model, spec.input_shape)
-    training = job.run.require_manifest().training or {}
+    run = summarize(job.out)  # counts the saved network; top-1 from its training record
     top1 = built.pop("top1", None)
     if top1 is None:
-        top1 = (training.get("last") or {}).get("test_top1")
+        top1 = run["top1"]
     costs = load_costs()
-    pi = {p: estimate(c.relus, c.macs, c.nonlinear_depth, p, costs).to_dict() for p in costs}
-    return MethodResult(method.name, method.family, job.budget, str(job.out), c.relus, c.macs,
-                        c.nonlinear_depth, top1, canonical(dataclasses.asdict(params)), canonical(built),
+    pi = {p: estimate(run["relus"], run["macs"], run["depth"], p, costs).to_dict() for p in costs}
+    return MethodResult(method.name, method.family, job.budget, str(job.out), run["relus"], run["macs"],
+                        run["depth"], top1, canonical(dataclasses.asdict(params)), canonical(built),
                         pi, round(seconds, 1))
 
 

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_text
-from ..runs import CHECKPOINT_FILE, METRICS_FILE
+from ..runs import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 
 FORMAT = "reshape.train.checkpoint"
 VERSION = 1
@@ -97,13 +97,6 @@ def append_metrics(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> None
         fh.write(json.dumps(row) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    path = Path(run_dir, METRICS_FILE)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def truncate_metrics(run_dir: str | os.PathLike[str], epochs: int) -> None:
