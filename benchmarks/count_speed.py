@@ -37,7 +37,7 @@ def _in_process(repeats: int) -> tuple[float, float]:
     import timm
     import torch
 
-    from reshape.count import count
+    from reshape.accounting import count
     from reshape.models import resolve
 
     counts, forwards = [], []

@@ -20,7 +20,7 @@ import time
 def _bench(backbone: str, dataset: str, n: int) -> dict[str, float]:
     import numpy as np
 
-    from reshape.count import count_spec
+    from reshape.accounting import count_spec
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
 

@@ -36,7 +36,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
       reshape count spec.json --per-layer
     """
     from reshape.cost import estimate, load_costs
-    from reshape.count import count
+    from reshape.accounting import count
     from reshape.runs import resolve
 
     resolved = resolve(model, dataset, input_size, weights=False)

@@ -48,7 +48,7 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, k: int, data:
       reshape train resnet18 --data fashion-mnist-mini --width 16 --out runs/teacher
       reshape shallow runs/teacher --relus 0.7 --data fashion-mnist-mini --epochs 6 --out runs/shallow70
     """
-    from reshape.count import count
+    from reshape.accounting import count
     from reshape.methods import get_method
     from reshape.runs import load_trained
 

@@ -99,7 +99,7 @@ def _synthesize(backbone: str, dataset: str, budget: int, macs: int | None,
                 ranking: list[int] | None, round_to: int, protocol: str,
                 name_budget: bool) -> dict[str, Any]:
     from reshape.cost import estimate
-    from reshape.count import count_spec
+    from reshape.accounting import count_spec
     from reshape.deepreshape import synthesize
     from reshape.errors import ReshapeError
 

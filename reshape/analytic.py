@@ -3,7 +3,7 @@
 Every ReLU layer's size is a width times an activation area and every conv's MACs a
 product of widths and areas, so the counts here are a few integer products per block
 (``relu_sizes``, ``stage_relus``, ``total_relus``, ``spec_macs``). They agree exactly
-with ``reshape.count.count`` on the built model (tests check it), and they are what
+with ``reshape.count`` on the built model (tests check it), and they are what
 makes DeepReShape synthesis, the DeepReDuce ladder, width scaling and search designs
 O(1): ``largest_within`` solves "the widest network within a budget" in closed form.
 

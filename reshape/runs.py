@@ -270,7 +270,7 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
     method's params when it had one. ``label`` names the run in plots: the method, the
     folder name for a plain training, ``<folder> (no run.json)`` for an older run.
     """
-    from .count import count
+    from .accounting import count
 
     path = Path(path)
     _require_run_dir(path)

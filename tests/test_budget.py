@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from reshape.budget.masks import sites
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.layers import SoftMaskReLU
 from reshape.methods import senet, snl

@@ -5,7 +5,7 @@ import timm
 import torch
 
 import reshape.models  # noqa: F401  (registers the spec-built families in timm)
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError, SpecError
 from reshape.models import build, spec_from_timm
 from reshape.spec import ArchSpec, ReluLayer, Stage, Stem, save_spec
@@ -77,7 +77,7 @@ def test_masked_counts_beyond_the_layer_are_rejected(tiny_spec):
 
 
 def test_masked_relu_backward_and_soft_mask_counts():
-    from reshape.count import count
+    from reshape.accounting import count
     from reshape.layers import MaskedReLU, SoftMaskReLU
 
     layer = MaskedReLU((2, 2, 2))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reshape.count import count, count_spec
+from reshape.accounting import count, count_spec
 from reshape.models import build, resolve
 from reshape.spec import ReluLayer
 

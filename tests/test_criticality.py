@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from reshape.methods import criticality
 from reshape.cli import cli
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.models import build
 from reshape.runs import WEIGHTS_FILE, RunDir, save_weights

@@ -1,7 +1,7 @@
 """DeepReShape engine: HybReNet shapes, DeepReDuce operators, O(1) synthesis and its CLI.
 
 Counts are derived by hand in the comments (CIFAR stem, 32x32: stem and stage 1 at 32x32,
-stage s at (32 / 2^(s-1))^2) and checked against ``reshape.count.count`` on the built model.
+stage s at (32 / 2^(s-1))^2) and checked against ``reshape.count`` on the built model.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from reshape import deepreduce, tables
 from reshape.cli import cli
-from reshape.count import count
+from reshape.accounting import count
 from reshape.analytic import largest_within, relu_sizes, spec_macs, stage_relus, total_relus
 from reshape.deepreshape import equalized_multipliers, smallest, stage_shares, synthesize
 from reshape.errors import ReshapeError

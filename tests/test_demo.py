@@ -4,7 +4,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from reshape.cli import cli
-from reshape.count import count
+from reshape.accounting import count
 from reshape.runs import load_run, summarize
 
 

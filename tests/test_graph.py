@@ -11,7 +11,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, downsample_conv
 from torch import nn
 
 from reshape.cli import cli
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.runs import load_rewritten, save_rewritten
 from reshape.graph import (Step, block_inputs, fold_batchnorms, linearize,

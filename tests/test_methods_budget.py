@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reshape.budget.masks import masked_modules, sites
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.io import read_json
 from reshape.methods import Job, Setting, get_method

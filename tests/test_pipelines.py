@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from reshape.count import count
+from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.methods import Setting, get_method
 from reshape.models import spec_for

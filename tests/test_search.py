@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from optuna.trial import FixedTrial, TrialState
 
 from reshape.cli import cli
-from reshape.count import count_spec
+from reshape.accounting import count_spec
 from reshape.errors import ReshapeError
 from reshape.methods import list_methods
 from reshape.search import Objective, design, load_space, open_storage, parse

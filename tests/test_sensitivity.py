@@ -7,7 +7,7 @@ from torch import nn
 from reshape.budget.masks import Site, copy_weights, masked_spec, sites, topk_mask
 from reshape.budget.sensitivity import criticality, feeding_conv, linearize, pruning, stage_weights
 from reshape.errors import ReshapeError
-from reshape.count import count
+from reshape.accounting import count
 from reshape.models import build
 
 

@@ -191,6 +191,6 @@ def test_linearize_spec_removes_the_inner_relus_of_the_chosen_blocks(tiny_spec):
 
 
 def measured_relus(spec) -> int:
-    from reshape.count import count
+    from reshape.accounting import count
 
     return count(build(spec), spec.input_shape).relus

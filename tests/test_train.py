@@ -204,7 +204,7 @@ def test_eval_json_reports_accuracy_and_relus(tmp_path):
 
 
 def test_width_narrows_stem_and_stages_by_one_factor():
-    from reshape.count import count
+    from reshape.accounting import count
     from reshape.models import spec_for
 
     spec = spec_for("resnet18", "fashion-mnist-mini", 16)

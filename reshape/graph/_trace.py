@@ -17,7 +17,7 @@ import torch
 from torch import fx, nn
 
 from .._probe import meta_forward
-from ..count import Analysis
+from ..accounting import Analysis
 from ..errors import ReshapeError
 
 LeafSpec = Iterable["str | type[nn.Module]"]

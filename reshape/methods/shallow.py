@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..budget.sensitivity import linearize_groups
-from ..count import count
+from ..accounting import count
 from ..data import probe_batches
 from ..errors import BudgetUnreachable, ReshapeError
 from ..graph import ModelGraph, Step, block_inputs, merge_blocks, predicted_macs, replay, trace

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from .. import deepreduce, tables
 from ..analytic import largest_within, total_relus
-from ..count import count_spec
+from ..accounting import count_spec
 from ..data import Splits
 from ..deepreshape import backbone_spec
 from ..methods import Setting, get_method
