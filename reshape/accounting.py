@@ -1,29 +1,34 @@
 """Exact PI accounting: ReLUs, max-pool comparisons, MACs, params and nonlinear depth.
 
 One analysis pass (fvcore style) runs the model once on the meta device under a
-``TorchDispatchMode`` and hands every aten op to a per-op handle:
+``TorchDispatchMode`` and hands every aten op that touches the private input to a
+per-op handle (the tables below; conventions in docs/accounting.md):
 
-* nonlinear activations add their output size to the ReLU count; a partial ReLU
-  layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``, ``SoftMaskReLU``)
-  is counted as one unit when it returns, from its kept positions;
-* max-pools add ``k*k - 1`` comparisons per output element;
+* nonlinear activations and comparisons add their output size to the ReLU count; a
+  partial ReLU layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``,
+  ``SoftMaskReLU``) is counted as one unit when it returns, from its kept positions;
+* max-pools and max reductions add ``n - 1`` comparisons per output of a window of n;
 * convolutions and matmuls add MACs, computed by ``torch.utils.flop_counter``'s
   formulas (FLOPs / 2);
+* ops known to be free in PI (``FREE_OPS``: data movement, additions, affine maps with
+  the server's constants) add nothing; any other op is listed in ``unsupported_ops``,
+  so a new nonlinearity is reported instead of silently counted as 0;
 * every op propagates a per-tensor nonlinear depth, so residual paths are handled
   exactly: the depth of the output is the largest number of nonlinear layers
   (ReLU layers with at least one kept ReLU, and max-pools) on any input-output path.
 
-Counts are per input image. Stages are read from module names: ``layer<k>`` (timm
-and torchvision ResNets), ``stages.<k>``, ``blocks.<k>``, ``features.<k>``; what runs
-before the first stage is the ``stem``, what runs after the last is the ``head``.
-The stem ReLU is counted in ``relus``; ``relus_without_stem`` gives SNL's convention.
+Counts are per input image. Stages come from the model's structure (``_split``): timm's
+``feature_info`` where the model has it, else its residual blocks; where neither
+decides, ``stem_relus`` is None and ``stage_split_reason`` says why.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
-import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -32,29 +37,68 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from ._probe import meta_forward
+from ._probe import InputShape, input_shapes, meta_forward
 
 if TYPE_CHECKING:
     from .spec import ArchSpec
 
 aten = torch.ops.aten
 
-#: Elementwise nonlinearities: each output element is one ReLU-class evaluation in PI.
-NONLINEAR_OPS = {
-    aten.relu, aten.relu_, aten.threshold, aten.gelu, aten.silu, aten.silu_,
-    aten.hardtanh, aten.hardtanh_, aten.leaky_relu, aten.leaky_relu_, aten.elu, aten.elu_,
-    aten.hardswish, aten.hardswish_, aten.hardsigmoid, aten.sigmoid, aten.tanh,
-    aten._prelu_kernel, aten.mish,
-}
-MAXPOOL_OPS = {aten.max_pool2d_with_indices, aten.max_pool2d, aten.max_pool1d, aten.max_pool3d_with_indices}
-_STAGE_RE = re.compile(r"^(layer\d+|(?:stages|blocks|features)\.\d+)(?:\.|$)")
+
+def _ops(*names: str) -> frozenset:
+    """aten op packets by name, with their in-place ``name_`` variants where torch has them."""
+    found = [getattr(aten, n, None) for name in names for n in (name, name + "_")]
+    return frozenset(op for op in found if op is not None)
+
+
+#: One ReLU-class evaluation per output element: activations, and the comparisons and
+#: clamps that ReLU written by hand reduces to (``x.clamp(min=0)``, ``torch.maximum(x, 0)``,
+#: ``x > 0`` in ``torch.where(x > 0, x, 0)`` or ``x * (x > 0)``; the select is free).
+NONLINEAR_OPS = _ops(
+    "relu", "threshold", "gelu", "silu", "hardtanh", "leaky_relu", "elu", "celu", "selu",
+    "hardswish", "hardsigmoid", "sigmoid", "tanh", "_prelu_kernel", "prelu", "mish", "softplus",
+    "log_sigmoid_forward", "rrelu_with_noise", "rrelu", "glu", "hardshrink", "softshrink",
+    "clamp", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "abs", "sign", "sgn",
+    "gt", "ge", "lt", "le", "eq", "ne",
+)
+MAXPOOL_OPS = _ops("max_pool2d_with_indices", "max_pool2d", "max_pool1d", "max_pool3d_with_indices")
+ADAPTIVE_MAXPOOL_OPS = _ops("adaptive_max_pool2d", "adaptive_max_pool3d")
+#: Max/min reductions (global max-pooling written as ``amax``): n - 1 comparisons per output.
+REDUCTION_OPS = _ops("amax", "amin", "max", "min", "argmax", "argmin")
+SOFTMAX_OPS = _ops("_softmax", "_log_softmax", "_safe_softmax")
+#: Elementwise products and quotients: free unless both sides are private (below).
+PRODUCT_OPS = _ops("mul", "div", "where")
+#: Free in PI: data movement, constants, additions, and affine maps whose coefficients
+#: are the server's own (eval-mode batch norm, average pooling, upsampling). An op on
+#: private data that is neither here nor handled above is reported as unsupported.
+FREE_OPS = _ops(
+    "view", "_unsafe_view", "reshape", "as_strided", "t", "transpose", "permute", "expand",
+    "expand_as", "contiguous", "clone", "copy", "detach", "alias", "squeeze", "unsqueeze",
+    "select", "slice", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "narrow",
+    "flatten", "unflatten", "repeat", "roll", "flip", "index_select", "index", "gather",
+    "constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "replication_pad2d",
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "_to_copy", "to", "lift_fresh",
+    "lift_fresh_copy", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones",
+    "ones_like", "full", "full_like", "fill", "zero", "new_empty", "new_zeros", "new_ones",
+    "new_full", "scalar_tensor", "arange",
+    "add", "sub", "rsub", "neg", "sum", "mean", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
+    "_native_batch_norm_legit_no_training", "upsample_nearest2d", "upsample_bilinear2d",
+    "native_dropout", "dropout",
+)
+#: Outputs that hold constants even when built from a private tensor's shape.
+_CONSTANT_OPS = _ops("empty_like", "zeros_like", "ones_like", "full_like", "new_empty", "new_zeros",
+                     "new_ones", "new_full", "scalar_tensor", "arange")
+_ADD_OPS = _ops("add")
+_WHERE, _DIV = _ops("where"), _ops("div")
+_UNSUPPORTED = "unsupported"
 
 
 @dataclass(frozen=True)
 class LayerStats:
-    name: str
+    name: str  # the module (or fx node) the ops ran in; "" is the model's own forward
     stage: str
-    kind: str  # "relu", "maxpool" or "linear"
+    kind: str  # "relu", "maxpool", "softmax" or "linear"
     shape: tuple[int, ...]  # per-image output shape
     relus: int = 0
     comparisons: int = 0
@@ -72,64 +116,99 @@ class StageStats:
 
 @dataclass(frozen=True)
 class Count:
-    input_shape: tuple[int, ...]
+    input_shape: tuple  # (C, H, W), or one such shape per forward input
     relus: int
-    stem_relus: int
+    #: ReLUs before the first stage; None where the structure does not say where stages start.
+    stem_relus: int | None
     comparisons: int
     macs: int
     params: int
     nonlinear_depth: int
     stages: tuple[StageStats, ...] = field(repr=False)
     layers: tuple[LayerStats, ...] = field(repr=False)
+    #: aten ops met on private data that the accounting does not know: name -> occurrences.
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    #: Why there is no stem/stage split (None when there is one).
+    stage_split_reason: str | None = None
 
     @property
-    def relus_without_stem(self) -> int:
-        return self.relus - self.stem_relus
+    def relus_without_stem(self) -> int | None:
+        return None if self.stem_relus is None else self.relus - self.stem_relus
 
     def stage(self, name: str) -> StageStats:
         return next(s for s in self.stages if s.name == name)
 
     def to_dict(self) -> dict[str, Any]:
+        shape = self.input_shape
         return {
-            "input_shape": list(self.input_shape),
+            "input_shape": list(shape) if shape and isinstance(shape[0], int) else [list(s) for s in shape],
             "relus": self.relus,
             "relus_without_stem": self.relus_without_stem,
             "stem_relus": self.stem_relus,
             "stem_relu_included": True,
+            "stage_split_reason": self.stage_split_reason,
             "maxpool_comparisons": self.comparisons,
             "macs": self.macs,
             "params": self.params,
             "nonlinear_depth": self.nonlinear_depth,
+            "unsupported_ops": dict(self.unsupported_ops),
             "stages": [asdict(s) for s in self.stages],
             "layers": [{**asdict(l), "shape": list(l.shape)} for l in self.layers],
         }
 
 
+@dataclass
+class Record:
+    """One counted op: when it ran (``step``), in which scope, and what it added."""
+    step: int
+    scope: str
+    kind: str
+    shape: tuple[int, ...]
+    stats: dict[str, int]
+
+
 class Analysis(TorchDispatchMode):
-    """Accumulates per-scope stats for every aten op of one forward pass.
+    """Counts every aten op of one forward pass, attributed to scopes, in execution order.
 
     A *scope* is what ops are attributed to: a module name for ``count`` (entered by
     forward hooks), an fx node name for the graph IR (entered by its interpreter).
-    ``rows[(scope, kind)]`` holds the per-image ``shape`` and summed ``relus``,
-    ``comparisons`` and ``macs``; ``depth`` maps tensors to their nonlinear depth.
+    ``records`` lists the counted ops, each at its ``step`` (the index of the op in the
+    pass); ``rows()`` sums them per (scope, kind). ``depth`` maps tensors to their
+    nonlinear depth; ``private`` marks the tensors computed from the input (``mark_inputs``).
+    Only ops on private tensors cost in PI; until inputs are marked, every tensor counts.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.stack: list[tuple[str, nn.Module]] = [("", model)]
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stack: list[tuple[str, nn.Module | None]] = [("", model)]
+        self.records: list[Record] = []
+        self.step = 0
         self.depth = WeakTensorKeyDictionary()
+        self.private: WeakTensorKeyDictionary | None = None
+        self.unsupported: Counter[str] = Counter()
+        #: (step, scope) of every addition of two private tensors of one shape: residual merges.
+        self.merges: list[tuple[int, str]] = []
         # Partial ReLU layers report their kept positions; read now, before the meta
         # pass replaces their mask buffers.
         self.kept = {m: m.kept for m in model.modules() if hasattr(m, "relu_count")}
-        self.handles: dict[Any, Callable[[Any, tuple, dict, Any], tuple[str, dict[str, int], bool]]] = {}
-        for op in NONLINEAR_OPS:
-            self.handles[op] = self._nonlinear
-        for op in MAXPOOL_OPS:
-            self.handles[op] = self._maxpool
+        self.handles: dict[Any, Callable[[Any, tuple, dict, Any], Any]] = {}
+        for ops, handle in ((NONLINEAR_OPS, self._nonlinear), (MAXPOOL_OPS, self._maxpool),
+                            (ADAPTIVE_MAXPOOL_OPS, self._adaptive_maxpool), (REDUCTION_OPS, self._reduction),
+                            (SOFTMAX_OPS, self._softmax), (PRODUCT_OPS, self._product),
+                            (_ops("native_batch_norm"), self._batch_norm)):
+            self.handles.update(dict.fromkeys(ops, handle))
         for op in flop_registry:
             if isinstance(op, torch._ops.OpOverloadPacket):
                 self.handles[op] = self._linear
+
+    def mark_inputs(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        """From now on only computations on ``inputs`` (the client's data) are counted."""
+        self.private = WeakTensorKeyDictionary()
+        for t in inputs:
+            self.private[t] = True
+
+    def is_private(self, t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and (self.private is None or t in self.private)
 
     def enter_scope(self, name: str, module: nn.Module | None) -> None:
         self.stack.append((name, module))
@@ -143,16 +222,62 @@ class Analysis(TorchDispatchMode):
             self.depth[out] = self.depth.get(out, 0) + int(n > 0)
         self.stack.pop()
 
-    # per-op handles: return (kind, stats, is_nonlinear_layer)
+    def rows(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (scope, kind): the per-image ``shape`` of its first op and the summed stats."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in self.records:
+            row = rows.setdefault((r.scope, r.kind), {"shape": r.shape})
+            for key, value in r.stats.items():
+                row[key] = row.get(key, 0) + value
+        return rows
+
+    # per-op handles: (kind, stats, is_nonlinear_layer), None (free) or _UNSUPPORTED
     def _nonlinear(self, func, args, kwargs, out):
-        n = out[0].numel()
+        n = _first(out)[0].numel()
         return "relu", {"relus": n}, n > 0
 
     def _maxpool(self, func, args, kwargs, out):
-        out = out[0] if isinstance(out, tuple) else out
+        out = _first(out)
         kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]
         window = math.prod(kernel) if len(kernel) > 1 else kernel[0] ** (out.dim() - 2)
         return "maxpool", {"comparisons": out[0].numel() * (window - 1)}, True
+
+    def _adaptive_maxpool(self, func, args, kwargs, out):
+        """Exact windows: output i of n over an input of size s spans [floor(i*s/n), ceil((i+1)*s/n))."""
+        x, out = args[0], _first(out)
+        sizes = [[-(-(i + 1) * s // n) - i * s // n for i in range(n)]
+                 for s, n in zip(x.shape[2:], out.shape[2:])]
+        per_channel = sum(math.prod(w) - 1 for w in itertools.product(*sizes))
+        return "maxpool", {"comparisons": out.shape[1] * per_channel}, True
+
+    def _reduction(self, func, args, kwargs, out):
+        if len(args) > 1 and isinstance(args[1], torch.Tensor):  # max(x, y): elementwise
+            return self._nonlinear(func, args, kwargs, out)
+        # each output reduces a disjoint window of n inputs with n - 1 comparisons
+        n = args[0][0].numel() - _first(out)[0].numel()
+        return "maxpool", {"comparisons": n}, n > 0
+
+    def _softmax(self, func, args, kwargs, out):
+        """CrypTen's softmax: subtract the row max (n - 1 comparisons), exp each element."""
+        x, dim = args[0], args[1]
+        rows = x[0].numel() // x.shape[dim]
+        return "softmax", {"relus": x[0].numel(), "comparisons": x[0].numel() - rows}, True
+
+    def _product(self, func, args, kwargs, out):
+        """Free with a public side, or when one side is a comparison's mask (the select of a
+        ReLU, counted at the comparison); a product or quotient of two private tensors is not."""
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func.overloadpacket in _WHERE or any(t.dtype == torch.bool for t in tensors):
+            return None
+        private = [t for t in tensors if self.is_private(t)]
+        divisor_private = func.overloadpacket in _DIV and len(args) > 1 and self.is_private(args[1])
+        return _UNSUPPORTED if len(private) > 1 or divisor_private else None
+
+    def _batch_norm(self, func, args, kwargs, out):
+        """Eval mode normalises with running statistics (an affine map with the server's
+        constants); batch statistics would need the private data's variance."""
+        training = args[5] if len(args) > 5 else kwargs.get("training", False)
+        return _UNSUPPORTED if training else None
 
     def _linear(self, func, args, kwargs, out):
         flops = flop_registry[func.overloadpacket](*args, **kwargs, out_val=out)
@@ -163,45 +288,71 @@ class Analysis(TorchDispatchMode):
         out = func(*args, **kwargs)
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         depth = max((self.depth.get(t, 0) for t in inputs), default=0)
-        # Ops inside a partial ReLU layer are not counted one by one (see ``exit_scope``).
-        handle = None if self.stack[-1][1] in self.kept else self.handles.get(func.overloadpacket)
-        if handle is not None:
-            kind, stats, nonlinear = handle(func, args, kwargs, out)
-            depth += int(nonlinear)
-            self._record(kind, stats, out)
+        private = [t for t in inputs if self.is_private(t)]
+        packet = func.overloadpacket
+        # Ops inside a partial ReLU layer are not counted one by one (see ``exit_scope``),
+        # and computations on public values (weights, constants) cost nothing.
+        if private and self.stack[-1][1] not in self.kept:
+            handle = self.handles.get(packet)
+            result = handle(func, args, kwargs, out) if handle else None if packet in FREE_OPS else _UNSUPPORTED
+            if result == _UNSUPPORTED:
+                self.unsupported[str(packet)] += 1
+            elif result is not None:
+                kind, stats, nonlinear = result
+                depth += int(nonlinear)
+                self._record(kind, stats, out)
+            if packet in _ADD_OPS and len(private) == 2 and private[0].shape == private[1].shape:
+                self.merges.append((self.step, self.stack[-1][0]))
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self.depth[t] = max(depth, self.depth.get(t, 0))
+                if private and self.private is not None and packet not in _CONSTANT_OPS:
+                    self.private[t] = True
+        self.step += 1
         return out
 
     def _record(self, kind: str, stats: dict[str, int], out: Any) -> None:
-        name = self.stack[-1][0]
-        first = out[0] if isinstance(out, tuple) else out
-        row = self.rows.setdefault((name, kind), {"shape": tuple(first.shape[1:])})
-        for key, value in stats.items():
-            row[key] = row.get(key, 0) + value
+        self.records.append(Record(self.step, self.stack[-1][0], kind, tuple(_first(out).shape[1:]), stats))
 
 
-def count(model: nn.Module, input_shape: tuple[int, ...]) -> Count:
-    """Exact per-image accounting of ``model`` on an input of ``input_shape`` (C, H, W)."""
-    input_shape = tuple(input_shape)
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def count(model: nn.Module, input_shape: InputShape) -> Count:
+    """Exact per-image accounting of ``model`` on an input of ``input_shape`` (C, H, W).
+
+    A model whose forward takes several tensors gets one shape per input, in order:
+    ``count(model, [(3, 32, 32), (10,)])``. The model's own forward hooks do not fire.
+    """
+    shapes = input_shapes(input_shape)
     analysis = Analysis(model)
-    hooks = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-        hooks.append(module.register_forward_pre_hook(
-            lambda m, _args, name=name: analysis.enter_scope(name, m)))
-        hooks.append(module.register_forward_hook(lambda m, _args, out: analysis.exit_scope(m, out)))
-    try:
-        with analysis:
-            out = meta_forward(model, input_shape)
-    finally:
-        for h in hooks:
-            h.remove()
+    spans: dict[str, list[int]] = {}  # module name -> [first entry step, last exit step]
+
+    def enter(name: str, module: nn.Module) -> None:
+        spans.setdefault(name, [analysis.step, analysis.step])
+        analysis.enter_scope(name, module)
+
+    def leave(name: str, module: nn.Module, out: Any) -> None:
+        analysis.exit_scope(module, out)
+        spans[name][1] = analysis.step
+
+    with _own_hooks_only(model):
+        hooks = []
+        for name, module in model.named_modules():
+            if name:
+                hooks.append(module.register_forward_pre_hook(lambda m, _a, name=name: enter(name, m)))
+                hooks.append(module.register_forward_hook(lambda m, _a, out, name=name: leave(name, m, out)))
+        try:
+            with analysis:
+                out = meta_forward(model, shapes, on_inputs=analysis.mark_inputs)
+        finally:
+            for h in hooks:
+                h.remove()
     depth = max((analysis.depth.get(t, 0) for t in tree_flatten(out)[0]
                  if isinstance(t, torch.Tensor)), default=0)
-    return _summarise(model, input_shape, analysis.rows, depth)
+    split = _split(model, analysis, spans)
+    return _summarise(model, shapes[0] if len(shapes) == 1 else shapes, analysis, spans, split, depth)
 
 
 def count_spec(spec: ArchSpec) -> Count:
@@ -212,21 +363,105 @@ def count_spec(spec: ArchSpec) -> Count:
     return count(build_for_count(spec), spec.input_shape)
 
 
-def _summarise(model: nn.Module, input_shape: tuple[int, ...],
-               rows: dict[tuple[str, str], dict[str, Any]], depth: int) -> Count:
-    order = _stage_order([name for name, _ in rows])
-    layers = tuple(
-        LayerStats(name=name, stage=order[name], kind=kind, shape=row.pop("shape"), **row)
-        for (name, kind), row in rows.items()
-    )
-    params_by_stage: dict[str, int] = {}
-    module_stage = _stage_order([n for n, _ in model.named_modules() if n])
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
+               "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+_GLOBAL_HOOK_DICTS = ("_global_forward_hooks", "_global_forward_pre_hooks",
+                      "_global_forward_hooks_always_called")
+
+
+@contextlib.contextmanager
+def _own_hooks_only(model: nn.Module) -> Iterator[None]:
+    """Suspend the user's forward hooks for the meta pass: they must not see meta tensors, and
+    counting must not run their side effects. Hooks of torch and timm stay: they are part of
+    the computation (weight norm, spectral norm, timm's hook-based feature extraction)."""
+    import torch.nn.modules.module as module_mod
+
+    owners = [(m, a) for m in model.modules() for a in _HOOK_DICTS if hasattr(m, a)]
+    dicts = [getattr(m, a) for m, a in owners] + [getattr(module_mod, a) for a in _GLOBAL_HOOK_DICTS
+                                                   if hasattr(module_mod, a)]
+    saved = [dict(d) for d in dicts]
+    for d in dicts:
+        for key in [k for k, hook in d.items() if _is_users(hook)]:
+            del d[key]
+    try:
+        yield
+    finally:
+        for d, before in zip(dicts, saved):
+            d.clear()
+            d.update(before)
+
+
+def _is_users(hook: Any) -> bool:
+    if isinstance(hook, bool):  # the *_always_called / *_with_kwargs dicts hold flags
+        return False
+    where = getattr(hook, "__module__", None) or type(hook).__module__
+    return not where.split(".")[0] in ("torch", "timm")
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Where each segment ends, by op step: ops before ``stem_end`` are the stem; an op at
+    step s belongs to the first cut (step, name) with s < step; later ops are the head."""
+    stem_end: int | None
+    cuts: tuple[tuple[int, str], ...]
+    reason: str | None = None
+
+    def segment(self, step: int) -> str:
+        if self.stem_end is not None and step < self.stem_end:
+            return "stem"
+        return next((name for end, name in self.cuts if step < end), "head" if self.cuts else "model")
+
+
+def _split(model: nn.Module, analysis: Analysis, spans: dict[str, list[int]]) -> _Split:
+    """The stem/stage split from the model's structure: timm's ``feature_info`` (each tap is
+    the output of a segment) where the model has it, else its residual blocks."""
+    taps = [f.get("module") for f in getattr(model, "feature_info", None) or [] if isinstance(f, dict)]
+    if taps and all(t in spans for t in taps):
+        stages = [t for t in taps if _holds_blocks(model.get_submodule(t))]
+        if not stages:
+            cuts = tuple((spans[t][1], t) for t in taps)
+            return _Split(None, cuts, "timm's feature_info taps are single layers, not stages of "
+                                      "blocks: the model has no stem to split off")
+        first = taps.index(stages[0])
+        return _Split(spans[stages[0]][0], tuple((spans[t][1], t) for t in taps[first:]))
+    blocks = list(dict.fromkeys(scope for _, scope in analysis.merges if scope))
+    if not blocks:
+        why = "no timm feature_info" if not taps else "its feature_info names modules that did not run"
+        return _Split(None, (), f"{why} and no residual block (a module adding two paths of the input)")
+    parent = {b: b.rsplit(".", 1)[0] if "." in b else b for b in blocks}
+    containers = list(dict.fromkeys(parent.values()))
+    first_block = min(spans[b][0] for b in blocks if parent[b] == containers[0])
+    if any(spans[containers[0]][0] <= r.step < first_block for r in analysis.records):
+        return _Split(None, tuple((spans[c][1], c) for c in containers),
+                      f"'{containers[0]}' holds the first residual block but runs other layers before it, "
+                      f"so where the stem ends is not structural")
+    return _Split(spans[containers[0]][0], tuple((spans[c][1], c) for c in containers))
+
+
+def _holds_blocks(module: nn.Module) -> bool:
+    """A stage holds blocks: children that themselves contain a convolution or linear layer."""
+    return any(not isinstance(c, (nn.Conv2d, nn.Linear)) and any(
+        isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) for m in c.modules())
+        for c in module.children())
+
+
+def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
+               spans: dict[str, list[int]], split: _Split, depth: int) -> Count:
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in analysis.records:
+        row = rows.setdefault((r.scope, split.segment(r.step), r.kind), {"shape": r.shape})
+        for key, value in r.stats.items():
+            row[key] = row.get(key, 0) + value
+    layers = tuple(LayerStats(name=name, stage=stage, kind=kind, shape=row.pop("shape"), **row)
+                   for (name, stage, kind), row in rows.items())
+    params_by_stage: Counter[str] = Counter()
     for pname, p in model.named_parameters():
         owner = pname.rsplit(".", 1)[0] if "." in pname else ""
-        stage = module_stage.get(owner, "stem" if not owner else "head")
-        params_by_stage[stage] = params_by_stage.get(stage, 0) + p.numel()
-    names = list(dict.fromkeys([*(l.stage for l in layers), *params_by_stage]))
-    names.sort(key=lambda s: (s != "stem", s == "head"))
+        while owner and owner not in spans:  # a module that never ran: its nearest ancestor that did
+            owner = owner.rsplit(".", 1)[0] if "." in owner else ""
+        params_by_stage[split.segment(spans[owner][0]) if owner else split.segment(0)] += p.numel()
+    order = ["stem", *(name for _, name in split.cuts), "head", "model"]
+    names = [s for s in order if s in {l.stage for l in layers} or s in params_by_stage]
     stages = tuple(
         StageStats(
             name=s,
@@ -240,25 +475,13 @@ def _summarise(model: nn.Module, input_shape: tuple[int, ...],
     return Count(
         input_shape=input_shape,
         relus=sum(l.relus for l in layers),
-        stem_relus=sum(l.relus for l in layers if l.stage == "stem"),
+        stem_relus=None if split.stem_end is None else sum(l.relus for l in layers if l.stage == "stem"),
         comparisons=sum(l.comparisons for l in layers),
         macs=sum(l.macs for l in layers),
         params=sum(p.numel() for p in model.parameters()),
         nonlinear_depth=depth,
         stages=stages,
         layers=layers,
+        unsupported_ops=dict(sorted(analysis.unsupported.items())),
+        stage_split_reason=split.reason,
     )
-
-
-def _stage_order(names: list[str]) -> dict[str, str]:
-    """Map module names (in execution order) to stages; unstaged names before the first stage are the stem."""
-    result: dict[str, str] = {}
-    seen_stage = False
-    for name in names:
-        m = _STAGE_RE.match(name)
-        if m:
-            seen_stage = True
-            result[name] = m.group(1)
-        else:
-            result[name] = "head" if seen_stage else "stem"
-    return result

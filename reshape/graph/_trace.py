@@ -100,12 +100,12 @@ def node_stats(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> dict[str, di
     analysis = Analysis(gm)
     recorder = _NodeRecorder(gm, analysis)
     with analysis:
-        meta_forward(_Run(gm, recorder), input_shape)
+        meta_forward(_Run(gm, recorder), input_shape, on_inputs=analysis.mark_inputs)
     stats: dict[str, dict[str, Any]] = {
         name: {"shape": shape, "relus": 0, "macs": 0, "kinds": set()}
         for name, shape in recorder.shapes.items()
     }
-    for (name, kind), row in analysis.rows.items():
+    for (name, kind), row in analysis.rows().items():
         entry = stats.setdefault(name, {"shape": row["shape"], "relus": 0, "macs": 0, "kinds": set()})
         entry["relus"] += row.get("relus", 0)
         entry["macs"] += row.get("macs", 0)
