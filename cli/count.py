@@ -21,9 +21,12 @@ DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classe
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--costs", type=click.Path(dir_okay=False), help="JSON file overriding cost constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--strict", is_flag=True,
+              help="Fail (exit 1) when the model runs operators the accounting does not know, "
+                   "instead of warning; see unsupported_ops in docs/accounting.md.")
 @user_errors
 def command(model: str, dataset: str | None, input_size: int | None, per_layer: bool,
-            protocol: str, costs: str | None, as_json: bool) -> None:
+            protocol: str, costs: str | None, as_json: bool, strict: bool) -> None:
     """Count ReLUs, max-pool comparisons, MACs, params and nonlinear depth of MODEL.
 
     MODEL is a timm model name (resnet18, resnet50, resnet18_cifar, ...), a spec JSON
@@ -34,13 +37,22 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
       reshape count resnet18 --dataset cifar100      # 557,056 ReLUs
       reshape count resnet50 --dataset imagenet --json
       reshape count spec.json --per-layer
+      reshape count seresnet18 --input-size 32 --strict   # exit 1: SE gates multiply two activations
     """
-    from reshape.cost import estimate, load_costs
     from reshape.accounting import count
+    from reshape.cost import estimate, load_costs
+    from reshape.errors import ReshapeError
     from reshape.runs import resolve
 
     resolved = resolve(model, dataset, input_size, weights=False)
     result = count(resolved.model, resolved.input_shape)
+    if result.unsupported_ops:
+        ops = ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops.items())
+        message = (f"{resolved.label} runs operators on its input that the accounting does not know "
+                   f"({ops}); they are counted as 0 (docs/accounting.md)")
+        if strict:
+            raise ReshapeError(message)
+        click.echo(f"warning: {message}", err=True)
     table = load_costs(costs)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
     if as_json:
@@ -73,10 +85,13 @@ def _print_tables(label, result, total, protocol, table, per_layer) -> None:
     t.add_row("total", f"{result.relus:,}", "100%", human(result.macs), "100%", human(result.params),
               f"{total.online_s:.2f}s", human(total.total_bytes) + "B", style="bold")
     console.print(t)
+    without = result.relus_without_stem
+    stem = (f"stem ReLU included; {without:,} without it, SNL's convention" if without is not None
+            else f"no stem split: {result.stage_split_reason}")
     console.print(
-        f"ReLUs {result.relus:,} (stem ReLU included; {result.relus_without_stem:,} without it, "
-        f"SNL's convention)  max-pool comparisons {result.comparisons:,}  MACs {result.macs:,}  "
-        f"params {result.params:,}  nonlinear depth {result.nonlinear_depth}"
+        f"ReLUs {result.relus:,} ({stem})  max-pool comparisons {result.comparisons:,}  "
+        f"MACs {result.macs:,}  params {result.params:,}  nonlinear depth {result.nonlinear_depth}",
+        highlight=False,
     )
     console.print(
         f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "

@@ -89,3 +89,16 @@ def test_written_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary file left behind
+
+
+def test_count_warns_about_unsupported_ops_and_strict_fails():
+    # seresnet18's squeeze-excite gates multiply two activations (x * sigmoid(...)): 8 blocks
+    res = run("count", "seresnet18", "--input-size", "32", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["unsupported_ops"] == {"aten.mul": 8}
+    assert "warning: seresnet18 runs operators" in res.stderr and "aten.mul x8" in res.stderr
+    strict = run("count", "seresnet18", "--input-size", "32", "--strict")
+    assert strict.exit_code == 1 and "Traceback" not in strict.output
+    assert strict.output.strip().startswith("error: seresnet18 runs operators")
+    clean = run("count", "resnet18", "--dataset", "cifar10", "--strict", "--json")
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["unsupported_ops"] == {}

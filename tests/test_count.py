@@ -117,3 +117,190 @@ def test_bad_input_shape_is_a_clear_error(tiny_spec):
         count(build(tiny_spec), (1, 0, 16))
     with pytest.raises(ReshapeError, match="cannot run on input shape"):
         count(build(tiny_spec), (3, 16, 16))  # wrong channel count
+
+
+# --- issue 14: no silent zeros -------------------------------------------------------------
+# Each case applies one op to a 2x4x4 input: 32 elements per image.
+
+class Apply(nn.Module):
+    """A model whose forward is one function of the input (a ``scale`` parameter at hand)."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.scale = nn.Parameter(torch.ones(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self, x)
+
+
+HAND_WRITTEN_RELUS = {  # one comparison-class evaluation per element: 32 ReLUs, depth 1
+    "clamp(min=0)": lambda m, x: x.clamp(min=0),
+    "clamp_min(0)": lambda m, x: x.clamp_min(0),
+    "clamp(-1, 1)": lambda m, x: x.clamp(-1, 1),
+    "maximum(x, 0)": lambda m, x: torch.maximum(x, torch.zeros_like(x)),
+    "maximum(x, 0.5)": lambda m, x: torch.maximum(x, torch.full_like(x, 0.5)),
+    "where(x > 0, x, 0)": lambda m, x: torch.where(x > 0, x, 0),
+    "x * (x > 0)": lambda m, x: x * (x > 0),
+    "sigmoid_": lambda m, x: (x * 2).sigmoid_(),
+    "tanh_": lambda m, x: (x * 2).tanh_(),
+    "Threshold(inplace)": lambda m, x: nn.Threshold(0.1, 0.0, inplace=True)(x * 2),
+    "ReLU6(inplace)": lambda m, x: nn.ReLU6(inplace=True)(x * 2),
+    "Hardswish(inplace)": lambda m, x: nn.Hardswish(inplace=True)(x * 2),
+    "SiLU(inplace)": lambda m, x: nn.SiLU(inplace=True)(x * 2),
+    "ELU(inplace)": lambda m, x: nn.ELU(inplace=True)(x * 2),
+    "RReLU": lambda m, x: nn.RReLU()(x),  # count runs in eval mode: a fixed slope
+    "Softplus": lambda m, x: nn.Softplus()(x),
+    "LogSigmoid": lambda m, x: nn.LogSigmoid()(x),
+    "SELU": lambda m, x: nn.SELU()(x),
+}
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN_RELUS)
+def test_hand_written_and_in_place_relus_are_counted(name):
+    c = count(Apply(HAND_WRITTEN_RELUS[name]), (2, 4, 4))
+    assert (c.relus, c.nonlinear_depth, c.unsupported_ops) == (2 * 4 * 4, 1, {})
+
+
+@pytest.mark.parametrize("fn, comparisons", [
+    (nn.AdaptiveMaxPool2d(1), 2 * (16 - 1)),  # one 4x4 window per channel: 15 comparisons
+    # 4 -> 3 outputs per dim: windows [0,2) [1,3) [2,4), each 2 wide: 9 windows of 4, 3 comparisons each
+    (nn.AdaptiveMaxPool2d(3), 2 * 9 * 3),
+    (lambda x: x.amax((2, 3)), 2 * 15),  # global max-pooling written as a reduction
+    (lambda x: x.max(dim=1).values, 16 * 1),  # max over 2 channels: 1 comparison per position
+])
+def test_adaptive_and_global_max_pooling_comparisons(fn, comparisons):
+    c = count(Apply(lambda m, x: fn(x)), (2, 4, 4))
+    assert (c.relus, c.comparisons, c.nonlinear_depth, c.unsupported_ops) == (0, comparisons, 1, {})
+
+
+def test_softmax_convention():
+    # softmax over the 2 channels: 16 rows of 2. One exp per element (32, counted like sigmoid)
+    # and the row max that CrypTen subtracts first: 2 - 1 = 1 comparison per row (16).
+    c = count(Apply(lambda m, x: torch.softmax(x, dim=1)), (2, 4, 4))
+    assert (c.relus, c.comparisons, c.nonlinear_depth) == (32, 16, 1)
+    assert count(Apply(lambda m, x: F.log_softmax(x.flatten(1), dim=1)), (2, 4, 4)).comparisons == 31
+
+
+def test_unknown_ops_on_the_input_are_reported_not_zero():
+    c = count(Apply(lambda m, x: torch.exp(x) + x * x + F.layer_norm(x, (4,))), (2, 4, 4))
+    assert c.relus == 0
+    assert c.unsupported_ops == {"aten.exp": 1, "aten.mul": 1, "aten.native_layer_norm": 1}
+    # free ops (affine maps with the model's constants, data movement, average pooling, eval BN)
+    # and nonlinearities of the model's own parameters report nothing
+    free = Apply(lambda m, x: F.avg_pool2d(nn.BatchNorm2d(2).to("meta").eval()(x * 2 + 1), 2).flatten(1)
+                 * m.scale.sigmoid().flatten()[:1] / 3)
+    c = count(free, (2, 4, 4))
+    assert (c.relus, c.unsupported_ops) == (0, {})
+
+
+def test_activation_modules_agree_with_forward_hooks():
+    """Peer check: the output sizes of the activation modules, read with forward hooks."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU6(inplace=True), nn.Conv2d(4, 4, 3),
+                          nn.Hardswish(inplace=True), nn.Conv2d(4, 8, 1), nn.Softplus(), nn.Tanh(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3), nn.SiLU(inplace=True))
+    seen: list[int] = []
+    for m in model:
+        if isinstance(m, (nn.ReLU6, nn.Hardswish, nn.Softplus, nn.Tanh, nn.SiLU)):
+            m.register_forward_hook(lambda _m, _a, out: seen.append(out[0].numel()))
+    model(torch.zeros(1, 3, 8, 8))
+    # 4x8x8 + 4x6x6 + 2 x 8x6x6 + 3 = 256 + 144 + 576 + 3
+    assert sum(seen) == 979
+    seen.clear()
+    assert count(model, (3, 8, 8)).relus == 979
+    assert not seen  # and counting did not fire the hooks
+
+
+# --- issue 14: hooks and several inputs ------------------------------------------------------
+
+def test_count_does_not_fire_user_hooks(tiny_spec):
+    model = build(tiny_spec)
+    calls: list[str] = []
+    model.layer1.register_forward_pre_hook(lambda m, a: calls.append("pre"))
+    model.register_forward_hook(lambda m, a, out: calls.append("post"))
+    model.layer1[0].register_forward_hook(lambda m, a, kw, out: calls.append("kw"), with_kwargs=True)
+    assert count(model, (1, 16, 16)).relus == 4_480
+    assert calls == []
+    model(torch.zeros(1, 1, 16, 16))
+    assert calls == ["pre", "kw", "post"]  # still registered, in order
+
+
+class TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = nn.Linear(10, 5)
+
+    def forward(self, image: torch.Tensor, tabular: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.conv(image)).flatten(1), F.relu(self.fc(tabular))], 1)
+
+
+def test_several_input_shapes():
+    from reshape.errors import ReshapeError
+
+    c = count(TwoInputs(), [(3, 4, 4), (10,)])
+    # ReLUs: 2x4x4 + 5; MACs: conv 3*2*9*4*4 + fc 10*5
+    assert (c.relus, c.macs, c.nonlinear_depth) == (37, 864 + 50, 1)
+    assert c.input_shape == ((3, 4, 4), (10,)) and c.to_dict()["input_shape"] == [[3, 4, 4], [10]]
+    with pytest.raises(ReshapeError, match=r"takes 2 input\(s\) but 1 .*one per-image shape per input"):
+        count(TwoInputs(), (3, 4, 4))
+    with pytest.raises(ReshapeError, match="one per forward input"):
+        count(TwoInputs(), [(3, 4, 4), "10"])
+
+
+# --- issue 14: the stem/stage split comes from structure, not names --------------------------
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.b(F.relu(self.a(x))))
+
+
+class UnnamedResNet(nn.Module):
+    """Functional ReLUs in the stem and in an MLP head; the blocks live under 'body', not 'layer1'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entry = nn.Conv2d(3, 4, 3, padding=1)
+        self.body = nn.Sequential(Block(4), Block(4))
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(F.relu(self.entry(x)))
+        return self.fc2(F.relu(self.fc1(x.mean((2, 3)))))
+
+
+def test_stage_split_from_residual_blocks():
+    c = count(UnnamedResNet(), (3, 8, 8))
+    # stem 4x8x8 = 256; each block 2 ReLU layers of 4x8x8 = 512; head fc1 = 6
+    assert c.relus == 256 + 2 * 512 + 6
+    assert [(s.name, s.relus) for s in c.stages] == [("stem", 256), ("body", 1024), ("head", 6)]
+    assert (c.stem_relus, c.relus_without_stem, c.stage_split_reason) == (256, 1030, None)
+    assert {(l.name, l.stage) for l in c.layers if l.kind == "relu" and l.name == ""} == {("", "stem"), ("", "head")}
+    assert c.stage("body").params == 2 * 2 * (4 * 4 * 9 + 4) and c.stage("head").params == 30 + 14
+
+
+def test_stage_split_unknown_is_none_with_reason_never_zero():
+    import torchvision
+
+    c = count(torchvision.models.vgg11(weights=None), (3, 32, 32))
+    assert c.stem_relus is None and c.relus_without_stem is None
+    assert "no residual block" in c.stage_split_reason
+    assert [s.name for s in c.stages] == ["model"] and c.stages[0].relus == c.relus
+    assert c.to_dict()["relus_without_stem"] is None
+
+
+def test_stage_split_from_timm_feature_info():
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model("mobilenetv2_100", num_classes=10)
+    c = count(model, (3, 32, 32))
+    # the stem is conv_stem + bn1 (with its ReLU6) at stride 2: 32 x 16 x 16; feature_info's
+    # taps end the stages, so blocks.3 (stride 2) joins the tap blocks.4 at 1/16
+    assert c.stem_relus == 32 * 16 * 16 and c.stage_split_reason is None
+    assert [s.name for s in c.stages] == ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6", "head"]
+    assert sum(s.relus for s in c.stages) == c.relus
