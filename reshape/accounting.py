@@ -208,7 +208,14 @@ class Analysis(TorchDispatchMode):
             self.private[t] = True
 
     def is_private(self, t: Any) -> bool:
-        return isinstance(t, torch.Tensor) and (self.private is None or t in self.private)
+        """Whether ``t`` holds input data; a view counts when its base does (``buf[:, :c] = x``)."""
+        return isinstance(t, torch.Tensor) and (
+            self.private is None or t in self.private or (t._base is not None and t._base in self.private))
+
+    def _mark_private(self, t: torch.Tensor) -> None:
+        self.private[t] = True
+        if t._base is not None:  # written through a view: the whole buffer holds input data now
+            self.private[t._base] = True
 
     def enter_scope(self, name: str, module: nn.Module | None) -> None:
         self.stack.append((name, module))
@@ -307,7 +314,7 @@ class Analysis(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 self.depth[t] = max(depth, self.depth.get(t, 0))
                 if private and self.private is not None and packet not in _CONSTANT_OPS:
-                    self.private[t] = True
+                    self._mark_private(t)
         self.step += 1
         return out
 

@@ -153,7 +153,15 @@ HAND_WRITTEN_RELUS = {  # one comparison-class evaluation per element: 32 ReLUs,
     "Softplus": lambda m, x: nn.Softplus()(x),
     "LogSigmoid": lambda m, x: nn.LogSigmoid()(x),
     "SELU": lambda m, x: nn.SELU()(x),
+    # the input written into a buffer through a view: the buffer is input data from then on
+    "relu of a filled buffer": lambda m, x: F.relu(_filled(x)),
 }
+
+
+def _filled(x: torch.Tensor) -> torch.Tensor:
+    buf = torch.zeros_like(x)
+    buf[:, :] = x
+    return buf
 
 
 @pytest.mark.parametrize("name", HAND_WRITTEN_RELUS)
