@@ -102,7 +102,7 @@ def _print_tables(label, result, total, protocol, table, per_layer) -> None:
         for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "MACs"):
             lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
         for layer in result.layers:
-            lt.add_row(layer.name, layer.stage, layer.kind, "x".join(map(str, layer.shape)),
+            lt.add_row(layer.name or "(model forward)", layer.stage, layer.kind, "x".join(map(str, layer.shape)),
                        f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.macs:,}")
         console.print(lt)
 
