@@ -1,0 +1,119 @@
+"""Measured PI cost (reshape.measure, `reshape measure`): plans, the SPU backend, calibration fits.
+
+The backend tests run the real SecretFlow SPU two-party protocols in the backend
+environment (`make pi-backend`, .venv-pi); where it is missing they skip saying so.
+CI runs `make pi-backend` first (.ci/run), so they run there. Each uses the 1x16x16
+width-4 network of conftest's ``tiny_spec`` to stay within a few seconds of compute.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from reshape.cli import cli
+from reshape.errors import ReshapeError
+from reshape.measure import backend_python, fit, measure, plan, read_measured, result_name
+from reshape.models import build
+from reshape.spec import ArchSpec, ReluLayer, save_spec
+
+
+def _backend_or_skip():
+    try:
+        return backend_python()
+    except ReshapeError as exc:
+        pytest.skip(f"SPU backend missing ({exc}); install it with `make pi-backend`")
+
+
+def _record(relus: int, macs: int, bytes_: float, seconds: float, protocol: str = "cheetah") -> dict:
+    return {"backend": {"protocol": protocol}, "counts": {"relus": relus, "macs": macs},
+            "measured": {"online_bytes": bytes_, "online_s": seconds}}
+
+
+def test_fit_recovers_per_relu_and_per_mac_constants():
+    # bytes = 100 * relus + 2 * macs and seconds = 1e-5 * relus (10 us per ReLU, 0 per MAC),
+    # exactly, for three networks whose ReLU/MAC ratios differ: the fit must give them back.
+    nets = [(1000, 50_000), (500, 50_000), (4000, 400_000)]
+    records = [_record(r, m, 100 * r + 2 * m, 1e-5 * r) for r, m in nets]
+    fitted = fit(records)
+    assert fitted["relu_online_bytes"] == pytest.approx(100)
+    assert fitted["mac_online_bytes"] == pytest.approx(2)
+    assert fitted["relu_online_us"] == pytest.approx(10)
+    assert fitted["mac_online_us"] == pytest.approx(0, abs=1e-9)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-9)
+
+
+def test_fit_keeps_constants_nonnegative():
+    # seconds = 2e-5 * relus - 1e-9 * macs would fit exactly, but a negative cost per MAC is
+    # meaningless: the fit clamps it to 0 and puts everything on the ReLUs instead.
+    nets = [(1000, 50_000), (500, 50_000), (4000, 400_000)]
+    fitted = fit([_record(r, m, r, 2e-5 * r - 1e-9 * m) for r, m in nets])
+    assert fitted["mac_online_us"] == 0 and fitted["relu_online_us"] > 0
+
+
+def test_fit_refuses_inseparable_or_mixed_measurements():
+    with pytest.raises(ReshapeError, match="different ReLU/MAC ratios"):
+        fit([_record(1000, 50_000, 1, 1), _record(2000, 100_000, 2, 2)])
+    with pytest.raises(ReshapeError, match="one protocol"):
+        fit([_record(1000, 50_000, 1, 1), _record(10, 5, 1, 1, protocol="semi2k")])
+
+
+def test_plan_refuses_networks_that_are_not_spec_resnets(tiny_spec):
+    with pytest.raises(ReshapeError, match="ResNet-family specs only"):
+        plan(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), tiny_spec)
+
+
+def test_plan_folds_bn_and_keeps_only_masked_positions(tiny_spec):
+    spec = tiny_spec.with_relus([ReluLayer("layer1.0.act1", "masked", kept=100, granularity="neuron")])
+    p = plan(build(spec), spec)
+    convs = [op for op in p.ops if op["op"] == "conv"]
+    # 1 stem conv + 2 per block x 4 blocks + 3 downsample convs (stages 2-4 change width or stride)
+    assert len(convs) == 1 + 2 * 4 + 3
+    assert not any(name.endswith(("running_mean", "bn1.weight")) for name in p.tensors)
+    keep = p.tensors["keep.layer1.0.act1"]
+    assert keep.numel() == 100 and keep.unique().numel() == 100  # positions in C*H*W = 4*16*16
+
+
+def test_missing_backend_is_one_line_with_the_install_command(tiny_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESHAPE_PI_PYTHON", str(tmp_path / "no-python"))
+    save_spec(tiny_spec, tmp_path / "spec.json")
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
+    assert res.exit_code == 1
+    assert "make pi-backend" in res.output and "Traceback" not in res.output
+
+
+def _measure(spec: ArchSpec, tmp_path, name: str, **kw) -> dict:
+    save_spec(spec, tmp_path / f"{name}.json")
+    return measure(tmp_path / f"{name}.json", out=tmp_path / name, **kw)
+
+
+def test_semi2k_matches_plaintext_and_bytes_grow_with_kept_relus(tiny_spec, tmp_path):
+    _backend_or_skip()
+    # the teacher over two processes (brpc), the masked one in-process: both paths run
+    full = _measure(tiny_spec, tmp_path, "full", protocol="semi2k", link="brpc")
+    half = tiny_spec.with_relus([ReluLayer("layer1.0.act1", "masked", kept=100, granularity="neuron"),
+                                 ReluLayer("layer2.0.act2", "removed")])
+    lean = _measure(half, tmp_path, "lean", protocol="semi2k", link="mem")
+    for r in (full, lean):  # fixed point with 18 fraction bits: errors far below the logits' scale
+        assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    assert lean["counts"]["relus"] < full["counts"]["relus"]
+    assert lean["counts"]["macs"] == full["counts"]["macs"]
+    assert lean["measured"]["online_bytes"] < full["measured"]["online_bytes"]
+    # the ReLU part scales with the kept count alone: equal bytes per ReLU in both networks
+    per_relu = [r["measured"]["by_kind"]["relu"]["bytes"] / r["counts"]["relus"] for r in (full, lean)]
+    assert per_relu[0] == pytest.approx(per_relu[1])
+    assert full["measured"]["by_kind"]["conv"]["bytes"] == lean["measured"]["by_kind"]["conv"]["bytes"]
+    assert full["backend"]["link"] == "brpc"
+    assert read_measured(tmp_path / "full", "semi2k") == json.loads(
+        (tmp_path / "full" / result_name("semi2k")).read_text())
+
+
+def test_cheetah_matches_plaintext_with_setup_apart(tiny_spec, tmp_path):
+    _backend_or_skip()
+    r = _measure(tiny_spec, tmp_path, "cheetah", protocol="cheetah", link="mem")
+    assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    m = r["measured"]
+    assert m["setup_bytes"] > 0 and m["online_bytes"] > 0
+    assert m["online_bytes"] == sum(k["bytes"] for k in m["by_kind"].values())
