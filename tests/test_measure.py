@@ -117,3 +117,50 @@ def test_cheetah_matches_plaintext_with_setup_apart(tiny_spec, tmp_path):
     m = r["measured"]
     assert m["setup_bytes"] > 0 and m["online_bytes"] > 0
     assert m["online_bytes"] == sum(k["bytes"] for k in m["by_kind"].values())
+
+
+# -- reports on a measured x axis --------------------------------------------------------------
+def test_front_by_measured_cost_differs_from_front_by_relus():
+    from reshape.report import Point, pareto_front
+
+    # b has more ReLUs but costs less measured: by ReLUs both are on the front (a is
+    # cheaper, b more accurate); by measured bytes b is cheaper and more accurate.
+    by_relus = [Point("m", 10, 50.0, ""), Point("m", 20, 60.0, "")]
+    by_bytes = [Point("m", 10, 50.0, "", cost=300.0), Point("m", 20, 60.0, "", cost=100.0)]
+    assert pareto_front(by_relus) == [True, True]
+    assert pareto_front(by_bytes) == [False, True]
+
+
+def _run_dir(folder, spec, top1: float, online_bytes: float | None):
+    from reshape.runs import METRICS_FILE, save_weights
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    save_spec(spec, folder / "spec.json")
+    save_weights(build(spec), folder / "model.safetensors")
+    (folder / METRICS_FILE).write_text(json.dumps({"epoch": 1, "test_top1": top1}) + "\n")
+    if online_bytes is not None:  # the fields of a `reshape measure` record that reports read
+        (folder / result_name("cheetah")).write_text(json.dumps({"measured": {"online_bytes": online_bytes,
+                                                                              "online_s": 1.5}}))
+    return folder
+
+
+def test_pareto_puts_measured_bytes_on_the_x_axis(tiny_spec, tmp_path):
+    run = _run_dir(tmp_path / "t", tiny_spec, 0.5, 2.5e6)
+    res = CliRunner().invoke(cli, ["pareto", str(run), "--dataset", "fashion-mnist-mini",
+                                   "--x", "measured-bytes", "--json"])
+    assert res.exit_code == 0, res.output
+    (point,) = json.loads(res.output)
+    assert point["cost"] == 2.5e6 and point["top1"] == 50.0
+    res = CliRunner().invoke(cli, ["pareto", str(run), "--dataset", "fashion-mnist-mini",
+                                   "--x", "measured-seconds", "--out", str(tmp_path / "f.png")])
+    assert res.exit_code == 0 and (tmp_path / "f.png").is_file() and "measured s" in res.output
+
+
+def test_pareto_measured_axis_errors(tiny_spec, tmp_path):
+    bare = _run_dir(tmp_path / "bare", tiny_spec, 0.5, None)
+    res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "fashion-mnist-mini", "--x", "measured-bytes"])
+    assert res.exit_code == 1 and "reshape measure" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "cifar100", "--anchors",
+                                   "--x", "measured-bytes"])
+    assert res.exit_code == 2 and "no measured cost" in res.output
