@@ -332,47 +332,38 @@ def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", fi
 # ---------------------------------------------------------------- calibration
 
 def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-ReLU and per-MAC constants fitted to measurements by least squares (no intercept).
+    """Per-ReLU and per-MAC constants fitted to measurements by least squares through 0.
 
-    bytes = relus * relu_online_bytes + macs * mac_online_bytes, and the same for online
-    seconds; the one-time setup is excluded (it does not grow with the network). Needs at
-    least two networks whose ReLU/MAC ratios differ, else the two constants are not
-    separable.
+    Each constant is fitted to its own part of the SPU profile: the ReLU layers' bytes
+    (and seconds) against the ReLU count, the convolutions' and the rest against the MAC
+    count. A joint fit of the totals would let the two trade off; per part, each has one
+    cause. The one-time setup is excluded (it does not grow with the network). The
+    reported error is the largest relative error of the predicted totals.
     """
     rows = list(records)
     protocols = {r["backend"]["protocol"] for r in rows}
-    if len(protocols) != 1:
-        raise ReshapeError(f"fit one protocol at a time; got {', '.join(sorted(protocols)) or 'none'}")
-    a = torch.tensor([[r["counts"]["relus"], r["counts"]["macs"]] for r in rows], dtype=torch.float64)
-    if len(rows) < 2 or torch.linalg.matrix_rank(a) < 2:
-        raise ReshapeError("a fit needs at least two measured networks with different ReLU/MAC ratios "
-                           "(e.g. a width-8 ResNet18 and the same network with masked ReLUs)")
+    if len(protocols) > 1:
+        raise ReshapeError(f"fit one protocol at a time; got {', '.join(sorted(protocols))}")
+    if len(rows) < 2:
+        raise ReshapeError("a fit needs at least two measured networks (e.g. a width-8 ResNet18 and "
+                           "the same network with masked ReLUs)")
     out: dict[str, Any] = {"protocol": protocols.pop(), "networks": len(rows)}
-    for key, col, scale in (("bytes", "online_bytes", 1.0), ("us", "online_s", 1e6)):
-        b = torch.tensor([r["measured"][col] * scale for r in rows], dtype=torch.float64)
-        coef = _nonnegative_lstsq(a, b)
-        pred = a @ coef
-        out[f"relu_online_{key}"], out[f"mac_online_{key}"] = coef.tolist()
-        out[f"{key}_max_rel_error"] = ((pred - b).abs() / b).max().item()
+    relus = torch.tensor([r["counts"]["relus"] for r in rows], dtype=torch.float64)
+    macs = torch.tensor([r["counts"]["macs"] for r in rows], dtype=torch.float64)
+    for key, col, total, scale in (("bytes", "bytes", "online_bytes", 1.0), ("us", "seconds", "online_s", 1e6)):
+        kinds = [r["measured"]["by_kind"] for r in rows]
+        relu_part = torch.tensor([k["relu"][col] * scale for k in kinds], dtype=torch.float64)
+        linear_part = torch.tensor([(k["conv"][col] + k["other"][col]) * scale for k in kinds], dtype=torch.float64)
+        a, b = _through_origin(relus, relu_part), _through_origin(macs, linear_part)
+        measured = torch.tensor([r["measured"][total] * scale for r in rows], dtype=torch.float64)
+        out[f"relu_online_{key}"], out[f"mac_online_{key}"] = a, b
+        out[f"{key}_max_rel_error"] = ((a * relus + b * macs - measured).abs() / measured).max().item()
     return out
 
 
-def _nonnegative_lstsq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Least squares with both coefficients >= 0 (a negative cost per op is meaningless)."""
-    coef = torch.linalg.lstsq(a, b.unsqueeze(1)).solution.squeeze(1)
-    if (coef >= 0).all():
-        return coef
-    # one coefficient at its bound: the best single-column fit of the two
-    best = None
-    for j in range(2):
-        col = a[:, j]
-        c = max(float(col @ b / (col @ col)), 0.0)
-        trial = torch.zeros(2, dtype=torch.float64)
-        trial[j] = c
-        err = float(((a @ trial - b) ** 2).sum())
-        if best is None or err < best[0]:
-            best = (err, trial)
-    return best[1]
+def _through_origin(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The c minimising sum (c*x - y)^2: sum(x*y) / sum(x*x)."""
+    return float((x * y).sum() / (x * x).sum()) if (x * x).sum() > 0 else 0.0
 
 
 def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike[str],
