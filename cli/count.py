@@ -41,7 +41,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
 
     resolved = resolve(model, dataset, input_size, weights=False)
     result = count(resolved.model, resolved.input_shape)
-    table = load_costs(costs)
+    table = load_costs(costs, measured=True)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
     if as_json:
         echo_json({

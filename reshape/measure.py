@@ -368,9 +368,12 @@ def _through_origin(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike[str],
                   sources: list[str], machine: str, date: str) -> None:
-    """Put a fitted profile into a cost table file (``reshape/tables/pi_costs.json`` layout)."""
+    """Put a fitted profile into a cost table file (``reshape/tables/pi_costs_measured.json``)."""
     path = Path(table)
-    data = read_json(path, "cost table")
+    data = read_json(path, "cost table") if path.is_file() else {
+        "_about": "PI cost profiles fitted to `reshape measure` records (scripts/fit_pi_costs.py); same "
+                  "layout as pi_costs.json. Named explicitly (--protocol NAME), never listed with the "
+                  "published profiles."}
     where = (f"fit by `scripts/fit_pi_costs.py` over {fitted['networks']} networks measured with "
              f"`reshape measure --protocol {fitted['protocol']}` (SPU 0.9.5, 2 parties, 127.0.0.1, {machine}), "
              f"{date}; max relative error {{err:.1%}}; runs: {', '.join(sources)}")

@@ -5,7 +5,7 @@ each ``--widths`` with all ReLUs, and with every ReLU layer masked down to each
 ``--keep`` fraction (same MACs, fewer ReLUs, so the two constants separate). Then it
 fits ``bytes = relus * a + macs * b`` (and the same for online seconds) by non-negative
 least squares over every record given or measured, prints the fit, and with ``--write
-NAME`` stores it as profile NAME in reshape/tables/pi_costs.json with its source, machine
+NAME`` stores it as profile NAME in reshape/tables/pi_costs_measured.json with its source, machine
 and date, where `reshape count --protocol NAME` and every cost estimate can use it.
 
     python scripts/fit_pi_costs.py --measure calib/ --protocol cheetah --widths 4,8 --keep 0.25
@@ -25,7 +25,7 @@ from reshape.io import read_json
 from reshape.measure import fit, measure, result_name, write_profile
 from reshape.spec import ArchSpec, ReluLayer, Stage, Stem, save_spec
 
-TABLE = Path(__file__).resolve().parents[1] / "reshape" / "tables" / "pi_costs.json"
+TABLE = Path(__file__).resolve().parents[1] / "reshape" / "tables" / "pi_costs_measured.json"
 
 
 def calibration_specs(widths: list[int], keeps: list[float]) -> dict[str, ArchSpec]:
@@ -43,6 +43,12 @@ def calibration_specs(widths: list[int], keeps: list[float]) -> dict[str, ArchSp
     return specs
 
 
+def _label(source: str) -> str:
+    """A record's network, short: the folder of a calibration spec (w8-keep0.25), else the source."""
+    path = Path(source)
+    return path.parent.name if path.name == "spec.json" else str(source)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("records", nargs="*", help="pi_<protocol>_<field>.json files from `reshape measure`")
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--widths", default="4,8", help="ResNet18 base widths to measure (default 4,8)")
     ap.add_argument("--keep", default="0.25", help="kept-ReLU fractions of the masked variants (default 0.25)")
     ap.add_argument("--link", default="auto", choices=("auto", "brpc", "mem"))
-    ap.add_argument("--write", metavar="NAME", help="store the fit as profile NAME in reshape/tables/pi_costs.json")
+    ap.add_argument("--write", metavar="NAME", help="store the fit as profile NAME in reshape/tables/pi_costs_measured.json")
     ap.add_argument("--table", default=str(TABLE), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="print the fit and the records' summary as JSON")
     args = ap.parse_args(argv)
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in records]
         if args.write:
             date = datetime.now(timezone.utc).date().isoformat()
-            write_profile(fitted, args.write, args.table, [r["source"] for r in records],
+            write_profile(fitted, args.write, args.table, [_label(r["source"]) for r in records],
                           records[0]["machine"], date)
     except ReshapeError as exc:
         print(f"error: {exc}", file=sys.stderr)

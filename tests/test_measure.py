@@ -174,3 +174,23 @@ def test_pareto_measured_axis_errors(tiny_spec, tmp_path):
     res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "cifar100", "--anchors",
                                    "--x", "measured-bytes"])
     assert res.exit_code == 2 and "no measured cost" in res.output
+
+
+def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones(tmp_path):
+    from reshape.cost import estimate, load_costs
+    from reshape.measure import write_profile
+
+    published, everything = load_costs(), load_costs(measured=True)
+    assert "spu-semi2k" in everything and "spu-semi2k" not in published  # frontier columns stay put
+    assert set(published) <= set(everything)
+    # the shipped SEMI2K fit: 144 B per ReLU exactly (SEMI2K FM64's ReLU bytes are 144 per element)
+    assert everything["spu-semi2k"]["relu_online_bytes"] == 144.0
+    e = estimate(1000, 0, 1, "spu-semi2k")
+    assert e.online_bytes == 144_000
+    fitted = fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS])
+    write_profile(fitted, "mine", tmp_path / "t.json", ["a", "b", "c"], "test machine", "2026-01-01")
+    entry = json.loads((tmp_path / "t.json").read_text())["mine"]
+    assert entry["relu_online_bytes"]["value"] == pytest.approx(100)
+    assert "test machine" in entry["mac_online_bytes"]["source"] and "2026-01-01" in entry["relu_online_us"]["source"]
+    res = CliRunner().invoke(cli, ["count", "resnet18", "--dataset", "cifar100", "--protocol", "spu-semi2k"])
+    assert res.exit_code == 0 and "spu-semi2k estimate" in res.output
