@@ -236,6 +236,11 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
     python = python or backend_python()
     say = progress or (lambda _: None)
     spec, model, trained = load(source)
+    target = Path(out) if out else (Path(source) if Path(source).is_dir() else Path(source).parent)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReshapeError(f"cannot write the measurement to {target}: {exc.strerror}; pass another --out") from None
     say("folding BN and tracing the plaintext forward")
     p = plan(model, spec)
     counted = count(model, spec.input_shape)
@@ -258,8 +263,6 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
                 say(f"{attempt} link failed ({exc}); retrying with in-process parties")
         raw = read_json(result_file, "backend result")
     record = _record(source, spec, trained, counted, p, raw)
-    target = Path(out) if out else (Path(source) if Path(source).is_dir() else Path(source).parent)
-    target.mkdir(parents=True, exist_ok=True)
     write_json(target / result_name(protocol, field, weights), record)
     record["file"] = str(target / result_name(protocol, field, weights))
     return record
@@ -287,7 +290,9 @@ def _run_backend(python: Path, args: list[str], say: Callable[[str], None]) -> N
             lines = [line.strip() for line in err.read().splitlines() if line.strip()]
             last = next((line for line in reversed(lines) if "error" in line.lower() or "failed" in line.lower()),
                         lines[-1] if lines else f"exit status {proc.returncode}")
-            raise ReshapeError(f"the SPU backend failed: {last[-300:]}")
+            hint = f" ({python} lacks the backend's packages: run `{INSTALL_HINT}`)" \
+                if "ModuleNotFoundError" in last else ""
+            raise ReshapeError(f"the SPU backend failed: {last[-300:]}{hint}")
 
 
 def _record(source: Any, spec: ArchSpec, trained: bool, counted: Any, p: Plan,

@@ -194,3 +194,17 @@ def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones
     assert "test machine" in entry["mac_online_bytes"]["source"] and "2026-01-01" in entry["relu_online_us"]["source"]
     res = CliRunner().invoke(cli, ["count", "resnet18", "--dataset", "cifar100", "--protocol", "spu-semi2k"])
     assert res.exit_code == 0 and "spu-semi2k estimate" in res.output
+
+
+def test_bad_out_and_a_python_without_spu_fail_in_one_line(tiny_spec, tmp_path, monkeypatch):
+    import sys
+
+    save_spec(tiny_spec, tmp_path / "spec.json")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RESHAPE_PI_PYTHON", sys.executable)  # exists, but has no spu/jax
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file")])
+    assert res.exit_code == 2  # a file given as the output folder: a bad option value
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file" / "sub")])
+    assert res.exit_code == 1 and "cannot write the measurement" in res.output  # refused before running
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
+    assert res.exit_code == 1 and "make pi-backend" in res.output and "Traceback" not in res.output
