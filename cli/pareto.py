@@ -78,7 +78,8 @@ def _print_table(points, dataset: str, out: str | None, unit: str | None = None)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{dataset}: top-1 against ReLUs", title_justify="left")
+    table = Table(title=f"{dataset}: top-1 against {f'measured {unit}' if unit else 'ReLUs'}",
+                  title_justify="left")
     table.add_column("method")
     table.add_column("ReLUs", justify="right", no_wrap=True)
     if unit:
@@ -87,7 +88,7 @@ def _print_table(points, dataset: str, out: str | None, unit: str | None = None)
     table.add_column("on front", no_wrap=True)
     table.add_column("source")
     for p in sorted(points, key=lambda p: (not p.ours, p.method, p.x)):
-        cost = [f"{p.cost:,.6g}"] if unit else []
+        cost = [f"{p.cost:,.0f}" if unit == "bytes" else f"{p.cost:.3f}"] if unit else []
         table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}", *cost,
                       f"{p.top1:.2f}", "yes" if p.on_front else "", p.source,
                       style=None if p.ours else "dim")
