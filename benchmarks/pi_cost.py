@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "the built-in set goes to pi-cost-out/)")
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args(argv)
-    costs = load_costs()
+    costs = load_costs(measured=True)
     rows = []
     try:
         if not args.sources:
