@@ -21,7 +21,6 @@ allocation) and the HybReNet ``reshape synthesize`` makes for fashion-mnist at
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -96,7 +96,10 @@ def plan(model: nn.Module, spec: ArchSpec, seed: int = 0) -> Plan:
     image = torch.randn((1, *spec.input_shape), generator=torch.Generator().manual_seed(seed))
     shapes: dict[nn.Module, tuple[int, ...]] = {}
     hooks = [m.register_forward_hook(lambda mod, _, out: shapes.__setitem__(mod, tuple(out.shape[1:])))
-             for m in model.modules() if isinstance(m, (MaskedReLU, nn.ReLU))]
+             for m in model.modules() if isinstance(m, MaskedReLU)]
+    # the head's input: its H x W is what the global pool averages over
+    hooks.append(model.global_pool.register_forward_hook(
+        lambda mod, inp, _: shapes.__setitem__(mod, tuple(inp[0].shape[1:]))))
     with torch.no_grad():
         reference = model(image)[0]
     for h in hooks:
@@ -190,14 +193,11 @@ class _Builder:
         pool = getattr(model.global_pool, "pool_type", "avg")
         if pool != "avg" or not isinstance(model.fc, nn.Linear):
             raise _unsupported("the head", model.global_pool)
-        spatial = math.prod(self._last_spatial())
+        spatial = math.prod(self.shapes[model.global_pool][1:])
         # mean = sum / HW: the 1/HW moves into the weights, so no multiply by a constant remains
         self.tensors["w.fc"] = (model.fc.weight / spatial).detach()
         self.tensors["w.fc.bias"] = model.fc.bias.detach()
         self.ops.append({"op": "head", "in": x, "out": "logits", "weight": "fc", "bias": "fc.bias"})
-
-    def _last_spatial(self) -> tuple[int, ...]:
-        return list(self.shapes.values())[-1][1:]  # the last ReLU's output feeds the pool
 
 
 # ---------------------------------------------------------------- running the backend

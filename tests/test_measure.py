@@ -86,6 +86,15 @@ def test_plan_folds_bn_and_keeps_only_masked_positions(tiny_spec):
     assert keep.numel() == 100 and keep.unique().numel() == 100  # positions in C*H*W = 4*16*16
 
 
+def test_head_divides_by_the_pooled_area_even_when_the_last_relus_are_removed(tiny_spec):
+    # 1x16x16 input, stride-1 stem, stages 2-4 stride 2: layer4 is 16 / 8 = 2 x 2, so the
+    # head's folded weight is fc.weight / 4 (layer3's 4 x 4 would give / 16).
+    spec = tiny_spec.with_relus([ReluLayer("layer4.0.act1", "removed"), ReluLayer("layer4.0.act2", "removed")])
+    model = build(spec)
+    p = plan(model, spec)
+    assert torch.equal(p.tensors["w.fc"], model.fc.weight.detach() / 4)
+
+
 def test_missing_backend_is_one_line_with_the_install_command(tiny_spec, tmp_path, monkeypatch):
     monkeypatch.setenv("RESHAPE_PI_PYTHON", str(tmp_path / "no-python"))
     save_spec(tiny_spec, tmp_path / "spec.json")
