@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean pi-backend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,20 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# The SPU backend of `reshape measure`, in its own environment: SPU needs Python 3.11,
+# numpy < 2 and jax 0.4.34, so it never becomes a dependency of the main package
+# (about 1 GB, a minute). reshape finds .venv-pi here, or the Python named by RESHAPE_PI_PYTHON.
+PI_PYTHON ?= python3.11
+PI_VENV   ?= .venv-pi
+PI_STAMP   = $(PI_VENV)/.installed
+
+$(PI_STAMP):
+	$(PI_PYTHON) -m venv $(PI_VENV)
+	$(PI_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PI_VENV)/bin/python -m pip install -q spu==0.9.5 "numpy<2" safetensors
+	touch $(PI_STAMP)
+
+pi-backend: $(PI_STAMP)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(PI_VENV) build dist *.egg-info

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("methods", "List the registered methods (width, DeepReDuce, SNL, SENet, ...) with their params."),
     "frontier": ("frontier", "Every chosen method at several ReLU budgets from one teacher: table, CSV and plot."),
     "pareto": ("pareto", "Plot accuracy against ReLU count: our runs, studies or CSVs with Pareto fronts and published results."),
+    "measure": ("measure", "Run a network under a real two-party protocol (SecretFlow SPU): measured bytes and seconds."),
     "export": ("export", "Export a trained run: spec, safetensors weights, ONNX (checked with onnxruntime), timm config."),
 }
 

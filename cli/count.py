@@ -53,7 +53,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         if strict:
             raise ReshapeError(message)
         click.echo(f"warning: {message}", err=True)
-    table = load_costs(costs)
+    table = load_costs(costs, measured=True)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
     if as_json:
         echo_json({

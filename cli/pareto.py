@@ -16,10 +16,16 @@ from ._common import echo_json, user_errors
 @click.option("--methods", help="Comma-separated published methods to show, e.g. snl,senet (implies --anchors).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the plot here; the suffix picks the format (.png, .svg, .pdf).")
+@click.option("--x", "x_axis", type=click.Choice(["relus", "measured-bytes", "measured-seconds"]),
+              default="relus", show_default=True,
+              help="x axis: ReLU count, or the cost `reshape measure` recorded in each run directory "
+                   "(online bytes or seconds; run directories only, no published anchors).")
+@click.option("--protocol", type=click.Choice(["cheetah", "semi2k"]), default="cheetah", show_default=True,
+              help="Which measurement a measured x axis reads (pi_<protocol>_fm64.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the points with their front flags as JSON.")
 @user_errors
 def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods: str | None,
-            out: str | None, as_json: bool) -> None:
+            out: str | None, x_axis: str, protocol: str, as_json: bool) -> None:
     """Plot top-1 accuracy against ReLU count for SOURCES, with each method's Pareto front.
 
     A SOURCE is a run directory (labelled by the method its run.json names, accuracy
@@ -32,6 +38,7 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
       reshape pareto runs/senet-50k runs/snl-50k --dataset cifar100 --anchors --out front.png
       reshape pareto sqlite:///search.db::hrn --dataset cifar100 --methods snl,senet --out front.svg
       reshape pareto results.csv --dataset cifar10 --json
+      reshape pareto demo-out/teacher demo-out/senet --dataset fashion-mnist-mini --x measured-bytes
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -42,6 +49,10 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
 
     if out and not out.lower().endswith(FORMATS):
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
+    measured = x_axis != "relus"
+    if measured and (with_anchors or methods):
+        raise click.UsageError("published results have no measured cost: drop --anchors/--methods "
+                               "or use --x relus")
     wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
     points = []
@@ -49,30 +60,36 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     with Progress(transient=True, console=err, disable=not err.is_terminal) as progress:
         task = progress.add_task("reading sources", total=len(sources))
         for source in sources:
-            points += read_source(source, dataset)
+            points += read_source(source, dataset, x_axis, protocol)
             progress.advance(task)
     published = [Point(a.label, a.relus, a.top1, a.source, ours=False) for a in anchors if a.top1 is not None]
     points = mark_fronts(points + published)
+    unit = {"measured-bytes": "bytes", "measured-seconds": "s"}.get(x_axis)
     if out:
-        plot_front(points, anchors, dataset, out)
+        plot_front(points, anchors, dataset, out,
+                   xlabel=f"measured online {unit} per image, SPU {protocol} (log scale)" if measured else None)
     if as_json:
         echo_json([p.to_dict() for p in points])
         return
-    _print_table(points, dataset, out)
+    _print_table(points, dataset, out, unit)
 
 
-def _print_table(points, dataset: str, out: str | None) -> None:
+def _print_table(points, dataset: str, out: str | None, unit: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{dataset}: top-1 against ReLUs", title_justify="left")
+    table = Table(title=f"{dataset}: top-1 against {f'measured {unit}' if unit else 'ReLUs'}",
+                  title_justify="left")
     table.add_column("method")
     table.add_column("ReLUs", justify="right", no_wrap=True)
+    if unit:
+        table.add_column(f"measured {unit}", justify="right", no_wrap=True)
     table.add_column("top-1 %", justify="right", no_wrap=True)
     table.add_column("on front", no_wrap=True)
     table.add_column("source")
-    for p in sorted(points, key=lambda p: (not p.ours, p.method, p.relus)):
-        table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}",
+    for p in sorted(points, key=lambda p: (not p.ours, p.method, p.x)):
+        cost = [f"{p.cost:,.0f}" if unit == "bytes" else f"{p.cost:.3f}"] if unit else []
+        table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}", *cost,
                       f"{p.top1:.2f}", "yes" if p.on_front else "", p.source,
                       style=None if p.ours else "dim")
     console = Console()

@@ -1,7 +1,10 @@
 """PI cost model: (ReLUs, MACs, nonlinear layers) -> latency and communication.
 
 The constants live in ``tables/pi_costs.json``, one entry per protocol, each value
-with its published source. A user file with the same layout overrides any subset
+with its published source. Profiles fitted to measurements (``reshape measure``,
+``scripts/fit_pi_costs.py``) live apart in ``tables/pi_costs_measured.json``: they are
+named explicitly (``--protocol spu-cheetah``), never added to the published profiles
+that reports list for every result. A user file with the same layout overrides any subset
 (``{"delphi": {"relu_online_us": 20}}``) or adds a protocol (all keys given).
 
     online  latency = ReLUs * relu_online_us  + MACs * mac_online_us  + layers * round_trip_ms
@@ -44,9 +47,13 @@ class CostEstimate:
         return {**asdict(self), "total_s": self.total_s, "total_bytes": self.total_bytes}
 
 
-def load_costs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, float]]:
-    """Protocol -> constant -> value: the shipped table, overridden by the file at ``path``."""
-    table = {p: {k: entry[k]["value"] for k in KEYS} for p, entry in tables.load("pi_costs").items()}
+def load_costs(path: str | os.PathLike[str] | None = None,
+               measured: bool = False) -> dict[str, dict[str, float]]:
+    """Protocol -> constant -> value: the shipped table (with the measured profiles when
+    ``measured``), overridden by the file at ``path``."""
+    names = ("pi_costs", "pi_costs_measured") if measured else ("pi_costs",)
+    table = {p: {k: entry[k]["value"] for k in KEYS}
+             for name in names for p, entry in tables.load(name).items()}
     if path is None:
         return table
     from .io import read_json
@@ -80,7 +87,7 @@ def load_costs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str
 def estimate(relus: int, macs: int, layers: int, protocol: str = "delphi",
              costs: dict[str, dict[str, float]] | None = None) -> CostEstimate:
     """Cost of one inference of a network with these counts under ``protocol``."""
-    costs = costs if costs is not None else load_costs()
+    costs = costs if costs is not None else load_costs(measured=True)
     if protocol not in costs:
         raise ReshapeError(f"unknown protocol '{protocol}'; known: {', '.join(costs)}")
     c = costs[protocol]

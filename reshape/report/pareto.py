@@ -14,7 +14,11 @@ from typing import Any, Iterable, Sequence
 
 @dataclass(frozen=True)
 class Point:
-    """One result: ``top1`` in percent, ``relus`` per input image."""
+    """One result: ``top1`` in percent, ``relus`` per input image.
+
+    ``cost`` is a measured cost (bytes or seconds, ``reshape measure``) when the x axis
+    is not the ReLU count; ``x`` is what fronts and plots use.
+    """
 
     method: str
     relus: int
@@ -22,6 +26,11 @@ class Point:
     source: str
     ours: bool = True
     on_front: bool = False
+    cost: float | None = None
+
+    @property
+    def x(self) -> float:
+        return self.relus if self.cost is None else self.cost
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -30,17 +39,18 @@ class Point:
 def pareto_front(points: Sequence[Point]) -> list[bool]:
     """For each point, whether it is non-dominated among ``points``.
 
-    Sorted by ReLUs (ties: best accuracy first), a point is on the front exactly when
-    it beats the best accuracy seen at fewer or equal ReLUs; equal duplicates both stay.
+    Sorted by cost (``Point.x``: ReLUs, or a measured cost; ties: best accuracy first), a
+    point is on the front exactly when it beats the best accuracy seen at lower or equal
+    cost; equal duplicates both stay.
     """
-    order = sorted(range(len(points)), key=lambda i: (points[i].relus, -points[i].top1))
+    order = sorted(range(len(points)), key=lambda i: (points[i].x, -points[i].top1))
     flags = [False] * len(points)
-    best: tuple[int, float] | None = None  # (relus, top1) of the last front point
+    best: tuple[float, float] | None = None  # (x, top1) of the last front point
     for i in order:
         p = points[i]
-        if best is None or p.top1 > best[1] or (p.relus, p.top1) == best:
+        if best is None or p.top1 > best[1] or (p.x, p.top1) == best:
             flags[i] = True
-            best = (p.relus, p.top1)
+            best = (p.x, p.top1)
     return flags
 
 

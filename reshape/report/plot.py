@@ -22,8 +22,11 @@ _WRAP = 185  # characters per caption line
 
 
 def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
-               out: str | os.PathLike[str]) -> Path:
-    """Write the figure to ``out``; ``points`` carry their front flags (``mark_fronts``)."""
+               out: str | os.PathLike[str], xlabel: str | None = None) -> Path:
+    """Write the figure to ``out``; ``points`` carry their front flags (``mark_fronts``).
+
+    ``xlabel`` names a measured cost on the x axis (``Point.x``); the default is ReLUs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,12 +39,12 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
     methods = list(dict.fromkeys(p.method for p in ours))
     for i, method in enumerate(methods):
         group = [p for p in ours if p.method == method]
-        front = sorted((p for p in group if p.on_front), key=lambda p: p.relus)
+        front = sorted((p for p in group if p.on_front), key=lambda p: p.x)
         color = colors[i % len(colors)]
-        ax.scatter([p.relus for p in group], [p.top1 for p in group], s=30, color=color, zorder=3,
+        ax.scatter([p.x for p in group], [p.top1 for p in group], s=30, color=color, zorder=3,
                    label=f"{method} (ours, {len(group)} point{'s' * (len(group) != 1)})")
         if len(front) > 1:  # a one-point front is the point itself
-            ax.step([p.relus for p in front], [p.top1 for p in front], where="post", color=color,
+            ax.step([p.x for p in front], [p.top1 for p in front], where="post", color=color,
                     linewidth=1.5, zorder=2, label=f"{method} Pareto front")
     measured = [a for a in anchors if a.top1 is not None]
     for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
@@ -49,7 +52,9 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
         ax.plot([a.relus for a in group], [a.top1 for a in group], _MARKERS[i % len(_MARKERS)],
                 color=colors[(len(methods) + i) % len(colors)], linestyle=":", linewidth=0.8,
                 markersize=5, markerfacecolor="none", label=f"{label} (published)")
-    _style(ax, f"Top-1 accuracy vs ReLU count on {dataset}")
+    _style(ax, f"Top-1 accuracy vs {'ReLU count' if xlabel is None else 'measured cost'} on {dataset}")
+    if xlabel is not None:  # the K/M tick labels suit bytes and seconds too
+        ax.set_xlabel(xlabel)
     fig.subplots_adjust(left=0.08, right=0.72, top=0.93)
     caption = _caption(anchors)
     if caption:

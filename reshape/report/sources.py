@@ -27,10 +27,21 @@ from .pareto import Point
 
 STUDY_SEPARATOR = "::"
 CSV_COLUMNS = ("method", "relus", "top1")
+#: x axis -> the field of a ``reshape measure`` record it reads (None: the ReLU count)
+X_AXES = {"relus": None, "measured-bytes": "online_bytes", "measured-seconds": "online_s"}
 
 
-def read_source(source: str, dataset: str | None = None) -> list[Point]:
-    """The finished points of one SOURCE; ``dataset`` drops CSV rows and refuses runs of another."""
+def read_source(source: str, dataset: str | None = None, x: str = "relus",
+                protocol: str = "cheetah") -> list[Point]:
+    """The finished points of one SOURCE; ``dataset`` drops CSV rows and refuses runs of another.
+
+    With a measured ``x`` axis each run directory's point carries the cost its
+    ``reshape measure`` record under ``protocol`` reports; other sources have none.
+    """
+    if X_AXES[x] is not None:
+        if not Path(source).is_dir():
+            raise ReshapeError(f"{source}: measured cost (--x {x}) is known for run directories only")
+        return [_with_measured(p, x, protocol) for p in read_run(source, dataset)]
     if STUDY_SEPARATOR in source:
         points = read_study(source)
     elif Path(source).is_dir():
@@ -61,6 +72,18 @@ def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
     if summary["top1"] is None:
         return []
     return [Point(summary["label"], summary["relus"], 100 * summary["top1"], str(path))]
+
+
+def _with_measured(point: Point, x: str, protocol: str) -> Point:
+    import dataclasses
+
+    from ..measure import read_measured, result_name
+
+    record = read_measured(point.source, protocol)
+    if record is None:
+        raise ReshapeError(f"{point.source} has no {result_name(protocol)}; measure it first: "
+                           f"`reshape measure {point.source} --protocol {protocol}`")
+    return dataclasses.replace(point, cost=float(record["measured"][X_AXES[x]]))
 
 
 def read_csv(path: str | Path, dataset: str | None = None) -> list[Point]:

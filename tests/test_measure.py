@@ -1,0 +1,219 @@
+"""Measured PI cost (reshape.measure, `reshape measure`): plans, the SPU backend, calibration fits.
+
+The backend tests run the real SecretFlow SPU two-party protocols in the backend
+environment (`make pi-backend`, .venv-pi); where it is missing they skip saying so.
+CI runs `make pi-backend` first (.ci/run), so they run there. Each uses the 1x16x16
+width-4 network of conftest's ``tiny_spec`` to stay within a few seconds of compute.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from reshape.cli import cli
+from reshape.errors import ReshapeError
+from reshape.measure import backend_python, fit, measure, plan, read_measured, result_name
+from reshape.models import build
+from reshape.spec import ArchSpec, ReluLayer, save_spec
+
+
+def _backend_or_skip():
+    try:
+        return backend_python()
+    except ReshapeError as exc:
+        pytest.skip(f"SPU backend missing ({exc}); install it with `make pi-backend`")
+
+
+def _record(relus: int, macs: int, relu: tuple[float, float], conv: tuple[float, float],
+            protocol: str = "cheetah") -> dict:
+    """The fields of a `reshape measure` record that ``fit`` reads: (bytes, seconds) per part."""
+    kind = lambda b, s: {"bytes": b, "seconds": s}  # noqa: E731
+    return {"backend": {"protocol": protocol}, "counts": {"relus": relus, "macs": macs},
+            "measured": {"online_bytes": relu[0] + conv[0], "online_s": relu[1] + conv[1],
+                         "by_kind": {"relu": kind(*relu), "conv": kind(*conv), "other": kind(0, 0)}}}
+
+
+NETS = [(1000, 50_000), (500, 50_000), (4000, 400_000)]
+
+
+def test_fit_recovers_per_relu_and_per_mac_constants():
+    # ReLU layers: 100 B and 10 us per ReLU; convolutions: 2 B and 0.5 us per MAC, exactly.
+    # Each part is fitted on its own count, so the fit gives the constants back with no error.
+    records = [_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]
+    fitted = fit(records)
+    assert fitted["relu_online_bytes"] == pytest.approx(100)
+    assert fitted["mac_online_bytes"] == pytest.approx(2)
+    assert fitted["relu_online_us"] == pytest.approx(10)
+    assert fitted["mac_online_us"] == pytest.approx(0.5)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-12)
+
+
+def test_fit_reports_its_error_on_the_totals():
+    # conv bytes 2*macs + 10,000 (a per-network constant the model lacks): for NETS the
+    # per-MAC fit is sum(m*(2m+1e4))/sum(m^2) = 2 + 1e4*5e5/(2*2.5e9+1.6e11) = 2 + 5e9/1.65e11,
+    # and the worst total is the smallest network's.
+    records = [_record(r, m, (100 * r, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
+    fitted = fit(records)
+    b = 2 + 5e9 / 1.65e11
+    assert fitted["mac_online_bytes"] == pytest.approx(b)
+    worst = max(abs(100 * r + b * m - (100 * r + 2 * m + 10_000)) / (100 * r + 2 * m + 10_000) for r, m in NETS)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(worst)
+
+
+def test_fit_refuses_too_few_or_mixed_measurements():
+    with pytest.raises(ReshapeError, match="at least two"):
+        fit([_record(1000, 50_000, (1, 1), (1, 1))])
+    with pytest.raises(ReshapeError, match="one protocol"):
+        fit([_record(1000, 50_000, (1, 1), (1, 1)), _record(10, 5, (1, 1), (1, 1), protocol="semi2k")])
+
+
+def test_plan_refuses_networks_that_are_not_spec_resnets(tiny_spec):
+    with pytest.raises(ReshapeError, match="ResNet-family specs only"):
+        plan(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), tiny_spec)
+
+
+def test_plan_folds_bn_and_keeps_only_masked_positions(tiny_spec):
+    spec = tiny_spec.with_relus([ReluLayer("layer1.0.act1", "masked", kept=100, granularity="neuron")])
+    p = plan(build(spec), spec)
+    convs = [op for op in p.ops if op["op"] == "conv"]
+    # 1 stem conv + 2 per block x 4 blocks + 3 downsample convs (stages 2-4 change width or stride)
+    assert len(convs) == 1 + 2 * 4 + 3
+    assert not any(name.endswith(("running_mean", "bn1.weight")) for name in p.tensors)
+    keep = p.tensors["keep.layer1.0.act1"]
+    assert keep.numel() == 100 and keep.unique().numel() == 100  # positions in C*H*W = 4*16*16
+
+
+def test_head_divides_by_the_pooled_area_even_when_the_last_relus_are_removed(tiny_spec):
+    # 1x16x16 input, stride-1 stem, stages 2-4 stride 2: layer4 is 16 / 8 = 2 x 2, so the
+    # head's folded weight is fc.weight / 4 (layer3's 4 x 4 would give / 16).
+    spec = tiny_spec.with_relus([ReluLayer("layer4.0.act1", "removed"), ReluLayer("layer4.0.act2", "removed")])
+    model = build(spec)
+    p = plan(model, spec)
+    assert torch.equal(p.tensors["w.fc"], model.fc.weight.detach() / 4)
+
+
+def test_missing_backend_is_one_line_with_the_install_command(tiny_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESHAPE_PI_PYTHON", str(tmp_path / "no-python"))
+    save_spec(tiny_spec, tmp_path / "spec.json")
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
+    assert res.exit_code == 1
+    assert "make pi-backend" in res.output and "Traceback" not in res.output
+
+
+def _measure(spec: ArchSpec, tmp_path, name: str, **kw) -> dict:
+    save_spec(spec, tmp_path / f"{name}.json")
+    return measure(tmp_path / f"{name}.json", out=tmp_path / name, **kw)
+
+
+def test_semi2k_matches_plaintext_and_bytes_grow_with_kept_relus(tiny_spec, tmp_path):
+    _backend_or_skip()
+    # the teacher over two processes (brpc), the masked one in-process: both paths run
+    full = _measure(tiny_spec, tmp_path, "full", protocol="semi2k", link="brpc")
+    half = tiny_spec.with_relus([ReluLayer("layer1.0.act1", "masked", kept=100, granularity="neuron"),
+                                 ReluLayer("layer2.0.act2", "removed")])
+    lean = _measure(half, tmp_path, "lean", protocol="semi2k", link="mem")
+    for r in (full, lean):  # fixed point with 18 fraction bits: errors far below the logits' scale
+        assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    assert lean["counts"]["relus"] < full["counts"]["relus"]
+    assert lean["counts"]["macs"] == full["counts"]["macs"]
+    assert lean["measured"]["online_bytes"] < full["measured"]["online_bytes"]
+    # the ReLU part scales with the kept count alone: equal bytes per ReLU in both networks
+    per_relu = [r["measured"]["by_kind"]["relu"]["bytes"] / r["counts"]["relus"] for r in (full, lean)]
+    assert per_relu[0] == pytest.approx(per_relu[1])
+    assert full["measured"]["by_kind"]["conv"]["bytes"] == lean["measured"]["by_kind"]["conv"]["bytes"]
+    assert full["backend"]["link"] == "brpc"
+    assert read_measured(tmp_path / "full", "semi2k") == json.loads(
+        (tmp_path / "full" / result_name("semi2k")).read_text())
+
+
+def test_cheetah_matches_plaintext_with_setup_apart(tiny_spec, tmp_path):
+    _backend_or_skip()
+    r = _measure(tiny_spec, tmp_path, "cheetah", protocol="cheetah", link="mem")
+    assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    m = r["measured"]
+    assert m["setup_bytes"] > 0 and m["online_bytes"] > 0
+    assert m["online_bytes"] == sum(k["bytes"] for k in m["by_kind"].values())
+
+
+# -- reports on a measured x axis --------------------------------------------------------------
+def test_front_by_measured_cost_differs_from_front_by_relus():
+    from reshape.report import Point, pareto_front
+
+    # b has more ReLUs but costs less measured: by ReLUs both are on the front (a is
+    # cheaper, b more accurate); by measured bytes b is cheaper and more accurate.
+    by_relus = [Point("m", 10, 50.0, ""), Point("m", 20, 60.0, "")]
+    by_bytes = [Point("m", 10, 50.0, "", cost=300.0), Point("m", 20, 60.0, "", cost=100.0)]
+    assert pareto_front(by_relus) == [True, True]
+    assert pareto_front(by_bytes) == [False, True]
+
+
+def _run_dir(folder, spec, top1: float, online_bytes: float | None):
+    from reshape.runs import METRICS_FILE, save_weights
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    save_spec(spec, folder / "spec.json")
+    save_weights(build(spec), folder / "model.safetensors")
+    (folder / METRICS_FILE).write_text(json.dumps({"epoch": 1, "test_top1": top1}) + "\n")
+    if online_bytes is not None:  # the fields of a `reshape measure` record that reports read
+        (folder / result_name("cheetah")).write_text(json.dumps({"measured": {"online_bytes": online_bytes,
+                                                                              "online_s": 1.5}}))
+    return folder
+
+
+def test_pareto_puts_measured_bytes_on_the_x_axis(tiny_spec, tmp_path):
+    run = _run_dir(tmp_path / "t", tiny_spec, 0.5, 2.5e6)
+    res = CliRunner().invoke(cli, ["pareto", str(run), "--dataset", "fashion-mnist-mini",
+                                   "--x", "measured-bytes", "--json"])
+    assert res.exit_code == 0, res.output
+    (point,) = json.loads(res.output)
+    assert point["cost"] == 2.5e6 and point["top1"] == 50.0
+    res = CliRunner().invoke(cli, ["pareto", str(run), "--dataset", "fashion-mnist-mini",
+                                   "--x", "measured-seconds", "--out", str(tmp_path / "f.png")])
+    assert res.exit_code == 0 and (tmp_path / "f.png").is_file() and "measured s" in res.output
+
+
+def test_pareto_measured_axis_errors(tiny_spec, tmp_path):
+    bare = _run_dir(tmp_path / "bare", tiny_spec, 0.5, None)
+    res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "fashion-mnist-mini", "--x", "measured-bytes"])
+    assert res.exit_code == 1 and "reshape measure" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "cifar100", "--anchors",
+                                   "--x", "measured-bytes"])
+    assert res.exit_code == 2 and "no measured cost" in res.output
+
+
+def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones(tmp_path):
+    from reshape.cost import estimate, load_costs
+    from reshape.measure import write_profile
+
+    published, everything = load_costs(), load_costs(measured=True)
+    assert "spu-semi2k" in everything and "spu-semi2k" not in published  # frontier columns stay put
+    assert set(published) <= set(everything)
+    # the shipped SEMI2K fit: 144 B per ReLU exactly (SEMI2K FM64's ReLU bytes are 144 per element)
+    assert everything["spu-semi2k"]["relu_online_bytes"] == 144.0
+    e = estimate(1000, 0, 1, "spu-semi2k")
+    assert e.online_bytes == 144_000
+    fitted = fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS])
+    write_profile(fitted, "mine", tmp_path / "t.json", ["a", "b", "c"], "test machine", "2026-01-01")
+    entry = json.loads((tmp_path / "t.json").read_text())["mine"]
+    assert entry["relu_online_bytes"]["value"] == pytest.approx(100)
+    assert "test machine" in entry["mac_online_bytes"]["source"] and "2026-01-01" in entry["relu_online_us"]["source"]
+    res = CliRunner().invoke(cli, ["count", "resnet18", "--dataset", "cifar100", "--protocol", "spu-semi2k"])
+    assert res.exit_code == 0 and "spu-semi2k estimate" in res.output
+
+
+def test_bad_out_and_a_python_without_spu_fail_in_one_line(tiny_spec, tmp_path, monkeypatch):
+    import sys
+
+    save_spec(tiny_spec, tmp_path / "spec.json")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RESHAPE_PI_PYTHON", sys.executable)  # exists, but has no spu/jax
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file")])
+    assert res.exit_code == 2  # a file given as the output folder: a bad option value
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file" / "sub")])
+    assert res.exit_code == 1 and "cannot write the measurement" in res.output  # refused before running
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
+    assert res.exit_code == 1 and "make pi-backend" in res.output and "Traceback" not in res.output
