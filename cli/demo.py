@@ -233,7 +233,7 @@ def _figure(root: Path, result: Any, designs: Sequence[Any], quick: bool) -> Pat
     teacher = result.teacher
     setting = result.setting
     title = (f"{DATA}: ResNet18 teacher ({teacher['relus']:,} ReLUs) fitted to {BUDGETS.replace(',', ' and ')} of its ReLUs, "
-             f"{setting['epochs']} student epochs on {setting['limit'] or 'all'} images")
+             f"{setting['epochs']} student epochs on {_images(setting['limit'])} images")
     return plot_frontier(points, teacher, title, root / "front.png",
                          published=Published(CIFAR_DATASET, load_anchors(CIFAR_DATASET), designs), footer=footer,
                          baselines=BASELINES)
@@ -254,7 +254,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
     lines = [f"# reshape demo{' (quick)' if quick else ''}: the best network for a ReLU budget", "",
              f"Teacher: ResNet18 at width {mode.width} on {DATA} (packaged real Fashion-MNIST), "
              f"{teacher['relus']:,} ReLUs, {_percent(teacher['top1'])} top-1. Every method fits it to each budget "
-             f"and trains its student {mode.epochs} epochs with KD on {mode.limit or 'all'} training images; "
+             f"and trains its student {mode.epochs} epochs with KD on {_images(mode.limit)} training images; "
              f"accuracy on {tests:,} test images.", "", "## Answer", ""]
     for best, runner in best_per_budget(result.rows):
         head = (f"- At **{100 * best['fraction']:g}% of the teacher's ReLUs ({best['budget']:,})**: "
@@ -264,9 +264,12 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
             continue
         margin, error = _margin(best["top1"], runner["top1"], tests)
         noise = "within noise" if margin < 2 * error else "beyond noise"
-        lines.append(f"{head}: {margin:+.2f} points over the next, {runner['method']} ({_role(runner)}) "
-                     f"({_percent(runner['top1'])}); standard error of the difference {error:.2f} points "
+        lines.append(f"{head}: {margin:+.2f} points over the next, {runner['method']} ({_role(runner)}, "
+                     f"{_percent(runner['top1'])}); standard error of the difference {error:.2f} points "
                      f"({noise}).")
+    lines += ["", f"Read it as a short-run front: SNL and SENet start from the teacher's weights, while hybrenet "
+                  f"and deepreduce train from scratch in the same {mode.epochs} epochs and hybrenet_senet's base gets "
+                  f"{mode.base_epochs}; the published ranking needs the published training (docs/recipes.md)."]
     lines += ["", f"Exported: {exported['method']} at {exported['budget']} ({exported['relus']:,} ReLUs, "
                   f"{_percent(exported['top1'])}), the most accurate HybReNet, in [export/](export/) (spec, "
                   f"safetensors, ONNX checked to {exported['onnx_max_diff']:.2g}, timm config; README.md there "
@@ -314,6 +317,10 @@ def _margin(top1: float, other: float, tests: int) -> tuple[float, float]:
     """(difference, its standard error) in points: two binomial accuracies on ``tests`` images."""
     error = math.sqrt((top1 * (1 - top1) + other * (1 - other)) / tests)
     return 100 * (top1 - other), 100 * error
+
+
+def _images(limit: int | None) -> str:
+    return "all" if limit is None else f"{limit:,}"
 
 
 def _percent(top1: float | None) -> str:
