@@ -69,8 +69,11 @@ def short_run_sets() -> tuple[str, ...]:
               help="Folder for the teacher, the frontier, the export, front.png and summary.md.")
 @click.option("--quick", is_flag=True,
               help="A seconds-long smoke run (width-4 teacher, 256 images, 1-epoch bases).")
+@click.option("--force", is_flag=True,
+              help="Delete the demo's teacher, frontier and export in --out and start over (e.g. a full "
+                   "demo where a --quick one ran).")
 @user_errors
-def command(out: str, quick: bool) -> None:
+def command(out: str, quick: bool, force: bool) -> None:
     """Train a teacher on the packaged Fashion-MNIST subset, fit it to 5% and 20% of its ReLUs
     with every method, export the best HybReNet and draw the front it sits on.
 
@@ -94,6 +97,7 @@ def command(out: str, quick: bool) -> None:
     Examples:
       reshape demo                      # writes demo-out/
       reshape demo --quick --out /tmp/d # a smoke run
+      reshape demo --force              # start demo-out/ over (other settings were run there)
     """
     from rich.console import Console
 
@@ -102,10 +106,10 @@ def command(out: str, quick: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     start = time.perf_counter()
-    teacher, teacher_command = _teacher(root, mode, console)
-    result, sets = _frontier(root, teacher, mode, console)
+    teacher, teacher_command = _teacher(root, mode, console, force)
+    result, sets = _frontier(root, teacher, mode, console, force)
     designs = _designs(root, console)
-    exported = _export(root, result, console)
+    exported = _export(root, result, console, force)
     figure = _figure(root, result, designs, quick)
     seconds = time.perf_counter() - start
     _write_summary(root, result, mode, teacher_command, sets, exported, seconds, quick)
@@ -124,20 +128,21 @@ def _run_command(console: Any, args: Sequence[str]) -> str:
         cli.main(list(args), prog_name="reshape", standalone_mode=False)
     except SystemExit as exc:
         if exc.code:
-            raise ReshapeError(f"demo step failed: {line} (exit {exc.code})") from None
+            raise ReshapeError(f"demo step failed: {line} (exit {exc.code}); if --out holds a demo of other "
+                               "settings (--quick), pass --force or pick another --out") from None
     return line
 
 
-def _teacher(root: Path, mode: Mode, console: Any) -> tuple[Path, str]:
+def _teacher(root: Path, mode: Mode, console: Any, force: bool) -> tuple[Path, str]:
     """The teacher, trained by `reshape train` (read back when done, resumed when interrupted)."""
     teacher = root / "teacher"
     line = _run_command(console, ["train", BACKBONE, "--data", DATA, "--width", str(mode.width),
                                   "--epochs", str(mode.teacher_epochs), "--batch-size", str(mode.batch_size),
-                                  "--out", str(teacher)])
+                                  "--out", str(teacher), *(["--force"] if force else [])])
     return teacher, line
 
 
-def _frontier(root: Path, teacher: Path, mode: Mode, console: Any) -> tuple[Any, tuple[str, ...]]:
+def _frontier(root: Path, teacher: Path, mode: Mode, console: Any, force: bool) -> tuple[Any, tuple[str, ...]]:
     """Every method at every budget (`reshape frontier`'s library call), then its table, CSV and plot."""
     from reshape.frontier import run_frontier
     from reshape.methods import Setting
@@ -153,7 +158,7 @@ def _frontier(root: Path, teacher: Path, mode: Mode, console: Any) -> tuple[Any,
                          mode.base_epochs, mode.batch_size, setting.seed, sets, str(out))
     console.rule(f"[bold]$ {line}")
     result = run_frontier(teacher, METHODS, parse_budgets(BUDGETS), setting, out, parse_sets(sets, list(METHODS)),
-                          on_point=lambda row: console.print(describe(row), highlight=False), command=line)
+                          force=force, on_point=lambda row: console.print(describe(row), highlight=False), command=line)
     write_frontier(result)
     return result, sets
 
@@ -169,7 +174,7 @@ def _designs(root: Path, console: Any) -> list[Any]:
     return [Design(r["shape"], r["budget"], r["relus"], r["macs"]) for r in read_json(out / "summary.json", "sweep")]
 
 
-def _export(root: Path, result: Any, console: Any) -> dict[str, Any]:
+def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any]:
     """The most accurate HybReNet-family point, exported by `reshape export --onnx --timm-config`;
     read back when ``export.json`` records the same weights."""
     from reshape.errors import ReshapeError
@@ -185,7 +190,7 @@ def _export(root: Path, result: Any, console: Any) -> dict[str, Any]:
     folder = root / "export"
     record = folder / "export.json"
     digest = RunDir(chosen["run"]).weights_digest()
-    if record.is_file():
+    if record.is_file() and not force:
         saved = read_json(record, "demo export record")
         if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("run") == chosen["run"] \
                 and all(Path(f).is_file() for f in saved.get("files", ())):

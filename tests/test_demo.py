@@ -80,6 +80,16 @@ def test_a_finished_demo_reruns_without_training_or_exporting(demo, monkeypatch)
     assert "read back" in third.output
 
 
+def test_a_demo_of_other_settings_is_refused_naming_force(demo):
+    """The full demo into the quick demo's folder: refused before anything trains (the teacher's
+    claim names what differs), with the way out."""
+    out = demo[0]
+    res = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "train.epochs: 1 -> 4" in res.output and "pass --force or pick another --out" in res.output
+    assert json.loads((out / "teacher" / "run.json").read_text())["training"]["params"]["train"]["epochs"] == 1
+
+
 def test_every_method_at_both_budgets_with_exact_counts(demo):
     out, _, results, _ = demo
     teacher = results["rows"][0]
