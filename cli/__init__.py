@@ -14,7 +14,7 @@ from reshape._version import __version__
 
 #: name -> (module under reshape.cli, one-line help shown by ``reshape --help``), in pipeline order
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "The main job on the packaged data: count, synthesize, train, SENet, SNL, shallow, plot."),
+    "demo": ("demo", "The main job: HybReNets and baselines at two ReLU budgets on the packaged data, export, figure."),
     "count": ("count", "Count ReLUs, MACs, params and PI cost of a model, spec or run."),
     "graph": ("graph", "List the residual blocks of a model with their ReLUs and MACs (torch.fx IR)."),
     "synthesize": ("synthesize", "Synthesize a HybReNet spec for a ReLU (and MAC) budget, DeepReShape rules."),

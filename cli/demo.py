@@ -1,103 +1,331 @@
-"""``reshape demo``: the main job on the packaged data, as the commands a user would type.
+"""``reshape demo``: a small accuracy-vs-ReLU frontier on the packaged data, the HybReNet it
+chooses exported, and the figure and answer a user comes for.
 
-Every step is a real ``reshape`` command run in-process, printed before it runs and
-listed in ``OUT/summary.md`` so each result can be reproduced by hand. Steps whose
-output already exists are resumed or skipped by the commands themselves, so an
-interrupted demo continues where it stopped.
+The demo is the tool's own commands, in-process: ``reshape train`` for the teacher,
+``reshape.frontier.run_frontier`` (what ``reshape frontier`` runs) for every method at every
+budget, ``reshape synthesize`` for the CIFAR-100 designs beside the published results, and
+``reshape.report.export.export`` (``reshape export``) for the chosen network. Each step
+resumes or reads back what it finished (the teacher and every frontier point are runs with
+manifests; the export records the weights it was made from), so a rerun after completion
+trains nothing and a rerun after a kill finishes the job. ``OUT/summary.md`` prints the
+command behind every row.
 """
 from __future__ import annotations
 
+import math
+import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import click
 
 from ._common import user_errors
 
 DATA = "fashion-mnist-mini"
-#: (teacher epochs, method epochs per stage, teacher width, training images) per mode.
-MODES = {"full": (6, 2, 16, None), "quick": (1, 1, 4, 256)}
+BACKBONE = "resnet18"
+#: Our pipelines (DeepReShape's HybReNet, alone and as SENet's base), then the published
+#: methods they are compared against: SENet counts as a baseline here, whatever its registry family.
+OURS = ("hybrenet", "hybrenet_senet")
+BASELINES = ("snl", "senet", "deepreduce")
+METHODS = OURS + BASELINES
+#: The budgets as `reshape frontier --budgets` takes them: fractions of the teacher's ReLUs.
+BUDGETS = "5%,20%"
+#: Where the published CIFAR-100 results lie (reshape/tables/anchors.csv): the budgets at which
+#: the third panel shows the HybReNet `reshape synthesize` makes for CIFAR-100 (spec only).
+CIFAR_DATASET = "cifar100"
+CIFAR_BUDGETS = "25k,50k,100k,180k"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How big the demo is: the teacher's training and the frontier's ``Setting``."""
+
+    width: int  # the teacher's stage-1 width (resnet18 --width)
+    teacher_epochs: int  # the teacher's epochs, on all training images
+    limit: int | None  # training images of every student and HybReNet base (a seeded subset)
+    epochs: int  # student epochs of every method (two-stage methods split them)
+    base_epochs: int  # epochs of the all-ReLU HybReNet bases (the frontier's --teacher-epochs)
+    batch_size: int
+
+
+#: full: sized for < 5 min on 2 quiet cores (docs/frontier.md, "The demo"); quick: seconds, for tests.
+MODES = {"full": Mode(width=8, teacher_epochs=4, limit=2000, epochs=2, base_epochs=3, batch_size=64),
+         "quick": Mode(width=4, teacher_epochs=1, limit=256, epochs=2, base_epochs=1, batch_size=64)}
+
+
+def short_run_sets() -> tuple[str, ...]:
+    """`--set` options for short runs (the registered defaults are the published ones, which
+    assume 100+ epochs: docs/frontier.md): SNL's short-run schedule, SENet's AT weight 100,
+    and HybReNet bases capped at the teacher's MACs (uncapped, the 20% base has 3.4x them)."""
+    from reshape.methods.snl import SHORT_RUN
+
+    return (*(f"snl.{k}={v}" for k, v in SHORT_RUN.items()), "senet.at_weight=100", "hybrenet_senet.macs=1")
 
 
 @click.command("demo")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the runs, specs, plot and summary.md.")
-@click.option("--quick", is_flag=True, help="A seconds-long smoke run (tiny network, 256 images).")
+              help="Folder for the teacher, the frontier, the export, front.png and summary.md.")
+@click.option("--quick", is_flag=True,
+              help="A seconds-long smoke run (width-4 teacher, 256 images, 1-epoch bases).")
+@click.option("--force", is_flag=True,
+              help="Delete the demo's teacher, frontier and export in --out and start over (e.g. a full "
+                   "demo where a --quick one ran).")
 @user_errors
-def command(out: str, quick: bool) -> None:
-    """Run the whole pipeline on the packaged Fashion-MNIST subset and summarize it.
+def command(out: str, quick: bool, force: bool) -> None:
+    """Train a teacher on the packaged Fashion-MNIST subset, fit it to 5% and 20% of its ReLUs
+    with every method, export the best HybReNet and draw the front it sits on.
 
     \b
-    1. count ResNet18 in the CIFAR convention (557,056 ReLUs) with its PI cost;
-    2. synthesize HybReNet specs for CIFAR-100 at 50k, 100k and 180k ReLUs;
-    3. train a narrow ResNet18 teacher on fashion-mnist-mini;
-    4. fit it to 10% of its ReLUs with SENet and with SNL;
-    5. a shallow-block pass (exact merges) keeping 70% of its ReLUs;
-    6. plot accuracy against ReLUs (OUT/front.png) and write OUT/summary.md.
+    1. reshape train resnet18 --width 8: the teacher (all 6,000 training images);
+    2. the frontier (reshape.frontier.run_frontier, as `reshape frontier`): at 5% and 20%
+       of the teacher's ReLUs, the HybReNet `reshape synthesize` makes for the teacher's
+       backbone trained with KD (hybrenet), a HybReNet base reduced by SENet
+       (hybrenet_senet), and the baselines SNL, SENet and DeepReDuce; every ReLU count
+       exact, each point with top-1, MACs and the DELPHI latency estimate;
+    3. reshape synthesize for CIFAR-100 at 25k-180k ReLUs, beside the published results;
+    4. reshape export of the most accurate HybReNet: spec, safetensors, ONNX (checked
+       against PyTorch), timm config, in OUT/export/ with a README to rebuild it;
+    5. OUT/front.png (three panels) and OUT/summary.md: the best network at each budget,
+       by how much, and the command behind every row.
 
-    Takes a few minutes on 2 CPU cores; rerun to resume after an interruption.
+    Every step resumes: a rerun reads back what is done (seconds after a finished demo)
+    and finishes what a kill interrupted. Takes about 3 minutes on 2 CPU cores.
+
+    \b
+    Examples:
+      reshape demo                      # writes demo-out/
+      reshape demo --quick --out /tmp/d # a smoke run
+      reshape demo --force              # start demo-out/ over (other settings were run there)
     """
     from rich.console import Console
 
-    from reshape.errors import ReshapeError
-    from reshape.runs import summarize
-
-    teacher_epochs, epochs, width, limit = MODES["quick" if quick else "full"]
+    mode = MODES["quick" if quick else "full"]
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
-    fast = ["--epochs", str(epochs)] + (["--limit", str(limit)] if limit else [])
-    teacher = str(root / "teacher")
-
-    def step(*args: str) -> None:
-        console.rule(f"[bold]$ reshape {' '.join(args)}")
-        from reshape.cli import cli
-
-        try:
-            cli.main(list(args), prog_name="reshape", standalone_mode=False)
-        except SystemExit as exc:
-            if exc.code:
-                raise ReshapeError(f"demo step failed: reshape {' '.join(args)} (exit {exc.code})") from None
-        commands.append("reshape " + " ".join(args))
-
-    commands: list[str] = []
     start = time.perf_counter()
-    step("count", "resnet18", "--dataset", "cifar100")
-    step("synthesize", "--backbone", "resnet18", "--dataset", "cifar100",
-         "--sweep", "50k,100k,180k", "--out", str(root / "specs"))
-    step("train", "resnet18", "--data", DATA, "--width", str(width), "--epochs", str(teacher_epochs),
-         *(["--limit", str(limit)] if limit else []), "--out", teacher)
-    budget = summarize(teacher)["relus"] // 10
-    runs = {"teacher": teacher}
-    # short-run settings: the published lambda and AT weight assume 100+ epochs (docs/senet.md)
-    short = {"senet": ["--at-weight", "100"], "snl": ["--lambda", "1e-3"]}
-    for method, extra in short.items():
-        runs[method] = str(root / method)
-        step(method, teacher, "--budget", str(budget), "--data", DATA, *fast, *extra, "--out", runs[method])
-    runs["shallow"] = str(root / "shallow")
-    step("shallow", teacher, "--relus", "0.7", "--mode", "exact", "--data", DATA, *fast,
-         "--out", runs["shallow"])
-    step("pareto", *runs.values(), "--dataset", DATA, "--out", str(root / "front.png"))
-    rows = [(name, summarize(run)) for name, run in runs.items()]
-    _write_summary(root, rows, commands, time.perf_counter() - start, quick)
-    console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: "
-                  f"{root / 'summary.md'}, {root / 'front.png'}")
+    teacher, teacher_command = _teacher(root, mode, console, force)
+    result, sets = _frontier(root, teacher, mode, console, force)
+    designs = _designs(root, console)
+    exported = _export(root, result, console, force)
+    figure = _figure(root, result, designs, quick)
+    seconds = time.perf_counter() - start
+    _write_summary(root, result, mode, teacher_command, sets, exported, seconds, quick)
+    console.print(f"[bold green]demo done[/] in {seconds:.0f} s: {root / 'summary.md'}, {figure}, "
+                  f"{exported['folder']}/")
 
 
-def _write_summary(root: Path, rows: list[tuple[str, dict[str, Any]]], commands: list[str],
-                   seconds: float, quick: bool) -> None:
-    """summary.md: each run as ``reshape.runs.summarize`` reads it (method from its run.json)."""
+def _run_command(console: Any, args: Sequence[str]) -> str:
+    """Run ``reshape ARGS`` in-process (the same code path as typing it); returns the command line."""
+    from reshape.cli import cli
+    from reshape.errors import ReshapeError
+
+    line = shlex.join(["reshape", *args])
+    console.rule(f"[bold]$ {line}")
+    try:
+        cli.main(list(args), prog_name="reshape", standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise ReshapeError(f"demo step failed: {line} (exit {exc.code}); if --out holds a demo of other "
+                               "settings (--quick), pass --force or pick another --out") from None
+    return line
+
+
+def _teacher(root: Path, mode: Mode, console: Any, force: bool) -> tuple[Path, str]:
+    """The teacher, trained by `reshape train` (read back when done, resumed when interrupted)."""
+    teacher = root / "teacher"
+    line = _run_command(console, ["train", BACKBONE, "--data", DATA, "--width", str(mode.width),
+                                  "--epochs", str(mode.teacher_epochs), "--batch-size", str(mode.batch_size),
+                                  "--out", str(teacher), *(["--force"] if force else [])])
+    return teacher, line
+
+
+def _frontier(root: Path, teacher: Path, mode: Mode, console: Any, force: bool) -> tuple[Any, tuple[str, ...]]:
+    """Every method at every budget (`reshape frontier`'s library call), then its table, CSV and plot."""
+    from reshape.frontier import run_frontier
+    from reshape.methods import Setting
+    from reshape.report.frontier import describe, write_frontier
+
+    from .frontier import frontier_command, parse_budgets, parse_sets
+
+    sets = short_run_sets()
+    setting = Setting(data=DATA, limit=mode.limit, epochs=mode.epochs, teacher_epochs=mode.base_epochs,
+                      batch_size=mode.batch_size)
+    out = root / "frontier"
+    line = frontier_command(str(teacher), list(METHODS), BUDGETS, DATA, None, mode.limit, mode.epochs,
+                         mode.base_epochs, mode.batch_size, setting.seed, sets, str(out))
+    console.rule(f"[bold]$ {line}")
+    result = run_frontier(teacher, METHODS, parse_budgets(BUDGETS), setting, out, parse_sets(sets, list(METHODS)),
+                          force=force, on_point=lambda row: console.print(describe(row), highlight=False), command=line)
+    write_frontier(result)
+    return result, sets
+
+
+def _designs(root: Path, console: Any) -> list[Any]:
+    """The HybReNets `reshape synthesize --sweep` makes for CIFAR-100 (specs and exact counts, no training)."""
+    from reshape.io import read_json
+    from reshape.report.plot import Design
+
+    out = root / CIFAR_DATASET
+    _run_command(console, ["synthesize", "--backbone", BACKBONE, "--dataset", CIFAR_DATASET,
+                           "--sweep", CIFAR_BUDGETS, "--out", str(out)])
+    return [Design(r["shape"], r["budget"], r["relus"], r["macs"]) for r in read_json(out / "summary.json", "sweep")]
+
+
+def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any]:
+    """The most accurate HybReNet-family point, exported by `reshape export --onnx --timm-config`;
+    read back when ``export.json`` records the same weights."""
+    from reshape.errors import ReshapeError
+    from reshape.io import read_json, write_json, write_text
+    from reshape.report.export import export
+    from reshape.runs import RunDir
+
+    candidates = [r for r in result.points
+                  if r["method"] in OURS and r["reachable"] and r["top1"] is not None]
+    if not candidates:
+        raise ReshapeError(f"no HybReNet point reached its budget in {result.out}; nothing to export")
+    chosen = max(candidates, key=lambda r: (r["top1"], -r["relus"]))
+    folder = root / "export"
+    record = folder / "export.json"
+    digest = RunDir(chosen["run"]).weights_digest()
+    if record.is_file() and not force:
+        saved = read_json(record, "demo export record")
+        if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("run") == chosen["run"] \
+                and all(Path(f).is_file() for f in saved.get("files", ())):
+            console.print(f"export of {chosen['run']} is up to date: {folder}/ (read back)", highlight=False)
+            return {**saved, "folder": str(folder)}
+    line = shlex.join(["reshape", "export", chosen["run"], "--out", str(folder), "--onnx", "--timm-config"])
+    console.rule(f"[bold]$ {line}")
+    done = export(chosen["run"], folder, onnx=True, timm_config=True)
+    saved = {"run": chosen["run"], "digest": digest, "method": chosen["method"], "budget": _budget(chosen),
+             "relus": chosen["relus"], "macs": chosen["macs"], "top1": chosen["top1"],
+             "files": list(done.files), "onnx_max_diff": done.onnx_max_diff, "command": line}
+    write_text(folder / "README.md", _export_readme(saved, result))
+    write_json(record, saved)  # last: it marks the export complete
+    return {**saved, "folder": str(folder)}
+
+
+def _export_readme(saved: Mapping[str, Any], result: Any) -> str:
+    folder = Path(saved["files"][0]).parent
+    return "\n".join([
+        f"# {saved['method']} at {saved['budget']} of the teacher's ReLUs: {saved['relus']:,} ReLUs, {100 * saved['top1']:.2f}% top-1",
+        "", f"The most accurate HybReNet of the demo's frontier ({result.out}), exported from `{saved['run']}`.", "",
+        "| file | what |", "|---|---|",
+        "| spec.json | the architecture (reshape's versioned spec) |",
+        "| model.safetensors | weights and ReLU masks |",
+        f"| model.onnx | opset 17, dynamic batch; max abs(onnxruntime - PyTorch) = {saved['onnx_max_diff']:.3g} |",
+        "| config.json | timm's pretrained-config layout, with the spec |", "",
+        "Load it with timm:", "", "```python",
+        "import reshape.models, timm, safetensors.torch  # reshape.models registers 'reshape_spec'",
+        f'model = timm.create_model("reshape_spec", spec="{folder}/spec.json")',
+        f'model.load_state_dict(safetensors.torch.load_file("{folder}/model.safetensors"))', "```", "",
+        "Rebuild it: the frontier command (a finished point is read back; a new --out trains it again),",
+        "then the export:", "", "```console", f"$ {result.command}", f"$ {saved['command']}", "```", ""])
+
+
+def _figure(root: Path, result: Any, designs: Sequence[Any], quick: bool) -> Path:
+    """OUT/front.png: the frontier's two panels and the published CIFAR-100 panel."""
+    from reshape.report.anchors import load_anchors
+    from reshape.report.plot import Published, plot_frontier
+
+    m = result.machine
+    footer = (f"reshape demo{' --quick' if quick else ''}, commit {m['commit']}, {m['date']}, "
+              f"{m['cores']} cores ({m['cpu']}), {m['gpu'] or 'no GPU'}, torch {m['torch']}, "
+              f"{m['threads']} threads.")
+    points = [r for r in result.points if r["reachable"] and r["top1"] is not None]
+    teacher = result.teacher
+    setting = result.setting
+    title = (f"{DATA}: ResNet18 teacher ({teacher['relus']:,} ReLUs) fitted to {BUDGETS.replace(',', ' and ')} of its ReLUs, "
+             f"{setting['epochs']} student epochs on {_images(setting['limit'])} images")
+    return plot_frontier(points, teacher, title, root / "front.png",
+                         published=Published(CIFAR_DATASET, load_anchors(CIFAR_DATASET), designs), footer=footer,
+                         baselines=BASELINES)
+
+
+def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, sets: Sequence[str],
+                   exported: Mapping[str, Any], seconds: float, quick: bool) -> None:
+    """summary.md: the answer first (best network per budget and by how much), then how to
+    build it for another budget, the whole table, and the command behind every row."""
+    from reshape.data import splits
     from reshape.io import write_text
+    from reshape.report.frontier import best_per_budget, markdown_table, table
 
-    lines = [f"# reshape demo{' (quick)' if quick else ''}", "",
-             f"Data: {DATA} (packaged real Fashion-MNIST subset). Wall time {seconds:.0f} s.", "",
-             "| run | method | ReLUs | MACs | test top-1 |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {name} | {s['label']} | {s['relus']:,} | {s['macs']:,} | {_percent(s['top1'])} |"
-              for name, s in rows]
-    lines += ["", "Accuracy against ReLUs: [front.png](front.png). Synthesized HybReNet specs: specs/.",
-              "", "## Commands", "", "```console", *[f"$ {c}" for c in commands], "```", ""]
+    from .frontier import frontier_command
+
+    tests = len(splits(DATA).test)
+    teacher = result.teacher
+    lines = [f"# reshape demo{' (quick)' if quick else ''}: the best network for a ReLU budget", "",
+             f"Teacher: ResNet18 at width {mode.width} on {DATA} (packaged real Fashion-MNIST), "
+             f"{teacher['relus']:,} ReLUs, {_percent(teacher['top1'])} top-1. Every method fits it to each budget "
+             f"and trains its student {mode.epochs} epochs with KD on {_images(mode.limit)} training images; "
+             f"accuracy on {tests:,} test images.", "", "## Answer", ""]
+    for best, runner in best_per_budget(result.rows):
+        head = (f"- At **{100 * best['fraction']:g}% of the teacher's ReLUs ({best['budget']:,})**: "
+                f"**{best['method']}** ({_role(best)}), {_percent(best['top1'])} with {best['relus']:,} ReLUs")
+        if runner is None:
+            lines.append(head + ", the only method that reached this budget.")
+            continue
+        margin, error = _margin(best["top1"], runner["top1"], tests)
+        noise = "within noise" if margin < 2 * error else "beyond noise"
+        lines.append(f"{head}: {margin:+.2f} points over the next, {runner['method']} ({_role(runner)}, "
+                     f"{_percent(runner['top1'])}); standard error of the difference {error:.2f} points "
+                     f"({noise}).")
+    lines += ["", f"Read it as a short-run front: SNL and SENet start from the teacher's weights, while hybrenet "
+                  f"and deepreduce train from scratch in the same {mode.epochs} epochs and hybrenet_senet's base gets "
+                  f"{mode.base_epochs}; the published ranking needs the published training (docs/recipes.md)."]
+    lines += ["", f"Exported: {exported['method']} at {exported['budget']} ({exported['relus']:,} ReLUs, "
+                  f"{_percent(exported['top1'])}), the most accurate HybReNet, in [export/](export/) (spec, "
+                  f"safetensors, ONNX checked to {exported['onnx_max_diff']:.2g}, timm config; README.md there "
+                  "says how to load and rebuild it). Figure: [front.png](front.png).", "",
+              "## Build it for your own budget", "",
+              "The HybReNet for N ReLUs of this teacher's backbone (spec only, instant), then trained the "
+              "way the demo trained its points:", "", "```console",
+              f"$ reshape synthesize --backbone {BACKBONE} --width {mode.width} --dataset {DATA} --relus N "
+              "--criticality 1,4,2,3 --out my-hrn.json",
+              "$ " + frontier_command(teacher["run"], [exported["method"]], "N", DATA, None, mode.limit,
+                                   mode.epochs, mode.base_epochs, mode.batch_size, 0,
+                                   _sets_for(sets, [exported["method"]]), "my-frontier"),
+              "```", "", "## All points", ""]
+    header, body = table(result)
+    header[1] = "role"  # ours or baseline in this comparison, not the registry's family
+    body = [[row[0], "teacher" if row[0] == "teacher" else _role({"method": row[0]}), *row[2:]] for row in body]
+    lines += [markdown_table(header, body), "", "## Commands", "",
+              "Each row, alone (the demo's folder reads it back; another --out trains it again):", "",
+              "```console", f"$ {teacher_command}"]
+    for row in result.points:
+        lines.append("$ " + frontier_command(teacher["run"], [row["method"]], _budget(row), DATA,
+                                          None, mode.limit, mode.epochs, mode.base_epochs, mode.batch_size, 0,
+                                          _sets_for(sets, [row["method"]]), str(result.out)))
+    lines += [f"$ {result.command}", f"$ {exported['command']}", "```", "",
+              f"Machine: {result.machine['cores']} cores, {result.machine['cpu']}, torch {result.machine['torch']}, "
+              f"commit {result.machine['commit']}, {result.machine['date']}. This call: {seconds:.0f} s.", ""]
     write_text(root / "summary.md", "\n".join(lines))
+
+
+def _role(row: Mapping[str, Any]) -> str:
+    return "ours" if row["method"] in OURS else "baseline"
+
+
+def _budget(row: Mapping[str, Any]) -> str:
+    """A point's budget as `--budgets` takes it: 5% for the folder label 5pct."""
+    return f"{100 * row['fraction']:g}%"
+
+
+def _sets_for(sets: Sequence[str], methods: Sequence[str]) -> tuple[str, ...]:
+    """The `--set` options that concern ``methods`` (`reshape frontier` refuses the others)."""
+    return tuple(s for s in sets if s.split(".", 1)[0] in methods)
+
+
+def _margin(top1: float, other: float, tests: int) -> tuple[float, float]:
+    """(difference, its standard error) in points: two binomial accuracies on ``tests`` images."""
+    error = math.sqrt((top1 * (1 - top1) + other * (1 - other)) / tests)
+    return 100 * (top1 - other), 100 * error
+
+
+def _images(limit: int | None) -> str:
+    return "all" if limit is None else f"{limit:,}"
 
 
 def _percent(top1: float | None) -> str:

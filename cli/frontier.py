@@ -121,7 +121,7 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
     setting = Setting(data=data, limit=limit, seed=seed, epochs=epochs, teacher_epochs=teacher_epochs,
                       batch_size=batch_size, root=root, device=device)
-    command_line = _command_line(teacher_run, methods, budgets_text, data, root, limit, epochs, teacher_epochs,
+    command_line = frontier_command(teacher_run, methods, budgets_text, data, root, limit, epochs, teacher_epochs,
                                  batch_size, seed, sets, out)
     result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
                           on_point=None if as_json else _echo_point, command=command_line)
@@ -158,7 +158,7 @@ def _print_table(result: Any) -> None:
     console.print(view)
 
 
-def _command_line(teacher: str, methods: list[str], budgets: str, data: str, root: str | None, limit: int | None,
+def frontier_command(teacher: str, methods: list[str], budgets: str, data: str, root: str | None, limit: int | None,
                   epochs: int, teacher_epochs: int, batch_size: int, seed: int, sets: tuple[str, ...],
                   out: str) -> str:
     """The command that reproduces this frontier, every setting spelled out (for results.json)."""

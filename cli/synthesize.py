@@ -35,6 +35,9 @@ def _stages(text: str) -> list[int]:
 @click.option("--backbone", required=True, help="timm plain ResNet giving block and depths (resnet18, resnet34, resnet50, ...).")
 @click.option("--dataset", required=True, type=click.Choice(DATASETS),
               help="Input size, classes and stem (cifar*/tinyimagenet: 3x3 stride-1 stem; imagenet: 7x7 + max-pool).")
+@click.option("--width", type=click.IntRange(min=1),
+              help="Narrow the backbone first, as `reshape train --width` does (stem and stage-1 width W): "
+                   "the HybReNet of a narrow teacher, e.g. the demo's resnet18 --width 8.")
 @click.option("--relus", type=Amount(), help="ReLU budget B, e.g. 180k, 1.2M or 180000.")
 @click.option("--macs", type=Amount(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
 @click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
@@ -48,7 +51,7 @@ def _stages(text: str) -> list[int]:
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @user_errors
-def command(backbone: str, dataset: str, relus: int | None, macs: int | None, round_to: int,
+def command(backbone: str, dataset: str, width: int | None, relus: int | None, macs: int | None, round_to: int,
             criticality: str | None, criticality_file: str | None, sweep: str | None,
             out: str | None, protocol: str, as_json: bool) -> None:
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
@@ -66,6 +69,7 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
       reshape synthesize --backbone resnet50 --dataset imagenet --relus 2M --macs 1.5G --json
       reshape synthesize --backbone resnet18 --dataset cifar100 --sweep 25k,50k,100k,180k,300k --out specs/
       reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --criticality-file crit.json
+      reshape synthesize --backbone resnet18 --width 8 --dataset fashion-mnist-mini --relus 10k --out my.json
       reshape count hrn.json     # the same counts, from the spec file
     """
     if (relus is None) == (sweep is None):
@@ -78,8 +82,13 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
     from reshape.spec import save_spec
 
     ranking = _ranking(criticality, criticality_file)
+    base: Any = backbone
+    if width is not None:
+        from reshape.models import spec_for
+
+        base = spec_for(backbone, dataset, width)
     budgets = _amounts(sweep, "--sweep budget") if sweep is not None else [relus]
-    results = [_synthesize(backbone, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
+    results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
                for b in budgets]
     if sweep is None:
         if out:
@@ -95,7 +104,7 @@ def command(backbone: str, dataset: str, relus: int | None, macs: int | None, ro
     echo_json(rows) if as_json else _print_sweep(rows, Path(out))
 
 
-def _synthesize(backbone: str, dataset: str, budget: int, macs: int | None,
+def _synthesize(backbone: Any, dataset: str, budget: int, macs: int | None,
                 ranking: list[int] | None, round_to: int, protocol: str,
                 name_budget: bool) -> dict[str, Any]:
     from reshape.cost import estimate

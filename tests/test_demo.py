@@ -1,27 +1,165 @@
-"""The main job end to end, in its quick form: every step runs and the summary adds up."""
+"""The main job end to end, in its quick form: killed partway, finished by a rerun, then rerun
+once more with nothing left to do (issue 15, finding 1: the demo could not be rerun).
+
+One module fixture runs ``reshape demo --quick`` three times into one folder: interrupted
+at its third frontier point (as a kill would), rerun to completion, rerun again.
+"""
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
+import pytest
 from click.testing import CliRunner
 
+import reshape.frontier
 from reshape.cli import cli
-from reshape.accounting import count
-from reshape.runs import load_run, summarize
+from reshape.cli.demo import BASELINES, METHODS, OURS
+from reshape.accounting import count, count_spec
+from reshape.runs import load_run
+from reshape.spec import load_spec
+
+#: Frontier points finished before the first run is interrupted (it dies in the third).
+DONE_BEFORE_KILL = 2
 
 
-def test_quick_demo_runs_every_step(tmp_path):
-    out = tmp_path / "demo"
-    res = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(out)])
-    assert res.exit_code == 0, res.output
+def _demo(out: Path):
+    return CliRunner().invoke(cli, ["demo", "--quick", "--out", str(out)])
+
+
+def _untimed(text: str) -> str:
+    """summary.md without the line that times this call."""
+    return re.sub(r"This call: \d+ s\.", "", text)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    real_point, calls = reshape.frontier._point, []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > DONE_BEFORE_KILL:
+            raise KeyboardInterrupt
+        return real_point(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reshape.frontier, "_point", killed)
+        first = _demo(out)
+    finished_early = (out / "summary.md").exists()
+    second = _demo(out)
+    results = json.loads((out / "frontier" / "results.json").read_text())
     summary = (out / "summary.md").read_text()
-    assert (out / "front.png").stat().st_size > 10_000
-    assert len(list((out / "specs").glob("resnet18-cifar100-*.json"))) == 3
-    spec, teacher = load_run(out / "teacher")
-    shape = spec.input_shape
-    budget = count(teacher, shape).relus // 10
-    for method in ("senet", "snl"):
-        s, m = load_run(out / method)
-        assert count(m, shape).relus == budget
-        assert f"| {method} | {summarize(out / method)['label']} | {budget:,} |" in summary
-    s, m = load_run(out / "shallow")
-    assert count(m, shape).relus < count(teacher, shape).relus
-    assert "$ reshape senet" in summary and "$ reshape pareto" in summary
+    return out, (first, finished_early, second), results, summary
+
+
+def test_a_demo_killed_partway_finishes_on_rerun(demo):
+    out, (first, finished_early, second), results, _ = demo
+    assert first.exit_code == 130 and not finished_early, first.output  # interrupted, as a kill leaves it
+    assert second.exit_code == 0, second.output
+    cached = [row["cached"] for row in results["rows"][1:]]
+    assert cached == [True] * DONE_BEFORE_KILL + [False] * (len(cached) - DONE_BEFORE_KILL)
+
+
+def test_a_finished_demo_reruns_without_training_or_exporting(demo, monkeypatch):
+    out, _, results, summary = demo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished demo step ran again")
+
+    monkeypatch.setattr("reshape.train._fit.train", refuse)
+    monkeypatch.setattr("reshape.report.export.export", refuse)
+    third = _demo(out)
+    assert third.exit_code == 0, third.output
+    again = json.loads((out / "frontier" / "results.json").read_text())
+    assert all(row["cached"] for row in again["rows"])
+    strip = [{k: v for k, v in row.items() if k != "cached"} for row in results["rows"]]
+    assert [{k: v for k, v in row.items() if k != "cached"} for row in again["rows"]] == strip
+    assert _untimed((out / "summary.md").read_text()) == _untimed(summary)
+    assert "read back" in third.output
+
+
+def test_a_demo_of_other_settings_is_refused_naming_force(demo):
+    """The full demo into the quick demo's folder: refused before anything trains (the teacher's
+    claim names what differs), with the way out."""
+    out = demo[0]
+    res = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "train.epochs: 1 -> 4" in res.output and "pass --force or pick another --out" in res.output
+    assert json.loads((out / "teacher" / "run.json").read_text())["training"]["params"]["train"]["epochs"] == 1
+
+
+def test_every_method_at_both_budgets_with_exact_counts(demo):
+    out, _, results, _ = demo
+    teacher = results["rows"][0]
+    assert teacher["method"] == "teacher" and teacher["relus"] == 27_136  # resnet18 --width 4, 28x28
+    points = results["rows"][1:]
+    # 5% and 20% of 27,136: int(1,356.8) = 1,356 and int(5,427.2) = 5,427
+    assert [(r["method"], r["budget"]) for r in points] == [(m, b) for b in (1356, 5427) for m in METHODS]
+    reached = [r for r in points if r["reachable"]]
+    assert {r["method"] for r in reached} == set(METHODS)
+    for row in reached:
+        spec, model = load_run(row["run"])
+        assert count(model, spec.input_shape).relus == row["relus"] <= row["budget"]
+        assert row["within_budget"] and row["top1"] is not None and row["macs"] > 0
+        assert row["pi"]["delphi"]["total_s"] > 0
+
+
+def test_the_best_hybrenet_is_exported_and_checked(demo):
+    out, _, results, _ = demo
+    ours = [r for r in results["rows"] if r["method"] in OURS and r["reachable"]]
+    best = max(ours, key=lambda r: (r["top1"], -r["relus"]))
+    record = json.loads((out / "export" / "export.json").read_text())
+    assert record["run"] == best["run"] and record["relus"] == best["relus"]
+    assert record["onnx_max_diff"] <= 1e-4
+    for name in ("spec.json", "model.safetensors", "model.onnx", "config.json", "README.md"):
+        assert (out / "export" / name).is_file(), name
+    assert load_spec(out / "export" / "spec.json") == load_run(best["run"], weights=False)[0]
+    assert json.loads((out / "export" / "config.json").read_text())["architecture"] == "reshape_spec"
+    assert f"reshape export {best['run']}" in (out / "export" / "README.md").read_text()
+
+
+def test_cifar100_designs_are_counted_from_their_specs(demo):
+    out = demo[0]
+    rows = json.loads((out / "cifar100" / "summary.json").read_text())
+    assert [r["budget"] for r in rows] == [25_000, 50_000, 100_000, 180_000]
+    for r in rows:
+        assert count_spec(load_spec(out / "cifar100" / r["spec"])).relus == r["relus"] <= r["budget"]
+    assert (out / "front.png").stat().st_size > 20_000
+
+
+def test_summary_opens_with_the_best_network_per_budget(demo):
+    out, _, results, summary = demo
+    answer = summary[summary.index("## Answer"):summary.index("## Build it")]
+    assert summary.index("## Answer") < summary.index("## All points")
+    for budget in (1356, 5427):
+        ranked = sorted((r for r in results["rows"] if r["budget"] == budget and r["reachable"]),
+                        key=lambda r: (-r["top1"], r["relus"]))
+        best, runner = ranked[0], ranked[1]
+        role = "ours" if best["method"] in OURS else "baseline"
+        assert best["method"] in OURS + BASELINES
+        line = next(x for x in answer.splitlines() if f"({budget:,})" in x)
+        assert f"**{best['method']}** ({role}), {100 * best['top1']:.2f}%" in line
+        assert f"{100 * (best['top1'] - runner['top1']):+.2f} points over the next, {runner['method']}" in line
+    assert "$ reshape synthesize --backbone resnet18 --width 4 --dataset fashion-mnist-mini --relus N" in summary
+    commands = summary[summary.index("## Commands"):]
+    for row in results["rows"][1:]:
+        assert f"--methods {row['method']} --budgets {100 * row['fraction']:g}% " in commands
+    assert "$ reshape train resnet18 --data fashion-mnist-mini --width 4" in commands
+
+
+def test_the_build_command_synthesizes_the_network_the_hybrenet_method_trains(tmp_path):
+    """summary.md's `reshape synthesize --width W ... --relus N` gives the spec the demo's
+    hybrenet point trains for N (spec only, nothing trained)."""
+    from reshape.methods.hybrenet import HybReNetParams, synthesize_for
+    from reshape.models import spec_for
+
+    teacher = spec_for("resnet18", "fashion-mnist-mini", 8)
+    expected, _ = synthesize_for(teacher, "fashion-mnist-mini", 10_854, HybReNetParams())
+    res = CliRunner().invoke(cli, ["synthesize", "--backbone", "resnet18", "--width", "8", "--dataset",
+                                   "fashion-mnist-mini", "--relus", "10854", "--criticality", "1,4,2,3",
+                                   "--out", str(tmp_path / "hrn.json")])
+    assert res.exit_code == 0, res.output
+    assert load_spec(tmp_path / "hrn.json") == expected
+    assert count_spec(expected).relus <= 10_854

@@ -15,6 +15,9 @@ from reshape.cli import cli
 from reshape.errors import ReshapeError
 from reshape.models import build
 from reshape.report import Point, load_anchors, mark_fronts, pareto_front
+from reshape.report.frontier import best_per_budget
+from reshape.report.pareto import front_flags
+from reshape.report.plot import Design, Published, plot_frontier
 from reshape.report.anchors import CONVENTIONS
 from reshape.report.sources import read_csv, read_run, read_source, read_study
 from reshape.runs import Manifest, RunDir, save_weights, summarize
@@ -103,6 +106,44 @@ def test_fronts_are_per_method_and_keep_order():
     pts = [Point("a", 10, 60, ""), Point("b", 5, 70, ""), Point("a", 20, 55, ""),
            Point("b", 5, 70, "", ours=False)]
     assert [p.on_front for p in mark_fronts(pts)] == [True, True, False, True]
+
+
+def test_front_flags_take_any_cost():
+    # latency-like float costs: (0.5, 60) dominates (0.7, 55); (0.9, 70) beats everything
+    # cheaper; (1.2, 70) costs more for the same accuracy.
+    assert front_flags([(0.7, 55.0), (0.5, 60.0), (0.9, 70.0), (1.2, 70.0)]) == [False, True, True, False]
+
+
+def _row(method, label, top1, relus, family="ours", reachable=True):
+    """A frontier row as reshape.frontier writes it, with only what reports read."""
+    return {"method": method, "family": family, "label": label, "budget": 1000 if label == "a" else 4000,
+            "fraction": 0.05 if label == "a" else 0.2, "relus": relus, "top1": top1, "macs": 10 * relus,
+            "reachable": reachable, "pi": {"delphi": {"online_s": relus / 1e4, "total_s": relus / 1e3}}}
+
+
+def test_best_per_budget_ranks_accuracy_then_relus():
+    rows = [{**_row("teacher", "teacher", 0.9, 8000), "family": "teacher"},
+            _row("x", "a", 0.70, 1000), _row("y", "a", 0.75, 990), _row("z", "a", None, 0, reachable=False),
+            _row("x", "b", 0.80, 4000), _row("y", "b", 0.80, 3900)]
+    # budget a: y (75%) over x (70%); unreachable z never counts. Budget b: a tie at 80%
+    # goes to y, which uses fewer ReLUs (3,900), x is the runner-up.
+    assert [(b["method"], r["method"]) for b, r in best_per_budget(rows)] == [("y", "x"), ("y", "x")]
+    assert best_per_budget([rows[0], rows[1]]) == [(rows[1], None)]
+
+
+def test_frontier_figure_with_published_panel(tmp_path):
+    rows = [_row("hybrenet", "a", 0.70, 1000), _row("hybrenet", "b", 0.78, 4000),
+            _row("senet", "a", 0.72, 1000), _row("senet", "b", 0.71, 4000)]
+    teacher = {"method": "teacher", "relus": 8000, "top1": 0.85}
+    published = Published("cifar100", load_anchors("cifar100"), [Design("HRN-a", 25_000, 24_896, 39_000_000)])
+    out = plot_frontier(rows, teacher, "t", tmp_path / "front.png", published=published,
+                        footer="machine x, 2026-01-01", baselines={"senet"})
+    two = plot_frontier(rows, teacher, "t", tmp_path / "two.png")
+    assert out.read_bytes()[:4] == b"\x89PNG" and two.read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+
+    # three 7-inch panels at 150 dpi against two
+    assert Image.open(out).size[0] == 3 * 7 * 150 and Image.open(two).size[0] == 2 * 7 * 150
 
 
 # -- sources ---------------------------------------------------------------------------------

@@ -71,14 +71,33 @@ def markdown(result: FrontierResult) -> str:
              f"Teacher `{setting['teacher']}`; {_epochs(setting)} per method, "
              f"batch {setting['batch_size']}, seed {setting['seed']}{limit}. "
              f"Commit {result.machine.get('commit', 'unknown')}, {result.machine.get('date', '')}.", "",
-             f"```console\n$ {result.command}\n```", "",
-             "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+             f"```console\n$ {result.command}\n```", "", markdown_table(header, body)]
     unreachable = [r for r in result.points if not r["reachable"]]
     if unreachable:
         lines += ["", "Unreachable:", *(f"- {r['method']} at {r['label']}: {r['why']}" for r in unreachable)]
     return "\n".join(lines + ["", f"![frontier]({FIGURE_FILE})", ""])
+
+
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]], text_columns: int = 3) -> str:
+    """A markdown table: the first ``text_columns`` left-aligned, numbers right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
+def best_per_budget(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
+    """At each budget (in row order), the most accurate reachable point and the runner-up (the
+    next most accurate point, of another method since a frontier has one point per method and
+    budget; None when only one method reached the budget). Ties go to fewer ReLUs."""
+    budgets: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["method"] != "teacher" and r["reachable"] and r["top1"] is not None:
+            budgets.setdefault(r["label"], []).append(r)
+    out = []
+    for points in budgets.values():
+        ranked = sorted(points, key=lambda r: (-r["top1"], r["relus"]))
+        out.append((ranked[0], ranked[1] if len(ranked) > 1 else None))
+    return out
 
 
 def csv_text(result: FrontierResult) -> str:

@@ -37,20 +37,25 @@ class Point:
 
 
 def pareto_front(points: Sequence[Point]) -> list[bool]:
-    """For each point, whether it is non-dominated among ``points``.
+    """For each point, whether it is non-dominated among ``points`` (lower cost ``Point.x``:
+    ReLUs or a measured cost, higher top-1)."""
+    return front_flags([(p.x, p.top1) for p in points])
 
-    Sorted by cost (``Point.x``: ReLUs, or a measured cost; ties: best accuracy first), a
-    point is on the front exactly when it beats the best accuracy seen at lower or equal
-    cost; equal duplicates both stay.
+
+def front_flags(pairs: Sequence[tuple[float, float]]) -> list[bool]:
+    """For each (cost, accuracy) pair, whether no other pair has at most its cost and at least
+    its accuracy, one of them strictly: the cost may be ReLUs or an estimated PI latency.
+
+    Sorted by cost (ties: best accuracy first), a pair is on the front exactly when it
+    beats the best accuracy seen at lower or equal cost; equal duplicates both stay.
     """
-    order = sorted(range(len(points)), key=lambda i: (points[i].x, -points[i].top1))
-    flags = [False] * len(points)
-    best: tuple[float, float] | None = None  # (x, top1) of the last front point
+    order = sorted(range(len(pairs)), key=lambda i: (pairs[i][0], -pairs[i][1]))
+    flags = [False] * len(pairs)
+    best: tuple[float, float] | None = None  # (cost, accuracy) of the last front pair
     for i in order:
-        p = points[i]
-        if best is None or p.top1 > best[1] or (p.x, p.top1) == best:
+        if best is None or pairs[i][1] > best[1] or tuple(pairs[i]) == best:
             flags[i] = True
-            best = (p.x, p.top1)
+            best = (pairs[i][0], pairs[i][1])
     return flags
 
 

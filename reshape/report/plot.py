@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from ..errors import ReshapeError
 from ..io import atomic_path
 from .anchors import Anchor
-from .pareto import Point
+from .pareto import Point, front_flags
 
 FORMATS = (".png", ".svg", ".pdf")
 _MARKERS = "sD^vP*Xhp<>"
@@ -46,12 +47,7 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
         if len(front) > 1:  # a one-point front is the point itself
             ax.step([p.x for p in front], [p.top1 for p in front], where="post", color=color,
                     linewidth=1.5, zorder=2, label=f"{method} Pareto front")
-    measured = [a for a in anchors if a.top1 is not None]
-    for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
-        group = [a for a in measured if a.label == label]
-        ax.plot([a.relus for a in group], [a.top1 for a in group], _MARKERS[i % len(_MARKERS)],
-                color=colors[(len(methods) + i) % len(colors)], linestyle=":", linewidth=0.8,
-                markersize=5, markerfacecolor="none", label=f"{label} (published)")
+    _draw_anchors(ax, anchors, colors, len(methods))
     _style(ax, f"Top-1 accuracy vs {'ReLU count' if xlabel is None else 'measured cost'} on {dataset}")
     if xlabel is not None:  # the K/M tick labels suit bytes and seconds too
         ax.set_xlabel(xlabel)
@@ -64,13 +60,42 @@ def plot_front(points: Sequence[Point], anchors: Sequence[Anchor], dataset: str,
     return _save(fig, out)
 
 
+@dataclass(frozen=True)
+class Design:
+    """A network synthesized for a budget and counted from its spec, never trained: a ReLU
+    count with no accuracy, drawn beside published results as what we would build there."""
+
+    name: str
+    budget: int
+    relus: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Published:
+    """The third panel of a frontier figure: published results on ``dataset`` and the
+    ``designs`` we synthesize for that dataset at budgets among them."""
+
+    dataset: str
+    anchors: Sequence[Anchor]
+    designs: Sequence[Design] = ()
+
+
 def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any], title: str,
-                  out: str | os.PathLike[str], profile: str = "delphi") -> Path:
-    """A frontier's figure in two panels: accuracy against ReLUs, and against the estimated PI
-    latency (``profile``'s online + offline seconds, which also charges MACs: ReLUs are not
-    the whole cost). One series per method (points joined in x order), labelled by method
-    name; baselines (family ``baseline``) dashed with hollow markers; the teacher as a
-    dashed horizontal line. ``rows`` are reachable points, top-1 a fraction."""
+                  out: str | os.PathLike[str], profile: str = "delphi", published: Published | None = None,
+                  footer: str = "", baselines: Collection[str] | None = None) -> Path:
+    """A frontier's figure: accuracy against ReLUs, and against the estimated PI latency
+    (``profile``'s online + offline seconds, which also charges MACs: ReLUs are not the whole
+    cost); with ``published``, a third panel of published results beside our designs.
+
+    Each method's points are markers and its Pareto front on that panel's axis (no other
+    point of the method cheaper and more accurate) a line through them, labelled by method
+    name; baselines (family ``baseline``) dashed with hollow markers, our pipelines solid;
+    the teacher a dashed horizontal line. ``rows`` are reachable points, top-1 a fraction.
+    ``baselines`` names the methods drawn as baselines where a comparison sets them apart
+    otherwise (the demo counts SENet among them). ``footer`` (e.g. the machine and date) is
+    printed under the panels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,24 +103,31 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     out = _checked(out)
-    fig, (by_relus, by_latency) = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+    panels = 2 if published is None else 3
+    fig = plt.figure(figsize=(7 * panels, 7))
+    by_relus = fig.add_subplot(1, panels, 1)
+    by_latency = fig.add_subplot(1, panels, 2, sharey=by_relus)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     axes = ((by_relus, lambda r: r["relus"]), (by_latency, lambda r: r["pi"][profile]["total_s"]))
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         group = [r for r in rows if r["method"] == method]
-        baseline = group[0]["family"] == "baseline"
-        style = dict(color=colors[i % len(colors)], linestyle="--" if baseline else "-",
-                     linewidth=1.2 if baseline else 1.8, markersize=6, zorder=3,
-                     markerfacecolor="none" if baseline else colors[i % len(colors)])
+        baseline = group[0]["family"] == "baseline" if baselines is None else method in baselines
+        color, marker = colors[i % len(colors)], _MARKERS[i % len(_MARKERS)]
+        style = dict(color=color, markersize=6, zorder=3, markerfacecolor="none" if baseline else color)
         for ax, x in axes:
             shown = sorted((r for r in group if ax is by_relus or profile in (r.get("pi") or {})), key=x)
-            ax.plot([x(r) for r in shown], [100 * r["top1"] for r in shown], _MARKERS[i % len(_MARKERS)],
-                    label=f"{method}{' (baseline)' if baseline else ''}", **style)
+            ys = [100 * r["top1"] for r in shown]
+            flags = front_flags([(x(r), y) for r, y in zip(shown, ys)])
+            front = [(x(r), y) for r, y, on in zip(shown, ys, flags) if on]
+            ax.plot([x(r) for r in shown], ys, marker, linestyle="none", **style)
+            ax.plot([f[0] for f in front], [f[1] for f in front], marker, linestyle="--" if baseline else "-",
+                    linewidth=1.2 if baseline else 1.8, label=f"{method} ({'baseline' if baseline else 'ours'})",
+                    **style)
     if teacher.get("top1") is not None:
         for ax, _ in axes:
             ax.axhline(100 * teacher["top1"], color="0.4", linestyle="--", linewidth=1, zorder=1,
                        label=f"teacher ({teacher['relus']:,} ReLUs, {100 * teacher['top1']:.2f}%)")
-    _style(by_relus, "accuracy vs ReLUs", legend=False)
+    _style(by_relus, "accuracy vs ReLUs (line: each method's front)", legend=False)
     by_latency.set_xscale("log")
     by_latency.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     by_latency.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
@@ -103,10 +135,43 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
     by_latency.set_xlabel(f"estimated PI latency, {profile} online + offline (s, log scale)")
     by_latency.set_title(f"accuracy vs estimated {profile} latency (ReLUs and MACs)")
     by_latency.grid(True, which="both", alpha=0.3)
-    by_latency.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    by_latency.tick_params(labelleft=True)
+    handles, labels = by_relus.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=3, loc="upper center",
+               bbox_to_anchor=(1 / panels, 0.2), frameon=False)
+    caption = footer
+    if published is not None:
+        third = fig.add_subplot(1, panels, 3)
+        _draw_published(third, published, colors)
+        caption = "\n".join(filter(None, [_caption(published.anchors), footer]))
     fig.suptitle(title)
-    fig.subplots_adjust(left=0.06, right=0.8, top=0.88, wspace=0.08)
+    fig.subplots_adjust(left=0.05, right=0.98, top=0.9, bottom=0.3, wspace=0.18)
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=6.5, va="bottom", ha="left")
     return _save(fig, out)
+
+
+def _draw_anchors(ax: Any, anchors: Sequence[Anchor], colors: Sequence[str], offset: int) -> None:
+    """Published results: one hollow-marker series per method and backbone, dotted lines."""
+    measured = [a for a in anchors if a.top1 is not None]
+    for i, label in enumerate(dict.fromkeys(a.label for a in measured)):
+        group = [a for a in measured if a.label == label]
+        ax.plot([a.relus for a in group], [a.top1 for a in group], _MARKERS[i % len(_MARKERS)],
+                color=colors[(offset + i) % len(colors)], linestyle=":", linewidth=0.8,
+                markersize=5, markerfacecolor="none", label=f"{label} (published)")
+
+
+def _draw_published(ax: Any, published: Published, colors: Sequence[str]) -> None:
+    """Published results on their dataset, and a vertical line at each design's exact ReLU
+    count (it has no accuracy: it is synthesized, not trained), named at the top."""
+    _draw_anchors(ax, published.anchors, colors, 0)
+    for i, d in enumerate(published.designs):
+        ax.axvline(d.relus, color="black", linestyle="-.", linewidth=1, zorder=1,
+                   label="our HybReNet for the budget (spec only, untrained)" if i == 0 else None)
+        ax.text(d.relus, 0.98, f" {d.name}: {d.relus:,}", transform=ax.get_xaxis_transform(), rotation=90,
+                va="top", ha="right", fontsize=7)
+    _style(ax, f"published {published.dataset} results and what we would build", legend=False)
+    ax.legend(fontsize=7.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
 
 
 def _checked(out: str | os.PathLike[str]) -> Path:
