@@ -292,6 +292,21 @@ def test_goals_compare_the_best_of_ours_with_snl():
 
 
 # -- a frontier shared by workers (reshape.search.frontier) ---------------------------------------
+#: Seconds to wait for a worker subprocess: a busy shared machine can take minutes to start one.
+WAIT_S = 600
+
+
+@pytest.fixture
+def stop_after():
+    """Processes a test started, killed if it fails half-way (none is left behind)."""
+    procs: list[subprocess.Popen] = []
+    yield procs.append
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _frontier_worker(teacher: Path, out: Path, storage: str, log: Path, *extra: str) -> subprocess.Popen:
     args = ["frontier", str(teacher), *CLI_ARGS, *extra, "--out", str(out), "--storage", storage, "--worker"]
     return subprocess.Popen([sys.executable, "-m", "reshape", *args], stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -322,17 +337,18 @@ def _comparable(saved: dict) -> dict:
 
 @pytest.mark.parametrize("backend", ["journal", "postgres"])
 def test_workers_sharing_a_storage_give_the_single_process_results(frontier, teacher, tmp_path, backend,
-                                                                    request):
+                                                                    request, stop_after):
     storage = (f"journal:{tmp_path / 'frontier.log'}" if backend == "journal"
                else request.getfixturevalue("postgres_url"))
     out = tmp_path / "shared"
     worker = _frontier_worker(teacher, out, storage, tmp_path / "worker.log")
-    deadline = time.monotonic() + 180
+    stop_after(worker)
+    deadline = time.monotonic() + WAIT_S
     while not _running(storage, worker) and worker.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the worker holds a point: the coordinator takes the others
     res = invoke("frontier", str(teacher), *CLI_ARGS, "--out", str(out), "--storage", storage)
     assert res.exit_code == 0, res.output
-    assert worker.wait(timeout=180) == 0, (tmp_path / "worker.log").read_text()
+    assert worker.wait(timeout=WAIT_S) == 0, (tmp_path / "worker.log").read_text()
     single, shared = (json.loads((p / "results.json").read_text()) for p in (frontier[0].out, out))
     assert _comparable(shared) == _comparable(single)
     assert [r["cached"] for r in shared["rows"]] == [r["cached"] for r in single["rows"]]
@@ -343,12 +359,13 @@ def test_workers_sharing_a_storage_give_the_single_process_results(frontier, tea
     assert (out / "results.md").is_file() and (out / "frontier.png").is_file()
 
 
-def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path):
+def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path, stop_after):
     storage, out = f"journal:{tmp_path / 'frontier.log'}", tmp_path / "f"
     two_epochs = ["--methods", "deepreduce", "--budgets", "50%", "--epochs", "2"]
     worker = _frontier_worker(teacher, out, storage, tmp_path / "worker.log", *two_epochs)
+    stop_after(worker)
     checkpoint = out / "deepreduce" / "50pct" / "checkpoint.pt"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + WAIT_S
     while worker.poll() is None and not checkpoint.is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(worker.pid, signal.SIGKILL)
