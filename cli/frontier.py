@@ -80,11 +80,15 @@ def _methods(text: str) -> list[str]:
               help="Override a method's param (repeatable), e.g. senet.at_weight=100.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Frontier folder (one run per point).")
 @click.option("--force", is_flag=True, help="Delete the frontier in --out and start over.")
+@click.option("--storage", help="Share the points through an Optuna storage (journal:PATH, postgresql://...): "
+                                "start this command once and the same command with --worker anywhere.")
+@click.option("--worker", is_flag=True, help="With --storage: only take points, then leave (no table).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
 @user_errors
 def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | None, root: str | None,
             limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int, device: str,
-            sets: tuple[str, ...], out: str, force: bool, as_json: bool) -> None:
+            sets: tuple[str, ...], out: str, force: bool, storage: str | None, worker: bool,
+            as_json: bool) -> None:
     """Fit TEACHER_RUN to every budget with every method; write the table, CSV and plot.
 
     Each (method, budget) point is its own run directory OUT/METHOD/LABEL, trained with
@@ -94,6 +98,12 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
     Writes OUT/results.json, results.csv, results.md and frontier.png. A budget a method
     cannot reach (e.g. below the width-1 network) is reported as unreachable.
 
+    With --storage the points become trials of one Optuna study there: run this command
+    once (it takes points too, waits for the others' and writes the results) and the same
+    command with --worker in any number of processes, on machines that share --out. A
+    killed worker's point is queued again and resumes from its last checkpoint
+    (docs/scaling.md).
+
     \b
     Examples:
       reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --out runs/teacher
@@ -101,13 +111,21 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
           --epochs 2 --out runs/frontier
       reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 \\
           --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
+      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
+          --out /shared/frontier --storage postgresql://me@db/optuna            # once
+      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
+          --out /shared/frontier --storage postgresql://me@db/optuna --worker   # on every GPU
     """
     from reshape.errors import ReshapeError
-    from reshape.frontier import run_frontier
+    from reshape.frontier import plan_frontier, run_frontier
     from reshape.methods import Setting, get_method
     from reshape.report.frontier import write_frontier
     from reshape.runs import RunDir
 
+    if worker and not storage:
+        raise click.BadParameter("--worker takes points from a --storage; add --storage URL", param_hint="--worker")
+    if worker and force:
+        raise click.BadParameter("a worker cannot start a frontier over; drop --force", param_hint="--force")
     methods = _methods(methods_text)
     budgets = parse_budgets(budgets_text)
     params = parse_sets(sets, methods)
@@ -123,8 +141,26 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
                       batch_size=batch_size, root=root, device=device)
     command_line = frontier_command(teacher_run, methods, budgets_text, data, root, limit, epochs, teacher_epochs,
                                  batch_size, seed, sets, out)
-    result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
-                          on_point=None if as_json else _echo_point, command=command_line)
+    on_point = None if as_json else _echo_point
+    if storage:
+        import logging
+
+        import optuna
+
+        from reshape.search import open_storage
+        from reshape.search.frontier import shared_frontier
+
+        optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
+        queue = open_storage(storage)  # a bad URL or missing driver stops before the folder is claimed
+        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force)
+        result = shared_frontier(plan, queue, worker, on_point, log=lambda line: click.echo(line, err=True),
+                                 command=command_line)
+        if result is None:
+            click.echo("worker done: no point is waiting", err=True)
+            return
+    else:
+        result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
+                              on_point=on_point, command=command_line)
     files = write_frontier(result)
     if as_json:
         echo_json(result.to_dict())

@@ -138,18 +138,46 @@ def machine() -> dict[str, Any]:
             "commit": commit, "date": time.strftime("%Y-%m-%d")}
 
 
-def run_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence[str],
-                 budgets: Sequence[BudgetSpec], setting: Setting, out: str | os.PathLike[str],
-                 params: Mapping[str, Mapping[str, Any]] | None = None, force: bool = False,
-                 on_point: PointCallback | None = None, command: str | None = None) -> FrontierResult:
-    """Fit ``teacher`` to every budget with every method into ``out``; finished points are read back.
+@dataclass
+class FrontierPlan:
+    """A claimed frontier folder and its points, before any point runs.
 
-    ``params`` overrides a method's defaults (``{"senet": {"at_weight": 100}}``, strings
-    converted by ``Method.params``); ``on_point`` gets each row as it is done (the
-    teacher's first). With ``setting.progress`` a rich display on stderr shows the points
-    done and the one running (the methods' own epoch bars are off, as two live displays
-    would overwrite each other). ``force`` deletes the frontier in ``out`` first.
+    ``run_frontier`` walks ``todo`` in one process; ``reshape.search.frontier`` hands the
+    same points to workers through an Optuna study. Both fit a point with ``point`` and
+    write the result with ``finish``, so the two give the same rows.
     """
+
+    out: Path
+    teacher: TrainedRun
+    setting: Setting
+    chosen: dict[str, tuple[Method, Any]]
+    budgets: list[Budget]
+    record: dict[str, Any]
+    teacher_row: dict[str, Any]
+
+    @property
+    def todo(self) -> list[tuple[Budget, str]]:
+        """The (budget, method) points in table order: budgets outer, methods inner."""
+        return [(b, name) for b in self.budgets for name in self.chosen]
+
+    def point(self, budget: Budget, name: str) -> tuple[dict[str, Any], MethodResult | None]:
+        """Fit (or read back) one point into ``out/<method>/<label>``: its row and result."""
+        method, params = self.chosen[name]
+        return _point(method, params, budget, self.teacher, self.setting, self.out / name / budget.label)
+
+    def finish(self, rows: Sequence[dict[str, Any]], results: Sequence[MethodResult],
+               command: str | None = None) -> FrontierResult:
+        """The result of the points' ``rows`` (in ``todo`` order), written to ``out/results.json``."""
+        frontier = FrontierResult(self.out, command or "python " + shlex.join(sys.argv), machine(), self.record,
+                                  [self.teacher_row, *rows], list(results))
+        write_json(self.out / RESULTS_FILE, frontier.to_dict())
+        return frontier
+
+
+def plan_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence[str],
+                  budgets: Sequence[BudgetSpec], setting: Setting, out: str | os.PathLike[str],
+                  params: Mapping[str, Mapping[str, Any]] | None = None, force: bool = False) -> FrontierPlan:
+    """Check the methods, load the teacher, resolve the budgets and claim ``out`` (see ``run_frontier``)."""
     out = Path(out)
     chosen = _methods(methods, params or {})
     if not isinstance(teacher, TrainedRun):
@@ -162,24 +190,36 @@ def run_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence
     record = {**setting.key, "teacher": str(teacher.path), "teacher_digest": teacher.digest,
               "methods": list(chosen), "budgets": [dataclasses.asdict(b) for b in points],
               "params": {name: canonical(dataclasses.asdict(p)) for name, (_, p) in chosen.items()}}
-    rows, results = [teacher_row], []
+    return FrontierPlan(out, teacher, run_setting, chosen, points, record, teacher_row)
+
+
+def run_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence[str],
+                 budgets: Sequence[BudgetSpec], setting: Setting, out: str | os.PathLike[str],
+                 params: Mapping[str, Mapping[str, Any]] | None = None, force: bool = False,
+                 on_point: PointCallback | None = None, command: str | None = None) -> FrontierResult:
+    """Fit ``teacher`` to every budget with every method into ``out``; finished points are read back.
+
+    ``params`` overrides a method's defaults (``{"senet": {"at_weight": 100}}``, strings
+    converted by ``Method.params``); ``on_point`` gets each row as it is done (the
+    teacher's first). With ``setting.progress`` a rich display on stderr shows the points
+    done and the one running (the methods' own epoch bars are off, as two live displays
+    would overwrite each other). ``force`` deletes the frontier in ``out`` first.
+    """
+    plan = plan_frontier(teacher, methods, budgets, setting, out, params, force)
+    rows, results = [], []
     if on_point:
-        on_point(teacher_row)
-    todo = [(b, name) for b in points for name in chosen]
-    with _display(setting.progress, len(todo)) as advance:
-        for budget, name in todo:
-            method, p = chosen[name]
+        on_point(plan.teacher_row)
+    with _display(setting.progress, len(plan.todo)) as advance:
+        for budget, name in plan.todo:
             advance(f"{name} at {budget.label} ({budget.relus:,} ReLUs)")
-            row, result = _point(method, p, budget, teacher, run_setting, out / name / budget.label)
+            row, result = plan.point(budget, name)
             rows.append(row)
             if result is not None:
                 results.append(result)
             if on_point:
                 on_point(row)
         advance(None)
-    frontier = FrontierResult(out, command or "python " + shlex.join(sys.argv), machine(), record, rows, results)
-    write_json(out / RESULTS_FILE, frontier.to_dict())
-    return frontier
+    return plan.finish(rows, results, command)
 
 
 def _methods(names: Sequence[str], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Method, Any]]:

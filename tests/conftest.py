@@ -14,6 +14,7 @@ os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from _postgres import postgres_url  # noqa: E402,F401  (a session-wide throwaway PostgreSQL cluster)
 from reshape.spec import ArchSpec, Stage, Stem  # noqa: E402
 
 torch.set_num_threads(1)

@@ -10,9 +10,14 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from click.testing import CliRunner
@@ -284,3 +289,102 @@ def test_goals_compare_the_best_of_ours_with_snl():
     assert lines[4].strip().startswith("no point of ours at <= half of SNL's 500 ReLUs")
     assert lines[5].strip() == "no DeepReDuce point or none of ours at 5%: DeepReDuce goal not measured"
     assert bench.goals(rows[2:4]) == ["no SNL point: the goals against SNL are not measured"]
+
+
+# -- a frontier shared by workers (reshape.search.frontier) ---------------------------------------
+#: Seconds to wait for a worker subprocess: a busy shared machine can take minutes to start one.
+WAIT_S = 600
+
+
+@pytest.fixture
+def stop_after():
+    """Processes a test started, killed if it fails half-way (none is left behind)."""
+    procs: list[subprocess.Popen] = []
+    yield procs.append
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _frontier_worker(teacher: Path, out: Path, storage: str, log: Path, *extra: str) -> subprocess.Popen:
+    args = ["frontier", str(teacher), *CLI_ARGS, *extra, "--out", str(out), "--storage", storage, "--worker"]
+    return subprocess.Popen([sys.executable, "-m", "reshape", *args], stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _running(storage: str, proc: subprocess.Popen) -> list:
+    """The frontier study's RUNNING trials (none while no process has created it)."""
+    from optuna.trial import TrialState
+
+    from reshape.search import open_storage
+
+    while proc.poll() is None:
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+        if names:
+            study = optuna.load_study(study_name=names[0], storage=open_storage(storage))
+            return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        time.sleep(0.1)
+    return []
+
+
+def _comparable(saved: dict) -> dict:
+    """results.json without what differs between two runs of the same points: wall seconds,
+    the command and machine, and the folder (run paths are taken relative to it)."""
+    out = str(Path(saved["rows"][1]["run"]).parent.parent)
+    rows = [{**r, "seconds": None, "run": r["run"].replace(out, "OUT")} for r in saved["rows"]]
+    return {"setting": saved["setting"], "rows": rows}
+
+
+@pytest.mark.parametrize("backend", ["journal", "postgres"])
+def test_workers_sharing_a_storage_give_the_single_process_results(frontier, teacher, tmp_path, backend,
+                                                                    request, stop_after):
+    storage = (f"journal:{tmp_path / 'frontier.log'}" if backend == "journal"
+               else request.getfixturevalue("postgres_url"))
+    out = tmp_path / "shared"
+    worker = _frontier_worker(teacher, out, storage, tmp_path / "worker.log")
+    stop_after(worker)
+    deadline = time.monotonic() + WAIT_S
+    while not _running(storage, worker) and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker holds a point: the coordinator takes the others
+    res = invoke("frontier", str(teacher), *CLI_ARGS, "--out", str(out), "--storage", storage)
+    assert res.exit_code == 0, res.output
+    assert worker.wait(timeout=WAIT_S) == 0, (tmp_path / "worker.log").read_text()
+    # The module frontier as first written (later tests rewrite its results.json as read back).
+    single, shared = frontier[0].to_dict(), json.loads((out / "results.json").read_text())
+    assert _comparable(shared) == _comparable(single)
+    assert [r["cached"] for r in shared["rows"]] == [r["cached"] for r in single["rows"]]
+    for label in ("10pct", "50pct"):  # the same networks, not only the same numbers
+        for a, b in [(frontier[0].out / "deepreduce" / label, out / "deepreduce" / label)]:
+            assert all(torch.equal(x, load_file(b / WEIGHTS_FILE)[k])
+                       for k, x in load_file(a / WEIGHTS_FILE).items())
+    assert (out / "results.md").is_file() and (out / "frontier.png").is_file()
+
+
+def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path, stop_after):
+    storage, out = f"journal:{tmp_path / 'frontier.log'}", tmp_path / "f"
+    two_epochs = ["--methods", "deepreduce", "--budgets", "50%", "--epochs", "2"]
+    worker = _frontier_worker(teacher, out, storage, tmp_path / "worker.log", *two_epochs)
+    stop_after(worker)
+    checkpoint = out / "deepreduce" / "50pct" / "checkpoint.pt"
+    deadline = time.monotonic() + WAIT_S
+    while worker.poll() is None and not checkpoint.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
+    first_epoch = (checkpoint.parent / "metrics.jsonl").read_text().splitlines()[0]
+    res = invoke("frontier", str(teacher), *CLI_ARGS, *two_epochs, "--out", str(out), "--storage", storage)
+    assert res.exit_code == 0, res.output
+    assert "were left running by a dead worker: queued again" in res.output
+    rows = (checkpoint.parent / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and rows[0] == first_epoch  # epoch 1 kept, only epoch 2 trained again
+
+
+def test_frontier_storage_options(teacher, tmp_path, monkeypatch):
+    res = invoke("frontier", str(teacher), *CLI_ARGS, "--out", str(tmp_path / "f"), "--worker")
+    assert res.exit_code == 2 and "--worker takes points from a --storage" in res.output
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now raises ImportError
+    url = "postgresql://me@db.invalid/optuna"
+    res = invoke("frontier", str(teacher), *CLI_ARGS, "--out", str(tmp_path / "f"), "--storage", url)
+    assert res.exit_code == 1 and res.output == (
+        f"error: cannot open storage '{url}': the postgresql driver (psycopg) is not installed; "
+        "pip install 'reshape[postgres]'\n")

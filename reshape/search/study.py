@@ -43,6 +43,10 @@ SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
 JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".journal")
 SQLITE_PREFIX = "sqlite:///"
+#: The pip extra that installs the driver of a database URL's scheme (``postgresql+psycopg2://`` too).
+DRIVER_EXTRAS = {"postgresql": "postgres"}
+#: ``postgresql://`` means psycopg 3 (the extra's driver) whatever SQLAlchemy's default for the scheme.
+POSTGRES, POSTGRES_DRIVER = "postgresql://", "postgresql+psycopg://"
 
 
 def worker_id() -> str:
@@ -71,11 +75,24 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
             return JournalStorage(JournalFileBackend(str(file)))
         with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            engine_url = POSTGRES_DRIVER + url.removeprefix(POSTGRES) if url.startswith(POSTGRES) else url
+            return RDBStorage(engine_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                               heartbeat_stale_trial_callback=requeue)
+    except ImportError as exc:  # SQLAlchemy found no driver for the URL's database
+        raise ReshapeError(missing_driver(url, exc)) from None
     except Exception as exc:  # sqlalchemy, driver and OS errors alike: the URL is the user's
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReshapeError(f"cannot open storage {url!r}: {reason}; {hint}") from None
+
+
+def missing_driver(url: str, exc: ImportError) -> str:
+    """The one line for a database URL whose driver is not installed: the extra (or module) to install."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+    module = cause.name or "its driver"
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    extra = DRIVER_EXTRAS.get(scheme)
+    fix = f"pip install 'reshape[{extra}]'" if extra else f"pip install the Python module {module}"
+    return f"cannot open storage {url!r}: the {scheme} driver ({module}) is not installed; {fix}"
 
 
 def open_study(storage: BaseStorage, name: str, setup: dict[str, Any], directions: Sequence[str],
