@@ -24,8 +24,9 @@ MODES = {"full": (6, 2, 16, None), "quick": (1, 1, 4, 256)}
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the runs, specs, plot and summary.md.")
 @click.option("--quick", is_flag=True, help="A seconds-long smoke run (tiny network, 256 images).")
+@click.option("--force", is_flag=True, help="Start --out over if it holds another demo or run (deletes it).")
 @user_errors
-def command(out: str, quick: bool) -> None:
+def command(out: str, quick: bool, force: bool) -> None:
     """Run the whole pipeline on the packaged Fashion-MNIST subset and summarize it.
 
     \b
@@ -41,11 +42,13 @@ def command(out: str, quick: bool) -> None:
     from rich.console import Console
 
     from reshape.errors import ReshapeError
-    from reshape.runs import summarize
+    from reshape.runs import RunDir, summarize
 
-    teacher_epochs, epochs, width, limit = MODES["quick" if quick else "full"]
+    mode = "quick" if quick else "full"
+    teacher_epochs, epochs, width, limit = MODES[mode]
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    demo_dir = RunDir(root)
+    demo_dir.claim("demo", {"mode": mode, "steps": MODES[mode]}, force=force)  # owned: no other demo mixed in
     console = Console(stderr=True)
     fast = ["--epochs", str(epochs)] + (["--limit", str(limit)] if limit else [])
     teacher = str(root / "teacher")
@@ -81,6 +84,7 @@ def command(out: str, quick: bool) -> None:
     step("pareto", *runs.values(), "--dataset", DATA, "--out", str(root / "front.png"))
     rows = [(name, summarize(run)) for name, run in runs.items()]
     _write_summary(root, rows, commands, time.perf_counter() - start, quick)
+    demo_dir.finish({"runs": runs})
     console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: "
                   f"{root / 'summary.md'}, {root / 'front.png'}")
 

@@ -39,9 +39,12 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     from reshape.report import Point, load_anchors, mark_fronts
     from reshape.report.plot import FORMATS, plot_front
     from reshape.report.sources import read_source
+    from reshape.runs import file_target
 
     if out and not out.lower().endswith(FORMATS):
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
+    if out:
+        file_target(out)
     wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
     points = []
