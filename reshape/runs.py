@@ -172,14 +172,15 @@ class RunDir:
 
     # -- ownership -------------------------------------------------------------------------
     def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
-              force: bool = False, labels: Mapping[str, str] | None = None) -> Manifest:
+              force: bool = False, labels: Mapping[str, str] | None = None,
+              fresh: str = "pass --force to start it over, or pick a new --out") -> Manifest:
         """Own this folder for ``method`` with ``params`` (every setting that changes the result).
 
         A new or empty folder gets a manifest; the same method and params continue (resume,
         or read back when done); anything else is refused with the parameters that differ
-        (named by ``labels`` where given, e.g. as command-line options), unless ``force``,
-        which deletes the old run first. Temporary files of interrupted writes are removed
-        from a folder once it is claimed.
+        (named by ``labels`` where given, e.g. as command-line options) and ``fresh`` says how
+        to start over; ``force`` deletes the old run first. Temporary files of interrupted
+        writes are removed from a folder once it is claimed.
         """
         params = canonical(dict(params))
         digest = fingerprint({"method": method, "params": params})
@@ -197,7 +198,7 @@ class RunDir:
             else:
                 changed = differences(existing.params, params, labels=labels)
                 what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
-            raise ReshapeError(f"{self.path} holds {what}; pass --force to start it over, or pick a new --out")
+            raise ReshapeError(f"{self.path} holds {what}; {fresh}")
         manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
         self.write(manifest)
         remove_stale_temps(self.path)
