@@ -206,8 +206,7 @@ class Method:
         key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}
         fresh = not run.path.exists()
-        manifest = run.claim(self.name, key, parent=teacher.path, force=force,
-                             labels={"teacher": "teacher (weights digest)", **(labels or {})})
+        manifest = run.claim(self.name, key, parent=teacher.path, force=force, labels=labels)
         if manifest.status == "done" and manifest.summary:
             return MethodResult.from_dict(manifest.summary)
         start = time.perf_counter()
