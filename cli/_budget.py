@@ -88,8 +88,28 @@ def fit_method(name: str, run_dir: str, budget: int, data: str, root: str | None
     method = get_method(name)
     fields = {f.name for f in dataclasses.fields(method.params_type)}
     recipe = {k: v for k, v in training.items() if k in fields and k not in _SETTING}
+    labels = {**option_labels(method, setting), "setting.epochs": "setting.epochs (2 x --epochs)"}
     return method.fit(teacher_run(run_dir, data, root), budget, out, setting,
-                      method.params(**{**recipe, **params}), force=force)
+                      method.params(**{**recipe, **params}), force=force, labels=labels)
+
+
+#: Method params that a command sets through an option of another name.
+_OPTION_OF = {"estimator": "--sensitivity", "lam": "--lambda", "growth": "--lambda-growth",
+              "warmup": "--lambda-warmup", "final_lr": "--lr", "macs": "--macs"}
+
+
+def option_labels(method: Any, setting: Any) -> dict[str, str]:
+    """The run keys of ``method`` named as the running command's options (``params.lam`` ->
+    ``--lambda``), so a refused rerun says which option differs; keys without an option keep
+    their name."""
+    import dataclasses
+
+    offered = {opt for p in click.get_current_context().command.params for opt in p.opts}
+    wanted = {f"params.{f.name}": _OPTION_OF.get(f.name, "--" + f.name.replace("_", "-"))
+              for f in dataclasses.fields(method.params_type)}
+    wanted |= {f"setting.{k}": "--" + k.replace("_", "-") for k in setting.key}
+    wanted |= {"budget": "--budget", "teacher": "teacher RUN_DIR (weights digest)"}
+    return {key: option for key, option in wanted.items() if option in offered or key == "teacher"}
 
 
 def report(result: Any, as_json: bool) -> None:

@@ -43,9 +43,13 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
       reshape criticality resnet18 --data cifar100 --root ~/data --epochs 10 --json
       reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --criticality-file crit.json
     """
-    from reshape.methods import criticality
     from reshape.io import write_json
+    from reshape.methods import criticality
+    from reshape.runs import file_target
     from reshape.train import TrainingInterrupted
+
+    if out:
+        file_target(out)  # before hours of training, not after
 
     shared = pop_training(opts)
     cfg = train_config(shared, dataset=data)

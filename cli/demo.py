@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -101,9 +101,13 @@ def command(out: str, quick: bool, force: bool) -> None:
     """
     from rich.console import Console
 
-    mode = MODES["quick" if quick else "full"]
+    from reshape.runs import RunDir
+
+    name = "quick" if quick else "full"
+    mode = MODES[name]
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    demo_dir = RunDir(root)
+    demo_dir.claim("demo", {"mode": name, **asdict(mode)}, force=force)  # owned: no other demo mixed in
     console = Console(stderr=True)
     start = time.perf_counter()
     teacher, teacher_command = _teacher(root, mode, console, force)
@@ -113,6 +117,7 @@ def command(out: str, quick: bool, force: bool) -> None:
     figure = _figure(root, result, designs, quick)
     seconds = time.perf_counter() - start
     _write_summary(root, result, mode, teacher_command, sets, exported, seconds, quick)
+    demo_dir.finish({"summary": str(root / "summary.md"), "figure": str(figure), "export": str(exported["folder"])})
     console.print(f"[bold green]demo done[/] in {seconds:.0f} s: {root / 'summary.md'}, {figure}, "
                   f"{exported['folder']}/")
 

@@ -14,15 +14,18 @@ from ._common import echo_json, user_errors
 @click.option("--timm-config", is_flag=True,
               help="Also write a timm-style config.json (architecture reshape_spec, input size, mean/std).")
 @click.option("--dataset", help="Dataset for the config's mean/std (default: the one the run was trained on).")
+@click.option("--force", is_flag=True, help="Start --out over if it holds another export or run (deletes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files (and ONNX difference) as JSON.")
 @user_errors
-def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str | None,
+def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str | None, force: bool,
             as_json: bool) -> None:
     """Export the trained network in RUN_DIR to the folder --out.
 
     Writes spec.json (the architecture) and model.safetensors (weights and ReLU masks);
     --onnx adds model.onnx, verified right after export (max |ONNX - PyTorch| <= 1e-4);
-    --timm-config adds config.json. Rebuild with timm:
+    --timm-config adds config.json. --out is owned (run.json): the same export again
+    rewrites it; another run's export or any other run there is refused (--force
+    starts it over). Rebuild with timm:
 
     \b
       import reshape.models, timm, safetensors.torch
@@ -36,7 +39,7 @@ def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str 
     """
     from reshape.report.export import CHECK_BATCH, export
 
-    result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset)
+    result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset, force=force)
     if as_json:
         echo_json({"files": list(result.files), "onnx_max_diff": result.onnx_max_diff})
         return

@@ -46,6 +46,7 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     from reshape.report import Point, load_anchors, mark_fronts
     from reshape.report.plot import FORMATS, plot_front
     from reshape.report.sources import read_source
+    from reshape.runs import file_target
 
     if out and not out.lower().endswith(FORMATS):
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
@@ -53,6 +54,8 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     if measured and (with_anchors or methods):
         raise click.UsageError("published results have no measured cost: drop --anchors/--methods "
                                "or use --x relus")
+    if out:
+        file_target(out)
     wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
     points = []

@@ -52,6 +52,7 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, k: int, data:
     from reshape.methods import get_method
     from reshape.runs import load_trained
 
+    from ._budget import option_labels
     from ._common import amount_or_fraction
 
     setting = method_setting(opts, data, root)
@@ -61,7 +62,8 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, k: int, data:
     mac_target = amount_or_fraction(macs, c.macs, "--macs") if macs else None
     method = get_method("shallow")
     params = method.params(mode=mode, k=k, lr=opts["lr"], macs=mac_target)
-    result = method.fit(teacher, budget, out, setting, params, force=force)
+    labels = {**option_labels(method, setting), "budget": "--relus"}
+    result = method.fit(teacher, budget, out, setting, params, force=force, labels=labels)
     if as_json:
         echo_json(result.to_dict())
         return

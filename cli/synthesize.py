@@ -48,12 +48,13 @@ def _stages(text: str) -> list[int]:
               help="Take the ranking from this `reshape criticality --out` JSON instead.")
 @click.option("--sweep", help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
 @click.option("--out", type=click.Path(), help="Spec JSON to write (a directory with --sweep).")
+@click.option("--force", is_flag=True, help="With --sweep: start --out DIR over if it holds another sweep (deletes it).")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @user_errors
 def command(backbone: str, dataset: str, width: int | None, relus: int | None, macs: int | None, round_to: int,
             criticality: str | None, criticality_file: str | None, sweep: str | None,
-            out: str | None, protocol: str, as_json: bool) -> None:
+            out: str | None, force: bool, protocol: str, as_json: bool) -> None:
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
 
     The budget picks a stage-multiplier family (HRN-5x5x3x when ReLUs are plentiful,
@@ -79,6 +80,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
     if criticality and criticality_file:
         raise click.UsageError("give --criticality or --criticality-file, not both")
     from reshape.io import write_json
+    from reshape.runs import RunDir, file_target
     from reshape.spec import save_spec
 
     ranking = _ranking(criticality, criticality_file)
@@ -88,6 +90,8 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
 
         base = spec_for(backbone, dataset, width)
     budgets = _amounts(sweep, "--sweep budget") if sweep is not None else [relus]
+    if sweep is None and out:
+        file_target(out)
     results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
                for b in budgets]
     if sweep is None:
@@ -95,12 +99,18 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
             save_spec(results[0]["spec"], out)
         _report_one(results[0], out, as_json)
         return
+    # The sweep folder is owned: another sweep's specs are never mixed in or partly overwritten.
+    sweep_dir = RunDir(out)
+    sweep_dir.claim("synthesize", {"backbone": backbone, "dataset": dataset, "budgets": budgets, "macs": macs,
+                                   "ranking": ranking, "round_to": round_to, "protocol": protocol},
+                    force=force, labels={"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"})
     rows = []
     for result in results:
         path = Path(out) / f"{backbone}-{dataset}-{result['explanation'].budget}.json"
         save_spec(result["spec"], path)
         rows.append(_summary_row(result, path))
     write_json(Path(out) / "summary.json", rows)
+    sweep_dir.finish({"specs": [row["spec"] for row in rows]})
     echo_json(rows) if as_json else _print_sweep(rows, Path(out))
 
 

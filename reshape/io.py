@@ -3,17 +3,35 @@
 Every file the tool writes goes through here so that an interrupted run never leaves
 a half-written spec, checkpoint or result behind: data goes to a temporary file in
 the same folder, is flushed to disk, then renamed over the target.
+
+A process killed mid-write (kill -9, power loss) cannot delete its temporary file, so
+the name says whose it is: ``.<target>.~<pid>@<host>.<random>.tmp``. ``remove_stale_temps``
+deletes those whose writer is gone (run directories call it when they are claimed),
+and never one that a live process is still writing. Every result file gets the
+permissions a plain ``open()`` would give it (0666 less the umask), whichever library
+wrote the bytes.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ReshapeError
+
+_TEMP = re.compile(r"^\.(?P<target>.+)\.~(?P<pid>\d+)@(?P<host>.*)\.[A-Za-z0-9_]+\.tmp$")
+#: A temporary file of another machine's writer (a shared filesystem) counts as stale after this long.
+FOREIGN_TEMP_AGE_S = 6 * 3600
+
+
+def _host() -> str:
+    return socket.gethostname()[:64]
 
 
 @contextlib.contextmanager
@@ -21,18 +39,64 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it over ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results should be shareable like open()'s
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.~{os.getpid()}@{_host()}.", suffix=".tmp",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # After the write: mkstemp makes 0600, and a writer may have replaced the file with its own.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def is_temp(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named like a temporary file of ``atomic_path``."""
+    return _TEMP.match(Path(path).name) is not None
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files in ``folder`` (not below) left by interrupted atomic writes.
+
+    A file is stale when its writer, named in the file name, is a process of this machine
+    that no longer runs, or another machine's writer that has not touched it for
+    ``FOREIGN_TEMP_AGE_S``. Returns the files removed.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    host = _host()
+    for entry in folder.iterdir():
+        m = _TEMP.match(entry.name)
+        if m is None or not entry.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):  # its writer may finish meanwhile
+            if m["host"] == host:
+                stale = not _alive(int(m["pid"]))
+            else:
+                stale = time.time() - entry.stat().st_mtime > FOREIGN_TEMP_AGE_S
+            if stale:
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:

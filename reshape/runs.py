@@ -29,7 +29,7 @@ from torch import nn
 
 from ._version import __version__
 from .errors import ReshapeError
-from .io import atomic_path, read_json, write_json
+from .io import is_temp, read_json, remove_stale_temps, write_bytes, write_json
 from .spec import ArchSpec, load_spec, save_spec
 
 SPEC_FILE = "spec.json"
@@ -66,15 +66,21 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened)."""
+def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "",
+                labels: Mapping[str, str] | None = None, common: bool = False) -> list[str]:
+    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened).
+
+    ``labels`` names a dotted key the way the user set it (``{"params.lam": "--lambda"}``);
+    ``common`` compares only the keys both sets have (two methods' params).
+    """
     out = []
-    for key in sorted(set(saved) | set(wanted)):
+    keys = set(saved) & set(wanted) if common else set(saved) | set(wanted)
+    for key in sorted(keys):
         a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
         if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.")
+            out += differences(a, b, f"{prefix}{key}.", labels, common)
         elif a != b:
-            out.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
+            out.append(f"{(labels or {}).get(prefix + key, prefix + key)}: {_short(a)} -> {_short(b)}")
     return out
 
 
@@ -166,30 +172,36 @@ class RunDir:
 
     # -- ownership -------------------------------------------------------------------------
     def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
-              force: bool = False) -> Manifest:
+              force: bool = False, labels: Mapping[str, str] | None = None,
+              fresh: str = "pass --force to start it over, or pick a new --out") -> Manifest:
         """Own this folder for ``method`` with ``params`` (every setting that changes the result).
 
         A new or empty folder gets a manifest; the same method and params continue (resume,
-        or read back when done); anything else is refused with the parameters that differ,
-        unless ``force``, which deletes the old run first.
+        or read back when done); anything else is refused with the parameters that differ
+        (named by ``labels`` where given, e.g. as command-line options) and ``fresh`` says how
+        to start over; ``force`` deletes the old run first. Temporary files of interrupted
+        writes are removed from a folder once it is claimed.
         """
         params = canonical(dict(params))
         digest = fingerprint({"method": method, "params": params})
         existing = self._existing(force)
         if existing is not None:
             if existing.method == method and existing.fingerprint == digest:
+                remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
                 return existing
             if existing.method != method:
                 # Variants of one method (senet / senet_uniform) differ in params too: name them.
-                changed = differences(existing.params, params) if set(existing.params) == set(params) else []
+                changed = differences(existing.params, params, labels=labels, common=True) \
+                    if set(existing.params) == set(params) else []
                 what = f"a '{existing.method}' run, not '{method}'"
                 what += f" ({'; '.join(changed[:4])})" if changed else ""
             else:
-                changed = differences(existing.params, params)
+                changed = differences(existing.params, params, labels=labels)
                 what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
-            raise ReshapeError(f"{self.path} holds {what}; pass --force to start it over, or pick a new --out")
+            raise ReshapeError(f"{self.path} holds {what}; {fresh}")
         manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
         self.write(manifest)
+        remove_stale_temps(self.path)
         return manifest
 
     def _existing(self, force: bool) -> Manifest | None:
@@ -200,7 +212,7 @@ class RunDir:
             self.clear()
             return None
         manifest = self.manifest()
-        if manifest is None and self.path.is_dir() and any(self.path.iterdir()):
+        if manifest is None and self.path.is_dir() and any(not is_temp(e) for e in self.path.iterdir()):
             if self.exists():
                 raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; pass "
                                    "--force to replace it (deletes it), or pick a new --out")
@@ -253,6 +265,36 @@ class RunDir:
         return str(data.get("dataset", "")) if isinstance(data, dict) else ""
 
 
+# -- outputs that are not run directories ------------------------------------------------------
+#: Files that make a folder the run of a network (its manifest aside).
+NETWORK_FILES = (SPEC_FILE, WEIGHTS_FILE, CHECKPOINT_FILE)
+
+
+def file_target(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """``path`` checked as the target of a file output (a plot, a spec, a JSON result).
+
+    It may replace a plain file, never a directory, and never land inside the run of a
+    network (``reshape synthesize --out runs/teacher/spec.json`` would corrupt that run).
+    Checked before any work, so a long command does not fail at its last step.
+    """
+    path = Path(path)
+    if path.is_dir():
+        kind = "a run directory" if RunDir(path).exists() else "a directory"
+        raise ReshapeError(f"{option} {path} is {kind}; give a file path")
+    if any((path.parent / name).exists() for name in NETWORK_FILES):
+        raise ReshapeError(f"{option} {path} is inside the run directory {path.parent}; "
+                           "write it outside any run (pick another path)")
+    return path
+
+
+def not_a_run(path: str | os.PathLike[str], option: str) -> Path:
+    """``path`` as a folder that holds other runs (a cache), refused when it is a run itself."""
+    path = Path(path)
+    if RunDir(path).exists():
+        raise ReshapeError(f"{option} {path} is a run directory; pick a folder of its own")
+    return path
+
+
 # -- what a finished run holds ------------------------------------------------------------------
 #: The method a standalone ``reshape train`` (``reshape.train.fit``) records: a network, not a
 #: method, so its label is the folder name (a sweep of trained networks stays one point each).
@@ -294,11 +336,26 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of ``metrics.jsonl`` (one JSON row per finished epoch); none when it is absent."""
+    """The rows of ``metrics.jsonl`` (one JSON row per finished epoch); none when it is absent.
+
+    A last line cut short (a process killed while appending it) is no row: the epoch it
+    belonged to has no checkpoint either, and a resumed run writes it again.
+    """
     path = Path(run_dir, METRICS_FILE)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ReshapeError(f"{path} is damaged (line {exc.doc[:40]!r}: {exc.msg}); "
+                           "pass --force to start the run over") from None
 
 
 def _last_top1(path: Path) -> float | None:
@@ -329,11 +386,12 @@ def load_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
 
 
 def save_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
-    from safetensors.torch import save_file
+    """Write the weights through ``reshape.io`` (safetensors' own ``save_file`` writes a
+    temporary file of its own, 0600, that an interrupted run could not name or clean up)."""
+    from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(file) as tmp:
-        save_file(state, str(tmp))
+    write_bytes(file, save(state))
 
 
 # -- rewritten runs (graph.json) ---------------------------------------------------------------

@@ -81,12 +81,13 @@ def test_a_finished_demo_reruns_without_training_or_exporting(demo, monkeypatch)
 
 
 def test_a_demo_of_other_settings_is_refused_naming_force(demo):
-    """The full demo into the quick demo's folder: refused before anything trains (the teacher's
-    claim names what differs), with the way out."""
+    """The full demo into the quick demo's folder: refused before anything trains (the demo
+    folder's claim names what differs), with the way out."""
     out = demo[0]
     res = CliRunner().invoke(cli, ["demo", "--out", str(out)])
     assert res.exit_code == 1
-    assert "train.epochs: 1 -> 4" in res.output and "pass --force or pick another --out" in res.output
+    assert 'mode: "quick" -> "full"' in res.output and "teacher_epochs: 1 -> 4" in res.output
+    assert "pass --force to start it over, or pick a new --out" in res.output
     assert json.loads((out / "teacher" / "run.json").read_text())["training"]["params"]["train"]["epochs"] == 1
 
 

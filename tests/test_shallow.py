@@ -156,9 +156,9 @@ def test_bad_targets(teacher, tmp_path, args, message):
 
 
 @pytest.mark.parametrize("args, changed", [
-    (["--relus", "0.8"], "budget: 18995 -> 21708"),
-    (["--relus", "0.7", "--mode", "exact"], 'params.mode: "compact" -> "exact"'),
-    (["--relus", "0.7", "--k", "1"], "params.k: 3 -> 1"),
+    (["--relus", "0.8"], "--relus: 18995 -> 21708"),  # named as the options the user gave
+    (["--relus", "0.7", "--mode", "exact"], '--mode: "compact" -> "exact"'),
+    (["--relus", "0.7", "--k", "1"], "--k: 3 -> 1"),
 ])
 def test_a_run_directory_keeps_its_settings(compact, args, changed):
     out, _ = compact

@@ -184,8 +184,13 @@ class Method:
         return _override(self.name, self.defaults, overrides)
 
     def fit(self, teacher: TrainedRun | str | os.PathLike[str], budget: int, out: str | os.PathLike[str],
-            setting: Setting, params: Any = None, force: bool = False) -> MethodResult:
-        """Fit ``teacher`` to ``budget`` ReLUs into ``out``; a finished run is read back."""
+            setting: Setting, params: Any = None, force: bool = False,
+            labels: Mapping[str, str] | None = None) -> MethodResult:
+        """Fit ``teacher`` to ``budget`` ReLUs into ``out``; a finished run is read back.
+
+        ``labels`` names the run's keys in a refusal the way the caller set them
+        (``{"params.lam": "--lambda"}``, see ``RunDir.claim``).
+        """
         params = self.defaults if params is None else params
         if not isinstance(params, self.params_type):
             raise ReshapeError(f"method {self.name} takes {self.params_type.__name__}, "
@@ -201,7 +206,7 @@ class Method:
         key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}
         fresh = not run.path.exists()
-        manifest = run.claim(self.name, key, parent=teacher.path, force=force)
+        manifest = run.claim(self.name, key, parent=teacher.path, force=force, labels=labels)
         if manifest.status == "done" and manifest.summary:
             return MethodResult.from_dict(manifest.summary)
         start = time.perf_counter()

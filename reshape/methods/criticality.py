@@ -39,7 +39,7 @@ from ..deepreduce import cull
 from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..models import spec_for
-from ..runs import fingerprint
+from ..runs import fingerprint, not_a_run
 from ..spec import ArchSpec
 from ..train import TrainConfig, fit, training_key
 
@@ -162,7 +162,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     key = training_key(spec, cfg, data)
     label = "-".join([Path(backbone).stem, *([f"w{width}"] if width else []), dataset, f"e{epochs}",
                       fingerprint(key)[:12]])
-    folder = cache_dir(cache) / label
+    folder = not_a_run(cache_dir(cache), "--cache") / label
     if (folder / RESULT_FILE).is_file():
         return dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder))
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_bytes, write_json
-from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, load_trained, save_weights
+from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, RunDir, load_trained, save_weights
 from ..spec import EXPANSION, ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
@@ -43,10 +43,12 @@ class ExportResult:
 
 
 def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: bool = False,
-           timm_config: bool = False, dataset: str | None = None) -> ExportResult:
+           timm_config: bool = False, dataset: str | None = None, force: bool = False) -> ExportResult:
     """Write ``run_dir``'s spec and weights to ``out``, optionally ONNX and a timm config.
 
     ``dataset`` (default: the dataset the run was trained on) gives the config's mean/std.
+    ``out`` is owned like a run directory (``run.json``, method ``export``): the same export
+    again rewrites it, anything else there is refused unless ``force``.
     """
     run_dir, out = Path(run_dir), Path(out)
     run = load_trained(run_dir, dataset, check=False)
@@ -58,6 +60,13 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
                            "reshape.runs.load_run")
     if timm_config:
         run.need_dataset("--dataset", " for the config's mean/std")
+    if out.resolve() == run_dir.resolve():  # --force would delete the run being exported
+        raise ReshapeError(f"--out {out} is the run being exported; pick another folder")
+    folder = RunDir(out)
+    folder.claim("export", {"weights": run.digest, "rewritten": rewritten, "onnx": onnx, "timm_config": timm_config,
+                            "dataset": run.dataset if timm_config else None},
+                 parent=run_dir, force=force, labels={"weights": "RUN_DIR (weights digest)",
+                                                      "timm_config": "--timm-config", "onnx": "--onnx"})
     save_spec(spec, out / SPEC_FILE)
     save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
@@ -71,7 +80,9 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     if timm_config:
         write_json(out / CONFIG_FILE, timm_pretrained_config(spec, run.dataset))
         files.append(out / CONFIG_FILE)
-    return ExportResult(tuple(map(str, files)), diff)
+    result = ExportResult(tuple(map(str, files)), diff)
+    folder.finish({"files": [Path(f).name for f in result.files], "onnx_max_diff": diff})
+    return result
 
 
 def export_onnx(model: nn.Module, spec: ArchSpec, path: str | os.PathLike[str]) -> float:

@@ -30,6 +30,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ReshapeError
+from ..runs import RunDir
 from ..train import TrainConfig
 from .objective import RUN_OF, Objective
 from .space import SearchSpace
@@ -220,6 +221,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
+    # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
+    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study")
     objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
                           Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
