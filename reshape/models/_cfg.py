@@ -17,6 +17,8 @@ from ..tables import load as load_table
 #: How eval images are resized (torchvision's ``Resize`` default, used by ``reshape.data``).
 INTERPOLATION = "bilinear"
 
+NO_WEIGHTS = "reshape spec-built network; no weights: train it with `reshape train`"
+
 Geometry = tuple[int, int, int]  # (in_chans, side, num_classes)
 
 
@@ -43,7 +45,6 @@ def data_cfg(geom: Geometry, dataset: str | None) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "input_size": (in_chans, side, side), "fixed_input_size": True, "num_classes": num_classes,
         "interpolation": INTERPOLATION, "crop_pct": 1.0, "first_conv": "conv1", "classifier": "fc",
-        "description": "reshape spec-built network (no weights: train it with `reshape train`)",
     }
     if dataset is not None:
         p = dataset_preset(dataset)
@@ -53,7 +54,9 @@ def data_cfg(geom: Geometry, dataset: str | None) -> dict[str, Any]:
 
 def spec_cfg(spec: ArchSpec, dataset: str | None) -> dict[str, Any]:
     """The pretrained cfg of ``spec`` (its geometry) used on ``dataset`` (its normalisation)."""
-    return {**data_cfg((spec.in_chans, spec.input_size, spec.num_classes), dataset), "tag": dataset}
+    return {**data_cfg((spec.in_chans, spec.input_size, spec.num_classes), dataset), "tag": dataset,
+            "description": "reshape spec-built network: the spec is model_args.spec; "
+                           "`import reshape.models` registers reshape_spec in timm"}
 
 
 def matching(geom: Geometry, names: Iterable[str]) -> str | None:
@@ -63,4 +66,4 @@ def matching(geom: Geometry, names: Iterable[str]) -> str | None:
 
 def tagged_cfgs(arch: str, names: list[str]) -> dict[str, dict[str, Any]]:
     """``{'arch.dataset': cfg}`` for ``timm.models.generate_default_cfgs``; the first is the default."""
-    return {f"{arch}.{name}": data_cfg(geometry(name), name) for name in names}
+    return {f"{arch}.{name}": {**data_cfg(geometry(name), name), "description": NO_WEIGHTS} for name in names}
