@@ -40,6 +40,14 @@ def test_cifar_preset_on_a_timm_model_the_spec_cannot_express_is_refused(name):
         resolve(name, "cifar100", weights=False)
 
 
+def test_training_a_timm_model_the_spec_cannot_express_says_so_not_input_size():
+    from reshape.models import spec_for
+
+    with pytest.raises(ReshapeError, match="not a ResNet-family model this tool can build") as info:
+        spec_for("seresnet18", "cifar100")  # reshape train has no --input-size to suggest
+    assert not isinstance(info.value, PresetError)
+
+
 def test_imagenet_preset_applies_to_any_timm_model():
     resolved = resolve("seresnet18", "imagenet", weights=False)  # timm's own convention: nothing to refuse
     assert resolved.input_shape == (3, 224, 224) and resolved.model.num_classes == 1000

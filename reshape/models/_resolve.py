@@ -110,7 +110,10 @@ def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> Arch
     if Path(model_or_spec).is_dir():
         raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
                            f"{Path(model_or_spec) / 'spec.json'}")
-    spec = resolve(model_or_spec, dataset, weights=False).spec
+    try:
+        spec = resolve(model_or_spec, dataset, weights=False).spec
+    except PresetError:  # a timm model the spec cannot express: the same answer for every dataset
+        spec = None
     if spec is None:
         raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
                            "use resnet18/34/50/... or a spec JSON")
