@@ -45,8 +45,8 @@ def _structure(model: nn.Module, input_size: int | None) -> ArchSpec:
                            "have no spec; a rewritten run is its spec.json plus graph.json "
                            "(reshape.runs.load_rewritten)")
     if not isinstance(model, ResNet):
-        raise ReshapeError(f"a {type(model).__name__} is not a ResNet; the spec format describes plain "
-                           "ResNets (BasicBlock or Bottleneck)")
+        raise ReshapeError(f"the model is a timm {type(model).__name__}, not a ResNet; the spec format "
+                           "describes plain ResNets (BasicBlock or Bottleneck)")
     if not isinstance(model.conv1, nn.Conv2d):
         raise ReshapeError("the model has a deep stem (conv1 is a stack of convs, as in timm's resnet*c/d "
                            "variants); the spec format has a single-conv stem")
