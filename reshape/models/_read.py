@@ -10,6 +10,8 @@ avg-pool downsampling) is refused by name rather than misread.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from timm.models import get_model_input_config
 from timm.models.resnet import ResNet
@@ -23,6 +25,11 @@ from ._builder import BLOCKS, build
 
 #: Block class -> spec block kind.
 _KINDS = {cls: kind for kind, cls in BLOCKS.items()}
+
+#: Structure readers of network classes that are not timm ResNets, added by their family
+#: module: ``reader(model, input_size) -> ArchSpec`` (no ReLU states: ``spec_of`` reads those
+#: and checks the structure against a rebuild for every class alike).
+READERS: dict[type[nn.Module], Callable[[nn.Module, int], ArchSpec]] = {}
 
 
 def spec_of(model: nn.Module, input_size: int | None = None) -> ArchSpec:
@@ -40,6 +47,10 @@ def spec_of(model: nn.Module, input_size: int | None = None) -> ArchSpec:
 
 
 def _structure(model: nn.Module, input_size: int | None) -> ArchSpec:
+    if type(model) in READERS:
+        spec = READERS[type(model)](model, input_size or _input_side(model)).replace(name=_family(model))
+        _check_exact(model, spec)
+        return spec
     if isinstance(model, fx.GraphModule):
         raise ReshapeError("the model is rewritten by graph passes (a torch.fx GraphModule): merged blocks "
                            "have no spec; a rewritten run is its spec.json plus graph.json "
