@@ -15,7 +15,9 @@ DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classe
 @click.argument("model")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="Set input size, channels, classes and the stem convention of the published "
-                   "work (cifar*/tinyimagenet: 3x3 stride-1 stem, no max-pool; imagenet: timm's).")
+                   "work (cifar*/tinyimagenet/mnist: 3x3 stride-1 stem, no max-pool; imagenet: timm's) "
+                   "for plain ResNets and our families; a spec file keeps its stem; other timm models "
+                   "(seresnet18, resnet50d, ...) take only imagenet (a CIFAR preset is refused, exit 2).")
 @click.option("--input-size", type=int, help="Override the input height/width.")
 @click.option("--per-layer", is_flag=True, help="Also list every ReLU, max-pool and linear layer.")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
@@ -42,9 +44,8 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     from reshape.accounting import count
     from reshape.cost import estimate, load_costs
     from reshape.errors import ReshapeError
-    from reshape.runs import resolve
 
-    resolved = resolve(model, dataset, input_size, weights=False)
+    resolved = resolve_model(model, dataset, input_size)
     result = count(resolved.model, resolved.input_shape)
     if result.unsupported_ops:
         ops = ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops.items())
@@ -64,6 +65,18 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         })
         return
     _print_tables(resolved.label, result, total, protocol, table, per_layer)
+
+
+def resolve_model(model: str, dataset: str | None, input_size: int | None):
+    """``reshape.runs.resolve`` for shape-only work; a preset the model cannot take is a usage
+    error (exit 2) naming --dataset."""
+    from reshape.models import PresetError
+    from reshape.runs import resolve
+
+    try:
+        return resolve(model, dataset, input_size, weights=False)
+    except PresetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dataset") from None
 
 
 def _print_tables(label, result, total, protocol, table, per_layer) -> None:

@@ -12,7 +12,8 @@ from ._common import echo_json, user_errors
 @click.option("--onnx", is_flag=True,
               help="Also write model.onnx (opset 17, dynamic batch), checked against PyTorch with onnxruntime.")
 @click.option("--timm-config", is_flag=True,
-              help="Also write a timm-style config.json (architecture reshape_spec, input size, mean/std).")
+              help="Also write timm's config.json with timm's own writer (save_for_hf): the spec as "
+                   "model_args, the dataset's mean/std; timm.create_model('local-dir:OUT') rebuilds it.")
 @click.option("--dataset", help="Dataset for the config's mean/std (default: the one the run was trained on).")
 @click.option("--force", is_flag=True, help="Start --out over if it holds another export or run (deletes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files (and ONNX difference) as JSON.")
@@ -23,14 +24,14 @@ def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str 
 
     Writes spec.json (the architecture) and model.safetensors (weights and ReLU masks);
     --onnx adds model.onnx, verified right after export (max |ONNX - PyTorch| <= 1e-4);
-    --timm-config adds config.json. --out is owned (run.json): the same export again
-    rewrites it; another run's export or any other run there is refused (--force
-    starts it over). Rebuild with timm:
+    --timm-config adds config.json, written with model.safetensors by timm's own
+    writer. --out is owned (run.json): the same export again rewrites it; another
+    run's export or any other run there is refused (--force starts it over).
+    Rebuild with timm, weights loaded:
 
     \b
-      import reshape.models, timm, safetensors.torch
-      model = timm.create_model("reshape_spec", spec="DIR/spec.json")
-      model.load_state_dict(safetensors.torch.load_file("DIR/model.safetensors"))
+      import reshape.models, timm    # registers reshape_spec in timm
+      model = timm.create_model("local-dir:DIR", pretrained=True)
 
     \b
     Examples:

@@ -4,13 +4,14 @@ from __future__ import annotations
 import click
 
 from ._common import echo_json, human, user_errors
-from .count import DATASETS
+from .count import DATASETS, resolve_model
 
 
 @click.command("graph")
 @click.argument("model")
 @click.option("--dataset", type=click.Choice(DATASETS),
-              help="Input size, channels, classes and stem convention of the dataset (as `reshape count`).")
+              help="Input size, channels, classes and stem convention of the dataset (as `reshape count`; "
+                   "a CIFAR preset on a timm model the spec cannot express is refused).")
 @click.option("--input-size", type=int, help="Override the input height/width.")
 @click.option("--leaf", "leaves", multiple=True, metavar="MODULE",
               help="Keep this module opaque when tracing (repeatable); for modules torch.fx cannot trace.")
@@ -40,14 +41,13 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     from reshape.errors import ReshapeError
     from reshape.graph import predicted_macs, trace
     from reshape.runs import GRAPH_FILE, load_rewritten
-    from reshape.runs import resolve
 
     if Path(model, GRAPH_FILE).is_file():
         if dataset or input_size:
             raise ReshapeError("a rewritten run is shown at its own input; drop --dataset/--input-size")
         _, mg = load_rewritten(model)
     else:
-        resolved = resolve(model, dataset, input_size, weights=False)
+        resolved = resolve_model(model, dataset, input_size)
         mg = trace(resolved.model, resolved.input_shape, leaves)
     blocks = [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
                "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]

@@ -16,6 +16,7 @@ _API = {
     "ArchSpec": "reshape.spec", "Stage": "reshape.spec", "Stem": "reshape.spec",
     "ReluLayer": "reshape.spec", "load_spec": "reshape.spec", "save_spec": "reshape.spec",
     "build": "reshape.models", "create": "reshape.models", "spec_from_timm": "reshape.models",
+    "spec_of": "reshape.models",
     "count": "reshape.accounting", "Count": "reshape.accounting",
     "estimate": "reshape.cost", "load_costs": "reshape.cost",
     "MaskedReLU": "reshape.layers",

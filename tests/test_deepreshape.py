@@ -19,7 +19,7 @@ from reshape.accounting import count
 from reshape.analytic import largest_within, relu_sizes, spec_macs, stage_relus, total_relus
 from reshape.deepreshape import equalized_multipliers, smallest, stage_shares, synthesize
 from reshape.errors import ReshapeError
-from reshape.models import apply_preset, build, spec_for, spec_from_timm
+from reshape.models import apply_preset, build, spec_for, spec_from_timm, spec_of
 from reshape.models.hybrenet import hrn_widths, hybrenet, parse_hrn
 from reshape.spec import ArchSpec, ReluLayer
 
@@ -38,7 +38,7 @@ def cifar100(backbone: str) -> ArchSpec:
 def test_hrn_5x5x3x_m16_counts_343040_relus_with_the_stem():
     with torch.device("meta"):
         model = timm.create_model("hybrenet_5x5x3x_m16", num_classes=100)
-    assert model.reshape_spec.widths == (16, 80, 400, 1200) and model.fc.out_features == 100
+    assert spec_of(model).widths == (16, 80, 400, 1200) and model.fc.out_features == 100
     result = count(model, (3, 32, 32))
     # stem 16*32*32; stage s: 2 blocks * 2 ReLU layers * width * side^2
     assert [s.relus for s in result.stages] == [16_384, 65_536, 81_920, 102_400, 76_800, 0]
@@ -48,7 +48,7 @@ def test_hrn_5x5x3x_m16_counts_343040_relus_with_the_stem():
 def test_named_bottleneck_hybrenet_and_analytic_counts_agree():
     with torch.device("meta"):
         model = timm.create_model("hybrenet50_2x5x3x_m32")
-    spec = model.reshape_spec
+    spec = spec_of(model)
     assert spec.block == "bottleneck" and spec.depths == (3, 4, 6, 3)
     assert spec.widths == (32, 64, 320, 960) and spec.stem.width == 32
     result = count(model, (3, 32, 32))

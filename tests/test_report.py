@@ -285,19 +285,25 @@ def test_export_round_trip_is_bit_identical_through_timm(tmp_path, partial_spec)
     res = run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config", "--dataset", "mnist")
     assert res.exit_code == 0, res.output
     config = json.loads((tmp_path / "out" / "config.json").read_text())
+    # timm's own writer: architecture and classes at the root, the spec as a model argument
     assert config["architecture"] == "reshape_spec" and config["num_classes"] == 3
+    assert config["model_args"]["spec"] == partial_spec.to_dict()
     assert config["pretrained_cfg"]["input_size"] == [1, 16, 16]
     assert config["pretrained_cfg"]["mean"] == [0.1307] and config["pretrained_cfg"]["std"] == [0.3081]
-    # The documented two lines:
-    model = timm.create_model("reshape_spec", spec=str(tmp_path / "out" / "spec.json"))
-    model.load_state_dict(load_file(str(tmp_path / "out" / "model.safetensors")))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors",
+                                                                    "spec.json"]
     torch.manual_seed(0)
     original = build(partial_spec)
     original.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     x = torch.randn(5, 1, 16, 16)
+    # timm alone rebuilds it from the folder, weights loaded; and the spec + safetensors route
+    model = timm.create_model(f"local-dir:{tmp_path / 'out'}", pretrained=True)
+    again = timm.create_model("reshape_spec", spec=str(tmp_path / "out" / "spec.json"))
+    again.load_state_dict(load_file(str(tmp_path / "out" / "model.safetensors")))
     with torch.no_grad():
-        assert torch.equal(model.eval()(x), original.eval()(x))
+        assert torch.equal(model.eval()(x), original.eval()(x)) and torch.equal(again.eval()(x), model(x))
     assert int(model.layer1[0].act1.mask.sum()) == 100
+    assert tuple(timm.data.resolve_data_config({}, model=model)["mean"]) == (0.1307,)
 
 
 def test_onnx_export_matches_pytorch(tmp_path, partial_spec):
@@ -323,7 +329,7 @@ def test_export_config_takes_the_run_dataset(tmp_path, partial_spec):
     run_dir = make_run(tmp_path / "run", partial_spec, dataset="fashion-mnist")
     assert run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config").exit_code == 0
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())["pretrained_cfg"]
-    assert (cfg["dataset"], cfg["mean"], cfg["std"]) == ("fashion-mnist", [0.2860], [0.3530])
+    assert (cfg["tag"], cfg["mean"], cfg["std"]) == ("fashion-mnist", [0.2860], [0.3530])
 
 
 def test_export_errors(tmp_path, partial_spec):

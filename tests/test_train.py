@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, TensorDataset
 from reshape.cli import cli
 from reshape.data import Splits
 from reshape.errors import ReshapeError
-from reshape.models import build
+from reshape.models import build, spec_of
 from reshape.runs import WEIGHTS_FILE, RunDir, save_weights
 from reshape.spec import ArchSpec, Stage, Stem, save_spec
 from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
@@ -162,7 +162,7 @@ def test_teacher_kd_feature_taps_and_callbacks(tmp_path, tiny_spec):
     def count_epochs(end):
         end.metrics["callback_epoch"] = end.epoch
 
-    spec = student.reshape_spec
+    spec = spec_of(student)
     train(student, spec, CFG, _data(spec, 16, 0), None, tmp_path, teacher=teacher,
           extra_loss=attention, callbacks=[count_epochs], progress=False)
     assert seen == [True] * 6  # 2 batches x 3 epochs, each with teacher logits

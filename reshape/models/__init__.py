@@ -4,14 +4,16 @@ Importing this package registers the spec-built families in timm's registry.
 """
 from __future__ import annotations
 
-from ._builder import build
-from ._registry import register_family
-from ._resolve import Resolved, apply_preset, build_for_count, narrow, resolve, spec_for
-from ._timm import create, require_plain_resnet, spec_from_timm
+from ._cfg import spec_cfg
+from ._read import spec_of
+from ._registry import build, create_spec_model, register_family
+from ._resolve import PresetError, Resolved, apply_preset, build_for_count, narrow, resolve, spec_for
+from ._timm import create, read_timm, require_plain_resnet, spec_from_timm
 from .resnet import with_stem
 
 # The family modules (resnet above, hybrenet) register their models in timm on import.
 from . import hybrenet  # noqa: E402,F401  isort: skip
 
-__all__ = ["build", "build_for_count", "create", "register_family", "resolve", "Resolved", "apply_preset",
-           "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "with_stem"]
+__all__ = ["build", "build_for_count", "create", "create_spec_model", "register_family", "resolve", "Resolved",
+           "PresetError", "apply_preset", "spec_for", "spec_of", "narrow", "spec_from_timm", "read_timm",
+           "require_plain_resnet", "spec_cfg", "with_stem"]

@@ -6,6 +6,10 @@ layer1 are rebuilt through timm's own ``make_blocks`` at the spec's stem width),
 its stem is the ImageNet one (so a CIFAR spec swaps in a 3x3 conv and drops the
 max-pool). ReLU states are applied last: removed layers become ``nn.Identity`` and
 masked ones ``MaskedReLU`` sized by a meta-device shape pass.
+
+This is the raw constructor; ``reshape.models.build`` and the timm entrypoints call it
+through timm's ``build_model_with_cfg`` (``_registry``), which adds the pretrained cfg,
+feature extraction and timm's standard kwargs.
 """
 from __future__ import annotations
 
@@ -23,8 +27,10 @@ from ..spec import ArchSpec, ReluLayer
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def build(spec: ArchSpec) -> ResNet:
-    """A freshly initialised model for ``spec`` (CPU, train mode)."""
+def build(spec: ArchSpec, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+          global_pool: str = "avg") -> ResNet:
+    """A freshly initialised model for ``spec`` (train mode) with timm's standard head and
+    regularisation arguments. No spec is stored on the model: ``spec_of`` reads it back."""
     block = BLOCKS[spec.block]
     model = ResNet(
         block=block,
@@ -32,15 +38,17 @@ def build(spec: ArchSpec) -> ResNet:
         channels=spec.widths,
         num_classes=spec.num_classes,
         in_chans=spec.in_chans,
+        global_pool=global_pool,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
     )
-    _set_stem(model, spec, block)
+    _set_stem(model, spec, block, drop_path_rate)
     model.init_weights()
     _apply_relu_states(model, spec)
-    model.reshape_spec = spec  # lets counting and saving recover the spec from the model
     return model
 
 
-def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module]) -> None:
+def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module], drop_path_rate: float) -> None:
     stem = spec.stem
     model.conv1 = nn.Conv2d(
         spec.in_chans, stem.width, kernel_size=stem.kernel, stride=stem.stride,
@@ -50,7 +58,8 @@ def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module]) -> None:
     model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem.pool else nn.Identity()
     if stem.width != 64:  # timm built the stages for a 64-wide stem: rebuild at the spec's width
         stages, feature_info = make_blocks(
-            (block,) * len(spec.stages), spec.widths, spec.depths, stem.width
+            (block,) * len(spec.stages), spec.widths, spec.depths, stem.width,
+            drop_path_rate=drop_path_rate,
         )
         for name, module in stages:
             setattr(model, name, module)

@@ -1,8 +1,11 @@
 """Resolve what a user names on the command line into a model to analyse.
 
 MODEL may be a run directory, a spec JSON file or a timm model name. A dataset
-preset sets input size, channels, classes and, for timm ResNets, the stem convention
-the published work uses for that dataset.
+preset sets input size, channels, classes and, for timm models the spec format
+expresses (plain ResNets, our families), the stem convention the published work uses
+for that dataset. A spec file keeps its own stem. Any other timm model has only
+timm's ImageNet stem, so a preset with the CIFAR stem is refused (``PresetError``)
+rather than applied without its stem.
 """
 from __future__ import annotations
 
@@ -18,8 +21,12 @@ from ..analytic import scale_width
 from ..errors import ReshapeError
 from ..spec import ArchSpec, load_spec
 from ..tables import dataset_preset
-from ._builder import build
-from ._timm import create, spec_from_timm
+from ._registry import build
+from ._timm import NotASpec, create, read_timm
+
+
+class PresetError(ReshapeError):
+    """A dataset preset that cannot be applied to the model named (a usage error: CLI exit 2)."""
 
 
 @dataclass
@@ -56,8 +63,14 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
                            "(reshape.runs.resolve also takes run directories)")
     if path.suffix == ".json" or path.is_file():
         return _from_spec(load_spec(path), preset, input_size, str(path), stem=False, weights=weights)
-    spec = spec_from_timm(model)
-    if spec is not None:
+    try:
+        spec = read_timm(model)
+    except NotASpec as exc:
+        if preset and preset["stem"] != "imagenet":
+            raise PresetError(f"--dataset {dataset} sets the CIFAR stem (3x3 stride-1 conv, no max-pool), which "
+                              f"cannot be applied: {exc}; count it with its ImageNet stem at the dataset's size "
+                              f"with --input-size {preset['input_size']} instead of --dataset") from None
+    else:
         return _from_spec(spec, preset, input_size, model, stem=True, weights=weights)
     kwargs = {"num_classes": preset["num_classes"], "in_chans": preset["in_chans"]} if preset else {}
     with torch.device("cpu" if weights else "meta"):
@@ -97,7 +110,10 @@ def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> Arch
     if Path(model_or_spec).is_dir():
         raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
                            f"{Path(model_or_spec) / 'spec.json'}")
-    spec = resolve(model_or_spec, dataset, weights=False).spec
+    try:
+        spec = resolve(model_or_spec, dataset, weights=False).spec
+    except PresetError:  # a timm model the spec cannot express: the same answer for every dataset
+        spec = None
     if spec is None:
         raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
                            "use resnet18/34/50/... or a spec JSON")

@@ -2,12 +2,15 @@
 
 ``DIR/spec.json`` + ``DIR/model.safetensors`` (masks included, as buffers) rebuild the
 network anywhere reshape is installed; ``DIR/model.onnx`` runs it without PyTorch,
-checked against PyTorch with onnxruntime right after export; ``DIR/config.json``
-follows timm's pretrained-config layout so timm users rebuild it with two lines::
+checked against PyTorch with onnxruntime right after export. With a timm config, timm's
+own writer (``timm.models.save_for_hf``) writes ``DIR/config.json`` and the weights, so
+timm rebuilds the network, weights loaded, from the folder alone::
 
-    import reshape.models, timm, safetensors.torch  # reshape.models registers 'reshape_spec'
-    model = timm.create_model("reshape_spec", spec="DIR/spec.json")
-    model.load_state_dict(safetensors.torch.load_file("DIR/model.safetensors"))
+    import reshape.models, timm  # reshape.models registers 'reshape_spec' in timm
+    model = timm.create_model("local-dir:DIR", pretrained=True)
+
+The config's ``model_args.spec`` is the spec, its ``pretrained_cfg`` the dataset's
+normalisation at the spec's geometry (``reshape.models.spec_cfg``).
 
 ONNX uses the TorchScript exporter (``dynamo=False``): it needs no extra package and
 maps ``MaskedReLU``'s select (``torch.where``) to ONNX ``Where`` at opset 17.
@@ -15,18 +18,18 @@ maps ``MaskedReLU``'s select (``torch.where``) to ONNX ``Where`` at opset 17.
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ReshapeError
-from ..io import atomic_path, write_bytes, write_json
+from ..io import atomic_path, write_bytes
 from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, RunDir, load_trained, save_weights
-from ..spec import EXPANSION, ArchSpec, save_spec
+from ..spec import ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
@@ -68,7 +71,10 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
                  parent=run_dir, force=force, labels={"weights": "RUN_DIR (weights digest)",
                                                       "timm_config": "--timm-config", "onnx": "--onnx"})
     save_spec(spec, out / SPEC_FILE)
-    save_weights(model, out / WEIGHTS_FILE)
+    if timm_config:
+        save_timm(model, spec, run.dataset, out)
+    else:
+        save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
     if rewritten:  # the recipe makes DIR a loadable run directory again
         write_bytes(out / GRAPH_FILE, (run_dir / GRAPH_FILE).read_bytes())
@@ -78,7 +84,6 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
         diff = export_onnx(model, spec, out / ONNX_FILE)
         files.append(out / ONNX_FILE)
     if timm_config:
-        write_json(out / CONFIG_FILE, timm_pretrained_config(spec, run.dataset))
         files.append(out / CONFIG_FILE)
     result = ExportResult(tuple(map(str, files)), diff)
     folder.finish({"files": [Path(f).name for f in result.files], "onnx_max_diff": diff})
@@ -117,31 +122,20 @@ def export_onnx(model: nn.Module, spec: ArchSpec, path: str | os.PathLike[str]) 
     return diff
 
 
-def timm_pretrained_config(spec: ArchSpec, dataset: str) -> dict[str, Any]:
-    """timm's Hub ``config.json`` layout for ``spec``, with the spec itself under ``spec``.
+def save_timm(model: nn.Module, spec: ArchSpec, dataset: str, out: Path) -> None:
+    """``out/config.json`` and ``out/model.safetensors`` in timm's Hub layout, written by timm's
+    public writer ``timm.models.save_for_hf`` and moved into place one file at a time.
 
-    Normalisation and crop come from the dataset preset the network was trained with;
-    ``fixed_input_size`` because ReLU counts (and neuron masks) hold for the spec's size.
+    The config records the spec as ``model_args.spec`` (``reshape_spec`` rebuilds from it)
+    and the pretrained cfg of the spec on ``dataset`` (mean/std, crop, fixed input size).
     """
-    from ..tables import dataset_preset
+    from timm.models import save_for_hf
 
-    preset = dataset_preset(dataset)
-    return {
-        "architecture": "reshape_spec",
-        "num_classes": spec.num_classes,
-        "num_features": spec.stages[-1].width * EXPANSION[spec.block],
-        "global_pool": "avg",
-        "pretrained_cfg": {
-            "input_size": [spec.in_chans, spec.input_size, spec.input_size],
-            "fixed_input_size": True,
-            "mean": preset["mean"],
-            "std": preset["std"],
-            "crop_pct": preset["augment"].get("crop_pct", 1.0),
-            "interpolation": "bilinear",
-            "num_classes": spec.num_classes,
-            "first_conv": "conv1",
-            "classifier": "fc",
-            "dataset": dataset,
-        },
-        "spec": spec.to_dict(),
-    }
+    from ..models import spec_cfg
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".timm-") as tmp:
+        save_for_hf(model, tmp, model_config={"pretrained_cfg": spec_cfg(spec, dataset)},
+                    model_args={"spec": spec.to_dict()}, safe_serialization=True)
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            os.replace(Path(tmp, name), out / name)
