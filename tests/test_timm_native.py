@@ -139,7 +139,7 @@ def test_spec_of_follows_snl_mask_swap(tiny_spec):
     spec = spec_of(model)
     assert spec.relu_state("layer2.0.act2") == ReluLayer("layer2.0.act2", "masked", 512 - 128, "neuron")
     assert spec.relu_state("layer1.0.act1").state == "removed"
-    from reshape.count import count
+    from reshape.accounting import count
 
     assert count(model, spec.input_shape).relus == count(build(spec), spec.input_shape).relus
 
