@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ._common import user_errors
+from ._common import OutPath, user_errors
 
 DATA = "fashion-mnist-mini"
 #: (teacher epochs, method epochs per stage, teacher width, training images) per mode.
@@ -21,7 +21,7 @@ MODES = {"full": (6, 2, 16, None), "quick": (1, 1, 4, 256)}
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="demo-out", show_default=True, type=OutPath(directory=True),
               help="Folder for the runs, specs, plot and summary.md.")
 @click.option("--quick", is_flag=True, help="A seconds-long smoke run (tiny network, 256 images).")
 @user_errors

@@ -56,8 +56,9 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
         raise ReshapeError(f"{run_dir} is rewritten by graph passes ({GRAPH_FILE}); timm cannot rebuild "
                            "it from its spec: export without --timm-config and load it with "
                            "reshape.runs.load_run")
-    if timm_config:
-        run.need_dataset("--dataset", " for the config's mean/std")
+    config = None
+    if timm_config:  # before any file is written: a dataset that does not fit leaves --out untouched
+        config = timm_pretrained_config(spec, run.need_dataset("--dataset", " for the config's mean/std"))
     save_spec(spec, out / SPEC_FILE)
     save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
@@ -68,8 +69,8 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     if onnx:
         diff = export_onnx(model, spec, out / ONNX_FILE)
         files.append(out / ONNX_FILE)
-    if timm_config:
-        write_json(out / CONFIG_FILE, timm_pretrained_config(spec, run.dataset))
+    if config is not None:
+        write_json(out / CONFIG_FILE, config)
         files.append(out / CONFIG_FILE)
     return ExportResult(tuple(map(str, files)), diff)
 
@@ -115,6 +116,9 @@ def timm_pretrained_config(spec: ArchSpec, dataset: str) -> dict[str, Any]:
     from ..tables import dataset_preset
 
     preset = dataset_preset(dataset)
+    if preset["in_chans"] != spec.in_chans:
+        raise ReshapeError(f"{dataset} images have {preset['in_chans']} channels but the network takes "
+                           f"{spec.in_chans}: its mean/std would not fit; pass the --dataset it was trained on")
     return {
         "architecture": "reshape_spec",
         "num_classes": spec.num_classes,
