@@ -247,7 +247,7 @@ def writable_problem(path: Path, directory: bool) -> str | None:
     bits alone say nothing for root or for special file systems such as /proc.
     """
     if path.exists() and path.is_dir() != directory:
-        return f"{path} is {'a file' if directory else 'a directory'}; give a {'folder' if directory else 'file'} path"
+        return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
     parent = path if directory and path.is_dir() else path.parent
     while not parent.exists():
         parent = parent.parent

@@ -64,12 +64,14 @@ def _check_leaves(label: str, model, leaves: tuple[str, ...]) -> None:
     """A --leaf naming no module of the model would be silently ignored by the tracer: refuse it."""
     import difflib
 
+    from reshape.errors import ReshapeError
+
     names = [name for name, _ in model.named_modules() if name]
     for leaf in leaves:
         if leaf not in names:
             close = difflib.get_close_matches(leaf, names, n=3)
             hint = f" (close matches: {', '.join(close)})" if close else " (module names look like layer1.0.conv1)"
-            raise click.BadParameter(f"{label} has no module '{leaf}'{hint}", param_hint="--leaf")
+            raise ReshapeError(f"--leaf {leaf}: {label} has no module '{leaf}'{hint}")
 
 
 def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict]) -> None:

@@ -49,12 +49,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape eval runs/fm16
     """
     from reshape.data import splits
-    from reshape.models import spec_for
+    from reshape.models import require_memory, spec_for
     from reshape.runs import load_trained
     from reshape.train import TrainingInterrupted, fit, is_main, load_teacher, shutdown
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
+    require_memory(spec)  # before --out is claimed: a spec too large to build leaves nothing behind
     teacher_run = None
     if teacher:
         teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)

@@ -4,7 +4,7 @@ Importing this package registers the spec-built families in timm's registry.
 """
 from __future__ import annotations
 
-from ._builder import build
+from ._builder import build, require_memory
 from ._registry import register_family
 from ._resolve import Resolved, apply_preset, build_for_count, narrow, resolve, spec_for
 from ._timm import create, require_plain_resnet, spec_from_timm
@@ -14,4 +14,4 @@ from .resnet import with_stem
 from . import hybrenet  # noqa: E402,F401  isort: skip
 
 __all__ = ["build", "build_for_count", "create", "register_family", "resolve", "Resolved", "apply_preset",
-           "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "with_stem"]
+           "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "require_memory", "with_stem"]

@@ -33,7 +33,7 @@ def build(spec: ArchSpec) -> ResNet:
     and one that still fails to allocate, or overflows a tensor size even on the meta
     device, becomes a ``ReshapeError`` naming its widths.
     """
-    _require_memory(spec)
+    require_memory(spec)
     block = BLOCKS[spec.block]
     try:
         model = ResNet(
@@ -59,8 +59,9 @@ def _describe(spec: ArchSpec) -> str:
     return f"{spec.name or 'the spec'} (stem width {spec.stem.width}, stage widths {'/'.join(map(str, spec.widths))})"
 
 
-def _require_memory(spec: ArchSpec) -> None:
-    """Refuse a spec whose fp32 parameters alone exceed the memory available now (CPU builds only)."""
+def require_memory(spec: ArchSpec) -> None:
+    """Refuse a spec whose fp32 parameters alone exceed the memory available now (CPU builds only);
+    commands call it before they claim an output folder, so a spec too large leaves nothing behind."""
     if torch.empty(0).device.type != "cpu":
         return
     free = _available_bytes()
