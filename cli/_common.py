@@ -113,20 +113,19 @@ def parse_target(text: str, what: str = "value") -> int | float:
     A float is a fraction, an int a count; so ``1`` is one ReLU and ``1.0`` all of them.
     """
     item = str(text).strip()
-    fraction = None
-    if re.fullmatch(r"[0-9]*\.?[0-9]+%", item):
-        fraction = float(item[:-1]) / 100
-    elif re.fullmatch(r"[0-9]*\.[0-9]+", item):
-        fraction = float(item)
-    if fraction is not None:
-        if not 0 < fraction <= 1:
-            raise click.BadParameter(f"{what} {text!r} is neither a count (300k, 1.2M, 300000) nor a "
-                                     "fraction of the model's in (0, 1] (0.7, 1.0 or 70%)")
-        return fraction
-    count = parse_amount(item, what)
-    if count < 1:
-        raise click.BadParameter(f"{what} must be at least 1, got {text!r}")
-    return count
+    try:
+        if re.fullmatch(r"[0-9]*\.?[0-9]+%", item):
+            value: int | float = float(item[:-1]) / 100
+        elif re.fullmatch(r"[0-9]*\.[0-9]+", item):
+            value = float(item)
+        else:
+            value = parse_amount(item, what)
+    except click.BadParameter:
+        value = 0
+    if isinstance(value, float) and 0 < value <= 1 or isinstance(value, int) and value >= 1:
+        return value
+    raise click.BadParameter(f"{what} {text!r} is neither a count (300k, 1.2M, 300000; at least 1) nor a "
+                             "fraction of the model's in (0, 1] (0.7, 1.0 or 70%)")
 
 
 def resolve_target(target: int | float, total: int) -> int:
