@@ -9,7 +9,7 @@ import click
 
 from reshape.spec import GRANULARITIES
 
-from ._common import Amount
+from ._common import RUN_DIR, Amount, Dataset, OutPath
 
 #: ``reshape.budget.sensitivity.ESTIMATORS`` (named here so the CLI loads without torch; a test keeps them equal).
 ESTIMATORS = ("criticality", "pruning", "linearize")
@@ -18,12 +18,12 @@ ESTIMATORS = ("criticality", "pruning", "linearize")
 def budget_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """RUN_DIR, --budget, --data, --root, --out, --force: the arguments of every budget method."""
     for decorator in reversed([
-        click.argument("run_dir", type=click.Path(file_okay=False)),
+        click.argument("run_dir", type=RUN_DIR),
         click.option("--budget", type=Amount(), required=True,
                      help="ReLU budget per image: 50k, 1.2M or 50000."),
-        click.option("--data", required=True, help="Dataset the teacher was trained on."),
+        click.option("--data", required=True, type=Dataset(), help="Dataset the teacher was trained on."),
         click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files."),
-        click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory."),
+        click.option("--out", required=True, type=OutPath(directory=True), help="Output run directory."),
         click.option("--force", is_flag=True,
                      help="Start over: deletes the run in --out (one with other settings is refused without it)."),
         click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron",

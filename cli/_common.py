@@ -1,10 +1,23 @@
-"""Helpers shared by CLI commands: error handling, number parsing, JSON output."""
+"""Helpers shared by CLI commands: the error boundary, option types, number parsing, JSON output.
+
+Exit codes (docs/architecture.md, "Errors and exit codes"): 2 when a value on the command
+line is wrong by itself (it does not parse, is out of range, names nothing that exists, or
+is a path that is missing, of the wrong kind or not writable), so the user fixes the command
+line; 1 when the values are fine but what they point to is not (a file's contents, a run's
+state, a dataset that does not fit the model, memory, the file system during the work).
+The option types below catch the first kind while click parses, before any work starts.
+"""
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
 import re
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
@@ -12,25 +25,74 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
+#: Set to 1 to see the traceback behind any one-line error (for bug reports).
+DEBUG_ENV = "RESHAPE_DEBUG"
+
+# -- the error boundary ----------------------------------------------------------------------
 
 
 def user_errors(fn: F) -> F:
-    """Turn ``ReshapeError`` into one line on stderr and exit code 1, never a traceback."""
+    """Every command's error boundary: a user-facing failure becomes one line on stderr and
+    exit code 1, never a traceback; click's usage errors (exit 2) and real bugs pass through.
+    ``RESHAPE_DEBUG=1`` lets every error through with its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reshape.errors import ReshapeError
-
         try:
             return fn(*args, **kwargs)
-        except ReshapeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors print themselves and exit 2; Exit/Abort are click's own control flow
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            message = user_message(exc)
+            if message is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one-line message for an error the user can act on, or None for a bug (keep its traceback)."""
+    from reshape.errors import ReshapeError, first_line, is_out_of_memory
+
+    if isinstance(exc, ReshapeError):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        from reshape.io import not_utf8
+
+        name = _file_being_read(exc)
+        return not_utf8(name, exc) if name else not_utf8("file", exc, "an input")
+    if isinstance(exc, OSError):
+        return _os_message(exc)
+    if is_out_of_memory(exc):
+        return (f"not enough memory ({first_line(exc)}); use a narrower model (--width), a smaller "
+                "--batch-size or a machine with more memory")
+    if isinstance(exc, ValueError):
+        return f"{exc} (if this looks like a bug, rerun with {DEBUG_ENV}=1 and report the traceback)"
+    return None
+
+
+def _os_message(exc: OSError) -> str:
+    """``cannot use PATH: reason``, naming both paths of a failed rename or copy."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    return f"cannot use {paths}: {reason}" if paths else f"file system error: {reason}"
+
+
+def _file_being_read(exc: BaseException) -> str | None:
+    """The name of the innermost text file open in the frames of ``exc`` (the one that failed to decode)."""
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        for value in frame.f_locals.values():
+            if isinstance(value, io.TextIOWrapper) and isinstance(getattr(value, "name", None), str):
+                return value.name
+    return None
+
+
+# -- numbers ------------------------------------------------------------------------------------
 
 
 def parse_amount(text: str, what: str = "value") -> int:
@@ -44,26 +106,168 @@ def parse_amount(text: str, what: str = "value") -> int:
     return int(value)
 
 
-def amount_or_fraction(text: str, total: int, what: str = "value") -> int:
-    """A target given as a count (300k, 1.2M, 300000) or as a fraction of ``total`` (0.6, in (0, 1))."""
-    m = _NUMBER.match(str(text))
-    if m and not m.group(2) and 0 < float(m.group(1)) < 1:
-        return int(float(m.group(1)) * total)
-    return parse_amount(text, what)
+def parse_target(text: str, what: str = "value") -> int | float:
+    """A target as a count (``300k``, ``1.2M``, ``300000``) or as a fraction of the model's own
+    count: a percentage (``70%``) or a number with a decimal point in (0, 1] (``0.7``, ``1.0``).
+
+    A float is a fraction, an int a count; so ``1`` is one ReLU and ``1.0`` all of them.
+    """
+    item = str(text).strip()
+    try:
+        if re.fullmatch(r"[0-9]*\.?[0-9]+%", item):
+            value: int | float = float(item[:-1]) / 100
+        elif re.fullmatch(r"[0-9]*\.[0-9]+", item):
+            value = float(item)
+        else:
+            value = parse_amount(item, what)
+    except click.BadParameter:
+        value = 0
+    if isinstance(value, float) and 0 < value <= 1 or isinstance(value, int) and value >= 1:
+        return value
+    raise click.BadParameter(f"{what} {text!r} is neither a count (300k, 1.2M, 300000; at least 1) nor a "
+                             "fraction of the model's in (0, 1] (0.7, 1.0 or 70%)")
+
+
+def resolve_target(target: int | float, total: int) -> int:
+    """A ``parse_target`` value as a count: a fraction of ``total``, or the count itself."""
+    return int(target * total) if isinstance(target, float) else target
 
 
 class Amount(click.ParamType):
-    """A click type for counts written as 180k / 1.2M / 180000."""
+    """A count written as 180k / 1.2M / 180000, at least ``minimum`` (a budget of 0 is a mistake)."""
 
     name = "amount"
 
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
         try:
-            return parse_amount(value, param.name if param else "value")
+            number = value if isinstance(value, int) else parse_amount(value)
         except click.BadParameter as exc:
             self.fail(exc.message, param, ctx)
+        if number < self.minimum:
+            self.fail(f"must be at least {self.minimum:,} (like 50k, 1.2M or 50000), got {value!r}", param, ctx)
+        return number
+
+
+class AmountList(click.ParamType):
+    """Comma-separated counts (``25k,50k,100k``), at least one."""
+
+    name = "amounts"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
+        if isinstance(value, list):
+            return value
+        amount = Amount()
+        items = [amount.convert(part.strip(), param, ctx) for part in str(value).split(",") if part.strip()]
+        if not items:
+            self.fail(f"give at least one count, e.g. 25k,50k,100k; got {value!r}", param, ctx)
+        return items
+
+
+class Target(click.ParamType):
+    """A count or a fraction of the model's (``parse_target``); ``many`` takes a comma list."""
+
+    name = "target"
+
+    def __init__(self, many: bool = False) -> None:
+        self.many = many
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float, list)):
+            return value
+        try:
+            if not self.many:
+                return parse_target(value)
+            items = [parse_target(part, "each entry") for part in str(value).split(",") if part.strip()]
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+        if not items:
+            self.fail(f"give at least one, e.g. 2%,5%,10k; got {value!r}", param, ctx)
+        return items
+
+
+#: Counts that must be at least 1 (epochs, batch size, widths, image limits).
+POSITIVE = click.IntRange(min=1)
+#: Counts that may be 0 (warm-up epochs, worker processes).
+NON_NEGATIVE = click.IntRange(min=0)
+#: Rates and weights that must be above 0 (learning rates, temperatures).
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+#: Weights and penalties that may be 0.
+NON_NEGATIVE_FLOAT = click.FloatRange(min=0)
+#: A mixing weight or fraction in [0, 1].
+UNIT = click.FloatRange(0, 1)
+
+
+class Dataset(click.ParamType):
+    """A dataset preset name (reshape/tables/datasets.json); an unknown one names close matches."""
+
+    name = "dataset"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from reshape.errors import ReshapeError
+        from reshape.tables import dataset_preset
+
+        try:
+            dataset_preset(value)
+        except ReshapeError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+# -- paths --------------------------------------------------------------------------------------
+
+#: A trained run directory given as input.
+RUN_DIR = click.Path(exists=True, file_okay=False)
+
+
+class OutPath(click.Path):
+    """A path the command will write, checked before any work: of the right kind when it exists
+    (a file, or a directory for ``directory=True``), and creatable (its nearest existing folder
+    takes a new file), so a long run never fails at its last step."""
+
+    def __init__(self, directory: bool) -> None:
+        super().__init__(file_okay=not directory, dir_okay=directory)
+        self.directory = directory
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        problem = writable_problem(Path(path), self.directory)
+        if problem:
+            self.fail(problem, param, ctx)
+        return path
+
+
+def writable_problem(path: Path, directory: bool) -> str | None:
+    """Why ``path`` cannot be written as a file (or created as a folder), or None when it can.
+
+    Tries a temporary file in the folder that would hold it (removed at once): permission
+    bits alone say nothing for root or for special file systems such as /proc.
+    """
+    if path.exists() and path.is_dir() != directory:
+        return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
+    parent = path if directory and path.is_dir() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {path}: {parent} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {parent} does not take new files ({exc.strerror or exc})"
+    return None
+
+
+def check_out(path: str, directory: bool, hint: str = "--out") -> None:
+    """``OutPath``'s check for a path whose kind depends on another option (``synthesize --sweep``)."""
+    problem = writable_problem(Path(path), directory)
+    if problem:
+        raise click.BadParameter(problem, param_hint=hint)
+
+
+# -- output -------------------------------------------------------------------------------------
 
 
 def echo_json(obj: Any) -> None:

@@ -12,23 +12,25 @@ from typing import Any, Callable
 
 import click
 
+from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, UNIT
+
 #: option name -> (click decls, click kwargs); defaults are filled per command.
 _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "epochs": (("--epochs",), {"type": int, "help": "Training epochs (of each stage for multi-stage methods)."}),
-    "batch_size": (("--batch-size",), {"type": int, "help": "Batch size (per process under torchrun)."}),
-    "lr": (("--lr",), {"type": float, "help": "Peak learning rate."}),
+    "epochs": (("--epochs",), {"type": POSITIVE, "help": "Training epochs (of each stage for multi-stage methods)."}),
+    "batch_size": (("--batch-size",), {"type": POSITIVE, "help": "Batch size (per process under torchrun)."}),
+    "lr": (("--lr",), {"type": POSITIVE_FLOAT, "help": "Peak learning rate."}),
     "optimizer": (("--optimizer",), {"type": click.Choice(["sgd", "adamw"])}),
-    "weight_decay": (("--weight-decay",), {"type": float}),
+    "weight_decay": (("--weight-decay",), {"type": NON_NEGATIVE_FLOAT}),
     "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step", "constant"])}),
-    "warmup_epochs": (("--warmup-epochs",), {"type": int}),
-    "label_smoothing": (("--label-smoothing",), {"type": float}),
-    "kd_temperature": (("--kd-temperature",), {"type": float}),
-    "kd_alpha": (("--kd-alpha",), {"type": float, "help": "Weight of the KD term (CE gets 1 - alpha) when distilling."}),
+    "warmup_epochs": (("--warmup-epochs",), {"type": NON_NEGATIVE}),
+    "label_smoothing": (("--label-smoothing",), {"type": click.FloatRange(0, 1, max_open=True)}),
+    "kd_temperature": (("--kd-temperature",), {"type": POSITIVE_FLOAT}),
+    "kd_alpha": (("--kd-alpha",), {"type": UNIT, "help": "Weight of the KD term (CE gets 1 - alpha) when distilling."}),
     "seed": (("--seed",), {"type": int}),
-    "workers": (("--workers",), {"type": int, "help": "DataLoader worker processes."}),
+    "workers": (("--workers",), {"type": NON_NEGATIVE, "help": "DataLoader worker processes."}),
     "device": (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
     "compile": (("--compile", "compile"), {"is_flag": True, "help": "Run the model through torch.compile."}),
-    "limit": (("--limit",), {"type": int, "help": "Train on at most this many images (a seeded subset; quick runs)."}),
+    "limit": (("--limit",), {"type": POSITIVE, "help": "Train on at most this many images (a seeded subset; quick runs)."}),
 }
 #: Options that are not TrainConfig fields.
 _RUN_ONLY = {"limit"}

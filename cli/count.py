@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, human, user_errors
+from ._common import POSITIVE, echo_json, human, user_errors
 
 from reshape.tables import load as _load_table
 
@@ -18,10 +18,10 @@ DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classe
                    "work (cifar*/tinyimagenet/mnist: 3x3 stride-1 stem, no max-pool; imagenet: timm's) "
                    "for plain ResNets and our families; a spec file keeps its stem; other timm models "
                    "(seresnet18, resnet50d, ...) take only imagenet (a CIFAR preset is refused, exit 2).")
-@click.option("--input-size", type=int, help="Override the input height/width.")
+@click.option("--input-size", type=POSITIVE, help="Override the input height/width.")
 @click.option("--per-layer", is_flag=True, help="Also list every ReLU, max-pool and linear layer.")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
-@click.option("--costs", type=click.Path(dir_okay=False), help="JSON file overriding cost constants.")
+@click.option("--costs", type=click.Path(exists=True, dir_okay=False), help="JSON file overriding cost constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--strict", is_flag=True,
               help="Fail (exit 1) when the model runs operators the accounting does not know, "

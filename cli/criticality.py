@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import echo_json, user_errors
+from ._common import POSITIVE, Dataset, OutPath, echo_json, user_errors
 from ._training import pop_training, train_config, training_options
 
 if TYPE_CHECKING:
@@ -15,13 +15,13 @@ if TYPE_CHECKING:
 
 @click.command("criticality")
 @click.argument("backbone")
-@click.option("--data", required=True, help="Dataset name (fashion-mnist-mini, cifar100, ...).")
+@click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--width", type=int, help="Narrow the backbone as `reshape train --width` does "
+@click.option("--width", type=POSITIVE, help="Narrow the backbone as `reshape train --width` does "
                                         "(resnet18 --width 16: 16/32/64/128).")
-@click.option("--cache", type=click.Path(file_okay=False),
+@click.option("--cache", type=OutPath(directory=True),
               help="Cache folder [default: $RESHAPE_CACHE/criticality, else ~/.cache/reshape/criticality].")
-@click.option("--out", type=click.Path(dir_okay=False), help="Also write the result JSON here "
+@click.option("--out", type=OutPath(directory=False), help="Also write the result JSON here "
                                                              "(reshape synthesize --criticality-file takes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @training_options(epochs=3)

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import click
 
-from ._common import user_errors
+from ._common import OutPath, user_errors
 
 DATA = "fashion-mnist-mini"
 BACKBONE = "resnet18"
@@ -65,7 +65,7 @@ def short_run_sets() -> tuple[str, ...]:
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="demo-out", show_default=True, type=OutPath(directory=True),
               help="Folder for the teacher, the frontier, the export, front.png and summary.md.")
 @click.option("--quick", is_flag=True,
               help="A seconds-long smoke run (width-4 teacher, 256 images, 1-epoch bases).")
@@ -153,16 +153,18 @@ def _frontier(root: Path, teacher: Path, mode: Mode, console: Any, force: bool) 
     from reshape.methods import Setting
     from reshape.report.frontier import describe, write_frontier
 
-    from .frontier import frontier_command, parse_budgets, parse_sets
+    from ._common import Target
+    from .frontier import frontier_command, parse_sets
 
     sets = short_run_sets()
     setting = Setting(data=DATA, limit=mode.limit, epochs=mode.epochs, teacher_epochs=mode.base_epochs,
                       batch_size=mode.batch_size)
     out = root / "frontier"
-    line = frontier_command(str(teacher), list(METHODS), BUDGETS, DATA, None, mode.limit, mode.epochs,
+    budgets = Target(many=True).convert(BUDGETS, None, None)
+    line = frontier_command(str(teacher), list(METHODS), budgets, DATA, None, mode.limit, mode.epochs,
                          mode.base_epochs, mode.batch_size, setting.seed, sets, str(out))
     console.rule(f"[bold]$ {line}")
-    result = run_frontier(teacher, METHODS, parse_budgets(BUDGETS), setting, out, parse_sets(sets, list(METHODS)),
+    result = run_frontier(teacher, METHODS, budgets, setting, out, parse_sets(sets, list(METHODS)),
                           force=force, on_point=lambda row: console.print(describe(row), highlight=False), command=line)
     write_frontier(result)
     return result, sets
@@ -289,7 +291,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               "way the demo trained its points:", "", "```console",
               f"$ reshape synthesize --backbone {BACKBONE} --width {mode.width} --dataset {DATA} --relus N "
               "--criticality 1,4,2,3 --out my-hrn.json",
-              "$ " + frontier_command(teacher["run"], [exported["method"]], "N", DATA, None, mode.limit,
+              "$ " + frontier_command(teacher["run"], [exported["method"]], ["N"], DATA, None, mode.limit,
                                    mode.epochs, mode.base_epochs, mode.batch_size, 0,
                                    _sets_for(sets, [exported["method"]]), "my-frontier"),
               "```", "", "## All points", ""]
@@ -300,7 +302,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               "Each row, alone (the demo's folder reads it back; another --out trains it again):", "",
               "```console", f"$ {teacher_command}"]
     for row in result.points:
-        lines.append("$ " + frontier_command(teacher["run"], [row["method"]], _budget(row), DATA,
+        lines.append("$ " + frontier_command(teacher["run"], [row["method"]], [_budget(row)], DATA,
                                           None, mode.limit, mode.epochs, mode.base_epochs, mode.batch_size, 0,
                                           _sets_for(sets, [row["method"]]), str(result.out)))
     lines += [f"$ {result.command}", f"$ {exported['command']}", "```", "",

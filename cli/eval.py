@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, echo_json, user_errors
 
 
 @click.command("eval")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--data", help="Dataset name; defaults to the one the run was trained on.")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--data", type=Dataset(), help="Dataset name; defaults to the one the run was trained on.")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print {method, top1, top5, loss, relus} as JSON.")
 @user_errors

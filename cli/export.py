@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, echo_json, user_errors
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--out", required=True, type=OutPath(directory=True), help="Folder to write into.")
 @click.option("--onnx", is_flag=True,
               help="Also write model.onnx (opset 17, dynamic batch), checked against PyTorch with onnxruntime.")
 @click.option("--timm-config", is_flag=True,
               help="Also write timm's config.json with timm's own writer (save_for_hf): the spec as "
                    "model_args, the dataset's mean/std; timm.create_model('local-dir:OUT') rebuilds it.")
-@click.option("--dataset", help="Dataset for the config's mean/std (default: the one the run was trained on).")
+@click.option("--dataset", type=Dataset(), help="Dataset for the config's mean/std (default: the one the run was trained on).")
 @click.option("--force", is_flag=True, help="Start --out over if it holds another export or run (deletes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files (and ONNX difference) as JSON.")
 @user_errors

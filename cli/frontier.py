@@ -3,35 +3,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
+from typing import Any, Sequence
 
 import click
 
-from ._common import echo_json, parse_amount, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
 
 _SET = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$")
-
-
-def parse_budgets(text: str) -> list[int | float]:
-    """``2%,0.05,10k,5000`` -> [0.02, 0.05, 10000, 5000]: a percentage or a number in (0, 1)
-    is a fraction of the teacher's ReLUs (``1`` alone is one ReLU; write 100%), anything else a count."""
-    budgets: list[int | float] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        try:
-            if item.endswith("%"):
-                budgets.append(float(item[:-1]) / 100)
-            elif re.fullmatch(r"0?\.[0-9]+", item):
-                budgets.append(float(item))
-            else:
-                budgets.append(parse_amount(item, "budget"))
-        except (ValueError, click.BadParameter):
-            raise click.BadParameter(f"each budget is a percentage (2%), a fraction (0.05) or a ReLU count "
-                                     f"(10k, 5000), got {item!r}", param_hint="--budgets") from None
-    if not budgets:
-        raise click.BadParameter("give at least one budget, e.g. 2%,5%,10k", param_hint="--budgets")
-    return budgets
 
 
 def parse_sets(items: tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
@@ -63,29 +41,30 @@ def _methods(text: str) -> list[str]:
 
 
 @click.command("frontier")
-@click.argument("teacher_run", type=click.Path(file_okay=False))
+@click.argument("teacher_run", type=RUN_DIR)
 @click.option("--methods", "methods_text", required=True, help="Comma-separated registered methods (`reshape methods`).")
-@click.option("--budgets", "budgets_text", required=True,
-              help="Comma-separated budgets: 2% (or 0.02) of the teacher's ReLUs, or counts 10k, 5000.")
-@click.option("--data", help="Dataset every method trains on (default: the one the teacher records).")
+@click.option("--budgets", required=True, type=Target(many=True),
+              help="Comma-separated budgets: 2% (or 0.02) of the teacher's ReLUs, or counts 10k, 5000 "
+                   "(1.0 is all of them, 1 is one ReLU).")
+@click.option("--data", type=Dataset(), help="Dataset every method trains on (default: the one the teacher records).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--limit", type=int, help="Train on at most this many images (a seeded subset).")
-@click.option("--epochs", type=int, required=True, help="Student epochs of every method (two-stage methods split them).")
-@click.option("--teacher-epochs", type=int, default=6, show_default=True,
+@click.option("--limit", type=POSITIVE, help="Train on at most this many images (a seeded subset).")
+@click.option("--epochs", type=POSITIVE, required=True, help="Student epochs of every method (two-stage methods split them).")
+@click.option("--teacher-epochs", type=POSITIVE, default=6, show_default=True,
               help="Epochs of all-ReLU networks a method trains from scratch (HybReNet bases).")
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--set", "sets", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Override a method's param (repeatable), e.g. senet.at_weight=100.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Frontier folder (one run per point).")
+@click.option("--out", required=True, type=OutPath(directory=True), help="Frontier folder (one run per point).")
 @click.option("--force", is_flag=True, help="Delete the frontier in --out and start over.")
 @click.option("--storage", help="Share the points through an Optuna storage (journal:PATH, postgresql://...): "
                                 "start this command once and the same command with --worker anywhere.")
 @click.option("--worker", is_flag=True, help="With --storage: only take points, then leave (no table).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
 @user_errors
-def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | None, root: str | None,
+def command(teacher_run: str, methods_text: str, budgets: list[int | float], data: str | None, root: str | None,
             limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int, device: str,
             sets: tuple[str, ...], out: str, force: bool, storage: str | None, worker: bool,
             as_json: bool) -> None:
@@ -127,7 +106,6 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
     if worker and force:
         raise click.BadParameter("a worker cannot start a frontier over; drop --force", param_hint="--force")
     methods = _methods(methods_text)
-    budgets = parse_budgets(budgets_text)
     params = parse_sets(sets, methods)
     for name, overrides in params.items():
         try:
@@ -139,7 +117,7 @@ def command(teacher_run: str, methods_text: str, budgets_text: str, data: str | 
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
     setting = Setting(data=data, limit=limit, seed=seed, epochs=epochs, teacher_epochs=teacher_epochs,
                       batch_size=batch_size, root=root, device=device)
-    command_line = frontier_command(teacher_run, methods, budgets_text, data, root, limit, epochs, teacher_epochs,
+    command_line = frontier_command(teacher_run, methods, budgets, data, root, limit, epochs, teacher_epochs,
                                  batch_size, seed, sets, out)
     on_point = None if as_json else _echo_point
     if storage:
@@ -194,15 +172,21 @@ def _print_table(result: Any) -> None:
     console.print(view)
 
 
-def frontier_command(teacher: str, methods: list[str], budgets: str, data: str, root: str | None, limit: int | None,
-                  epochs: int, teacher_epochs: int, batch_size: int, seed: int, sets: tuple[str, ...],
-                  out: str) -> str:
+def frontier_command(teacher: str, methods: list[str], budgets: Sequence[int | float | str], data: str, root: str | None,
+                  limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int,
+                  sets: tuple[str, ...], out: str) -> str:
     """The command that reproduces this frontier, every setting spelled out (for results.json)."""
-    args = ["reshape", "frontier", teacher, "--methods", ",".join(methods), "--budgets", budgets, "--data", data,
-            "--epochs", str(epochs), "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
+    args = ["reshape", "frontier", teacher, "--methods", ",".join(methods),
+            "--budgets", ",".join(map(_budget_text, budgets)), "--data", data, "--epochs", str(epochs), "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
             "--seed", str(seed)]
     args += ["--root", root] if root else []
     args += ["--limit", str(limit)] if limit else []
     for item in sets:
         args += ["--set", item]
     return shlex.join(args + ["--out", out])
+
+
+def _budget_text(budget: int | float | str) -> str:
+    """A parsed budget as ``--budgets`` takes it: a fraction as a percentage, a count as digits
+    (text, such as a placeholder in a summary, is kept as written)."""
+    return f"{100 * budget:g}%" if isinstance(budget, float) else str(budget)

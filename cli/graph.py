@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, human, user_errors
+from ._common import POSITIVE, echo_json, human, user_errors
 from .count import DATASETS, resolve_model
 
 
@@ -12,7 +12,7 @@ from .count import DATASETS, resolve_model
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="Input size, channels, classes and stem convention of the dataset (as `reshape count`; "
                    "a CIFAR preset on a timm model the spec cannot express is refused).")
-@click.option("--input-size", type=int, help="Override the input height/width.")
+@click.option("--input-size", type=POSITIVE, help="Override the input height/width.")
 @click.option("--leaf", "leaves", multiple=True, metavar="MODULE",
               help="Keep this module opaque when tracing (repeatable); for modules torch.fx cannot trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with a `blocks` list.")
@@ -43,11 +43,13 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     from reshape.runs import GRAPH_FILE, load_rewritten
 
     if Path(model, GRAPH_FILE).is_file():
-        if dataset or input_size:
-            raise ReshapeError("a rewritten run is shown at its own input; drop --dataset/--input-size")
+        if dataset or input_size or leaves:
+            raise ReshapeError("a rewritten run is shown as it was traced, at its own input; "
+                               "drop --dataset/--input-size/--leaf")
         _, mg = load_rewritten(model)
     else:
         resolved = resolve_model(model, dataset, input_size)
+        _check_leaves(model, resolved.model, leaves)
         mg = trace(resolved.model, resolved.input_shape, leaves)
     blocks = [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
                "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]
@@ -56,6 +58,20 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
                    "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
         return
     _print_table(model, mg.input_shape, mg, blocks)
+
+
+def _check_leaves(label: str, model, leaves: tuple[str, ...]) -> None:
+    """A --leaf naming no module of the model would be silently ignored by the tracer: refuse it."""
+    import difflib
+
+    from reshape.errors import ReshapeError
+
+    names = [name for name, _ in model.named_modules() if name]
+    for leaf in leaves:
+        if leaf not in names:
+            close = difflib.get_close_matches(leaf, names, n=3)
+            hint = f" (close matches: {', '.join(close)})" if close else " (module names look like layer1.0.conv1)"
+            raise ReshapeError(f"--leaf {leaf}: {label} has no module '{leaf}'{hint}")
 
 
 def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict]) -> None:

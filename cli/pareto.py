@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, user_errors
+from ._common import OutPath, echo_json, user_errors
 
 
 @click.command("pareto")
@@ -14,7 +14,7 @@ from ._common import echo_json, user_errors
 @click.option("--anchors", "with_anchors", is_flag=True,
               help="Add the published results (reshape/tables/anchors.csv) for --dataset.")
 @click.option("--methods", help="Comma-separated published methods to show, e.g. snl,senet (implies --anchors).")
-@click.option("--out", type=click.Path(dir_okay=False),
+@click.option("--out", type=OutPath(directory=False),
               help="Write the plot here; the suffix picks the format (.png, .svg, .pdf).")
 @click.option("--x", "x_axis", type=click.Choice(["relus", "measured-bytes", "measured-seconds"]),
               default="relus", show_default=True,

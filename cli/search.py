@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import click
 
-from ._common import Amount, echo_json, user_errors
+from ._common import AmountList, Dataset, OutPath, echo_json, user_errors
 from ._training import pop_training, train_config, training_options
-
-
-def _budgets(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    amount = Amount()
-    return [amount.convert(part.strip(), param, ctx) for part in value.split(",") if part.strip()]
 
 
 @click.command("search")
 @click.option("--space", required=True, help="A bundled space (hybrenet, resnet) or a space JSON file.")
-@click.option("--data", required=True, help="Dataset name (fashion-mnist-mini, cifar100, ...).")
+@click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--budgets", required=True, callback=_budgets,
+@click.option("--budgets", required=True, type=AmountList(),
               help="ReLU budgets a trial may target, comma separated: 25k,50k,100k.")
 @click.option("--trials", type=click.IntRange(min=1), required=True,
               help="COMPLETE trials the study should hold in total (all workers, all runs).")
@@ -26,7 +21,7 @@ def _budgets(ctx: click.Context, param: click.Parameter, value: str) -> list[int
 @click.option("--macs", is_flag=True, help="Minimize MACs as a third objective.")
 @click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True,
               help="Constrained multi-objective sampler (seeded with --seed).")
-@click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="runs/search", show_default=True, type=OutPath(directory=True),
               help="Folder for the trials' run directories (trial-NNNN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the completed trials as JSON.")
 @training_options(epochs=None, lr=0.05)

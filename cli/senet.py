@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ._budget import ESTIMATORS, budget_options, fit_method, per_stage_line, report
-from ._common import user_errors
+from ._common import NON_NEGATIVE_FLOAT, UNIT, user_errors
 from ._training import pop_training, training_options
 
 
@@ -16,11 +16,11 @@ from ._training import pop_training, training_options
               "(from `reshape criticality`); default: the dataset's.")
 @click.option("--allocation", type=click.Choice(["sensitivity", "uniform"]), default="sensitivity",
               show_default=True, help="uniform = the same keep fraction in every layer (baseline).")
-@click.option("--at-weight", type=float, default=1000.0, show_default=True,
+@click.option("--at-weight", type=NON_NEGATIVE_FLOAT, default=1000.0, show_default=True,
               help="Weight of the attention-transfer loss in the final stage (published 1000).")
-@click.option("--ce-weight", type=float, default=0.1, show_default=True,
+@click.option("--ce-weight", type=NON_NEGATIVE_FLOAT, default=0.1, show_default=True,
               help="Weight of the CE loss in the final stage (released 0.1).")
-@click.option("--kd-weight", type=float, default=0.5, show_default=True,
+@click.option("--kd-weight", type=UNIT, default=0.5, show_default=True,
               help="Weight of the KD loss in the final stage (released 0.5; --kd-alpha is the locate stage's).")
 @training_options(epochs=10, lr=0.05, kd_alpha=0.5, batch_size=128)
 @user_errors

@@ -6,12 +6,12 @@ import click
 from reshape.spec import GRANULARITIES
 
 from ._budget import ESTIMATORS, per_stage_line
-from ._common import Amount, echo_json, user_errors
+from ._common import RUN_DIR, Amount, Dataset, echo_json, user_errors
 
 
 @click.command("sensitivity")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--data", required=True, help="Dataset the run was trained on.")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--data", required=True, type=Dataset(), help="Dataset the run was trained on.")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="criticality", show_default=True)
 @click.option("--ranking", help="Stages least to most critical for the criticality estimator, e.g. 4,1,2,3; "
@@ -41,7 +41,8 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
     batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
     total = sum(s.size for s in sites(t.spec, t.model))
     order = senet.resolve_ranking(data, t.spec, _stages(ranking)) if estimator == "criticality" else None
-    p = senet.plan(t.spec, t.model, budget or total, estimator, granularity, batches=batches, ranking=order)
+    p = senet.plan(t.spec, t.model, total if budget is None else budget, estimator, granularity, batches=batches,
+                   ranking=order)
     rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
              **({"relus": p.counts[n]} if budget else {})} for n in p.sizes]
     if as_json:

@@ -5,28 +5,29 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, human, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, human, resolve_target, user_errors
 from ._training import SETTING_OPTIONS, method_setting, training_options
 
 
 @click.command("shallow")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--relus", required=True,
-              help="ReLU target per image: a count (300k, 1.2M) or a fraction of the model's (0.6).")
-@click.option("--macs", help="Optional MAC target: a count (40M) or a fraction of the model's (0.8).")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--relus", required=True, type=Target(),
+              help="ReLU target per image: a count (300k, 1.2M) or a fraction of the model's "
+                   "(0.6, 60%; 1.0 is all of them, 1 is one ReLU).")
+@click.option("--macs", type=Target(), help="Optional MAC target: a count (40M) or a fraction of the model's (0.8).")
 @click.option("--mode", type=click.Choice(["exact", "compact"]), default="compact", show_default=True,
               help="exact: one lossless K x K conv per block (more MACs); compact: one k x k conv, "
                    "least-squares fitted and KD fine-tuned (fewer MACs).")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True,
               help="Kernel size of a compact merge.")
-@click.option("--data", required=True, help="Dataset the model in RUN_DIR was trained on.")
+@click.option("--data", required=True, type=Dataset(), help="Dataset the model in RUN_DIR was trained on.")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output run directory.")
+@click.option("--out", required=True, type=OutPath(directory=True), help="Output run directory.")
 @click.option("--force", is_flag=True, help="Start OUT over if it holds another run (deletes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the method's result as JSON.")
 @training_options(only=SETTING_OPTIONS, epochs=10, lr=0.05, kd_alpha=0.5)
 @user_errors
-def command(run_dir: str, relus: str, macs: str | None, mode: str, k: int, data: str, root: str | None,
+def command(run_dir: str, relus: int | float, macs: int | float | None, mode: str, k: int, data: str, root: str | None,
             out: str, force: bool, as_json: bool, **opts: Any) -> None:
     """Cut the ReLUs of the trained model in RUN_DIR to --relus by merging whole residual blocks.
 
@@ -53,13 +54,12 @@ def command(run_dir: str, relus: str, macs: str | None, mode: str, k: int, data:
     from reshape.runs import load_trained
 
     from ._budget import option_labels
-    from ._common import amount_or_fraction
 
     setting = method_setting(opts, data, root)
     teacher = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
     c = count(teacher.model, teacher.spec.input_shape)
-    budget = amount_or_fraction(relus, c.relus, "--relus")
-    mac_target = amount_or_fraction(macs, c.macs, "--macs") if macs else None
+    budget = resolve_target(relus, c.relus)
+    mac_target = resolve_target(macs, c.macs) if macs is not None else None
     method = get_method("shallow")
     params = method.params(mode=mode, k=k, lr=opts["lr"], macs=mac_target)
     labels = {**option_labels(method, setting), "budget": "--relus"}

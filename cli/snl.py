@@ -4,20 +4,20 @@ from __future__ import annotations
 import click
 
 from ._budget import budget_options, fit_method, report
-from ._common import user_errors
+from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, user_errors
 from ._training import pop_training, training_options
 
 
 @click.command("snl")
 @budget_options
-@click.option("--mask-epochs", type=int, help="Epochs of the mask phase (default: --epochs).")
-@click.option("--mask-lr", type=float, default=1e-3, show_default=True,
+@click.option("--mask-epochs", type=POSITIVE, help="Epochs of the mask phase (default: --epochs).")
+@click.option("--mask-lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True,
               help="Adam lr of the weights in the mask phase.")
-@click.option("--gate-lr", type=float, default=1e-3, show_default=True, help="Adam lr of the masks in the mask phase.")
-@click.option("--lambda", "lam", type=float, default=1e-5, show_default=True, help="Initial L1 weight on the masks.")
-@click.option("--lambda-growth", type=float, default=1.1, show_default=True,
+@click.option("--gate-lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True, help="Adam lr of the masks in the mask phase.")
+@click.option("--lambda", "lam", type=NON_NEGATIVE_FLOAT, default=1e-5, show_default=True, help="Initial L1 weight on the masks.")
+@click.option("--lambda-growth", type=click.FloatRange(min=1), default=1.1, show_default=True,
               help="Factor applied to lambda whenever the ReLU count stops falling.")
-@click.option("--lambda-warmup", type=int, default=5, show_default=True,
+@click.option("--lambda-warmup", type=NON_NEGATIVE, default=5, show_default=True,
               help="Epochs before lambda may grow.")
 @training_options(epochs=10, lr=1e-3, kd_alpha=0.9, batch_size=128)
 @user_errors

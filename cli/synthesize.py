@@ -6,12 +6,8 @@ from typing import Any
 
 import click
 
-from ._common import Amount, echo_json, human, parse_amount, user_errors
+from ._common import Amount, AmountList, check_out, echo_json, human, user_errors
 from .count import DATASETS
-
-
-def _amounts(text: str, what: str) -> list[int]:
-    return [parse_amount(part, what) for part in text.split(",") if part.strip()]
 
 
 def _ranking(text: str | None, path: str | None) -> list[int] | None:
@@ -44,16 +40,16 @@ def _stages(text: str) -> list[int]:
               help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
 @click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published "
                                     "ranking). It picks the culled stage and, by ReLU equalization, the stage multipliers.")
-@click.option("--criticality-file", type=click.Path(dir_okay=False),
+@click.option("--criticality-file", type=click.Path(exists=True, dir_okay=False),
               help="Take the ranking from this `reshape criticality --out` JSON instead.")
-@click.option("--sweep", help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
+@click.option("--sweep", type=AmountList(), help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
 @click.option("--out", type=click.Path(), help="Spec JSON to write (a directory with --sweep).")
 @click.option("--force", is_flag=True, help="With --sweep: start --out DIR over if it holds another sweep (deletes it).")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @user_errors
 def command(backbone: str, dataset: str, width: int | None, relus: int | None, macs: int | None, round_to: int,
-            criticality: str | None, criticality_file: str | None, sweep: str | None,
+            criticality: str | None, criticality_file: str | None, sweep: list[int] | None,
             out: str | None, force: bool, protocol: str, as_json: bool) -> None:
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
 
@@ -79,6 +75,8 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         raise click.UsageError("--sweep writes one spec per budget: give --out DIR")
     if criticality and criticality_file:
         raise click.UsageError("give --criticality or --criticality-file, not both")
+    if out is not None:
+        check_out(out, directory=sweep is not None)
     from reshape.io import write_json
     from reshape.runs import RunDir, file_target
     from reshape.spec import save_spec
@@ -89,7 +87,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         from reshape.models import spec_for
 
         base = spec_for(backbone, dataset, width)
-    budgets = _amounts(sweep, "--sweep budget") if sweep is not None else [relus]
+    budgets = sweep if sweep is not None else [relus]
     if sweep is None and out:
         file_target(out)
     results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)

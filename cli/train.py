@@ -5,19 +5,19 @@ import sys
 
 import click
 
-from ._common import echo_json, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, user_errors
 from ._training import train_config, training_options
 
 
 @click.command("train")
 @click.argument("model_or_spec")
-@click.option("--data", "data", required=True, help="Dataset name (fashion-mnist-mini, cifar100, ...).")
+@click.option("--data", "data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--download", is_flag=True, help="Fetch the dataset first (CIFAR only).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
-@click.option("--width", type=int, help="Narrow the model: stem and stage-1 width M, later stages "
+@click.option("--out", required=True, type=OutPath(directory=True), help="Run directory to write.")
+@click.option("--width", type=POSITIVE, help="Narrow the model: stem and stage-1 width M, later stages "
                                         "scaled by the same factor (resnet18 --width 16: 16/32/64/128).")
-@click.option("--teacher", type=click.Path(file_okay=False), help="Run directory of a trained teacher "
+@click.option("--teacher", type=RUN_DIR, help="Run directory of a trained teacher "
                                                                   "to distill from (same dataset).")
 @click.option("--resume", is_flag=True, help="Accepted for compatibility and ignored: an unfinished run "
                                              "in --out always resumes.")
@@ -49,12 +49,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape eval runs/fm16
     """
     from reshape.data import splits
-    from reshape.models import spec_for
+    from reshape.models import require_memory, spec_for
     from reshape.runs import load_trained
     from reshape.train import TrainingInterrupted, fit, is_main, load_teacher, shutdown
 
     cfg = train_config(opts, dataset=data)
     spec = spec_for(model_or_spec, data, width)
+    require_memory(spec)  # before --out is claimed: a spec too large to build leaves nothing behind
     teacher_run = None
     if teacher:
         teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)

@@ -87,6 +87,24 @@ def spec_macs(spec: ArchSpec) -> int:
     return macs + out * spec.num_classes
 
 
+def spec_params(spec: ArchSpec) -> int:
+    """Trainable parameters of the built model (conv weights, BatchNorm scale and shift, the
+    classifier): what building it will allocate, known before allocating anything."""
+    k = spec.stem.kernel
+    params = spec.in_chans * spec.stem.width * k * k + 2 * spec.stem.width
+    out = spec.stem.width
+    for s, _, stride, cin, _, _ in _blocks(spec):
+        w = spec.stages[s - 1].width
+        out = w * EXPANSION[spec.block]
+        if spec.block == "basic":
+            params += (cin * w + w * w) * 9 + 2 * (w + w)
+        else:
+            params += cin * w + 9 * w * w + w * out + 2 * (w + w + out)
+        if stride != 1 or cin != out:  # projection shortcut: 1x1 conv + BatchNorm
+            params += cin * out + 2 * out
+    return params + out * spec.num_classes + spec.num_classes
+
+
 # -- closed-form solving ----------------------------------------------------------------------
 def largest_within(f: Callable[[int], int], limit: int, lo: int) -> int:
     """Largest integer ``x >= lo`` with ``f(x) <= limit`` (``lo - 1`` if none).

@@ -301,8 +301,9 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
     """
     from .models.hybrenet import hrn_shape, number_text
 
-    if relus < 1 or (macs is not None and macs < 1) or round_to < 1:
-        raise ReshapeError("ReLU budget, MAC budget and round_to must be positive integers")
+    for name, value in (("ReLU budget", relus), ("MAC budget", macs), ("round_to", round_to)):
+        if value is not None and value < 1:
+            raise ReshapeError(f"the {name} must be at least 1, got {value:,}")
     label, base, ranking, source = _setup(backbone, dataset, criticality)
     rules, tol = _rules(), _tolerance()
     base_relus = total_relus(base)

@@ -118,15 +118,28 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
-    """Read JSON, turning every failure into one clear ``ReshapeError``."""
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """Read UTF-8 text, turning a missing, unreadable or non-UTF-8 file into one clear ``ReshapeError``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReshapeError(f"{what} not found: {path}") from None
     except OSError as exc:
         raise ReshapeError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ReshapeError(not_utf8(path, exc, what)) from None
+
+
+def not_utf8(path: str | os.PathLike[str], exc: UnicodeDecodeError, what: str = "file") -> str:
+    """The message for a file that does not decode as UTF-8, with where it stops decoding."""
+    return f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Read JSON, turning every failure into one clear ``ReshapeError``."""
+    path = Path(path)
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -66,8 +66,14 @@ def test_methods_meet_the_budget_exactly(teacher, tmp_path, method, extra):
     assert counted["relus"] == 2000
 
 
+def test_a_zero_budget_is_a_usage_error(teacher, tmp_path):
+    """A value wrong by itself exits 2 before anything runs (docs/architecture.md, exit codes)."""
+    res = run("senet", teacher, "--out", str(tmp_path / "x"), *FAST, *DATA, "--budget", "0")
+    assert res.exit_code == 2 and "'--budget': must be at least 1" in res.output
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--budget", "0"], "positive integer"),
     (["--budget", "10M"], "exceeds the teacher's"),
     (["--budget", "1k", "--data", "mnist"], None),
 ])

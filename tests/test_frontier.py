@@ -204,7 +204,7 @@ def test_cli_reproduces_the_table_shape(frontier, teacher):
 
 @pytest.mark.parametrize("args, message", [
     (["--methods", "width,magic"], "unknown method 'magic'; registered: width, deepreduce"),
-    (["--budgets", "10%,lots"], "each budget is a percentage"),
+    (["--budgets", "10%,lots"], "each entry 'lots' is neither a count"),
     (["--set", "width.lr"], "write METHOD.PARAM=VALUE"),
     (["--set", "deepreduce.lr=0.1"], "'deepreduce', which is not in --methods"),
     (["--set", "width.alpha=1"], "method width has no parameter 'alpha'"),

@@ -4,6 +4,7 @@ Importing this package registers the spec-built families in timm's registry.
 """
 from __future__ import annotations
 
+from ._builder import require_memory
 from ._cfg import spec_cfg
 from ._read import spec_of
 from ._registry import build, create_spec_model, register_family
@@ -16,4 +17,4 @@ from . import hybrenet  # noqa: E402,F401  isort: skip
 
 __all__ = ["build", "build_for_count", "create", "create_spec_model", "register_family", "resolve", "Resolved",
            "PresetError", "apply_preset", "spec_for", "spec_of", "narrow", "spec_from_timm", "read_timm",
-           "require_plain_resnet", "spec_cfg", "with_stem"]
+           "require_memory", "require_plain_resnet", "spec_cfg", "with_stem"]

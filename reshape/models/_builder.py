@@ -13,6 +13,7 @@ feature extraction and timm's standard kwargs.
 """
 from __future__ import annotations
 
+import os
 import zlib
 
 import torch
@@ -20,7 +21,8 @@ from torch import nn
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet, make_blocks
 
 from .._probe import output_shapes
-from ..errors import SpecError
+from ..analytic import spec_params
+from ..errors import ReshapeError, SpecError, first_line, is_out_of_memory
 from ..layers import MaskedReLU
 from ..spec import ArchSpec, ReluLayer
 
@@ -30,22 +32,67 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 def build(spec: ArchSpec, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
           global_pool: str = "avg") -> ResNet:
     """A freshly initialised model for ``spec`` (train mode) with timm's standard head and
-    regularisation arguments. No spec is stored on the model: ``spec_of`` reads it back."""
+    regularisation arguments. No spec is stored on the model: ``spec_of`` reads it back.
+
+    A spec too large for this machine is refused before anything is allocated (an
+    allocation that the OS grants lazily would otherwise swap the machine to a halt),
+    and one that still fails to allocate, or overflows a tensor size even on the meta
+    device, becomes a ``ReshapeError`` naming its widths.
+    """
+    require_memory(spec)
     block = BLOCKS[spec.block]
-    model = ResNet(
-        block=block,
-        layers=spec.depths,
-        channels=spec.widths,
-        num_classes=spec.num_classes,
-        in_chans=spec.in_chans,
-        global_pool=global_pool,
-        drop_rate=drop_rate,
-        drop_path_rate=drop_path_rate,
-    )
-    _set_stem(model, spec, block, drop_path_rate)
-    model.init_weights()
+    try:
+        model = ResNet(
+            block=block,
+            layers=spec.depths,
+            channels=spec.widths,
+            num_classes=spec.num_classes,
+            in_chans=spec.in_chans,
+            global_pool=global_pool,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+        _set_stem(model, spec, block, drop_path_rate)
+        model.init_weights()
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise ReshapeError(f"not enough memory to build {_describe(spec)} ({first_line(exc)}); "
+                           "use narrower widths") from None
     _apply_relu_states(model, spec)
     return model
+
+
+def _describe(spec: ArchSpec) -> str:
+    return f"{spec.name or 'the spec'} (stem width {spec.stem.width}, stage widths {'/'.join(map(str, spec.widths))})"
+
+
+def require_memory(spec: ArchSpec) -> None:
+    """Refuse a spec whose fp32 parameters alone exceed the memory available now (CPU builds only);
+    commands call it before they claim an output folder, so a spec too large leaves nothing behind."""
+    if torch.empty(0).device.type != "cpu":
+        return
+    free = _available_bytes()
+    need = 4 * spec_params(spec)
+    if free is not None and need > free:
+        raise ReshapeError(f"not enough memory to build {_describe(spec)}: its {spec_params(spec):,} parameters "
+                           f"take {need / 2**30:,.1f} GiB and {free / 2**30:,.1f} GiB are available; "
+                           "use narrower widths")
+
+
+def _available_bytes() -> int | None:
+    """Memory available to new allocations (Linux MemAvailable, else free pages), None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module], drop_path_rate: float) -> None:

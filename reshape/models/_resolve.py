@@ -117,7 +117,7 @@ def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> Arch
     if spec is None:
         raise ReshapeError(f"'{model_or_spec}' is not a ResNet-family model this tool can build; "
                            "use resnet18/34/50/... or a spec JSON")
-    return narrow(spec, width) if width else spec
+    return narrow(spec, width) if width is not None else spec
 
 
 def narrow(spec: ArchSpec, width: int) -> ArchSpec:

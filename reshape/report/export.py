@@ -61,18 +61,20 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
         raise ReshapeError(f"{run_dir} is rewritten by graph passes ({GRAPH_FILE}); timm cannot rebuild "
                            "it from its spec: export without --timm-config and load it with "
                            "reshape.runs.load_run")
-    if timm_config:
-        run.need_dataset("--dataset", " for the config's mean/std")
+    dataset = None
+    if timm_config:  # before any file is written: a dataset that does not fit leaves --out untouched
+        dataset = run.need_dataset("--dataset", " for the config's mean/std")
+        check_channels(spec, dataset)
     if out.resolve() == run_dir.resolve():  # --force would delete the run being exported
         raise ReshapeError(f"--out {out} is the run being exported; pick another folder")
     folder = RunDir(out)
     folder.claim("export", {"weights": run.digest, "rewritten": rewritten, "onnx": onnx, "timm_config": timm_config,
-                            "dataset": run.dataset if timm_config else None},
+                            "dataset": dataset},
                  parent=run_dir, force=force, labels={"weights": "RUN_DIR (weights digest)",
                                                       "timm_config": "--timm-config", "onnx": "--onnx"})
     save_spec(spec, out / SPEC_FILE)
     if timm_config:
-        save_timm(model, spec, run.dataset, out)
+        save_timm(model, spec, dataset, out)
     else:
         save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
@@ -124,7 +126,8 @@ def export_onnx(model: nn.Module, spec: ArchSpec, path: str | os.PathLike[str]) 
 
 def save_timm(model: nn.Module, spec: ArchSpec, dataset: str, out: Path) -> None:
     """``out/config.json`` and ``out/model.safetensors`` in timm's Hub layout, written by timm's
-    public writer ``timm.models.save_for_hf`` and moved into place one file at a time.
+    public writer ``timm.models.save_for_hf`` into a temporary folder, then written into place
+    atomically one file at a time (with the permissions of every other result file).
 
     The config records the spec as ``model_args.spec`` (``reshape_spec`` rebuilds from it)
     and the pretrained cfg of the spec on ``dataset`` (mean/std, crop, fixed input size).
@@ -138,4 +141,14 @@ def save_timm(model: nn.Module, spec: ArchSpec, dataset: str, out: Path) -> None
         save_for_hf(model, tmp, model_config={"pretrained_cfg": spec_cfg(spec, dataset)},
                     model_args={"spec": spec.to_dict()}, safe_serialization=True)
         for name in (WEIGHTS_FILE, CONFIG_FILE):
-            os.replace(Path(tmp, name), out / name)
+            write_bytes(out / name, Path(tmp, name).read_bytes())
+
+
+def check_channels(spec: ArchSpec, dataset: str) -> None:
+    """Refuse a config whose dataset's mean/std do not fit the network's input channels."""
+    from ..tables import dataset_preset
+
+    preset = dataset_preset(dataset)
+    if preset["in_chans"] != spec.in_chans:
+        raise ReshapeError(f"{dataset} images have {preset['in_chans']} channels but the network takes "
+                           f"{spec.in_chans}: its mean/std would not fit; pass the --dataset it was trained on")

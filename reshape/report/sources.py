@@ -19,10 +19,13 @@ A source without any finished result is an error, never an empty plot.
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReshapeError
+from ..io import read_text
 from .pareto import Point
 
 STUDY_SEPARATOR = "::"
@@ -88,27 +91,33 @@ def _with_measured(point: Point, x: str, protocol: str) -> Point:
 
 def read_csv(path: str | Path, dataset: str | None = None) -> list[Point]:
     """Points from a results CSV (``top1`` in percent)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ReshapeError(f"{path}: missing column '{missing[0]}'; a results CSV needs "
-                                   f"{', '.join(CSV_COLUMNS)} (top1 in percent)")
-            rows = list(reader)
-    except OSError as exc:
-        raise ReshapeError(f"cannot read {path}: {exc.strerror}") from None
+    reader = csv.DictReader(io.StringIO(read_text(path, "results CSV"), newline=""))
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ReshapeError(f"{path}: missing column '{missing[0]}'; a results CSV needs "
+                           f"{', '.join(CSV_COLUMNS)} (top1 in percent)")
     points = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(reader, start=2):
         if dataset and row.get("dataset") and row["dataset"] != dataset:
             continue
-        try:
-            relus, top1 = int(float(row["relus"])), float(row["top1"])
-        except (TypeError, ValueError):
-            raise ReshapeError(f"{path} line {line}: relus and top1 must be numbers, "
-                               f"got {row['relus']!r} and {row['top1']!r}") from None
-        points.append(Point(row["method"], relus, top1, row.get("source") or str(path)))
+        relus, top1 = _csv_number(row["relus"]), _csv_number(row["top1"])
+        # A count is whole and not negative, an accuracy a percentage: anything else is a typo
+        # (a fraction where percent is meant plots at the bottom, so top1 <= 1 stays allowed).
+        if relus is None or relus < 0 or relus != int(relus):
+            raise ReshapeError(f"{path} line {line}: relus must be a whole number >= 0, got {row['relus']!r}")
+        if top1 is None or not 0 <= top1 <= 100:
+            raise ReshapeError(f"{path} line {line}: top1 must be a percentage in [0, 100], got {row['top1']!r}")
+        points.append(Point(row["method"], int(relus), top1, row.get("source") or str(path)))
     return points
+
+
+def _csv_number(text: str | None) -> float | None:
+    """A CSV cell as a finite number, or None when it is empty, not a number, NaN or infinite."""
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def read_study(source: str) -> list[Point]:
