@@ -32,6 +32,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     \b
     Examples:
       reshape count resnet18 --dataset cifar100      # 557,056 ReLUs
+      reshape count wrn22_8 --dataset cifar100       # 1,392,640 (SNL's convention 1,359,872)
       reshape count resnet50 --dataset imagenet --json
       reshape count spec.json --per-layer
     """
@@ -43,18 +44,30 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     result = count(resolved.model, resolved.input_shape)
     table = load_costs(costs)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
+    snl = _snl_convention(resolved.spec)
     if as_json:
         echo_json({
             "model": resolved.label,
             **result.to_dict(),
+            **snl,
             "cost": total.to_dict(),
             "spec": resolved.spec.to_dict() if resolved.spec else None,
         })
         return
-    _print_tables(resolved.label, result, total, protocol, table, per_layer)
+    _print_tables(resolved.label, result, total, protocol, table, per_layer, snl)
 
 
-def _print_tables(label, result, total, protocol, table, per_layer) -> None:
+def _snl_convention(spec) -> dict:
+    """SNL's published counts leave out the one ReLU layer its networks lack (the stem ReLU of
+    a ResNet, the final ReLU of a WRN); known for spec-built models only."""
+    from reshape.analytic import relus_snl, snl_omitted
+
+    if spec is None:
+        return {"relus_snl": None, "snl_omits": None}
+    return {"relus_snl": relus_snl(spec), "snl_omits": snl_omitted(spec)}
+
+
+def _print_tables(label, result, total, protocol, table, per_layer, snl) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -74,10 +87,13 @@ def _print_tables(label, result, total, protocol, table, per_layer) -> None:
               f"{total.online_s:.2f}s", human(total.total_bytes) + "B", style="bold")
     console.print(t)
     console.print(
-        f"ReLUs {result.relus:,} (stem ReLU included; {result.relus_without_stem:,} without it, "
-        f"SNL's convention)  max-pool comparisons {result.comparisons:,}  MACs {result.macs:,}  "
+        f"ReLUs {result.relus:,} (stem ReLU included; {result.relus_without_stem:,} without it)  "
+        f"max-pool comparisons {result.comparisons:,}  MACs {result.macs:,}  "
         f"params {result.params:,}  nonlinear depth {result.nonlinear_depth}"
     )
+    if snl["relus_snl"] is not None:
+        console.print(f"SNL's convention: {snl['relus_snl']:,} ReLUs (its networks have no "
+                      f"{snl['snl_omits']} layer)")
     console.print(
         f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
         f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"

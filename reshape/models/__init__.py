@@ -10,8 +10,10 @@ from ._resolve import Resolved, apply_preset, build_for_count, narrow, resolve, 
 from ._timm import create, require_plain_resnet, spec_from_timm
 from .resnet import with_stem
 
-# The family modules (resnet above, hybrenet) register their models in timm on import.
-from . import hybrenet  # noqa: E402,F401  isort: skip
+# The family modules (resnet above, hybrenet, wrn) register their models in timm on import.
+from . import hybrenet, wrn  # noqa: E402,F401  isort: skip
+from .wrn import wrn_spec  # noqa: E402  isort: skip
 
 __all__ = ["build", "build_for_count", "create", "register_family", "resolve", "Resolved", "apply_preset",
-           "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "with_stem"]
+           "spec_for", "narrow", "spec_from_timm", "require_plain_resnet", "with_stem",
+           "wrn_spec"]

@@ -6,10 +6,15 @@ layer1 are rebuilt through timm's own ``make_blocks`` at the spec's stem width),
 its stem is the ImageNet one (so a CIFAR spec swaps in a 3x3 conv and drops the
 max-pool). ReLU states are applied last: removed layers become ``nn.Identity`` and
 masked ones ``MaskedReLU`` sized by a meta-device shape pass.
+
+Block kinds timm's ResNet does not build (``preact``) come from the family module that
+adds its network class to ``NETWORKS`` (``wrn``); ReLU states are applied to them the
+same way, by module name.
 """
 from __future__ import annotations
 
 import zlib
+from typing import Callable
 
 import torch
 from torch import nn
@@ -21,10 +26,20 @@ from ..layers import MaskedReLU
 from ..spec import ArchSpec, ReluLayer
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+#: Network constructors of the block kinds that are not timm ResNets, added by their family
+#: module on import (``reshape.models`` imports them all).
+NETWORKS: dict[str, Callable[[ArchSpec], nn.Module]] = {}
 
 
-def build(spec: ArchSpec) -> ResNet:
+def build(spec: ArchSpec) -> nn.Module:
     """A freshly initialised model for ``spec`` (CPU, train mode)."""
+    model = NETWORKS[spec.block](spec) if spec.block in NETWORKS else _timm_resnet(spec)
+    _apply_relu_states(model, spec)
+    model.reshape_spec = spec  # lets counting and saving recover the spec from the model
+    return model
+
+
+def _timm_resnet(spec: ArchSpec) -> ResNet:
     block = BLOCKS[spec.block]
     model = ResNet(
         block=block,
@@ -35,8 +50,6 @@ def build(spec: ArchSpec) -> ResNet:
     )
     _set_stem(model, spec, block)
     model.init_weights()
-    _apply_relu_states(model, spec)
-    model.reshape_spec = spec  # lets counting and saving recover the spec from the model
     return model
 
 
@@ -61,7 +74,7 @@ def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module]) -> None:
         info["reduction"] = reduction * info["reduction"] // 4
 
 
-def _apply_relu_states(model: ResNet, spec: ArchSpec) -> None:
+def _apply_relu_states(model: nn.Module, spec: ArchSpec) -> None:
     masked = [layer for layer in spec.relus if layer.state == "masked"]
     shapes = output_shapes(model, spec.input_shape,
                            [layer.name for layer in masked])

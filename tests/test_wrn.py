@@ -1,0 +1,135 @@
+"""Wide ResNets: any-stage pre-activation specs, the WRN family, and SNL's counting convention."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+from click.testing import CliRunner
+
+from reshape.analytic import relu_sizes, relus_snl, snl_omitted, spec_macs, stage_relus, total_relus
+from reshape.cli import cli
+from reshape.count import count
+from reshape.errors import ReshapeError, SpecError
+from reshape.layers import MaskedReLU
+from reshape.models import build, build_for_count, wrn_spec
+from reshape.spec import ArchSpec, ReluLayer, Stage, Stem
+
+# Standard pre-activation WRN-d-k at 32x32 (n = (d-4)/6 blocks per stage, widths 16k/32k/64k).
+# A block has 2 ReLUs: act1 on its input (before the stride), act2 after conv1. Per stage:
+# block 0's act1 on the previous width at the previous resolution, then 2n-1 layers of
+# width x side^2; then the final BN-ReLU on 64k x 8 x 8.
+# WRN-22-8 (n=3; 128/256/512): stage1 16*1024 + 5*128*1024 = 671,744; stage2 128*1024
+# + 5*256*256 = 458,752; stage3 256*256 + 5*512*64 = 229,376; final 512*64 = 32,768.
+WRN22_8 = (16 * 1024 + 5 * 128 * 1024) + (128 * 1024 + 5 * 256 * 256) + (256 * 256 + 5 * 512 * 64) + 512 * 64
+# WRN-16-8 (n=2): stage1 16*1024 + 3*128*1024 = 409,600; stage2 128*1024 + 3*256*256 = 327,680;
+# stage3 256*256 + 3*512*64 = 163,840; final 32,768.
+WRN16_8 = (16 * 1024 + 3 * 128 * 1024) + (128 * 1024 + 3 * 256 * 256) + (256 * 256 + 3 * 512 * 64) + 512 * 64
+# WRN-28-10 (n=4; 160/320/640): stage1 16*1024 + 7*160*1024 = 1,163,264; stage2 160*1024
+# + 7*320*256 = 737,280; stage3 320*256 + 7*640*64 = 368,640; final 640*64 = 40,960.
+WRN28_10 = (16 * 1024 + 7 * 160 * 1024) + (160 * 1024 + 7 * 320 * 256) + (320 * 256 + 7 * 640 * 64) + 640 * 64
+
+
+def test_hand_derived_totals():
+    assert (WRN22_8, WRN16_8, WRN28_10) == (1_392_640, 933_888, 2_310_144)
+
+
+@pytest.mark.parametrize("name, depth, widen, relus, final", [
+    ("wrn16_8", 16, 8, WRN16_8, 512 * 64),
+    ("wrn22_8", 22, 8, WRN22_8, 512 * 64),
+    ("wrn28_10", 28, 10, WRN28_10, 640 * 64),
+])
+def test_wrn_counts_both_conventions(name, depth, widen, relus, final):
+    spec = timm.create_model(name, num_classes=100).reshape_spec
+    assert spec == wrn_spec(depth, widen, num_classes=100)
+    measured = count(build_for_count(spec), spec.input_shape)
+    assert measured.relus == total_relus(spec) == relus
+    # SNL's WideResNet has no final ReLU (BN straight into pooling): its count leaves out 64k x 8 x 8.
+    assert snl_omitted(spec) == "final_act" and relus_snl(spec) == relus - final
+    assert measured.macs == spec_macs(spec)
+    assert {s.name: s.relus for s in measured.stages} == stage_relus(spec)
+
+
+def test_wrn22_8_is_snl_published_count_and_snl_network():
+    spec = wrn_spec(22, 8, num_classes=100)
+    assert relus_snl(spec) == 1_359_872 == 1_392_640 - 512 * 8 * 8
+    # SNL's network itself is WRN-22-8 with the final ReLU removed: the same count, measured.
+    snl_net = spec.with_relus([ReluLayer("final_act", "removed")])
+    assert count(build_for_count(snl_net), spec.input_shape).relus == 1_359_872 == relus_snl(snl_net)
+
+
+def test_resnet_snl_convention_is_without_stem(resnet18_cifar_spec):
+    assert snl_omitted(resnet18_cifar_spec) == "act1" and relus_snl(resnet18_cifar_spec) == 491_520
+
+
+def test_wrn22_8_params_match_the_paper():
+    # Zagoruyko & Komodakis report 17.2M params for WRN-22-8 and 36.5M for WRN-28-10 on CIFAR-10.
+    with torch.device("meta"):
+        assert round(sum(p.numel() for p in build(wrn_spec(22, 8)).parameters()) / 1e6, 1) == 17.2
+        assert round(sum(p.numel() for p in build(wrn_spec(28, 10)).parameters()) / 1e6, 1) == 36.5
+
+
+def tiny_wrn(**changes) -> ArchSpec:
+    """WRN-10-1 at 16x16: one block per stage, widths 16/32/64 (an any-stage spec can also differ)."""
+    return wrn_spec(10, 1, input_size=16).replace(**changes)
+
+
+def test_preact_specs_take_any_number_of_stages():
+    two = tiny_wrn(stages=(Stage(8, 1), Stage(16, 2)), stem=Stem(width=4))
+    five = tiny_wrn(stages=tuple(Stage(4, 1) for _ in range(5)), input_size=32)
+    for spec in (two, five):
+        assert ArchSpec.from_json(spec.to_json()) == spec
+        out = build(spec)(torch.randn(2, 3, spec.input_size, spec.input_size))
+        assert out.shape == (2, 10)
+        assert count(build_for_count(spec), spec.input_shape).relus == total_relus(spec)
+    # two stages: act1 4*256 + act2 8*256; stage 2 block 0: 8*256 + 16*64, block 1: 2*16*64; final 16*64
+    assert total_relus(two) == 4 * 256 + 8 * 256 + 8 * 256 + 16 * 64 + 2 * 16 * 64 + 16 * 64
+    assert two.relu_names() == ["layer1.0.act1", "layer1.0.act2", "layer2.0.act1", "layer2.0.act2",
+                                "layer2.1.act1", "layer2.1.act2", "final_act"]
+
+
+@pytest.mark.parametrize("mutate, field, message", [
+    (lambda d: d.update(block="basic"), "spec.stages", "block 'basic' needs exactly 4 stages"),
+    (lambda d: d.update(stages=[]), "spec.stages", "at least one stage"),
+    (lambda d: d.update(relus=[{"name": "act1", "state": "removed"}]), "spec.relus[0].name", "final_act"),
+    (lambda d: d.update(input_size=2), "spec.input_size", "total stride 4"),
+])
+def test_preact_validation_names_the_field(mutate, field, message):
+    data = tiny_wrn().to_dict()
+    mutate(data)
+    with pytest.raises(SpecError, match=message) as err:
+        ArchSpec.from_dict(data)
+    assert err.value.field == field
+
+
+def test_wrn_depth_rule():
+    with pytest.raises(ReshapeError, match="6n \\+ 4"):
+        wrn_spec(20, 8)
+
+
+def test_relu_states_apply_to_wrn_like_resnets():
+    # WRN-10-1 at 16: layer2.0.act2 is 32 x 8 x 8 = 2,048; keep 100 of them, remove final_act (64 x 4 x 4).
+    spec = tiny_wrn().with_relus([ReluLayer("layer2.0.act2", "masked", kept=100, granularity="neuron"),
+                                  ReluLayer("final_act", "removed")])
+    model = build(spec)
+    assert isinstance(model.layer2[0].act2, MaskedReLU) and isinstance(model.final_act, torch.nn.Identity)
+    assert relu_sizes(spec)["layer2.0.act2"] == 2_048 and relu_sizes(spec)["final_act"] == 1_024
+    assert count(model, spec.input_shape).relus == total_relus(tiny_wrn()) - 2_048 + 100 - 1_024 == total_relus(spec)
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+
+
+def test_timm_names_and_api():
+    model = timm.create_model("wrn16_8", num_classes=7)
+    assert model.get_classifier().out_features == 7 and model.num_features == 512
+    assert [f["num_chs"] for f in model.feature_info] == [128, 256, 512]
+    assert [f["reduction"] for f in model.feature_info] == [1, 2, 4]
+
+
+def test_count_cli_shows_both_conventions():
+    res = CliRunner().invoke(cli, ["count", "wrn22_8", "--dataset", "cifar100", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["relus"] == 1_392_640 and data["relus_snl"] == 1_359_872 and data["snl_omits"] == "final_act"
+    text = CliRunner().invoke(cli, ["count", "wrn22_8", "--dataset", "cifar100"]).output
+    assert "1,392,640" in text and "SNL's convention: 1,359,872 ReLUs" in " ".join(text.split())
