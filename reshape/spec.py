@@ -123,6 +123,23 @@ class ArchSpec:
                 names.extend(f"layer{s}.{b}.act{k}" for k in range(1, acts + 1))
         return names + [FINAL_ACT] if self.preact else names
 
+    def feeding_convs(self) -> dict[str, str]:
+        """The conv whose output (through its BN) each ReLU layer activates, by module name.
+
+        timm blocks: ``act<k>`` <- ``conv<k>`` (the stem's ``act1`` <- ``conv1``). Pre-activation:
+        ``act2`` <- the block's ``conv1``; ``act1`` and ``final_act`` <- the conv before them on the
+        main path (the previous block's ``conv2``, or the stem ``conv1``).
+        """
+        if not self.preact:
+            return {n: n.replace("act", "conv") for n in self.relu_names()}
+        out, previous = {}, "conv1"
+        for s, stage in enumerate(self.stages, start=1):
+            for b in range(stage.depth):
+                out[f"layer{s}.{b}.act1"] = previous
+                out[f"layer{s}.{b}.act2"] = f"layer{s}.{b}.conv1"
+                previous = f"layer{s}.{b}.conv2"
+        return {**out, FINAL_ACT: previous}
+
     def relu_state(self, name: str) -> ReluLayer:
         for layer in self.relus:
             if layer.name == name:

@@ -8,13 +8,19 @@ import timm
 import torch
 from click.testing import CliRunner
 
+from reshape import deepreduce
 from reshape.analytic import relu_sizes, relus_snl, snl_omitted, spec_macs, stage_relus, total_relus
 from reshape.cli import cli
 from reshape.count import count
 from reshape.errors import ReshapeError, SpecError
 from reshape.layers import MaskedReLU
-from reshape.models import build, build_for_count, wrn_spec
+from reshape.methods import Setting, get_method
+from reshape.methods.senet import SENetParams
+from reshape.models import apply_preset, build, build_for_count, narrow, wrn_spec
+from reshape.runs import load_run, load_trained
 from reshape.spec import ArchSpec, ReluLayer, Stage, Stem
+from reshape.tables import dataset_preset
+from reshape.train import fit
 
 # Standard pre-activation WRN-d-k at 32x32 (n = (d-4)/6 blocks per stage, widths 16k/32k/64k).
 # A block has 2 ReLUs: act1 on its input (before the stride), act2 after conv1. Per stage:
@@ -133,3 +139,69 @@ def test_count_cli_shows_both_conventions():
     assert data["relus"] == 1_392_640 and data["relus_snl"] == 1_359_872 and data["snl_omits"] == "final_act"
     text = CliRunner().invoke(cli, ["count", "wrn22_8", "--dataset", "cifar100"]).output
     assert "1,392,640" in text and "SNL's convention: 1,359,872 ReLUs" in " ".join(text.split())
+
+
+# -- methods on a tiny WRN: accepted, or refused with the rule that does not apply -------------
+DATA = "fashion-mnist-mini"
+SETTING = Setting(DATA, limit=256, epochs=2, batch_size=64, progress=False)
+RANKING = (1, 3, 2)  # a ranking of the WRN's three stages (the tables rank a ResNet's four)
+
+
+@pytest.fixture(scope="module")
+def wrn_teacher(tmp_path_factory):
+    """WRN-10-1 narrowed to width 4 (stem 4; stages 4/8/16 of one block) on 1x28x28: 14,112 ReLUs."""
+    spec = narrow(apply_preset(wrn_spec(10, 1), dataset_preset(DATA)), 4)
+    out = tmp_path_factory.mktemp("wrn") / "teacher"
+    fit(out, spec, SETTING.config(1, 0.1), SETTING.splits(), progress=False)
+    return load_trained(out)
+
+
+def test_tiny_wrn_teacher_count(wrn_teacher):
+    # 28 -> 14 -> 7: layer1.0 act1 4*784 + act2 4*784; layer2.0 act1 4*784 + act2 8*196;
+    # layer3.0 act1 8*196 + act2 16*49; final_act 16*49
+    assert total_relus(wrn_teacher.spec) == 3 * 4 * 784 + 2 * 8 * 196 + 2 * 16 * 49 == 14_112
+
+
+@pytest.mark.parametrize("name, params, exact", [
+    ("snl", {"lam": 1e-3}, False),  # binarized to at most the budget
+    ("senet", {"ranking": RANKING}, True),  # neuron masks water-filled to exactly the budget
+    ("deepreduce", {"ranking": RANKING}, False),  # a width-scaled network within the budget
+    ("shallow_senet", {"senet": SENetParams(at_weight=100.0, ranking=RANKING)}, True),
+])
+def test_methods_accept_a_wrn(wrn_teacher, tmp_path, name, params, exact):
+    method = get_method(name)
+    result = method.fit(wrn_teacher, 3_000, tmp_path / name, SETTING, method.params(**params))
+    spec, model = load_run(result.run)
+    assert spec.block == "preact" and result.relus == count(model, spec.input_shape).relus <= 3_000
+    assert (result.relus == 3_000) or not exact
+    if name == "senet":  # the final ReLU is planned under "head", with the other stages
+        assert set(result.built["per_stage"]) == {"layer1", "layer2", "layer3", "head"}
+    if name == "deepreduce":  # thinning rungs are skipped: a pre-activation block has no post-add ReLU
+        assert result.built["recipe"]["thin"] is False
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("senet", {}, "default criticality ranking \\[4, 1, 2, 3\\] ranks the 4 stages of a ResNet; this network has 3"),
+    ("deepreduce", {}, "must list each of the stages 1..3 once"),
+    ("hybrenet", {}, "DeepReShape synthesis does not apply to 'wrn10_1_w4'.*4-stage timm ResNets"),
+    ("hybrenet_senet", {}, "DeepReShape synthesis does not apply"),
+    ("shallow", {}, "cannot merge pre-activation \\(WRN\\) blocks"),
+])
+def test_methods_refuse_a_wrn_naming_the_rule(wrn_teacher, tmp_path, name, params, message):
+    method = get_method(name)
+    with pytest.raises(ReshapeError, match=message):
+        method.fit(wrn_teacher, 3_000, tmp_path / name, SETTING, method.params(**params))
+
+
+def test_deepreduce_operators_on_a_wrn():
+    spec = tiny_wrn()
+    # culling the last stage takes the final ReLU with it (it acts on that stage's output)
+    assert stage_relus(deepreduce.cull(spec, [3])) == {**stage_relus(spec), "layer3": 0, "head": 0}
+    with pytest.raises(ReshapeError, match="no post-add ReLU|has none"):
+        deepreduce.thin(spec)
+
+
+def test_feeding_convs_of_a_preact_spec():
+    feeding = tiny_wrn().feeding_convs()
+    assert feeding["layer1.0.act1"] == "conv1" and feeding["layer2.0.act1"] == "layer1.0.conv2"
+    assert feeding["layer2.0.act2"] == "layer2.0.conv1" and feeding["final_act"] == "layer3.0.conv2"
