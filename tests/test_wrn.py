@@ -130,6 +130,11 @@ def test_timm_names_and_api():
     assert model.get_classifier().out_features == 7 and model.num_features == 512
     assert [f["num_chs"] for f in model.feature_info] == [128, 256, 512]
     assert [f["reduction"] for f in model.feature_info] == [1, 2, 4]
+    # timm's feature wrapper (what features_only builds) reads the stage outputs by feature_info
+    from timm.models import FeatureListNet
+
+    features = FeatureListNet(build(tiny_wrn()), out_indices=(0, 1, 2))(torch.randn(1, 3, 16, 16))
+    assert [tuple(f.shape[1:]) for f in features] == [(16, 16, 16), (32, 8, 8), (64, 4, 4)]
 
 
 def test_count_cli_shows_both_conventions():
