@@ -37,6 +37,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     \b
     Examples:
       reshape count resnet18 --dataset cifar100      # 557,056 ReLUs
+      reshape count wrn22_8 --dataset cifar100       # 1,392,640 (SNL's convention 1,359,872)
       reshape count resnet50 --dataset imagenet --json
       reshape count spec.json --per-layer
       reshape count seresnet18 --input-size 32 --strict   # exit 1: SE gates multiply two activations
@@ -56,15 +57,17 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         click.echo(f"warning: {message}", err=True)
     table = load_costs(costs, measured=True)
     total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
+    snl = _snl_convention(resolved.spec)
     if as_json:
         echo_json({
             "model": resolved.label,
             **result.to_dict(),
+            **snl,
             "cost": total.to_dict(),
             "spec": resolved.spec.to_dict() if resolved.spec else None,
         })
         return
-    _print_tables(resolved.label, result, total, protocol, table, per_layer)
+    _print_tables(resolved.label, result, total, protocol, table, per_layer, snl)
 
 
 def resolve_model(model: str, dataset: str | None, input_size: int | None):
@@ -79,7 +82,17 @@ def resolve_model(model: str, dataset: str | None, input_size: int | None):
         raise click.BadParameter(str(exc), param_hint="--dataset") from None
 
 
-def _print_tables(label, result, total, protocol, table, per_layer) -> None:
+def _snl_convention(spec) -> dict:
+    """SNL's published counts leave out the one ReLU layer its networks lack (the stem ReLU of
+    a ResNet, the final ReLU of a WRN); known for spec-built models only."""
+    from reshape.analytic import relus_snl, snl_omitted
+
+    if spec is None:
+        return {"relus_snl": None, "snl_omits": None}
+    return {"relus_snl": relus_snl(spec), "snl_omits": snl_omitted(spec)}
+
+
+def _print_tables(label, result, total, protocol, table, per_layer, snl) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -106,6 +119,9 @@ def _print_tables(label, result, total, protocol, table, per_layer) -> None:
         f"MACs {result.macs:,}  params {result.params:,}  nonlinear depth {result.nonlinear_depth}",
         highlight=False,
     )
+    if snl["relus_snl"] is not None:
+        console.print(f"SNL's convention: {snl['relus_snl']:,} ReLUs (its networks have no "
+                      f"{snl['snl_omits']} layer)")
     console.print(
         f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
         f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"

@@ -17,7 +17,7 @@ import math
 from typing import Callable, Iterator
 
 from .errors import ReshapeError
-from .spec import EXPANSION, ArchSpec, Stage
+from .spec import EXPANSION, FINAL_ACT, STEM_ACT, ArchSpec, Stage
 
 
 # -- counts from the spec alone ---------------------------------------------------------------
@@ -44,30 +44,62 @@ def _blocks(spec: ArchSpec) -> Iterator[tuple[int, int, int, int, int, int]]:
 
 
 def relu_sizes(spec: ArchSpec) -> dict[str, int]:
-    """ReLUs of every ReLU layer when kept, by layer name (timm: the bottleneck's act1 runs before the stride)."""
-    sizes = {"act1": spec.stem.width * _stem_size(spec) ** 2}
-    for s, b, _, _, side_in, side_out in _blocks(spec):
+    """ReLUs of every ReLU layer when kept, by layer name (timm: the bottleneck's act1 runs
+    before the stride; pre-activation: act1 acts on the block's input, before the stride)."""
+    sizes = {} if spec.preact else {STEM_ACT: spec.stem.width * _stem_size(spec) ** 2}
+    side = 0
+    for s, b, _, cin, side_in, side in _blocks(spec):
         w = spec.stages[s - 1].width
         if spec.block == "basic":
-            acts = (w * side_out**2, w * side_out**2)
+            acts = (w * side**2, w * side**2)
+        elif spec.preact:
+            acts = (cin * side_in**2, w * side**2)
         else:
-            acts = (w * side_in**2, w * side_out**2, EXPANSION["bottleneck"] * w * side_out**2)
+            acts = (w * side_in**2, w * side**2, EXPANSION["bottleneck"] * w * side**2)
         sizes.update({f"layer{s}.{b}.act{k}": n for k, n in enumerate(acts, start=1)})
+    if spec.preact:  # the final BN-ReLU on the last stage's output
+        sizes[FINAL_ACT] = spec.stages[-1].width * EXPANSION["preact"] * side**2
     return sizes
 
 
+def _kept(spec: ArchSpec, name: str, size: int) -> int:
+    state = spec.relu_state(name)
+    return 0 if state.state == "removed" else state.kept if state.state == "masked" else size
+
+
 def stage_relus(spec: ArchSpec) -> dict[str, int]:
-    """ReLUs per stage (``stem``, ``layer1``, ...) honouring removed and masked layers."""
+    """ReLUs per stage (``stem``, ``layer1``, ..., and ``head`` for a pre-activation
+    network's final ReLU) honouring removed and masked layers."""
     counts = {"stem": 0, **{f"layer{s}": 0 for s in range(1, len(spec.stages) + 1)}}
+    if spec.preact:
+        counts["head"] = 0
     for name, size in relu_sizes(spec).items():
-        state = spec.relu_state(name)
-        kept = 0 if state.state == "removed" else state.kept if state.state == "masked" else size
-        counts["stem" if name == "act1" else name.split(".")[0]] += kept
+        where = {STEM_ACT: "stem", FINAL_ACT: "head"}.get(name) or name.split(".")[0]
+        counts[where] += _kept(spec, name, size)
     return counts
 
 
 def total_relus(spec: ArchSpec) -> int:
     return sum(stage_relus(spec).values())
+
+
+def snl_omitted(spec: ArchSpec) -> str:
+    """The ReLU layer SNL's released networks do not have, which its published counts leave out.
+
+    SNL (Cho et al., ICML 2022; NYU-DICE-Lab/selective_network_linearization @ eac688c,
+    ``archs_unstructured/cifar_resnet.py``): ``ResNet_IN`` runs its stem as conv-BN with the
+    stem ReLU commented out (ResNet18/CIFAR: 557,056 - 65,536 = 491,520), and
+    ``WideResNet.forward`` goes from the final BN straight to average pooling, its ``self.relu``
+    never called (WRN-22-8/CIFAR: 1,392,640 - 512*8*8 = 1,359,872). Its ``relu_counting``
+    sums the ``alpha`` gates, one per ReLU that exists.
+    """
+    return FINAL_ACT if spec.preact else STEM_ACT
+
+
+def relus_snl(spec: ArchSpec) -> int:
+    """ReLUs in SNL's counting convention: ``total_relus`` without the layer ``snl_omitted`` names."""
+    name = snl_omitted(spec)
+    return total_relus(spec) - _kept(spec, name, relu_sizes(spec)[name])
 
 
 def spec_macs(spec: ArchSpec) -> int:
@@ -78,11 +110,11 @@ def spec_macs(spec: ArchSpec) -> int:
     for s, _, stride, cin, side_in, side_out in _blocks(spec):
         w = spec.stages[s - 1].width
         out = w * EXPANSION[spec.block]
-        if spec.block == "basic":
+        if spec.block != "bottleneck":
             macs += (cin * w + w * w) * 9 * side_out**2  # two 3x3 convs
         else:
             macs += cin * w * side_in**2 + (9 * w * w + w * out) * side_out**2
-        if stride != 1 or cin != out:  # timm's 1x1 projection shortcut
+        if stride != 1 or cin != out:  # the 1x1 projection shortcut (timm's and WRN's)
             macs += cin * out * side_out**2
     return macs + out * spec.num_classes
 

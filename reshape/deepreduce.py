@@ -1,9 +1,10 @@
 """DeepReDuce (Jha et al., ICML 2021) operators: coarse ReLU removal as spec edits.
 
 Each operator takes an ``ArchSpec`` and returns a new one; nothing is built or
-trained. Culling removes every ReLU of a stage (the stem ReLU goes with stage 1),
+trained. Culling removes every ReLU of a stage (the stem ReLU goes with stage 1; a
+pre-activation network's final ReLU, on the last stage's output, with the last stage),
 thinning removes the post-add ReLU of every block (``act2`` of a BasicBlock,
-``act3`` of a Bottleneck), ``scale_width`` (``reshape.analytic``) multiplies all widths
+``act3`` of a Bottleneck; a pre-activation block has none, so it is refused there), ``scale_width`` (``reshape.analytic``) multiplies all widths
 (stem included) by alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
 ``set_depths`` changes blocks per stage. The published CIFAR-100 ResNet18 models are
 named configurations in ``tables/deepreduce_configs.json``; ``apply`` replays one.
@@ -18,19 +19,21 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import tables
 from .analytic import require_unmasked, scale_width, total_relus
 from .errors import BudgetUnreachable, ReshapeError
-from .spec import ACTS_PER_BLOCK, ArchSpec, ReluLayer, Stage
+from .spec import ACTS_PER_BLOCK, FINAL_ACT, STEM_ACT, ArchSpec, ReluLayer, Stage
 
-STEM_RELU = "act1"
 #: The steps of a recipe, in the order ``apply`` runs them.
 RECIPE_KEYS = ("depths", "cull", "thin", "alpha", "stem_stride")
 
 
 def stage_relu_names(spec: ArchSpec, stage: int) -> list[str]:
-    """ReLU layers of stage ``stage`` (1-based); stage 1 owns the stem ReLU as well."""
+    """ReLU layers of stage ``stage`` (1-based); stage 1 owns the stem ReLU as well, the last
+    stage a pre-activation network's final ReLU."""
     _check_stages(spec, [stage])
     prefix = f"layer{stage}."
     names = [n for n in spec.relu_names() if n.startswith(prefix)]
-    return [STEM_RELU, *names] if stage == 1 else names
+    if spec.preact:
+        return [*names, FINAL_ACT] if stage == len(spec.stages) else names
+    return [STEM_ACT, *names] if stage == 1 else names
 
 
 def cull(spec: ArchSpec, stages: Iterable[int]) -> ArchSpec:
@@ -41,6 +44,9 @@ def cull(spec: ArchSpec, stages: Iterable[int]) -> ArchSpec:
 
 def thin(spec: ArchSpec, stages: Iterable[int] | None = None) -> ArchSpec:
     """Remove the post-add ReLU of each block in ``stages`` (default: all stages)."""
+    if spec.preact:
+        raise ReshapeError("DeepReDuce's thinning removes each block's post-add ReLU; a pre-activation "
+                           "block (WRN) has none: both its ReLUs are on the residual branch")
     stages = range(1, len(spec.stages) + 1) if stages is None else list(stages)
     _check_stages(spec, stages)
     last = f".act{ACTS_PER_BLOCK[spec.block]}"
@@ -105,10 +111,18 @@ def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[Arc
     alpha >= ``min_alpha`` the one spending the most ReLUs wins, else the widest.
 
     ``ranking`` lists stages from least to most critical; culling takes them in that order.
+    A pre-activation network (WRN) skips the thinning rungs: it has no post-add ReLUs.
     """
+    n = len(spec.stages)
+    if sorted(ranking) != list(range(1, n + 1)):
+        raise ReshapeError(f"DeepReDuce ranking {list(ranking)} must list each of the stages 1..{n} once, "
+                           f"least critical first (the default 1,4,2,3 is DeepReDuce's ResNet18 ranking; "
+                           f"measure one with `reshape criticality`)")
     rules = tables.load("deepreduce_ladder")
     fits: list[tuple[ArchSpec, dict[str, Any]]] = []
     for rung in rules["ladder"]:
+        if rung["thin"] and spec.preact:
+            continue
         steps = {"cull": sorted(ranking[: rung["cull"]]), "thin": rung["thin"],
                  "stem_stride": rung["stem_stride"]}
         try:

@@ -113,6 +113,11 @@ def criticality_ranking(dataset: str, stages: int,
             raise ReshapeError(f"{exc}; or pass a measured ranking (stage numbers, least critical "
                                "first, e.g. 1,4,2,3)") from None
         ranking, source = entry["least_to_most"], entry["source"]
+        if len(ranking) != stages:
+            raise ReshapeError(f"{dataset}'s default criticality ranking {list(ranking)} ranks the "
+                               f"{len(ranking)} stages of a ResNet; this network has {stages}: pass a "
+                               f"ranking of its stages 1..{stages}, least critical first (measure one "
+                               "with `reshape criticality`)")
     else:
         source = "given by the caller"
     ranking = tuple(ranking)
@@ -275,6 +280,11 @@ def _setup(backbone: str | ArchSpec, dataset: str,
 
     label = backbone if isinstance(backbone, str) else backbone.name or "spec"
     base = backbone_spec(backbone) if isinstance(backbone, str) else backbone
+    shape_stages = len(_rules()["regimes"][0]["multipliers"]) + 1
+    if base.preact or len(base.stages) != shape_stages:
+        raise ReshapeError(f"DeepReShape synthesis does not apply to '{label}': its rules (HRN-axbxcx "
+                           f"widths, stage culling and thinning of post-add ReLUs) are for {shape_stages}-stage "
+                           f"timm ResNets, and this is a {len(base.stages)}-stage {base.block} network")
     base = apply_preset(base.replace(relus=()), tables.dataset_preset(dataset))
     ranking, source = criticality_ranking(dataset, len(base.stages), criticality)
     return label, base, ranking, source

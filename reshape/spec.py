@@ -1,14 +1,17 @@
 """Architecture specs: a network described as data.
 
 A spec is a tree of frozen dataclasses that serializes to versioned JSON and back
-without loss. It describes a ResNet-family network (BasicBlock or Bottleneck), its
-stem, its stages, its input and head, and the state of every ReLU layer that differs
-from "kept". Weights (and ReLU masks) live beside it, never in it.
+without loss. It describes a ResNet-family network (timm's BasicBlock or Bottleneck,
+or the pre-activation block of wide ResNets), its stem, its stages, its input and head,
+and the state of every ReLU layer that differs from "kept". Weights (and ReLU masks)
+live beside it, never in it.
 
 Conventions (timm's): stage 1 has stride 1, every later stage stride 2; a stage's
-``width`` is timm's ``channels`` (BasicBlock output width; Bottleneck inner width,
-output ``4 * width``). ReLU layers are named by their module path in the built model:
-``act1`` for the stem, ``layer{s}.{b}.act{k}`` inside blocks.
+``width`` is timm's ``channels`` (BasicBlock and pre-activation output width;
+Bottleneck inner width, output ``4 * width``). ReLU layers are named by their module
+path in the built model: ``act1`` for the stem (timm blocks), ``layer{s}.{b}.act{k}``
+inside blocks, ``final_act`` for a pre-activation network's last BN-ReLU (its stem has
+no ReLU).
 """
 from __future__ import annotations
 
@@ -22,21 +25,27 @@ from .errors import SpecError
 
 SCHEMA_VERSION = 1
 
-BlockKind = Literal["basic", "bottleneck"]
+BlockKind = Literal["basic", "bottleneck", "preact"]
 StemKind = Literal["cifar", "imagenet"]
 ReluState = Literal["kept", "removed", "masked"]
 Granularity = Literal["neuron", "channel"]
 
-BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck")
+BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck", "preact")
 STEM_KINDS: tuple[str, ...] = ("cifar", "imagenet")
 RELU_STATES: tuple[str, ...] = ("kept", "removed", "masked")
 GRANULARITIES: tuple[str, ...] = ("neuron", "channel")
-#: Stages of every buildable spec.
-STAGES = 4
-#: ReLU layers per block: BasicBlock has act1 (inner) and act2 (after the add).
-ACTS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
+#: Stages a block kind requires: timm's ResNet, which builds basic and bottleneck specs,
+#: runs layer1..layer4. Pre-activation networks (wide ResNets) take any number.
+FIXED_STAGES = {"basic": 4, "bottleneck": 4}
+#: ReLU layers per block: BasicBlock has act1 (inner) and act2 (after the add); a
+#: pre-activation block has act1 (on its input) and act2 (between its convs).
+ACTS_PER_BLOCK = {"basic": 2, "bottleneck": 3, "preact": 2}
 #: Output channels per unit of stage width.
-EXPANSION = {"basic": 1, "bottleneck": 4}
+EXPANSION = {"basic": 1, "bottleneck": 4, "preact": 1}
+#: The stem ReLU of timm-block networks; pre-activation networks have none.
+STEM_ACT = "act1"
+#: The last BN-ReLU of a pre-activation network, after its last stage.
+FINAL_ACT = "final_act"
 
 
 @dataclass(frozen=True)
@@ -100,14 +109,36 @@ class ArchSpec:
         """One input image: (channels, height, width)."""
         return (self.in_chans, self.input_size, self.input_size)
 
+    @property
+    def preact(self) -> bool:
+        """Pre-activation blocks: no stem ReLU, a final BN-ReLU after the last stage."""
+        return self.block == "preact"
+
     def relu_names(self) -> list[str]:
         """Every ReLU layer of the built network, in forward order."""
         acts = ACTS_PER_BLOCK[self.block]
-        names = ["act1"]
+        names = [] if self.preact else [STEM_ACT]
         for s, stage in enumerate(self.stages, start=1):
             for b in range(stage.depth):
                 names.extend(f"layer{s}.{b}.act{k}" for k in range(1, acts + 1))
-        return names
+        return names + [FINAL_ACT] if self.preact else names
+
+    def feeding_convs(self) -> dict[str, str]:
+        """The conv whose output (through its BN) each ReLU layer activates, by module name.
+
+        timm blocks: ``act<k>`` <- ``conv<k>`` (the stem's ``act1`` <- ``conv1``). Pre-activation:
+        ``act2`` <- the block's ``conv1``; ``act1`` and ``final_act`` <- the conv before them on the
+        main path (the previous block's ``conv2``, or the stem ``conv1``).
+        """
+        if not self.preact:
+            return {n: n.replace("act", "conv") for n in self.relu_names()}
+        out, previous = {}, "conv1"
+        for s, stage in enumerate(self.stages, start=1):
+            for b in range(stage.depth):
+                out[f"layer{s}.{b}.act1"] = previous
+                out[f"layer{s}.{b}.act2"] = f"layer{s}.{b}.conv1"
+                previous = f"layer{s}.{b}.conv2"
+        return {**out, FINAL_ACT: previous}
 
     def relu_state(self, name: str) -> ReluLayer:
         for layer in self.relus:
@@ -222,15 +253,23 @@ def _choice(where: str, value: Any, choices: tuple[str, ...]) -> None:
         raise SpecError(where, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
+def _relu_form(spec: ArchSpec) -> str:
+    inner = f"layer<s>.<b>.act<k> (k = 1..{ACTS_PER_BLOCK[spec.block]})"
+    return f"{inner} and {FINAL_ACT}" if spec.preact else f"{STEM_ACT} and {inner}"
+
+
 def validate(spec: ArchSpec) -> None:
     """Raise ``SpecError`` naming the first impossible field of ``spec``."""
     _choice("spec.block", spec.block, BLOCK_KINDS)
     _choice("spec.stem.kind", spec.stem.kind, STEM_KINDS)
     _positive_int("spec.stem.width", spec.stem.width)
     _positive_int("spec.stem.stride", spec.stem.stride)
-    if len(spec.stages) != STAGES:  # timm's ResNet, which builds every spec, runs layer1..layer4
-        raise SpecError("spec.stages", f"needs exactly {STAGES} stages (timm's ResNet layout), "
-                                       f"got {len(spec.stages)}")
+    fixed = FIXED_STAGES.get(spec.block)
+    if fixed is not None and len(spec.stages) != fixed:
+        raise SpecError("spec.stages", f"block '{spec.block}' needs exactly {fixed} stages (timm's ResNet "
+                                       f"layout), got {len(spec.stages)}; block 'preact' takes any number")
+    if not spec.stages:
+        raise SpecError("spec.stages", "needs at least one stage")
     for i, stage in enumerate(spec.stages):
         _positive_int(f"spec.stages[{i}].width", stage.width)
         _positive_int(f"spec.stages[{i}].depth", stage.depth)
@@ -254,7 +293,7 @@ def validate(spec: ArchSpec) -> None:
             raise SpecError(
                 f"{where}.name",
                 f"no ReLU layer '{layer.name}' in this network (depths {list(spec.depths)}); "
-                f"layers are act1 and layer<s>.<b>.act<k>",
+                f"layers are {_relu_form(spec)}",
             )
         if layer.name in seen:
             raise SpecError(f"{where}.name", f"'{layer.name}' is listed twice")

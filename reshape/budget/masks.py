@@ -15,7 +15,7 @@ from torch import nn
 from .._probe import output_shapes
 from ..errors import BudgetUnreachable, ReshapeError
 from ..layers import MaskedReLU
-from ..spec import ArchSpec, ReluLayer
+from ..spec import FINAL_ACT, ArchSpec, ReluLayer
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ class Site:
 
 
 def stage_of(site: str) -> str:
-    """The network stage a ReLU layer belongs to: ``layer<k>`` for block layers, ``stem`` otherwise."""
-    return site.split(".")[0] if "." in site else "stem"
+    """The network stage a ReLU layer belongs to: ``layer<k>`` for block layers, ``head`` for a
+    pre-activation network's final ReLU, ``stem`` otherwise."""
+    return site.split(".")[0] if "." in site else "head" if site == FINAL_ACT else "stem"
 
 
 def sites(spec: ArchSpec, model: nn.Module) -> list[Site]:

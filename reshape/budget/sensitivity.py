@@ -37,7 +37,9 @@ def feeding_conv(site: str) -> str:
     return f"{head}.{conv}" if head else conv
 
 
-def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1, **_: object) -> dict[str, float]:
+def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1,
+            feeding: dict[str, str] | None = None, **_: object) -> dict[str, float]:
+    """``feeding`` maps sites to their conv (``ArchSpec.feeding_convs``; default: the ResNet rule)."""
     if not 0 < density < 1:
         raise ReshapeError(f"pruning density must be in (0, 1), got {density}")
     convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
@@ -46,9 +48,10 @@ def pruning(model: nn.Module, layer_sites: list[Site], density: float = 0.1, **_
     threshold = torch.topk(magnitudes, keep).values.min()
     out = {}
     for s in layer_sites:
-        conv = convs.get(feeding_conv(s.name))
+        name = (feeding or {}).get(s.name) or feeding_conv(s.name)
+        conv = convs.get(name)
         if conv is None:
-            raise ReshapeError(f"no conv '{feeding_conv(s.name)}' feeds ReLU layer '{s.name}'")
+            raise ReshapeError(f"no conv '{name}' feeds ReLU layer '{s.name}'")
         kept = (conv.weight.detach().abs() >= threshold).float().mean().item()
         out[s.name] = 1.0 / max(kept, 1e-6)
     return out
@@ -63,21 +66,22 @@ def stage_weights(ranking: Sequence[int]) -> dict[int, float]:
     return {stage: (position + 1) / len(ranking) for position, stage in enumerate(ranking)}
 
 
-def stage_number(site: str) -> int:
-    """1-based stage of a ResNet ReLU layer; the stem counts as stage 1."""
+def stage_number(site: str, stages: int) -> int:
+    """1-based stage of a ResNet ReLU layer; the stem counts as stage 1, a pre-activation
+    network's final ReLU (``head``) as the last of ``stages``."""
     stage = stage_of(site)
-    return 1 if stage == "stem" else int(stage.removeprefix("layer"))
+    return {"stem": 1, "head": stages}.get(stage) or int(stage.removeprefix("layer"))
 
 
 def criticality(model: nn.Module, layer_sites: list[Site], ranking: Sequence[int] = (), density: float = 0.1,
-                **_: object) -> dict[str, float]:
+                feeding: dict[str, str] | None = None, **_: object) -> dict[str, float]:
     weights = stage_weights(ranking)
-    missing = sorted({stage_number(s.name) for s in layer_sites} - set(weights))
+    missing = sorted({stage_number(s.name, len(weights)) for s in layer_sites} - set(weights))
     if missing:
         raise ReshapeError(f"criticality ranking {list(ranking)} has no stage {missing[0]}; "
                            "rank every stage of the network")
-    base = pruning(model, layer_sites, density)
-    return {s.name: base[s.name] * weights[stage_number(s.name)] for s in layer_sites}
+    base = pruning(model, layer_sites, density, feeding)
+    return {s.name: base[s.name] * weights[stage_number(s.name, len(weights))] for s in layer_sites}
 
 
 def linearize(model: nn.Module, layer_sites: list[Site], batches: Iterable[torch.Tensor] = (),

@@ -165,7 +165,7 @@ def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "critic
         weights = {s.name: float(s.size) for s in layer_sites}
     else:
         weights = sensitivity(estimator, model, layer_sites, batches=batches or [], density=density,
-                              ranking=ranking)
+                              ranking=ranking, feeding=spec.feeding_convs())
     counts = allocate([weights[s.name] for s in layer_sites], sizes, budget,
                       [s.unit(granularity) for s in layer_sites])
     by_name = dict(zip((s.name for s in layer_sites), counts))

@@ -165,6 +165,10 @@ class ShallowSENetParams:
                  summary="shallow blocks: the least sensitive blocks lose their inner ReLUs and merge into one conv")
 def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
     teacher, spec = job.teacher.model, job.teacher.spec
+    if spec.preact:
+        raise ReshapeError("shallow blocks cannot merge pre-activation (WRN) blocks: their BN runs before "
+                           "a zero-padded conv and does not fold into it exactly; use shallow_senet, which "
+                           "only removes block ReLUs")
     shape = spec.input_shape
     batches = probe_batches(job.data.train)
     mg = trace(teacher, shape)

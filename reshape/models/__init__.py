@@ -12,9 +12,10 @@ from ._resolve import PresetError, Resolved, apply_preset, build_for_count, narr
 from ._timm import create, read_timm, require_plain_resnet, spec_from_timm
 from .resnet import with_stem
 
-# The family modules (resnet above, hybrenet) register their models in timm on import.
-from . import hybrenet  # noqa: E402,F401  isort: skip
+# The family modules (resnet above, hybrenet, wrn) register their models in timm on import.
+from . import hybrenet, wrn  # noqa: E402,F401  isort: skip
+from .wrn import wrn_spec  # noqa: E402  isort: skip
 
 __all__ = ["build", "build_for_count", "create", "create_spec_model", "register_family", "resolve", "Resolved",
            "PresetError", "apply_preset", "spec_for", "spec_of", "narrow", "spec_from_timm", "read_timm",
-           "require_memory", "require_plain_resnet", "spec_cfg", "with_stem"]
+           "require_memory", "require_plain_resnet", "spec_cfg", "with_stem", "wrn_spec"]

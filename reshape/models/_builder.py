@@ -10,11 +10,16 @@ masked ones ``MaskedReLU`` sized by a meta-device shape pass.
 This is the raw constructor; ``reshape.models.build`` and the timm entrypoints call it
 through timm's ``build_model_with_cfg`` (``_registry``), which adds the pretrained cfg,
 feature extraction and timm's standard kwargs.
+
+Block kinds timm's ResNet does not build (``preact``) come from the family module that
+adds its network class to ``NETWORKS`` (``wrn``); ReLU states are applied to them the
+same way, by module name.
 """
 from __future__ import annotations
 
 import os
 import zlib
+from typing import Callable
 
 import torch
 from torch import nn
@@ -27,10 +32,14 @@ from ..layers import MaskedReLU
 from ..spec import ArchSpec, ReluLayer
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+#: Network constructors of the block kinds that are not timm ResNets, added by their family
+#: module on import (``reshape.models`` imports them all); called as
+#: ``network(spec, drop_rate=, drop_path_rate=, global_pool=)``.
+NETWORKS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def build(spec: ArchSpec, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-          global_pool: str = "avg") -> ResNet:
+          global_pool: str = "avg") -> nn.Module:
     """A freshly initialised model for ``spec`` (train mode) with timm's standard head and
     regularisation arguments. No spec is stored on the model: ``spec_of`` reads it back.
 
@@ -40,26 +49,32 @@ def build(spec: ArchSpec, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
     device, becomes a ``ReshapeError`` naming its widths.
     """
     require_memory(spec)
-    block = BLOCKS[spec.block]
+    kwargs = dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool)
     try:
-        model = ResNet(
-            block=block,
-            layers=spec.depths,
-            channels=spec.widths,
-            num_classes=spec.num_classes,
-            in_chans=spec.in_chans,
-            global_pool=global_pool,
-            drop_rate=drop_rate,
-            drop_path_rate=drop_path_rate,
-        )
-        _set_stem(model, spec, block, drop_path_rate)
-        model.init_weights()
+        model = NETWORKS[spec.block](spec, **kwargs) if spec.block in NETWORKS else _timm_resnet(spec, **kwargs)
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
         raise ReshapeError(f"not enough memory to build {_describe(spec)} ({first_line(exc)}); "
                            "use narrower widths") from None
     _apply_relu_states(model, spec)
+    return model
+
+
+def _timm_resnet(spec: ArchSpec, drop_rate: float, drop_path_rate: float, global_pool: str) -> ResNet:
+    block = BLOCKS[spec.block]
+    model = ResNet(
+        block=block,
+        layers=spec.depths,
+        channels=spec.widths,
+        num_classes=spec.num_classes,
+        in_chans=spec.in_chans,
+        global_pool=global_pool,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+    )
+    _set_stem(model, spec, block, drop_path_rate)
+    model.init_weights()
     return model
 
 
@@ -117,7 +132,7 @@ def _set_stem(model: ResNet, spec: ArchSpec, block: type[nn.Module], drop_path_r
         info["reduction"] = reduction * info["reduction"] // 4
 
 
-def _apply_relu_states(model: ResNet, spec: ArchSpec) -> None:
+def _apply_relu_states(model: nn.Module, spec: ArchSpec) -> None:
     masked = [layer for layer in spec.relus if layer.state == "masked"]
     shapes = output_shapes(model, spec.input_shape,
                            [layer.name for layer in masked])
