@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, human, user_errors
+from ._common import OutPath, echo_json, human, user_errors
 
 
 @click.command("measure")
-@click.argument("source", type=click.Path())
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--protocol", type=click.Choice(["cheetah", "semi2k"]), default="cheetah", show_default=True,
               help="SPU protocol: cheetah (HE + silent OT) or semi2k (online cost; its setup uses a trusted dealer).")
 @click.option("--field", type=click.Choice(["fm64", "fm128"]), default="fm64", show_default=True,
               help="Ring of the secret shares.")
-@click.option("--out", type=click.Path(file_okay=False),
+@click.option("--out", type=OutPath(directory=True),
               help="Folder for pi_<protocol>_<field>.json (default: the run directory, or the spec's folder).")
 @click.option("--link", type=click.Choice(["auto", "brpc", "mem"]), default="auto", show_default=True,
               help="brpc: two processes over 127.0.0.1; mem: two parties in one process; auto: brpc, else mem.")

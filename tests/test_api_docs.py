@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import reshape
+from reshape.models import build
+from reshape.report.export import save_timm
 from reshape.spec import save_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,8 @@ def test_readme_and_docs_snippets_run_twice_after_the_accounting_import(tmp_path
         "        exec(compile(s, '<doc>', 'exec'), {})",
         "assert callable(reshape.count) and reshape.count.__module__ == 'reshape.accounting'",
     ])
-    save_spec(tiny_spec, tmp_path / "spec.json")  # the file docs/spec.md's snippet opens
+    save_spec(tiny_spec, tmp_path / "spec.json")  # the files docs/spec.md's snippet opens: a spec
+    save_timm(build(tiny_spec), tiny_spec, "fashion-mnist", tmp_path / "export" / "senet20k")  # and an export
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

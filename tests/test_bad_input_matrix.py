@@ -163,6 +163,10 @@ CASES: list[Case] = [
     case("export", "{teacher} --out /proc/export", USAGE, "/proc"),
     case("export", "{missing} --out {new}", USAGE, "missing"),
     case("export", "{teacher} --out {new} --dataset nodata", USAGE, "nodata"),
+
+    case("measure", "{missing} --protocol semi2k", USAGE, "missing"),
+    case("measure", "{teacher} --protocol bogus", USAGE, "bogus"),
+    case("measure", "{teacher} --protocol semi2k --out {afile}", USAGE, "afile' is a file"),
 ]
 
 

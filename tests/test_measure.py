@@ -214,6 +214,6 @@ def test_bad_out_and_a_python_without_spu_fail_in_one_line(tiny_spec, tmp_path, 
     res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file")])
     assert res.exit_code == 2  # a file given as the output folder: a bad option value
     res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--out", str(tmp_path / "file" / "sub")])
-    assert res.exit_code == 1 and "cannot write the measurement" in res.output  # refused before running
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output  # refused before running
     res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
     assert res.exit_code == 1 and "make pi-backend" in res.output and "Traceback" not in res.output
