@@ -290,7 +290,7 @@ def test_export_round_trip_is_bit_identical_through_timm(tmp_path, partial_spec)
     assert config["model_args"]["spec"] == partial_spec.to_dict()
     assert config["pretrained_cfg"]["input_size"] == [1, 16, 16]
     assert config["pretrained_cfg"]["mean"] == [0.1307] and config["pretrained_cfg"]["std"] == [0.3081]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors", "run.json",
                                                                     "spec.json"]
     torch.manual_seed(0)
     original = build(partial_spec)
