@@ -101,7 +101,7 @@ def test_three_search_workers_on_postgres_survive_a_sigkill(tmp_path, space_file
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE  # queued again exactly once
     assert retried[0].params == killed.params and retried[0].user_attrs["run_dir"] == killed.user_attrs["run_dir"]
     run_dirs = [t.user_attrs["run_dir"] for t in complete]
-    assert len(set(run_dirs)) == trials == len({d.name for d in runs.iterdir()})  # one folder per trial
+    assert len(set(run_dirs)) == trials == len({d.name for d in runs.iterdir() if d.is_dir()})  # one folder per trial
     assert all(t.state == TrialState.PRUNED for t in study.trials if t.state not in
                (TrialState.COMPLETE, TrialState.FAIL))  # surplus draws only
     rows = Path(killed.user_attrs["run_dir"], "metrics.jsonl").read_text().splitlines()
