@@ -25,7 +25,6 @@ from optuna.trial import FixedTrial, TrialState
 from reshape.cli import cli
 from reshape.accounting import count_spec
 from reshape.errors import ReshapeError
-from reshape.methods import list_methods
 from reshape.search import Objective, design, load_space, open_storage, parse
 from reshape.spec import ArchSpec
 from reshape.train import TrainConfig

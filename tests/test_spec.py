@@ -5,7 +5,7 @@ import json
 import pytest
 
 from reshape.errors import SpecError
-from reshape.spec import ArchSpec, ReluLayer, Stage, Stem, load_spec, save_spec
+from reshape.spec import ArchSpec, ReluLayer, Stage, load_spec, save_spec
 
 
 def test_json_round_trip_is_lossless(resnet18_cifar_spec, tmp_path):
