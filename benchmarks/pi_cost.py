@@ -8,8 +8,8 @@ bytes per kept ReLU (the ReLU layers' bytes over the ReLU count, and all bytes o
 
     reshape demo --out demo-out --quick                     # a teacher, SENet and SNL at 10%
     reshape synthesize --backbone resnet18 --dataset fashion-mnist-mini --relus 20k --out hrn.json
-    python benchmarks/pi_cost.py demo-out/teacher demo-out/senet demo-out/snl hrn.json --protocol cheetah
-    python benchmarks/pi_cost.py demo-out/teacher demo-out/senet --protocol semi2k --json out.json
+    python benchmarks/pi_cost.py demo-out/teacher demo-out/frontier/snl/5pct demo-out/frontier/hybrenet/20pct hrn.json --protocol cheetah
+    python benchmarks/pi_cost.py demo-out/teacher demo-out/frontier/senet/20pct --protocol semi2k --json out.json
 
 A bare spec runs with seeded random weights: its cost is that of any trained network of
 the same shape, since SPU's cost does not depend on the values. Without SOURCES it

@@ -19,7 +19,7 @@ from ._common import OutPath, echo_json, user_errors
 @click.option("--x", "x_axis", type=click.Choice(["relus", "measured-bytes", "measured-seconds"]),
               default="relus", show_default=True,
               help="x axis: ReLU count, or the cost `reshape measure` recorded in each run directory "
-                   "(online bytes or seconds; run directories only, no published anchors).")
+                   "(online bytes or seconds; run directories and frontier folders only, no published anchors).")
 @click.option("--protocol", type=click.Choice(["cheetah", "semi2k"]), default="cheetah", show_default=True,
               help="Which measurement a measured x axis reads (pi_<protocol>_fm64.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the points with their front flags as JSON.")
@@ -30,15 +30,17 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
 
     A SOURCE is a run directory (labelled by the method its run.json names, accuracy
     from run.json, ReLUs counted from the model), a results CSV (method, relus, top1
-    in percent[, source, dataset]; a frontier's results.csv is one) or an Optuna study STORAGE::STUDY. Fronts are per method: no other point of the method
-    has fewer or equal ReLUs and at least the accuracy.
+    in percent[, source, dataset]; a frontier's results.csv is one), a `reshape frontier`
+    folder (its teacher and every point that reached its budget; on a measured axis, those
+    that were measured) or an Optuna study STORAGE::STUDY. Fronts are per method: no other
+    point of the method has fewer or equal ReLUs and at least the accuracy.
 
     \b
     Examples:
       reshape pareto runs/senet-50k runs/snl-50k --dataset cifar100 --anchors --out front.png
       reshape pareto sqlite:///search.db::hrn --dataset cifar100 --methods snl,senet --out front.svg
       reshape pareto results.csv --dataset cifar10 --json
-      reshape pareto demo-out/teacher demo-out/senet --dataset fashion-mnist-mini --x measured-bytes
+      reshape pareto demo-out/frontier --dataset fashion-mnist-mini --x measured-bytes --protocol semi2k
     """
     from rich.console import Console
     from rich.progress import Progress

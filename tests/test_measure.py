@@ -176,6 +176,35 @@ def test_pareto_puts_measured_bytes_on_the_x_axis(tiny_spec, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "f.png").is_file() and "measured s" in res.output
 
 
+def test_pareto_reads_a_frontier_folder_and_its_measured_points(tiny_spec, tmp_path):
+    """A `reshape frontier` folder stands for its teacher and reached points; on a measured
+    axis only the measured ones are drawn (the unreachable point has no run)."""
+    from reshape.frontier import RESULTS_FILE, SETTING_FILE
+
+    front = tmp_path / "front"
+    (front / "snl").mkdir(parents=True)
+    teacher = _run_dir(tmp_path / "teacher", tiny_spec, 0.8, 9e6)
+    _run_dir(front / "snl" / "10pct", tiny_spec, 0.6, None)  # trained, not measured
+    _run_dir(front / "snl" / "5pct", tiny_spec, 0.5, 3e6)
+    (front / SETTING_FILE).write_text("{}")
+    rows = [{"method": "teacher", "run": str(teacher), "reachable": True},
+            {"method": "snl", "label": "10pct", "run": "elsewhere/snl/10pct", "reachable": True},
+            {"method": "snl", "label": "5pct", "run": "elsewhere/snl/5pct", "reachable": True},
+            {"method": "deepreduce", "label": "5pct", "run": None, "reachable": False}]
+    (front / RESULTS_FILE).write_text(json.dumps({"rows": rows}))
+    args = ["pareto", str(front), "--dataset", "fashion-mnist-mini", "--json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert sorted(p["top1"] for p in json.loads(res.output)) == [50.0, 60.0, 80.0]
+    res = CliRunner().invoke(cli, [*args, "--x", "measured-bytes"])
+    assert res.exit_code == 0, res.output
+    assert sorted((p["cost"], p["top1"]) for p in json.loads(res.output)) == [(3e6, 50.0), (9e6, 80.0)]
+    (teacher / result_name("cheetah")).unlink()
+    (front / "snl" / "5pct" / result_name("cheetah")).unlink()
+    res = CliRunner().invoke(cli, [*args, "--x", "measured-bytes"])
+    assert res.exit_code == 1 and "no point of this frontier" in res.output and "reshape measure" in res.output
+
+
 def test_pareto_measured_axis_errors(tiny_spec, tmp_path):
     bare = _run_dir(tmp_path / "bare", tiny_spec, 0.5, None)
     res = CliRunner().invoke(cli, ["pareto", str(bare), "--dataset", "fashion-mnist-mini", "--x", "measured-bytes"])

@@ -41,6 +41,9 @@ def read_source(source: str, dataset: str | None = None, x: str = "relus",
     With a measured ``x`` axis each run directory's point carries the cost its
     ``reshape measure`` record under ``protocol`` reports; other sources have none.
     """
+    frontier = frontier_runs(Path(source)) if Path(source).is_dir() else None
+    if frontier is not None:
+        return _read_frontier(source, frontier, dataset, x, protocol)
     if X_AXES[x] is not None:
         if not Path(source).is_dir():
             raise ReshapeError(f"{source}: measured cost (--x {x}) is known for run directories only")
@@ -58,6 +61,40 @@ def read_source(source: str, dataset: str | None = None, x: str = "relus",
         raise ReshapeError(f"{source}: no finished points (no completed epoch, trial or row"
                            f"{' for ' + dataset if dataset else ''}); nothing to plot")
     return points
+
+
+def frontier_runs(path: Path) -> list[Path] | None:
+    """The trained runs of a ``reshape frontier`` folder (its teacher, then every point that
+    reached its budget), or None when ``path`` is not a frontier folder."""
+    from ..frontier import RESULTS_FILE, SETTING_FILE
+    from ..io import read_json
+
+    if not (path / SETTING_FILE).is_file():
+        return None
+    if not (path / RESULTS_FILE).is_file():
+        raise ReshapeError(f"{path}: the frontier has no {RESULTS_FILE} yet; run `reshape frontier` to the end first")
+    runs = []
+    for row in read_json(path / RESULTS_FILE, "frontier results")["rows"]:
+        if not row.get("reachable") or not row.get("run"):
+            continue
+        run = Path(row["run"])  # as recorded, relative to where the frontier ran
+        if not run.is_dir() and row["method"] != "teacher":
+            run = path / row["method"] / row["label"]  # the point's own folder, wherever we are
+        runs.append(run)
+    return runs
+
+
+def _read_frontier(source: str, runs: list[Path], dataset: str | None, x: str, protocol: str) -> list[Point]:
+    """A frontier's runs as points; on a measured axis, those that were measured (the others
+    are left out: a frontier is measured point by point with `reshape measure`)."""
+    from ..measure import read_measured, result_name
+
+    if X_AXES[x] is not None:
+        runs = [run for run in runs if read_measured(run, protocol) is not None]
+        if not runs:
+            raise ReshapeError(f"{source}: no point of this frontier has a {result_name(protocol)}; measure "
+                               f"them first: `reshape measure {source}/METHOD/LABEL --protocol {protocol}`")
+    return [p for run in runs for p in read_source(str(run), dataset, x, protocol)]
 
 
 def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
