@@ -62,7 +62,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     try:
         result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download), teacher=teacher_run,
-                     parent=teacher, force=force)
+                     parent=teacher, force=force, labels=_option_labels())
         if not is_main():
             return
         metrics = result.metrics
@@ -80,3 +80,10 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         sys.exit(130)
     finally:
         shutdown()
+
+
+def _option_labels() -> dict[str, str]:
+    """The training keys of a run named as this command's options (``train.epochs`` ->
+    ``--epochs``), so a refused rerun says which option differs."""
+    options = [p for p in click.get_current_context().command.params if isinstance(p, click.Option)]
+    return {**{f"train.{p.name}": p.opts[0] for p in options}, "teacher": "--teacher (weights digest)"}

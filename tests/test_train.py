@@ -237,7 +237,7 @@ def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, mon
     assert again.exit_code == 0, again.output
     assert again.stdout == first.stdout and "read back, nothing trained" in again.stderr
     longer = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2"])
-    assert longer.exit_code == 1 and "train.epochs: 1 -> 2" in longer.output and "--force" in longer.output
+    assert longer.exit_code == 1 and "--epochs: 1 -> 2" in longer.output and "--force" in longer.output
     forced = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2", "--force"])
     assert forced.exit_code == 0, forced.output
     assert "after 2 epochs" in forced.stdout and len(read_metrics(out)) == 2

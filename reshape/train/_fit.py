@@ -73,7 +73,7 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
         params: Mapping[str, Any] | None = None, method: str = "train",
         parent: str | os.PathLike[str] | None = None, owned: bool = False, force: bool = False,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, labels: Mapping[str, str] | None = None) -> FitResult:
     """Train ``spec`` by ``cfg`` on ``data`` into ``out``, resume it, or read it back when done.
 
     ``model_fn`` builds the network (default ``build(spec)``) and ``init`` sets its starting
@@ -81,7 +81,8 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     stage it continues) and ``params`` the stage's other settings, for the fingerprint.
     A standalone training owns ``out`` as ``method``; a method's final stage, which trains
     in a folder the method already claimed, passes ``owned=True`` and is recorded as the
-    run's ``training``.
+    run's ``training``. ``labels`` names run keys as the caller's options in a refusal
+    (``train.epochs`` -> ``--epochs``).
     """
     run = RunDir(out)
     key = training_key(spec, cfg, data, teacher, init_key, params)
@@ -89,7 +90,7 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     if owned:
         manifest = run.require_manifest()
     else:
-        manifest = run.claim(method, key, parent, force)
+        manifest = run.claim(method, key, parent, force, labels=labels)
     record = manifest.training
     if record is not None and record.get("fingerprint") != digest:
         changed = "; ".join(differences(record.get("params", {}), key)[:4]) or "fingerprint differs"
