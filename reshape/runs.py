@@ -271,16 +271,12 @@ NETWORK_FILES = (SPEC_FILE, WEIGHTS_FILE, CHECKPOINT_FILE)
 
 
 def file_target(path: str | os.PathLike[str], option: str = "--out") -> Path:
-    """``path`` checked as the target of a file output (a plot, a spec, a JSON result).
-
-    It may replace a plain file, never a directory, and never land inside the run of a
-    network (``reshape synthesize --out runs/teacher/spec.json`` would corrupt that run).
-    Checked before any work, so a long command does not fail at its last step.
+    """``path`` checked as the target of a file output (a plot, a spec, a JSON result): it
+    never lands inside the run of a network (``reshape synthesize --out runs/teacher/spec.json``
+    would corrupt that run). Checked before any work, so a long command does not fail at its
+    last step; that the path is a file, not a folder, the CLI's ``OutPath`` checks first.
     """
     path = Path(path)
-    if path.is_dir():
-        kind = "a run directory" if RunDir(path).exists() else "a directory"
-        raise ReshapeError(f"{option} {path} is {kind}; give a file path")
     if any((path.parent / name).exists() for name in NETWORK_FILES):
         raise ReshapeError(f"{option} {path} is inside the run directory {path.parent}; "
                            "write it outside any run (pick another path)")
