@@ -78,7 +78,7 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
             continue
         with contextlib.suppress(FileNotFoundError):  # its writer may finish meanwhile
             if m["host"] == host:
-                stale = not _alive(int(m["pid"]))
+                stale = not process_alive(int(m["pid"]))
             else:
                 stale = time.time() - entry.stat().st_mtime > FOREIGN_TEMP_AGE_S
             if stale:
@@ -87,9 +87,8 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

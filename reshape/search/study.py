@@ -30,6 +30,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ReshapeError
+from ..io import process_alive
 from ..runs import RunDir
 from ..train import TrainConfig
 from .objective import RUN_OF, Objective
@@ -138,7 +139,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner, _, pid = trial.user_attrs.get(WORKER_ATTR, "").rpartition(":")
-        if owner != host or not pid.isdigit() or _alive(int(pid)):
+        if owner != host or not pid.isdigit() or process_alive(int(pid)):
             continue
         try:
             study.tell(trial.number, state=TrialState.FAIL)
@@ -147,16 +148,6 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         requeue(study, trial)
         failed.append(trial.number)
     return failed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def states(study: optuna.Study) -> Counter:
