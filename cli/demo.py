@@ -189,6 +189,8 @@ def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any
     from reshape.report.export import export
     from reshape.runs import RunDir
 
+    from .frontier import budget_text
+
     candidates = [r for r in result.points
                   if r["method"] in OURS and r["reachable"] and r["top1"] is not None]
     if not candidates:
@@ -206,7 +208,8 @@ def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any
     line = shlex.join(["reshape", "export", chosen["run"], "--out", str(folder), "--onnx", "--timm-config"])
     console.rule(f"[bold]$ {line}")
     done = export(chosen["run"], folder, onnx=True, timm_config=True)
-    saved = {"run": chosen["run"], "digest": digest, "method": chosen["method"], "budget": _budget(chosen),
+    saved = {"run": chosen["run"], "digest": digest, "method": chosen["method"],
+             "budget": budget_text(chosen["fraction"]),
              "relus": chosen["relus"], "macs": chosen["macs"], "top1": chosen["top1"],
              "files": list(done.files), "onnx_max_diff": done.onnx_max_diff, "command": line}
     write_text(folder / "README.md", _export_readme(saved, result))
@@ -259,7 +262,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
     from reshape.io import write_text
     from reshape.report.frontier import best_per_budget, markdown_table, table
 
-    from .frontier import frontier_command
+    from .frontier import budget_text, frontier_command
 
     tests = len(splits(DATA).test)
     teacher = result.teacher
@@ -269,7 +272,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
              f"and trains its student {mode.epochs} epochs with KD on {_images(mode.limit)} training images; "
              f"accuracy on {tests:,} test images.", "", "## Answer", ""]
     for best, runner in best_per_budget(result.rows):
-        head = (f"- At **{100 * best['fraction']:g}% of the teacher's ReLUs ({best['budget']:,})**: "
+        head = (f"- At **{budget_text(best['fraction'])} of the teacher's ReLUs ({best['budget']:,})**: "
                 f"**{best['method']}** ({_role(best)}), {_percent(best['top1'])} with {best['relus']:,} ReLUs")
         if runner is None:
             lines.append(head + ", the only method that reached this budget.")
@@ -302,7 +305,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               "Each row, alone (the demo's folder reads it back; another --out trains it again):", "",
               "```console", f"$ {teacher_command}"]
     for row in result.points:
-        lines.append("$ " + frontier_command(teacher["run"], [row["method"]], [_budget(row)], DATA,
+        lines.append("$ " + frontier_command(teacher["run"], [row["method"]], [row["fraction"]], DATA,
                                           None, mode.limit, mode.epochs, mode.base_epochs, mode.batch_size, 0,
                                           _sets_for(sets, [row["method"]]), str(result.out)))
     lines += [f"$ {result.command}", f"$ {exported['command']}", "```", "",
@@ -313,11 +316,6 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
 
 def _role(row: Mapping[str, Any]) -> str:
     return "ours" if row["method"] in OURS else "baseline"
-
-
-def _budget(row: Mapping[str, Any]) -> str:
-    """A point's budget as `--budgets` takes it: 5% for the folder label 5pct."""
-    return f"{100 * row['fraction']:g}%"
 
 
 def _sets_for(sets: Sequence[str], methods: Sequence[str]) -> tuple[str, ...]:

@@ -177,7 +177,8 @@ def frontier_command(teacher: str, methods: list[str], budgets: Sequence[int | f
                   sets: tuple[str, ...], out: str) -> str:
     """The command that reproduces this frontier, every setting spelled out (for results.json)."""
     args = ["reshape", "frontier", teacher, "--methods", ",".join(methods),
-            "--budgets", ",".join(map(_budget_text, budgets)), "--data", data, "--epochs", str(epochs), "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
+            "--budgets", ",".join(map(budget_text, budgets)), "--data", data, "--epochs", str(epochs),
+            "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
             "--seed", str(seed)]
     args += ["--root", root] if root else []
     args += ["--limit", str(limit)] if limit else []
@@ -186,7 +187,7 @@ def frontier_command(teacher: str, methods: list[str], budgets: Sequence[int | f
     return shlex.join(args + ["--out", out])
 
 
-def _budget_text(budget: int | float | str) -> str:
+def budget_text(budget: int | float | str) -> str:
     """A parsed budget as ``--budgets`` takes it: a fraction as a percentage, a count as digits
     (text, such as a placeholder in a summary, is kept as written)."""
     return f"{100 * budget:g}%" if isinstance(budget, float) else str(budget)
