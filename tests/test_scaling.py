@@ -64,11 +64,20 @@ def _kill_mid_trial(victim: subprocess.Popen, url: str) -> tuple:
             continue
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             run_dir = t.user_attrs.get("run_dir")
-            if t.user_attrs.get("worker") == f"{me}:{victim.pid}" and run_dir and \
-                    Path(run_dir, "checkpoint.pt").is_file():
-                os.kill(victim.pid, signal.SIGKILL)  # mid-trial: epoch 1 of 2 saved, epoch 2 running
-                assert victim.wait() == -signal.SIGKILL
-                return t, Path(run_dir, "metrics.jsonl").read_text().splitlines()[0]
+            if t.user_attrs.get("worker") != f"{me}:{victim.pid}" or not run_dir:
+                continue
+            # The study is polled slower than a tiny epoch lasts: watch this trial's files closely
+            # and kill between epoch 1's checkpoint and epoch 2's metrics row (the trial unfinished).
+            metrics, checkpoint = Path(run_dir, "metrics.jsonl"), Path(run_dir, "checkpoint.pt")
+            while _alive_or_done(victim, deadline):
+                rows = metrics.read_text().splitlines() if metrics.is_file() else []
+                if len(rows) > 1:
+                    break  # epoch 2 was faster than this loop: wait for the victim's next trial
+                if rows and checkpoint.is_file():
+                    os.kill(victim.pid, signal.SIGKILL)  # mid-trial: epoch 1 of 2 saved, epoch 2 running
+                    assert victim.wait() == -signal.SIGKILL
+                    return t, rows[0]
+                time.sleep(0.01)
         time.sleep(0.05)
     raise AssertionError("the victim never trained past epoch 1")
 

@@ -99,6 +99,7 @@ class Objective:
         arch = count_spec(d.spec)
         self.log(f"trial {trial.number}: {describe(d)}  {arch.relus:,} ReLUs  -> {run_dir}")
         record: dict[str, Any] = {"budget": d.budget, "run_dir": str(run_dir)}
+        trial.set_user_attr("run_dir", record["run_dir"])  # while it trains too: where to watch or resume it
         if d.relu_optimizer == "none" and arch.relus > d.budget:
             # Infeasible as designed: the constraint rules it out, training would be wasted.
             record.update(relus=arch.relus, macs=arch.macs, top1=None, trained=False,
