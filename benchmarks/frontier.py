@@ -1,18 +1,22 @@
-"""The frontier benchmark: `reshape frontier`'s presets and the issue-8 goal verdicts.
+"""The frontier benchmark: `reshape frontier`'s presets and the paired goals of issue 22.
 
-A narrow ResNet18 teacher is trained once (``reshape.train.fit``, seeded) on Fashion-MNIST
-(Debian's dataset-fashion-mnist); then ``reshape.frontier.run_frontier`` fits it to 2%,
-5%, 10%, 25% and 50% of its ReLUs with every method, each trained for the same student
-epochs with KD from the teacher. This file holds only what is particular to the
-benchmark: the presets, the short-run method params, and the two goals checked against
-SNL. Everything else (resuming per point, the table, CSV and plot) is `reshape frontier`.
+A narrow ResNet18 teacher is trained per seed on Fashion-MNIST (Debian's
+dataset-fashion-mnist: `apt-get install dataset-fashion-mnist`, or --root); then
+``reshape.frontier.run_frontier`` fits it to each budget with each method, with equal
+training by construction (every student the teacher's training plus the same student
+epochs on the same images; a HybReNet base trained as the teacher was), settings chosen on
+a validation split carved from the training images, the test split only reporting.
 
-    python benchmarks/frontier.py --quick    # width 8, 6,000 training images, 2 student epochs
-    python benchmarks/frontier.py            # width 16, all images, 8 student epochs (hours on CPU)
-    python benchmarks/frontier.py --quick --methods width,deepreduce --fractions 0.05,0.1
+    python benchmarks/frontier.py --preset fair     # issue 22: 30,000 images, 3 seeds (hours on CPU)
+    python benchmarks/frontier.py --quick           # minutes: 6,000 images, one seed
+    python benchmarks/frontier.py --preset fair --methods snl,hybrenet_snl,senet,hybrenet_senet
 
-Writes WORK/teacher (the teacher run) and WORK/frontier (results.json with the goals,
-results.csv, results.md, frontier.png, one run directory per point).
+Budgets run in the order of ``--fractions`` (the claim's budgets first in the fair preset),
+each for every seed before the next, so an interrupted run has whole budgets to show; a
+rerun reads back every finished point and resumes the one that was running. Writes
+WORK/teachers, WORK/frontier (results.json with the goals, results.csv, results.md,
+frontier.png, one run directory per point) and, with --record FILE, a small JSON of the
+summary, pairs, iso-accuracy ReLUs, goals and machine for docs/results/.
 """
 from __future__ import annotations
 
@@ -23,167 +27,139 @@ from typing import Any
 
 from reshape.methods.snl import SHORT_RUN as SNL_SHORT_RUN
 
-METHODS = ("width", "deepreduce", "snl", "senet", "hybrenet_senet", "shallow_senet")
-FRACTIONS = (0.02, 0.05, 0.10, 0.25, 0.50)
-PRESETS = {
-    "full": {"width": 16, "limit": None, "teacher_epochs": 15, "epochs": 8},
-    "medium": {"width": 8, "limit": 12000, "teacher_epochs": 8, "epochs": 4},
-    "quick": {"width": 8, "limit": 6000, "teacher_epochs": 6, "epochs": 2},
+METHODS = ("snl", "hybrenet_snl")
+PRESETS: dict[str, dict[str, Any]] = {
+    # Issue 22's preset: the claim (HybReNet + SNL against ResNet18 + SNL) at 5-50% with 3 seeds.
+    "fair": {"width": 8, "limit": 30000, "val": 5000, "teacher_epochs": 10, "epochs": 4, "seeds": "0,1,2",
+             "fractions": "0.33,0.25,0.5,0.1,0.05"},
+    "medium": {"width": 8, "limit": 12000, "val": 2000, "teacher_epochs": 8, "epochs": 4, "seeds": "0,1,2",
+               "fractions": "0.33,0.25,0.5,0.1,0.05"},
+    "quick": {"width": 8, "limit": 6000, "val": 1000, "teacher_epochs": 4, "epochs": 2, "seeds": "0",
+              "fractions": "0.33,0.05"},
 }
-#: HybReNet bases at most this many times the teacher's MACs: uncapped, the 50% base of a
-#: width-8 teacher has 20x its MACs and would take most of a CPU preset's time; capped, bases
-#: still grow with the budget up to 25% (docs/frontier.md).
-BASE_MACS = 4.0
 #: Short-run params (the published ones assume 100+ epochs): SNL's lambda schedule, checks and
 #: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
-#: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots, 200
-#: scored like 100: docs/senet.md, "The AT weight in short runs").
-#: (``move_in_last_epoch``, a mask move inside the quick preset's single locate epoch, was
-#: piloted and gave no consistent gain: docs/results.md, issue 13.)
+#: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots: docs/senet.md).
+#: The HybReNet pipelines' own SNL and SENet steps default to the same, so a pair reduces alike.
 SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
-OVERRIDES: dict[str, dict[str, Any]] = {
-    "snl": dict(SNL_SHORT_RUN), "senet": dict(SENET_SHORT_RUN),
-    "hybrenet_senet": {"macs": BASE_MACS, **{f"senet.{k}": v for k, v in SENET_SHORT_RUN.items()}},
-    "hybrenet_snl": {"macs": BASE_MACS},
-    "shallow_senet": {f"senet.{k}": v for k, v in SENET_SHORT_RUN.items()},
-}
+OVERRIDES: dict[str, dict[str, Any]] = {"snl": dict(SNL_SHORT_RUN), "senet": dict(SENET_SHORT_RUN)}
+#: The claim's budgets (DeepReShape: HybReNet + SNL beats ResNet18 + SNL at about a third of the ReLUs).
+CLAIM_FRACTIONS = (0.25, 0.33, 0.5)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="full (hours on CPU), medium (about 1 h on 2 cores) or quick (< 30 min).")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fair",
+                        help="fair (issue 22: 2-4 h on 2 cores), medium (about 1 h) or quick (minutes).")
     parser.add_argument("--quick", action="store_true", help="Short for --preset quick.")
     parser.add_argument("--data", default="fashion-mnist", help="Dataset name (default: fashion-mnist).")
     parser.add_argument("--root", help="Folder holding the dataset files.")
-    parser.add_argument("--width", type=int, help="Teacher stage-1 width (preset: 16, quick 8).")
-    parser.add_argument("--limit", type=int, help="Training images (preset: all, quick 6000).")
-    parser.add_argument("--teacher-epochs", type=int, help="Epochs of every all-ReLU network (preset 15, quick 6).")
-    parser.add_argument("--epochs", type=int, help="Student epochs of every method (preset 8, quick 2).")
+    parser.add_argument("--width", type=int, help="Teacher stage-1 width.")
+    parser.add_argument("--limit", type=int, help="Training images of every network.")
+    parser.add_argument("--val", type=int, help="Validation images carved from the training split.")
+    parser.add_argument("--teacher-epochs", type=int, help="Epochs of the teacher (and of every HybReNet base).")
+    parser.add_argument("--epochs", type=int, help="Student epochs of every method after its parent.")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--methods", help=f"Comma list of registered methods (default: {','.join(METHODS)}).")
-    parser.add_argument("--fractions", default=",".join(f"{f:g}" for f in FRACTIONS),
-                        help="Budgets as fractions of the teacher's ReLUs.")
+    parser.add_argument("--fractions", help="Budgets as fractions of the teacher's ReLUs, in the order to run them.")
+    parser.add_argument("--seeds", help="Comma-separated seeds.")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.PARAM=VALUE",
                         help="Override a method's param (repeatable), on top of the benchmark's short-run ones.")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", help="Folder (default runs/frontier or runs/frontier-quick).")
+    parser.add_argument("--work", help="Folder (default runs/frontier-PRESET).")
+    parser.add_argument("--record", help="Also write the summary, pairs, goals and machine to this small JSON.")
     args = parser.parse_args(argv)
     if args.quick:
         args.preset = "quick"
-    preset = PRESETS[args.preset]
-    for key, value in preset.items():
+    for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.work = args.work or ("runs/frontier" if args.preset == "full" else f"runs/frontier-{args.preset}")
+    args.work = args.work or f"runs/frontier-{args.preset}"
+    from reshape.errors import ReshapeError
+    from reshape.setting import parse_seeds
+
     try:
         args.fractions = [float(f) for f in args.fractions.split(",")]
-    except ValueError:
-        parser.error("--fractions takes comma-separated numbers in (0, 1]")
+        args.seeds = parse_seeds(args.seeds)
+    except (ValueError, ReshapeError) as exc:
+        parser.error(f"--fractions takes numbers in (0, 1] and --seeds integers >= 0: {exc}")
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (two-stage methods get half each)")
-    args.methods, args.skipped = choose_methods(parser, args.methods)
+    args.methods = choose_methods(parser, args.methods)
     args.params = params(parser, args.methods, args.sets)
     return args
 
 
-def choose_methods(parser: argparse.ArgumentParser, text: str | None) -> tuple[list[str], list[str]]:
-    """The methods to run and the default ones this build lacks (named, never dropped silently)."""
+def choose_methods(parser: argparse.ArgumentParser, text: str | None) -> list[str]:
+    """The methods to run (the default pair when none are named)."""
     from reshape.methods import list_methods
 
-    registered = list_methods()
-    if text is not None:
-        names = [m for m in text.split(",") if m]
-        unknown = [m for m in names if m not in registered]
-        if unknown or not names:
-            parser.error(f"unknown method {unknown[0]!r}; registered: {', '.join(registered)}" if unknown
-                         else "--methods is empty")
-        return names, []
-    return [m for m in METHODS if m in registered], [m for m in METHODS if m not in registered]
+    names = [m for m in (text or ",".join(METHODS)).split(",") if m]
+    unknown = [m for m in names if m not in list_methods()]
+    if unknown or not names:
+        parser.error(f"unknown method {unknown[0]!r}; registered: {', '.join(list_methods())}" if unknown
+                     else "--methods is empty")
+    return names
 
 
 def params(parser: argparse.ArgumentParser, methods: list[str], sets: list[str]) -> dict[str, dict[str, Any]]:
     """The benchmark's short-run params of the chosen methods, then the --set ones."""
-    import click
-
-    from reshape.cli.frontier import parse_sets
+    from reshape.errors import ReshapeError
+    from reshape.frontier import parse_sets
 
     chosen = {m: dict(p) for m, p in OVERRIDES.items() if m in methods}
     try:
-        for method, values in parse_sets(tuple(sets), methods).items():
+        for method, values in parse_sets(sets, methods).items():
             chosen.setdefault(method, {}).update(values)
-    except click.BadParameter as exc:
-        parser.error(exc.format_message())
+    except ReshapeError as exc:
+        parser.error(str(exc))
     return chosen
 
 
-def goals(rows: list[dict[str, Any]]) -> list[str]:
-    """The goals of issues 8 and 13, one line per budget, true whatever they say: the best of
-    ours >= SNL + 1 point, SNL's accuracy with at most half its ReLUs, and the best of ours
-    >= DeepReDuce.
+def goals(result: Any) -> list[str]:
+    """Issue 22's goals, one line each, true whatever they say: HybReNet + SNL minus ResNet18 +
+    SNL >= +1.0 point and > 2 standard errors at one or more of the claim's budgets, or <= 0.5x
+    the ReLUs at iso-accuracy at one or more budgets; and every pair's training within 5%."""
+    from reshape.compare import COMPUTE_TOLERANCE, WIN_SE
 
-    "Ours" is every method registered with family "ours"; baselines never count.
-    """
-    ok = [r for r in rows if r.get("reachable") and r["method"] != "teacher" and r.get("top1") is not None]
-    ours = [r for r in ok if r["family"] == "ours"]
-    snl = [r for r in ok if r["method"] == "snl"]
-    if not snl:
-        return ["no SNL point: the goals against SNL are not measured"]
     lines = []
-    for s in snl:
-        same = [r for r in ours if r["fraction"] == s["fraction"]]
-        if same:
-            best = max(same, key=lambda r: r["top1"])
-            margin = 100 * (best["top1"] - s["top1"])
-            lines.append(f"{100 * s['fraction']:g}%: best of ours {best['method']} {100 * best['top1']:.2f}% vs SNL "
-                         f"{100 * s['top1']:.2f}% -> {margin:+.2f} points (goal >= +1: "
-                         f"{'met' if margin >= 1 else 'NOT met'})")
-        else:
-            lines.append(f"{100 * s['fraction']:g}%: no point of ours at this budget: +1 point goal not measured")
-        half = [r for r in ours if r["relus"] <= s["relus"] / 2]
-        if half:
-            best = max(half, key=lambda r: r["top1"])
-            verdict = "met" if best["top1"] >= s["top1"] else "NOT met"
-            lines.append(f"    SNL's {100 * s['top1']:.2f}% at {s['relus']:,} ReLUs; best of ours with <= half "
-                         f"({s['relus'] // 2:,}): {best['method']} {100 * best['top1']:.2f}% at "
-                         f"{best['relus']:,} (goal: {verdict})")
-        else:
-            lines.append(f"    no point of ours at <= half of SNL's {s['relus']:,} ReLUs: half-ReLU goal not measured")
-        lines += _against_deepreduce(ok, ours, s["fraction"])
+    claim = [p for p in result.pairs if (p["ours"], p["baseline"]) == ("hybrenet_snl", "snl")]
+    met = False
+    for p in claim:
+        if p["diff"] is None:
+            lines.append(f"{p['label']}: hybrenet_snl - snl not measured")
+            continue
+        se = "no SE" if p["se"] is None else f"SE {p['se']:.2f}"
+        wins = p["se"] is not None and p["diff"] >= 1.0 and p["diff"] > WIN_SE * p["se"] and p["compute_equal"]
+        at_claim = any(abs(p["fraction"] - f) < 1e-9 for f in CLAIM_FRACTIONS)
+        met |= wins and at_claim
+        lines.append(f"{p['label']}: hybrenet_snl - snl = {p['diff']:+.2f} points ({se}, {p['n']} seeds, training "
+                     f"ratio {p['compute_ratio']:.3f}): {'>= +1 and > 2 SE' if wins else 'not a win'}"
+                     f"{'' if at_claim else ' (not a claim budget)'}")
+    iso = [i for i in result.iso if (i["ours"], i["baseline"]) == ("hybrenet_snl", "snl") and i["ratio"] is not None]
+    for i in iso:
+        half = i["ratio"] <= 0.5 and i["kind"] == "interpolated"
+        met |= half
+        lines.append(f"{i['label']}: hybrenet_snl needs {i['ratio']:.2f}x snl's ReLUs at iso-accuracy "
+                     f"({i['kind']}){': <= 0.5x' if half else ''}")
+    lines.append(f"GOAL HybReNet + SNL vs ResNet18 + SNL: {'MET' if met else 'NOT met'}")
+    unequal = [p for p in result.pairs if p["n"] and not p["compute_equal"]]
+    lines.append(f"GOAL paired training within {100 * COMPUTE_TOLERANCE:g}%: "
+                 + ("MET for every pair" if not unequal else
+                    "NOT met: " + ", ".join(f"{p['ours']}/{p['baseline']} at {p['label']}" for p in unequal)))
     return lines
 
 
-def _against_deepreduce(ok: list[dict[str, Any]], ours: list[dict[str, Any]], fraction: float) -> list[str]:
-    """Issue 13's goal at one budget: the best of ours at least DeepReDuce's accuracy."""
-    reduce = [r for r in ok if r["method"] == "deepreduce" and r["fraction"] == fraction]
-    same = [r for r in ours if r["fraction"] == fraction]
-    if not reduce or not same:
-        return [f"    no DeepReDuce point or none of ours at {100 * fraction:g}%: DeepReDuce goal not measured"]
-    best, other = max(same, key=lambda r: r["top1"]), reduce[0]
-    margin = 100 * (best["top1"] - other["top1"])
-    return [f"    DeepReDuce {100 * other['top1']:.2f}% at {other['relus']:,} ReLUs ({other['macs'] / 1e6:.2f}M MACs); "
-            f"best of ours {best['method']} {100 * best['top1']:.2f}% ({best['macs'] / 1e6:.2f}M MACs) -> "
-            f"{margin:+.2f} points (goal >= DeepReDuce: {'met' if margin >= 0 else 'NOT met'})"]
-
-
 def train_teacher(args: argparse.Namespace, setting: Any) -> Path:
-    """The preset's ResNet18 teacher, trained (or read back) by ``reshape.train.fit``."""
+    """The preset's ResNet18 teacher for the first seed (the frontier retrains its recipe for the
+    others), trained on the setting's images (or read back) by ``reshape.train.fit``."""
+    from reshape.methods import setting_config, setting_splits
     from reshape.models import spec_for
     from reshape.train import fit
 
     out = Path(args.work) / "teacher"
-    cfg = setting.config(args.teacher_epochs, 0.1, warmup_epochs=int(args.teacher_epochs > 1))
-    fit(out, spec_for("resnet18", args.data, args.width), cfg, setting.splits(), progress=setting.progress)
+    cfg = setting_config(setting, args.teacher_epochs, 0.1, warmup_epochs=int(args.teacher_epochs > 1))
+    fit(out, spec_for("resnet18", args.data, args.width), cfg, setting_splits(setting), progress=setting.progress)
     return out
-
-
-def warn_skipped(skipped: list[str]) -> None:
-    if skipped:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold red]WARNING: {', '.join(skipped)} not registered in this build of "
-                                   f"reshape: the frontier runs WITHOUT {'it' if len(skipped) == 1 else 'them'} "
-                                   "(results.json lists them as skipped)[/]")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -191,25 +167,33 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from reshape.frontier import run_frontier
     from reshape.io import write_json, write_text
-    from reshape.methods import Setting
     from reshape.report.frontier import MARKDOWN_FILE, describe, markdown, write_frontier
+    from reshape.setting import Setting
 
-    warn_skipped(args.skipped)
-    setting = Setting(data=args.data, limit=args.limit, seed=args.seed, epochs=args.epochs,
-                      teacher_epochs=args.teacher_epochs, batch_size=args.batch_size, root=args.root)
+    setting = Setting(data=args.data, limit=args.limit, val=args.val, seed=args.seeds[0], epochs=args.epochs,
+                      batch_size=args.batch_size, root=args.root)
     teacher = train_teacher(args, setting)
     command = "python benchmarks/frontier.py " + " ".join(argv)
-    result = run_frontier(teacher, args.methods, args.fractions, setting, Path(args.work) / "frontier",
-                          args.params, command=command, on_point=lambda row: print(describe(row), flush=True))
+    out = Path(args.work) / "frontier"
+    # One budget more per call, every seed: an interrupted run has whole budgets done, and the
+    # last call reads every point back into one results.json.
+    for n in range(1, len(args.fractions) + 1):
+        result = run_frontier(teacher, args.methods, args.fractions[:n], setting, out, args.params,
+                              command=command, seeds=args.seeds,
+                              on_point=lambda row: print(describe(row), flush=True))
     write_frontier(result)
-    verdicts = goals(result.rows)
-    write_json(result.out / "results.json", {**result.to_dict(), "preset": args.preset,
-                                             "skipped": args.skipped, "goals": verdicts})
-    write_text(result.out / MARKDOWN_FILE, markdown(result) + "\n## Goals vs SNL\n\n```\n" +
+    verdicts = goals(result)
+    write_json(result.out / "results.json", {**result.to_dict(), "preset": args.preset, "goals": verdicts})
+    write_text(result.out / MARKDOWN_FILE, markdown(result) + "\n## Goals (issue 22)\n\n```\n" +
                "\n".join(verdicts) + "\n```\n")
+    if args.record:
+        write_json(args.record, {"preset": args.preset, "command": command, "machine": result.machine,
+                                 "setting": result.setting, "seeds": result.seeds, "summary": result.summary,
+                                 "pairs": result.pairs, "iso": result.iso, "goals": verdicts,
+                                 "teachers": [{k: r[k] for k in ("seed", "top1", "val_top1", "compute")}
+                                              for r in result.teachers]})
     print(markdown(result))
-    Console().print("\n".join(["[bold]goals vs SNL[/]", *verdicts]), markup=True, highlight=False)
-    warn_skipped(args.skipped)
+    Console().print("\n".join(["[bold]goals (issue 22)[/]", *verdicts]), markup=True, highlight=False)
     return 0
 
 

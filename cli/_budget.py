@@ -65,32 +65,27 @@ def teacher_and_data(run_dir: str, data: str, root: str | None, splits: bool = T
     return TeacherData(run.spec, run.model, *load_splits(data, root, limit, seed))
 
 
-#: Shared training options that make the ``Setting`` (the rest go to the method's params).
-_SETTING = ("limit", "seed", "epochs", "batch_size", "kd_alpha", "device", "workers", "compile")
-
-
 def fit_method(name: str, run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool,
                training: dict[str, Any], **params: Any) -> Any:
     """Run method ``name`` (``reshape.methods``) as a command and return its ``MethodResult``.
 
-    The shared ``training`` options become the ``Setting`` (``--epochs`` is per stage, so the
-    setting's student budget is twice it); those the method's params have a field for (the
-    recipe: ``--optimizer``, ``--schedule``, ...; ``--lr``) join ``params``, so every option
-    that changes the result is in the run's fingerprint.
+    The shared ``training`` options become the ``Setting`` (``method_setting``: ``--epochs``
+    is every stage after the teacher, as in ``reshape frontier``); those the method's params
+    have a field for (the recipe: ``--optimizer``, ``--schedule``, ...; ``--lr``) join
+    ``params``, so every option that changes the result is in the run's fingerprint.
     """
     import dataclasses
 
-    from reshape.methods import Setting, get_method
+    from reshape.methods import get_method
 
-    setting = Setting(data, limit=training["limit"], seed=training["seed"], epochs=2 * training["epochs"],
-                      batch_size=training["batch_size"], kd_alpha=training["kd_alpha"], root=root,
-                      device=training["device"], workers=training["workers"], compile=training["compile"])
+    from ._training import method_setting
+
+    setting = method_setting(training, data, root)
     method = get_method(name)
     fields = {f.name for f in dataclasses.fields(method.params_type)}
-    recipe = {k: v for k, v in training.items() if k in fields and k not in _SETTING}
-    labels = {**option_labels(method, setting), "setting.epochs": "setting.epochs (2 x --epochs)"}
+    recipe = {k: v for k, v in training.items() if k in fields and k not in setting.key and k not in setting.RUNTIME}
     return method.fit(teacher_run(run_dir, data, root), budget, out, setting,
-                      method.params(**{**recipe, **params}), force=force, labels=labels)
+                      method.params(**{**recipe, **params}), force=force, labels=option_labels(method, setting))
 
 
 #: Method params that a command sets through an option of another name.

@@ -12,11 +12,14 @@ from typing import Any, Callable
 
 import click
 
+from reshape.setting import BATCH_SIZE, KD_ALPHA
+
 from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, UNIT
 
 #: option name -> (click decls, click kwargs); defaults are filled per command.
 _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "epochs": (("--epochs",), {"type": POSITIVE, "help": "Training epochs (of each stage for multi-stage methods)."}),
+    "epochs": (("--epochs",), {"type": POSITIVE, "help": "Training epochs; for a method, every stage after the "
+                                                         "teacher together (two-stage methods split them)."}),
     "batch_size": (("--batch-size",), {"type": POSITIVE, "help": "Batch size (per process under torchrun)."}),
     "lr": (("--lr",), {"type": POSITIVE_FLOAT, "help": "Peak learning rate."}),
     "optimizer": (("--optimizer",), {"type": click.Choice(["sgd", "adamw"])}),
@@ -31,17 +34,19 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "device": (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
     "compile": (("--compile", "compile"), {"is_flag": True, "help": "Run the model through torch.compile."}),
     "limit": (("--limit",), {"type": POSITIVE, "help": "Train on at most this many images (a seeded subset; quick runs)."}),
+    "val": (("--val",), {"type": NON_NEGATIVE, "help": "Validation images carved from the training split "
+                                                       "(seeded; never trained on; settings are chosen on them)."}),
 }
 #: Options that are not TrainConfig fields.
-_RUN_ONLY = {"limit"}
-_BASE = {"epochs": 15, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
+_RUN_ONLY = {"limit", "val"}
+_BASE = {"epochs": 15, "batch_size": BATCH_SIZE, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
          "schedule": "cosine", "warmup_epochs": 0, "label_smoothing": 0.0, "kd_temperature": 4.0,
-         "kd_alpha": 0.9, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None}
+         "kd_alpha": KD_ALPHA, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None, "val": 0}
 
 
 #: The options of a command that runs a registered method: its ``Setting`` and the method's lr
 #: (a method's recipe is fixed by its params; an option it would ignore is not offered).
-SETTING_OPTIONS = ("epochs", "batch_size", "lr", "kd_alpha", "seed", "workers", "device", "limit")
+SETTING_OPTIONS = ("epochs", "batch_size", "lr", "kd_alpha", "seed", "workers", "device", "limit", "val")
 
 
 def training_options(*, only: tuple[str, ...] | None = None,
@@ -75,7 +80,11 @@ def pop_training(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def method_setting(opts: dict[str, Any], data: str, root: str | None) -> Any:
-    """The ``reshape.methods.Setting`` of a method command from its ``SETTING_OPTIONS`` (less lr)."""
-    from reshape.methods import Setting
+    """The one place options become a ``reshape.setting.Setting``: the options of ``opts`` that
+    are its fields (``--epochs`` is every stage after the teacher, in every command)."""
+    import dataclasses
 
-    return Setting(data=data, root=root, **{k: opts[k] for k in SETTING_OPTIONS if k != "lr"})
+    from reshape.setting import Setting
+
+    fields = {f.name for f in dataclasses.fields(Setting)} - {"data", "root"}
+    return Setting(data=data, root=root, **{k: opts[k] for k in fields if k in opts})

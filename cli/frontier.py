@@ -1,32 +1,14 @@
 """``reshape frontier``: registered methods at several ReLU budgets from one trained teacher."""
 from __future__ import annotations
 
-import re
-import shlex
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
-from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
+from reshape.setting import EPOCHS
 
-_SET = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$")
-
-
-def parse_sets(items: tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
-    """``senet.at_weight=100`` options as ``{"senet": {"at_weight": "100"}}`` (values converted later)."""
-    params: dict[str, dict[str, str]] = {}
-    for item in items:
-        m = _SET.match(item)
-        if not m:
-            raise click.BadParameter(f"write METHOD.PARAM=VALUE (e.g. senet.at_weight=100), got {item!r}",
-                                     param_hint="--set")
-        method, name, value = m.groups()
-        if method not in methods:
-            raise click.BadParameter(f"{item!r} sets a param of '{method}', which is not in --methods "
-                                     f"({', '.join(methods)})", param_hint="--set")
-        params.setdefault(method, {})[name] = value
-    return params
-
+from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
+from ._training import method_setting, training_options
 
 def _methods(text: str) -> list[str]:
     from reshape.methods import list_methods
@@ -48,13 +30,10 @@ def _methods(text: str) -> list[str]:
                    "(1.0 is all of them, 1 is one ReLU).")
 @click.option("--data", type=Dataset(), help="Dataset every method trains on (default: the one the teacher records).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--limit", type=POSITIVE, help="Train on at most this many images (a seeded subset).")
-@click.option("--epochs", type=POSITIVE, required=True, help="Student epochs of every method (two-stage methods split them).")
-@click.option("--teacher-epochs", type=POSITIVE, default=6, show_default=True,
-              help="Epochs of all-ReLU networks a method trains from scratch (HybReNet bases).")
-@click.option("--batch-size", type=POSITIVE, default=128, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seeds", "seeds_text", default="0", show_default=True,
+              help="Comma-separated seeds, e.g. 0,1,2: every point once per seed (its own teacher, initialisation "
+                   "and data order); rows are reported as mean ± standard error.")
+@training_options(only=("epochs", "batch_size", "kd_alpha", "device", "limit", "val"), epochs=EPOCHS)
 @click.option("--set", "sets", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Override a method's param (repeatable), e.g. senet.at_weight=100.")
 @click.option("--out", required=True, type=OutPath(directory=True), help="Frontier folder (one run per point).")
@@ -65,17 +44,24 @@ def _methods(text: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
 @user_errors
 def command(teacher_run: str, methods_text: str, budgets: list[int | float], data: str | None, root: str | None,
-            limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int, device: str,
-            sets: tuple[str, ...], out: str, force: bool, storage: str | None, worker: bool,
-            as_json: bool) -> None:
-    """Fit TEACHER_RUN to every budget with every method; write the table, CSV and plot.
+            seeds_text: str, sets: tuple[str, ...], out: str, force: bool, storage: str | None, worker: bool,
+            as_json: bool, **opts: Any) -> None:
+    """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
 
-    Each (method, budget) point is its own run directory OUT/METHOD/LABEL, trained with
-    KD from the teacher for --epochs on the same data, so points compare. Finished points
-    are read back and a partial one resumes; rerun with more methods or budgets to extend
-    a frontier (the same teacher and settings are required; --force starts over).
-    Writes OUT/results.json, results.csv, results.md and frontier.png. A budget a method
-    cannot reach (e.g. below the width-1 network) is reported as unreachable.
+    Each point is its own run directory OUT/METHOD/LABEL/seed<S>. Training is equal by
+    construction: every student trains --epochs after its parent on the same images
+    (the teacher's: it must have been trained with the same --data, --limit and --val);
+    a network trained from scratch gets the teacher's epochs on top; a HybReNet base is
+    trained as the teacher was. Every row shows its training (image-passes, parents
+    included); rows that differ by more than 5% name no best. Seeds other than the
+    teacher's own retrain the teacher's recipe with that seed (OUT/teachers/). The pairs
+    of our pipelines and their baselines are printed as paired differences with their
+    standard error over seeds, and as the ReLUs ours needs at iso-accuracy.
+
+    Finished points are read back and a partial one resumes; rerun with more methods,
+    budgets or seeds to extend a frontier (the same teacher and settings are required;
+    --force starts over). Writes OUT/results.json, results.csv, results.md and
+    frontier.png. A budget a method cannot reach is reported as unreachable.
 
     With --storage the points become trials of one Optuna study there: run this command
     once (it takes points too, waits for the others' and writes the results) and the same
@@ -85,10 +71,10 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
 
     \b
     Examples:
-      reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --out runs/teacher
-      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% \\
-          --epochs 2 --out runs/frontier
-      reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 \\
+      reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --val 500 --out runs/teacher
+      reshape frontier runs/teacher --methods snl,hybrenet_snl --budgets 5%,33% --epochs 2 \\
+          --val 500 --seeds 0,1,2 --out runs/frontier
+      reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 --val 500 \\
           --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
       reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
           --out /shared/frontier --storage postgresql://me@db/optuna            # once
@@ -97,7 +83,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     """
     from reshape.errors import ReshapeError
     from reshape.frontier import plan_frontier, run_frontier
-    from reshape.methods import Setting, get_method
+    from reshape.methods import get_method
     from reshape.report.frontier import write_frontier
     from reshape.runs import RunDir
 
@@ -105,20 +91,29 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
         raise click.BadParameter("--worker takes points from a --storage; add --storage URL", param_hint="--worker")
     if worker and force:
         raise click.BadParameter("a worker cannot start a frontier over; drop --force", param_hint="--force")
+    from reshape.frontier import frontier_command, parse_sets
+
     methods = _methods(methods_text)
-    params = parse_sets(sets, methods)
+    try:
+        params = parse_sets(sets, methods)
+    except ReshapeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
     for name, overrides in params.items():
         try:
             get_method(name).params(**overrides)
         except ReshapeError as exc:
             raise click.BadParameter(str(exc), param_hint="--set") from None
+    from reshape.setting import parse_seeds
+
+    try:
+        seeds = parse_seeds(seeds_text)
+    except ReshapeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seeds") from None
     data = data or RunDir(teacher_run).trained_on()
     if not data:
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
-    setting = Setting(data=data, limit=limit, seed=seed, epochs=epochs, teacher_epochs=teacher_epochs,
-                      batch_size=batch_size, root=root, device=device)
-    command_line = frontier_command(teacher_run, methods, budgets, data, root, limit, epochs, teacher_epochs,
-                                 batch_size, seed, sets, out)
+    setting = method_setting({**opts, "seed": seeds[0]}, data, root)
+    command_line = frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out)
     on_point = None if as_json else _echo_point
     if storage:
         import logging
@@ -130,7 +125,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
 
         optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
         queue = open_storage(storage)  # a bad URL or missing driver stops before the folder is claimed
-        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force)
+        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force, seeds=seeds)
         result = shared_frontier(plan, queue, worker, on_point, log=lambda line: click.echo(line, err=True),
                                  command=command_line)
         if result is None:
@@ -138,7 +133,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
             return
     else:
         result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
-                              on_point=on_point, command=command_line)
+                              on_point=on_point, command=command_line, seeds=seeds)
     files = write_frontier(result)
     if as_json:
         echo_json(result.to_dict())
@@ -155,39 +150,24 @@ def _echo_point(row: dict[str, Any]) -> None:
 
 
 def _print_table(result: Any) -> None:
+    """The frontier's table, whether its training agrees, its pairs and its iso-accuracy ReLUs."""
     from rich.console import Console
     from rich.table import Table
 
-    from reshape.report.frontier import table
+    from reshape.report.frontier import compute_note, iso_table, pairs_table, table
 
-    header, body = table(result)
-    view = Table(title=f"Frontier on {result.setting['data']}", title_justify="left")
-    for i, col in enumerate(header):
-        view.add_column(col, justify="left" if i < 3 else "right")
-    for row in body:
-        view.add_row(*row)
     console = Console()
     if not console.is_terminal:  # a log or pipe: the whole table, not one squeezed to 80 columns
         console = Console(width=200)
-    console.print(view)
-
-
-def frontier_command(teacher: str, methods: list[str], budgets: Sequence[int | float | str], data: str, root: str | None,
-                  limit: int | None, epochs: int, teacher_epochs: int, batch_size: int, seed: int,
-                  sets: tuple[str, ...], out: str) -> str:
-    """The command that reproduces this frontier, every setting spelled out (for results.json)."""
-    args = ["reshape", "frontier", teacher, "--methods", ",".join(methods),
-            "--budgets", ",".join(map(budget_text, budgets)), "--data", data, "--epochs", str(epochs),
-            "--teacher-epochs", str(teacher_epochs), "--batch-size", str(batch_size),
-            "--seed", str(seed)]
-    args += ["--root", root] if root else []
-    args += ["--limit", str(limit)] if limit else []
-    for item in sets:
-        args += ["--set", item]
-    return shlex.join(args + ["--out", out])
-
-
-def budget_text(budget: int | float | str) -> str:
-    """A parsed budget as ``--budgets`` takes it: a fraction as a percentage, a count as digits
-    (text, such as a placeholder in a summary, is kept as written)."""
-    return f"{100 * budget:g}%" if isinstance(budget, float) else str(budget)
+    for title, (header, body) in ((f"Frontier on {result.setting['data']}", table(result)),
+                                  ("Paired: ours - baseline (points, same seed)", pairs_table(result)),
+                                  ("ReLUs at iso-accuracy", iso_table(result))):
+        if not body:
+            continue
+        view = Table(title=title, title_justify="left")
+        for i, col in enumerate(header):
+            view.add_column(col, justify="left" if i < 3 else "right")
+        for row in body:
+            view.add_row(*row)
+        console.print(view)
+    console.print(compute_note(result), highlight=False)

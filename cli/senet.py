@@ -5,6 +5,8 @@ import click
 
 from ._budget import ESTIMATORS, budget_options, fit_method, per_stage_line, report
 from ._common import NON_NEGATIVE_FLOAT, UNIT, user_errors
+from reshape.setting import EPOCHS
+
 from ._training import pop_training, training_options
 
 
@@ -22,7 +24,7 @@ from ._training import pop_training, training_options
               help="Weight of the CE loss in the final stage (released 0.1).")
 @click.option("--kd-weight", type=UNIT, default=0.5, show_default=True,
               help="Weight of the KD loss in the final stage (released 0.5; --kd-alpha is the locate stage's).")
-@training_options(epochs=10, lr=0.05, kd_alpha=0.5, batch_size=128)
+@training_options(epochs=EPOCHS, lr=0.05)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool, estimator: str,
             ranking: str | None, allocation: str, granularity: str, at_weight: float, ce_weight: float,
@@ -36,7 +38,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
        differ most (OUT/locate/);
     3. final training with KD and attention transfer (OUT is the final run directory).
 
-    --epochs sets the epochs of stages 2 and 3 each. The plan's ReLUs per stage are printed
+    --epochs is stages 2 and 3 together (half each), as in `reshape frontier`. The plan's ReLUs per stage are printed
     (and in --json under built.per_stage). A finished run is read back; a run
     in --out with other settings is refused (--force starts it over). --allocation
     uniform runs the `senet_uniform` baseline.
@@ -44,7 +46,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     \b
     Example:
       reshape train resnet18 --data fashion-mnist-mini --width 16 --out runs/teacher
-      reshape senet runs/teacher --budget 20k --data fashion-mnist-mini --epochs 3 --out runs/senet20k
+      reshape senet runs/teacher --budget 20k --data fashion-mnist-mini --epochs 6 --out runs/senet20k
     """
     name = "senet_uniform" if allocation == "uniform" else "senet"
     chosen = {"ranking": ranking} if ranking else {}

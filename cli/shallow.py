@@ -5,6 +5,8 @@ from typing import Any
 
 import click
 
+from reshape.setting import EPOCHS
+
 from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, human, resolve_target, user_errors
 from ._training import SETTING_OPTIONS, method_setting, training_options
 
@@ -25,7 +27,7 @@ from ._training import SETTING_OPTIONS, method_setting, training_options
 @click.option("--out", required=True, type=OutPath(directory=True), help="Output run directory.")
 @click.option("--force", is_flag=True, help="Start OUT over if it holds another run (deletes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the method's result as JSON.")
-@training_options(only=SETTING_OPTIONS, epochs=10, lr=0.05, kd_alpha=0.5)
+@training_options(only=SETTING_OPTIONS, epochs=EPOCHS, lr=0.05)
 @user_errors
 def command(run_dir: str, relus: int | float, macs: int | float | None, mode: str, k: int, data: str, root: str | None,
             out: str, force: bool, as_json: bool, **opts: Any) -> None:

@@ -5,12 +5,15 @@ import click
 
 from ._budget import budget_options, fit_method, report
 from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, user_errors
+from reshape.setting import EPOCHS
+
 from ._training import pop_training, training_options
 
 
 @click.command("snl")
 @budget_options
-@click.option("--mask-epochs", type=POSITIVE, help="Epochs of the mask phase (default: --epochs).")
+@click.option("--mask-epochs", type=POSITIVE, help="At most this many of --epochs in the mask phase (default: "
+                                                   "half); the fine-tuning gets the rest.")
 @click.option("--mask-lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True,
               help="Adam lr of the weights in the mask phase.")
 @click.option("--gate-lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True, help="Adam lr of the masks in the mask phase.")
@@ -19,7 +22,7 @@ from ._training import pop_training, training_options
               help="Factor applied to lambda whenever the ReLU count stops falling.")
 @click.option("--lambda-warmup", type=NON_NEGATIVE, default=5, show_default=True,
               help="Epochs before lambda may grow.")
-@training_options(epochs=10, lr=1e-3, kd_alpha=0.9, batch_size=128)
+@training_options(epochs=EPOCHS, lr=1e-3)
 @user_errors
 def command(run_dir: str, budget: int, data: str, root: str | None, out: str, force: bool, granularity: str,
             mask_epochs: int | None, mask_lr: float, gate_lr: float, lam: float, lambda_growth: float,
@@ -29,12 +32,13 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     Phase 1 learns soft masks a in [0,1] per ReLU (Adam, KD + lambda*sum(a)) until the
     count (a > 0.01) is within the budget or --mask-epochs run out (OUT/masks/);
     the B largest masks are then kept (OUT/snl.json). Phase 2 fine-tunes with the binary
-    masks fixed (SGD, --lr, cosine, KD). Rerun the same command to resume; a finished run
+    masks fixed (SGD, --lr, cosine, KD) for the rest of --epochs, which counts both phases
+    as in `reshape frontier --methods snl` (the same defaults give the same network). Rerun the same command to resume; a finished run
     is read back, a run in --out with other settings is refused (--force starts it over).
 
     \b
     Example:
-      reshape snl runs/teacher --budget 20k --data fashion-mnist-mini --epochs 3 --lambda 1e-4 --out runs/snl20k
+      reshape snl runs/teacher --budget 20k --data fashion-mnist-mini --epochs 6 --lambda 1e-4 --out runs/snl20k
     """
     training = pop_training(opts)
     result = fit_method("snl", run_dir, budget, data, root, out, force, training, granularity=granularity,

@@ -61,7 +61,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)
         load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     try:
-        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download), teacher=teacher_run,
+        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download, val=opts["val"]), teacher=teacher_run,
                      parent=teacher, force=force, labels=_option_labels())
         if not is_main():
             return

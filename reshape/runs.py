@@ -354,6 +354,45 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
                            "pass --force to start the run over") from None
 
 
+# -- training compute -------------------------------------------------------------------------
+#: A compute record: what the weights of a run received in training, its parents' included.
+#: ``phases`` lists each training the weights went through (the teacher's, a base's, each
+#: stage's), oldest first; the totals are their sums (None where a phase predates the record).
+COMPUTE_TOTALS = ("image_passes", "steps", "seconds")
+
+
+def own_compute(run_dir: str | os.PathLike[str], method: str) -> dict[str, Any]:
+    """The training done in ``run_dir`` itself, from its finished epochs in ``metrics.jsonl``
+    (a resumed run's rows are its final weights' epochs: those after the checkpoint are cut)."""
+    rows = read_metrics(run_dir)
+    known = all("train_images" in r for r in rows)
+    return {"run": Path(run_dir).name, "method": method, "epochs": len(rows),
+            "image_passes": sum(int(r["train_images"]) for r in rows) if known else None,
+            "steps": sum(int(r["steps"]) for r in rows) if known else None,
+            "seconds": round(sum(float(r.get("epoch_s", 0.0)) for r in rows), 1)}
+
+
+def chain_compute(phases: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A compute record of ``phases`` (oldest first): the phases and their summed totals."""
+    totals = {k: None if any(p.get(k) is None for p in phases) else sum(p[k] for p in phases)
+              for k in COMPUTE_TOTALS}
+    if totals["seconds"] is not None:
+        totals["seconds"] = round(totals["seconds"], 1)
+    return {**totals, "phases": [dict(p) for p in phases]}
+
+
+def compute_of(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The compute recorded for the weights in ``run_dir``; a run trained before the record
+    existed counts its own epochs only, and its totals say unknown (None)."""
+    manifest = RunDir(run_dir).manifest()
+    record = ((manifest.training or {}).get("compute") if manifest else None)
+    if record:
+        return record
+    method = manifest.method if manifest else "unknown"
+    own = own_compute(run_dir, method)
+    return chain_compute([{**own, "image_passes": None, "steps": None}] if own["epochs"] == 0 else [own])
+
+
 def _last_top1(path: Path) -> float | None:
     """The last ``test_top1`` in ``metrics.jsonl``, if any."""
     return next((row["test_top1"] for row in reversed(read_metrics(path)) if "test_top1" in row), None)

@@ -90,10 +90,13 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
 
 @dataclass(frozen=True, eq=False)
 class Splits:
-    """The training and test splits one run reads, with what identifies them (``key``).
+    """The training, validation and test splits one run reads, with what identifies them (``key``).
 
-    Unpacks as ``train_set, test_set``. ``key`` (name, limit, seed, test limit) is what a
-    run's fingerprint records of its data; the folder it was read from is not part of it.
+    Unpacks as ``train_set, test_set``. ``val`` (None without one) holds ``val_size``
+    unaugmented images carved from the training split, which training never sees:
+    settings are chosen on it, the test split only reports. ``key`` (name, limit, seed,
+    test limit, validation size) is what a run's fingerprint records of its data; the
+    folder it was read from is not part of it.
     """
 
     name: str
@@ -102,21 +105,43 @@ class Splits:
     limit: int | None = None
     seed: int = 0
     test_limit: int | None = None
+    val: Dataset | None = None
+    val_size: int = 0
 
     @property
     def key(self) -> dict[str, Any]:
-        return {"dataset": self.name, "limit": self.limit, "seed": self.seed, "test_limit": self.test_limit}
+        return {"dataset": self.name, "limit": self.limit, "seed": self.seed, "test_limit": self.test_limit,
+                "val": self.val_size}
 
     def __iter__(self) -> Iterator[Dataset | None]:
         return iter((self.train, self.test))
 
 
 def splits(name: str, root: str | None = None, limit: int | None = None, seed: int = 0,
-           download: bool = False, test_limit: int | None = None) -> Splits:
+           download: bool = False, test_limit: int | None = None, val: int = 0) -> Splits:
     """The (augmented training, test) splits of ``name``, cut to ``limit`` / ``test_limit``
-    items by :func:`subset`: what every command that trains reads."""
-    train = subset(load(name, "train", root, download), limit, seed)
-    return Splits(name, train, subset(load(name, "test", root), test_limit, seed), limit, seed, test_limit)
+    items by :func:`subset`: what every command that trains reads.
+
+    With ``val`` images, a seeded permutation of the training split gives its first
+    ``val`` to the validation split (augmentation off) and the rest, cut to ``limit``, to
+    training; without, the training split is exactly as before validation existed.
+    """
+    whole = load(name, "train", root, download)
+    validation = None
+    if val:
+        if isinstance(val, bool) or val < 0:
+            raise ReshapeError(f"--val must be a number of validation images >= 0, got {val!r}")
+        if val >= len(whole):
+            raise ReshapeError(f"--val {val:,} leaves no training images: {name} has {len(whole):,}; "
+                               "give fewer validation images")
+        order = torch.randperm(len(whole), generator=torch.Generator().manual_seed(seed)).tolist()
+        validation = Subset(whole.unaugmented(), order[:val])
+        rest = order[val:]
+        train: Dataset = Subset(whole, rest[:limit] if limit is not None else rest)
+    else:
+        train = subset(whole, limit, seed)
+    return Splits(name, train, subset(load(name, "test", root), test_limit, seed), limit, seed, test_limit,
+                  validation, val)
 
 
 def probe_batches(split: Dataset, n: int = 4, batch: int = 64) -> list[torch.Tensor]:

@@ -9,7 +9,7 @@ A method is one file in this package that registers itself by name, timm-style::
     @register_method("width", Params, family="baseline", summary="uniform width scaling")
     def fit(job: Job, p: Params) -> dict:
         spec = ...                                        # the network for job.budget
-        job.train(spec, job.setting.config(job.setting.epochs, p.lr))  # trains into job.out
+        job.train(spec, job.config(job.setting.epochs, p.lr))  # trains into job.out
         return {"alpha": alpha}                           # what it built and why
 
 and is run as ``get_method("width").fit(teacher_run, budget, out, setting)``, which
@@ -21,10 +21,11 @@ network and writes the summary. docs/architecture.md walks through adding a meth
 """
 from __future__ import annotations
 
-from ._registry import Job, Method, MethodResult, Setting, get_method, list_methods, measure, register_method
+from ._registry import (Job, Method, MethodResult, Setting, get_method, list_methods, measure, parent_config,
+                        register_method, setting_config, setting_splits)
 
 # Each method module registers itself on import (timm's pattern): import order is listing order.
 from . import width, deepreduce, snl, senet, hybrenet, shallow  # noqa: E402,F401  isort: skip
 
-__all__ = ["Job", "Method", "MethodResult", "Setting", "get_method", "list_methods", "measure",
-           "register_method"]
+__all__ = ["Job", "Method", "MethodResult", "Setting", "get_method", "list_methods", "measure", "parent_config",
+           "register_method", "setting_config", "setting_splits"]

@@ -12,80 +12,50 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ReshapeError
-from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, load_trained, summarize
+from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
+from ..setting import Setting
 from ..spec import ArchSpec
 
 FAMILIES = ("ours", "baseline")
 
 
-# -- the shared setting -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Setting:
-    """What every method of one comparison shares: the data and the training budget.
-
-    ``epochs`` is the student budget of every method (two-stage methods split it,
-    ``stages``); ``teacher_epochs`` trains all-ReLU networks from scratch (HybReNet
-    bases). ``root``, ``device``, ``workers``, ``compile`` and ``progress`` change where and how
-    a run executes, not its result, so they are not part of any fingerprint; nor does ``shared``,
-    a folder where stages that recur across budgets (a HybReNet base) are trained once
-    (default: inside each method's own folder). Each such stage is a run of its own,
-    fingerprinted by ``reshape.train.fit``, so sharing never mixes settings.
-    """
-
-    data: str
-    limit: int | None = None
-    seed: int = 0
-    epochs: int = 2
-    teacher_epochs: int = 6
-    batch_size: int = 128
-    kd_alpha: float = 0.5
-    root: str | None = None
-    device: str = "auto"
-    workers: int = 0
-    compile: bool = False
-    progress: bool = True
-    shared: str | None = None
-
-    RUNTIME = ("root", "device", "workers", "compile", "progress", "shared")
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "teacher_epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ReshapeError(f"setting {name} must be a positive integer, got {value!r}")
-        if self.limit is not None and self.limit < 1:
-            raise ReshapeError(f"setting limit must be a positive number of images, got {self.limit}")
-
-    @property
-    def key(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME}
-
-    def stages(self) -> tuple[int, int]:
-        """Student epochs of a two-stage method: (first stage, second stage), at least 1 each."""
-        if self.epochs < 2:
-            raise ReshapeError(f"two-stage methods need at least 2 epochs, got {self.epochs}")
-        first = self.epochs // 2
-        return first, self.epochs - first
-
-    def config(self, epochs: int, lr: float, **changes: Any) -> Any:
-        """The training recipe of one stage: this setting's batch, seed, data and KD mix."""
-        from ..train import TrainConfig
-
-        base = dict(epochs=epochs, batch_size=self.batch_size, lr=lr, kd_alpha=self.kd_alpha,
-                    dataset=self.data, seed=self.seed, device=self.device, workers=self.workers,
-                    compile=self.compile)
-        return TrainConfig(**{**base, **changes})
-
-    def splits(self) -> Any:
-        """The data (``reshape.data.Splits``), read once per process and setting."""
-        return _splits(self.data, self.root, self.limit, self.seed)
-
-
 @lru_cache(maxsize=4)
-def _splits(data: str, root: str | None, limit: int | None, seed: int) -> Any:
+def _splits(data: str, root: str | None, limit: int | None, seed: int, val: int) -> Any:
     from ..data import splits
 
-    return splits(data, root, limit, seed)
+    return splits(data, root, limit, seed, val=val)
+
+
+def setting_splits(setting: Setting) -> Any:
+    """The data of ``setting`` (``reshape.data.Splits``), read once per process."""
+    return _splits(setting.data, setting.root, setting.limit, setting.seed, setting.val)
+
+
+def setting_config(setting: Setting, epochs: int, lr: float, **changes: Any) -> Any:
+    """One stage's ``TrainConfig`` under ``setting``: its batch, seed, data and KD mix."""
+    from ..train import TrainConfig
+
+    base = dict(epochs=epochs, batch_size=setting.batch_size, lr=lr, kd_alpha=setting.kd_alpha,
+                dataset=setting.data, seed=setting.seed, device=setting.device, workers=setting.workers,
+                compile=setting.compile)
+    return TrainConfig(**{**base, **changes})
+
+
+def parent_config(teacher: TrainedRun, setting: Setting, extra_epochs: int = 0, **changes: Any) -> Any:
+    """The recipe ``teacher`` was trained with (``train_config.json``), for ``setting``'s seed and
+    runtime, plus ``extra_epochs``: how a network trained from scratch gets the parent's training.
+
+    A teacher that records no recipe cannot be matched: a one-line error says so.
+    """
+    from ..train import load_config
+
+    cfg = load_config(teacher.path)
+    if cfg is None:
+        raise ReshapeError(f"teacher {teacher.path} records no training recipe (train_config.json); "
+                           "a network trained from scratch is given the teacher's training, so train the "
+                           "teacher with `reshape train`")
+    return cfg.replace(epochs=cfg.epochs + extra_epochs, seed=setting.seed, dataset=setting.data,
+                       device=setting.device, workers=setting.workers, compile=setting.compile, **changes)
 
 
 # -- one call of a method ---------------------------------------------------------------------
@@ -107,7 +77,18 @@ class Job:
 
     @property
     def data(self) -> Any:
-        return self.setting.splits()
+        return setting_splits(self.setting)
+
+    def config(self, epochs: int, lr: float, **changes: Any) -> Any:
+        """One stage's ``TrainConfig``: ``setting_config`` of this job's setting."""
+        return setting_config(self.setting, epochs, lr, **changes)
+
+    def scratch_config(self, lr: float, **changes: Any) -> Any:
+        """The recipe of a network trained from scratch: the teacher's recipe for the teacher's
+        epochs plus the setting's student epochs (equal compute with a reducer that starts from
+        the teacher), at ``lr``, distilled from the teacher with the setting's KD mix."""
+        return parent_config(self.teacher, self.setting, self.setting.epochs, lr=lr,
+                             kd_alpha=self.setting.kd_alpha, **changes)
 
     @property
     def progress(self) -> bool:
@@ -150,6 +131,12 @@ class MethodResult:
     pi: dict[str, dict[str, float]]
     seconds: float
     cached: bool = False
+    #: Top-1 on the setting's validation images (None without a validation split): what
+    #: pilots choose settings by; ``top1`` (test) only reports.
+    val_top1: float | None = None
+    #: The training the final weights received, parents included (``reshape.runs.compute_of``):
+    #: image-passes, optimizer steps and seconds per phase and summed.
+    compute: dict[str, Any] = field(default_factory=dict)
 
     @property
     def within_budget(self) -> bool:
@@ -230,11 +217,17 @@ def measure(method: Method, job: Job, params: Any, built: dict[str, Any], second
     top1 = built.pop("top1", None)
     if top1 is None:
         top1 = run["top1"]
+    # A method whose final network was not trained in its own folder (an exact merge) names
+    # the run whose training it carries.
+    trained = built.pop("trained_in", job.out)
+    compute = compute_of(trained)
+    manifest = RunDir(trained).manifest()
+    val_top1 = ((manifest.training or {}).get("last") or {}).get("val_top1") if manifest else None
     costs = load_costs()
     pi = {p: estimate(run["relus"], run["macs"], run["depth"], p, costs).to_dict() for p in costs}
     return MethodResult(method.name, method.family, job.budget, str(job.out), run["relus"], run["macs"],
                         run["depth"], top1, canonical(dataclasses.asdict(params)), canonical(built),
-                        pi, round(seconds, 1))
+                        pi, round(seconds, 1), val_top1=val_top1, compute=compute)
 
 
 def _release(run: RunDir) -> None:

@@ -3,7 +3,9 @@
 The teacher's architecture goes down the ladder in ``tables/deepreduce_ladder.json``
 (``reshape.deepreduce.fit_budget``): whole stages lose their ReLUs in ``ranking`` order
 (least critical first), post-add ReLUs go, the stem downsamples, and widths shrink until
-the network fits. The result trains from scratch with KD from the teacher.
+the network fits. The result trains from scratch with KD from the teacher, for the
+teacher's epochs plus the setting's (``Job.scratch_config``: equal compute with a reducer
+that starts from the teacher's weights).
 """
 from __future__ import annotations
 
@@ -26,5 +28,5 @@ class DeepReDuceParams:
 def fit(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
     spec, recipe = fit_budget(job.teacher.spec, job.budget, p.ranking)
     spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_deepreduce")
-    job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    job.train(spec, job.scratch_config(p.lr))
     return {"recipe": recipe, "widths": list(spec.widths)}

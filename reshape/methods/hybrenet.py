@@ -1,10 +1,14 @@
 """HybReNet (DeepReShape, ours): a network synthesized for the budget, alone or as the base of SENet/SNL.
 
 * ``hybrenet``: the HybReNet that ``reshape.deepreshape.synthesize`` makes for the budget
-  from the teacher's own spec, trained with KD from the teacher.
+  from the teacher's own spec, trained from scratch with KD from the teacher for the
+  teacher's epochs plus the setting's (``Job.scratch_config``).
 * ``hybrenet_senet`` / ``hybrenet_snl``: a HybReNet base with ``factor`` times the budget's
-  ReLUs (at least the smallest network the family allows), trained once with KD from the
-  teacher, then reduced to the budget by SENet or SNL with the base as their teacher.
+  ReLUs (at least the smallest network the family allows; published: the 180K network
+  carries 1.9x), trained as the teacher was (its recipe, epochs and images, no KD, as the
+  teacher had none), then reduced to the budget by SENet or SNL with the base as their
+  teacher, exactly as those reduce the teacher: the pair (``hybrenet_snl``, ``snl``) differs
+  in the parent network alone. One stage-criticality ranking serves the whole pipeline.
 
 Everything is synthesized against the teacher's own spec: the regime is the budget as a
 fraction of the teacher's ReLUs, and widths move on a unit of the teacher's stage-1
@@ -20,7 +24,8 @@ is the network.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..analytic import spec_macs, total_relus
@@ -31,7 +36,7 @@ from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
-from ._registry import Job, register_method
+from ._registry import Job, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
 
@@ -39,31 +44,47 @@ BASE_METHOD = "hybrenet-base"
 @dataclass(frozen=True)
 class HybReNetParams:
     #: Stages least to most critical: the culling order and, by ReLU equalization, the stage
-    #: multipliers (this published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly).
-    ranking: tuple[int, ...] = (1, 4, 2, 3)
+    #: multipliers; None: the dataset's (tables/stage_criticality.json; CIFAR-100's published
+    #: 1,4,2,3 gives HRN-5x5x3x / 2x5x3x exactly), the one SENet's criticality estimator uses too.
+    ranking: tuple[int, ...] | None = None
     #: At most this many times the teacher's MACs; None: no cap, so the network grows with the
     #: budget (MACs and PI latency are reported with every result instead of capped).
     macs: float | None = None
     lr: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.macs is not None and not self.macs > 0:
+        if self.macs is not None and not (math.isfinite(self.macs) and self.macs > 0):
             raise ReshapeError(f"hybrenet macs must be a positive multiple of the teacher's MACs or None, "
                                f"got {self.macs}")
 
 
 @dataclass(frozen=True)
 class BaseParams(HybReNetParams):
-    """A HybReNet base with ``factor`` times the budget's ReLUs, trained at ``base_lr``."""
+    """A HybReNet base with ``factor`` times the budget's ReLUs (published: about 2x), trained
+    by the teacher's recipe."""
 
-    factor: int = 4
-    base_lr: float = 0.1
+    factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) \
+                or not (math.isfinite(self.factor) and self.factor > 0):
+            raise ReshapeError(f"the base factor must be a positive number (the base's ReLUs over the "
+                               f"budget's; published about 2), got {self.factor}")
 
 
 @dataclass(frozen=True)
 class HybReNetSENetParams(BaseParams):
     #: SENet with the short-run attention-transfer weight (docs/senet.md: 1000 cost 4-12 points in 2 epochs).
+    #: Its ranking is the pipeline's (``ranking``); another one is refused.
     senet: _senet.SENetParams = _senet.SENetParams(at_weight=100.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.senet.ranking is not None and self.ranking != tuple(self.senet.ranking):
+            raise ReshapeError(f"one criticality ranking per pipeline: hybrenet_senet's base ranks the stages "
+                               f"{self.ranking or 'by the dataset'} and its SENet step {self.senet.ranking}; "
+                               "set ranking alone (its SENet step uses it)")
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,7 @@ def base_spec(teacher: ArchSpec, dataset: str, budget: int, p: BaseParams) -> tu
     """The base for ``budget``: ``factor`` x the budget's ReLUs, or the smallest network the
     family allows on the teacher's spec where that is more (spec only, nothing trained)."""
     floor = total_relus(smallest(teacher, dataset, p.ranking))
-    return synthesize_for(teacher, dataset, max(p.factor * budget, floor), p)
+    return synthesize_for(teacher, dataset, max(round(p.factor * budget), floor), p)
 
 
 def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
@@ -95,43 +116,46 @@ def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
                  summary="DeepReShape: the HybReNet synthesized for the budget, trained with KD")
 def fit(job: Job, p: HybReNetParams) -> dict[str, Any]:
     spec, why = synthesize_for(job.teacher.spec, job.setting.data, job.budget, p)
-    job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    job.train(spec, job.scratch_config(p.lr))
     return _explain(spec, why)
 
 
-def train_base(job: Job, spec: ArchSpec, p: BaseParams) -> tuple[TrainedRun, float | None]:
-    """Train ``spec`` as a base (the teacher's epochs, a warm-up epoch when it has them, KD from
-    the teacher), or read it back: one shared run per distinct training. Returns it and its top-1."""
-    epochs = job.setting.teacher_epochs
-    cfg = job.setting.config(epochs, p.base_lr, warmup_epochs=int(epochs > 1))
-    digest = fingerprint(training_key(spec, cfg, job.data, job.teacher))[:8]
+def train_base(job: Job, spec: ArchSpec) -> tuple[TrainedRun, float | None]:
+    """Train ``spec`` as a base, exactly as the teacher was trained (its recipe and epochs on the
+    setting's images, no KD: the teacher had none), or read it back: one shared run per distinct
+    training. Returns it and its top-1."""
+    cfg = parent_config(job.teacher, job.setting)
+    digest = fingerprint(training_key(spec, cfg, job.data))[:8]
     out = job.shared_dir(f"hybrenet-base-{spec.name}-{digest}")
-    trained = job.train(spec, cfg, out=out, method=BASE_METHOD, parent=job.teacher.path)
+    trained = job.train(spec, cfg, out=out, teacher=None, method=BASE_METHOD, parent=job.teacher.path)
     base = load_trained(out, job.setting.data, job.setting.root, what=f"HybReNet base {out}")
     base.model.eval().requires_grad_(False)
     return base, trained.top1
 
 
-def _base_then(job: Job, p: BaseParams, reduce: Callable[[TrainedRun], dict[str, Any]]) -> dict[str, Any]:
-    """Train the base once (shared), then ``reduce`` it to the budget (or, within the budget,
-    fine-tune it as the network itself)."""
+def _base_then(job: Job, p: BaseParams,
+               reduce: Callable[[TrainedRun, tuple[int, ...]], dict[str, Any]]) -> dict[str, Any]:
+    """Train the base once (shared), then ``reduce`` it to the budget with the pipeline's one
+    criticality ranking (or, within the budget, fine-tune it as the network itself)."""
     spec, why = base_spec(job.teacher.spec, job.setting.data, job.budget, p)
-    base, top1 = train_base(job, spec, p)
-    how = {"base": _explain(spec, why), "base_run": str(base.path), "base_top1": top1}
+    base, top1 = train_base(job, spec)
+    how = {"base": _explain(spec, why), "base_run": str(base.path), "base_top1": top1, "factor": p.factor,
+           "macs_cap": p.macs, "ranking": list(why.criticality)}
     if why.relus <= job.budget:  # a MAC cap binds: the base itself fits, nothing to reduce
-        job.train(spec, job.setting.config(job.setting.epochs, p.lr),
-                  init=lambda model: load_weights(model, base.path / WEIGHTS_FILE), init_key=base.digest)
+        job.train(spec, job.config(job.setting.epochs, p.lr),
+                  init=lambda model: load_weights(model, base.path / WEIGHTS_FILE), init_key=base.digest,
+                  inherits=base.path)
         return {**how, "reduced": False}
-    return {**how, "reduced": True, **reduce(base)}
+    return {**how, "reduced": True, **reduce(base, tuple(why.criticality))}
 
 
 @register_method("hybrenet_senet", HybReNetSENetParams, family="ours",
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SENet to the budget")
 def fit_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
-    return _base_then(job, p, lambda base: _senet.stages(job, base, p.senet))
+    return _base_then(job, p, lambda base, ranking: _senet.stages(job, base, replace(p.senet, ranking=ranking)))
 
 
 @register_method("hybrenet_snl", HybReNetSNLParams, family="ours",
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
 def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
-    return _base_then(job, p, lambda base: _snl.stages(job, base, p.snl))
+    return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))

@@ -296,7 +296,7 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
     spec = spec or teacher.spec
     first, second = job.setting.stages()
     planned = _plan(job, teacher, spec, p)
-    locate_cfg = job.setting.config(first, p.lr, **p.recipe())
+    locate_cfg = job.config(first, p.lr, **p.recipe())
     steps = len(job.data.train) // locate_cfg.batch_size  # per epoch, one process (drop_last)
     locator = MaskLocator(teacher.model, first, steps // 2 if p.move_in_last_epoch and steps > 1 else None)
 
@@ -307,7 +307,7 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
     try:
         located = job.train(planned.spec, locate_cfg,
                             out=job.out / LOCATE_DIR, teacher=teacher, init=start_from_teacher,
-                            init_key=teacher.digest, params={"stage": "senet-locate"},
+                            init_key=teacher.digest, inherits=teacher.path, params={"stage": "senet-locate"},
                             extra_loss=locator, callbacks=[locator.end_epoch])
     finally:
         locator.remove()
@@ -319,9 +319,10 @@ def stages(job: Job, teacher: TrainedRun, p: SENetParams, spec: ArchSpec | None 
         if at is not None:
             at.attach(student)
 
-    final = job.setting.config(second, p.lr, **{**p.recipe(), "ce_weight": p.ce_weight, "kd_alpha": p.kd_weight})
+    final = job.config(second, p.lr, **{**p.recipe(), "ce_weight": p.ce_weight, "kd_alpha": p.kd_weight})
     try:
         job.train(planned.spec, final, teacher=teacher, init=start_from_locations, init_key=located.fingerprint,
+                  inherits=located.run,
                   params={"stage": "senet-final", "at_weight": p.at_weight, "at_layers": layers}, extra_loss=at)
     finally:
         if at is not None:

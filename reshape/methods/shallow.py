@@ -181,8 +181,9 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
     steps = [Step("linearize", blocks, padding="exact")]
     first, second = (job.setting.epochs, 0) if p.mode == "exact" else job.setting.stages()
     lin_dir = job.out / LINEARIZED_DIR
-    lin_cfg = job.setting.config(first, p.lr)
+    lin_cfg = job.config(first, p.lr)
     linearized = job.train(spec, lin_cfg, out=lin_dir, init_key=job.teacher.digest, params=_recipe(steps),
+                           inherits=job.teacher.path,
                            model_fn=lambda: replay(copy.deepcopy(teacher).requires_grad_(True), shape,
                                                    steps).to_module())
     save_recipe(lin_dir, steps)
@@ -194,8 +195,9 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
     if p.mode == "compact":
         # The fitted kernels start close to the fine-tuned block but without the BatchNorms
         # that steadied it: fine-tune them gently (full lr diverged in the demo).
-        tuned = job.train(spec, job.setting.config(second, p.lr * COMPACT_LR_SCALE),
-                          init_key=linearized.fingerprint, params=_recipe(steps), model_fn=merged.to_module)
+        tuned = job.train(spec, job.config(second, p.lr * COMPACT_LR_SCALE),
+                          init_key=linearized.fingerprint, params=_recipe(steps), model_fn=merged.to_module,
+                          inherits=linearized.run)
         save_recipe(job.out, steps)
         tuned.model.cpu()
         top1 = tuned.top1
@@ -206,11 +208,12 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
         # so its training history is this run's too: every finished run then has metrics.
         write_text(job.out / METRICS_FILE, (lin_dir / METRICS_FILE).read_text(encoding="utf-8"))
         top1 = linearized.top1
+    trained = {} if p.mode == "compact" else {"trained_in": str(lin_dir)}  # an exact merge adds no training
     before = evaluate(teacher, job.data.test)["top1"] if job.data.test is not None else None
     return {"mode": p.mode, "k": p.k, "relu_target": job.budget, "mac_target": p.macs, "blocks": list(blocks),
             "scores": [s.to_dict() for s in scores], "merges": [r.to_dict() for r in reports],
             "before": _stats(teacher, shape, before), **stats, "after": _stats(merged.module, shape, top1),
-            "top1": top1}
+            "top1": top1, **trained}
 
 
 @register_method("shallow_senet", ShallowSENetParams, family="ours",

@@ -18,7 +18,8 @@ As published (public code: docs/senet.md lists every deviation and why):
    phase ends with that epoch. If the mask epochs run out first, the B largest gates
    are kept (whole channels for channel masks): ``OUT/snl.json`` says which
    (``reached``), ``OUT/masks/binarized.safetensors`` holds the weights;
-4. masks frozen, fine-tuning with KD (SGD lr 1e-3, cosine) into ``OUT``.
+4. masks frozen, fine-tuning with KD (SGD lr 1e-3, cosine) into ``OUT`` for the epochs the
+   mask phase left of the setting's (ours: equal compute with every other method).
 
 One global budget: the network decides its per-layer counts itself.
 """
@@ -275,9 +276,12 @@ def stages(job: Job, teacher: TrainedRun, p: SNLParams) -> dict[str, Any]:
     layer_sites = sites(spec, teacher.model)
     total = sum(s.size for s in layer_sites)
     check_budget(job.budget, total)
-    first, second = job.setting.stages()
-    final_cfg = job.setting.config(second, p.final_lr, **p.recipe())
+    first, _ = job.setting.stages()
     epochs = p.mask_epochs or first
+    if epochs >= job.setting.epochs:
+        raise ReshapeError(f"SNL mask_epochs {epochs} leaves no fine-tuning epoch of the setting's "
+                           f"{job.setting.epochs}; give fewer mask epochs or more epochs")
+    recipe = job.config(1, p.final_lr, **p.recipe())
     steps = len(job.data.train) // job.setting.batch_size * epochs  # the loader drops the last partial batch
     schedule = LambdaSchedule({}, {s.name: s.unit(p.granularity) for s in layer_sites}, job.budget,
                               p.lam, p.growth, p.warmup, p.check_every,
@@ -289,8 +293,9 @@ def stages(job: Job, teacher: TrainedRun, p: SNLParams) -> dict[str, Any]:
         return model
 
     # A run that the schedule stopped early is still done: fit marks it so after train returns.
-    masks = job.train(spec, mask_config(final_cfg, p.mask_lr, p.gate_lr, epochs),
+    masks = job.train(spec, mask_config(recipe, p.mask_lr, p.gate_lr, epochs),
                       out=job.out / MASK_DIR, teacher=teacher, model_fn=soft_model, init_key=teacher.digest,
+                      inherits=teacher.path,
                       extra_loss=schedule, callbacks=[schedule.end_epoch],
                       params={"stage": "snl-masks", "lam": p.lam, "growth": p.growth, "warmup": p.warmup,
                               "check_every": p.check_every, "reach_by": p.reach_by,
@@ -309,7 +314,10 @@ def stages(job: Job, teacher: TrainedRun, p: SNLParams) -> dict[str, Any]:
              "relus_at_reach": schedule.reached_relus, "soft_relus": int(masks.metrics["relus"]),
              "lambda": schedule.lam, "mask_epochs": int(masks.metrics["epoch"]), "granularity": p.granularity}
     write_json(job.out / RESULT_FILE, {**built, "budget": job.budget, "spec": final_spec.to_dict()})
+    # The mask phase may end early (at the budget): the fine-tuning gets every epoch it left,
+    # so SNL's student trains the setting's epochs in all, as every other method's does.
+    final_cfg = recipe.replace(epochs=job.setting.epochs - built["mask_epochs"])
     job.train(final_spec, final_cfg, teacher=teacher, init=lambda m: load_weights(m, binarized),
-              init_key=masks.fingerprint,
+              init_key=masks.fingerprint, inherits=masks.run,
               params={"stage": "snl-final"})
     return built

@@ -1,8 +1,8 @@
 """Width scaling (baseline): the teacher's architecture, uniformly narrowed into the budget.
 
 The widest network of the teacher's shape whose ReLUs fit the budget (stage-1 width w of
-W, every stage scaled by w / W; ``reshape.deepreduce.widest``), trained from scratch for
-the setting's student epochs with KD from the teacher. Below the width-1 network the
+W, every stage scaled by w / W; ``reshape.deepreduce.widest``), trained from scratch with
+KD from the teacher for the teacher's epochs plus the setting's (``Job.scratch_config``). Below the width-1 network the
 budget is unreachable, and ``fit`` says so.
 """
 from __future__ import annotations
@@ -24,5 +24,5 @@ class WidthParams:
 def fit(job: Job, p: WidthParams) -> dict[str, Any]:
     spec, alpha = widest(job.teacher.spec, job.budget)
     spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_a{alpha:g}")
-    job.train(spec, job.setting.config(job.setting.epochs, p.lr))
+    job.train(spec, job.scratch_config(p.lr))
     return {"alpha": alpha, "widths": list(spec.widths)}

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..compare import COMPUTE_TOLERANCE
 from ..frontier import FrontierResult
 from ..io import write_text
 from .plot import plot_frontier
@@ -35,46 +36,102 @@ def profiles(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def describe(row: Mapping[str, Any]) -> str:
-    """One line for a finished point (or the teacher): what a long frontier logs as it goes."""
-    where = "teacher" if row["method"] == "teacher" else f"{row['method']} at {row['label']}"
+    """One line for a finished point (or a seed's teacher): what a long frontier logs as it goes."""
+    seed = f", seed {row['seed']}" if "seed" in row else ""
+    where = f"teacher{seed}" if row["method"] == "teacher" else f"{row['method']} at {row['label']}{seed}"
     if not row["reachable"]:
         return f"{where}: unreachable: {row['why']}"
     top1 = "-" if row["top1"] is None else f"{100 * row['top1']:.2f}%"
-    return f"{where}: {top1} at {row['relus']:,} ReLUs" + (
+    passes = (row.get("compute") or {}).get("image_passes")
+    trained = f", {passes / 1e6:.3g}M image-passes" if passes else ""
+    return f"{where}: {top1} at {row['relus']:,} ReLUs{trained}" + (
         " (read back)" if row["cached"] else f" in {row['seconds']} s")
 
 
+def percent(mean: float | None, se: float | None = None) -> str:
+    """A top-1 fraction as a percentage, with its standard error when it has one."""
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f}%" + ("" if se is None else f" ± {100 * se:.2f}")
+
+
 def table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
-    """The frontier as a text table: (header, one row per teacher/point); what CLI and markdown show."""
-    costs = profiles(result.rows)
-    header = ["method", "family", "budget", "ReLUs", "top-1", "MACs",
-              *(f"{p} {kind} s" for p in costs for kind in ("online", "total")), "wall s"]
+    """The frontier as a text table, one row per (budget, method) over its seeds (mean ± standard
+    error), the teacher first: what CLI and markdown show. ``training`` is each row's training in
+    image-passes, parents included."""
+    rows = [result.teacher, *result.summary]
+    costs = profiles(rows)
+    header = ["method", "family", "budget", "ReLUs", "top-1", "val top-1", "MACs", "training", "seeds",
+              *(f"{p} {kind} s" for p in costs for kind in ("online", "total"))]
     body = []
-    for r in result.rows:
+    for r in rows:
         budget = "-" if r["method"] == "teacher" else f"{r['budget']:,} ({100 * r['fraction']:.3g}%)"
         if not r["reachable"]:
-            body.append([r["method"], r["family"], budget, "-", "unreachable", "-", *("-" for _ in 2 * costs), "-"])
+            body.append([r["method"], r["family"], budget, "-", "unreachable", "-", "-", "-", "-",
+                         *("-" for _ in 2 * costs)])
             continue
-        top1 = "-" if r["top1"] is None else f"{100 * r['top1']:.2f}%"
-        body.append([r["method"], r["family"], budget, f"{r['relus']:,}", top1, f"{r['macs'] / 1e6:.2f}M",
+        passes = "-" if r["image_passes"] is None else f"{r['image_passes'] / 1e6:.3g}M"
+        body.append([r["method"], r["family"], budget, f"{r['relus']:,}", percent(r["top1"], r["top1_se"]),
+                     percent(r["val_top1"], r["val_top1_se"]), f"{r['macs'] / 1e6:.2f}M", passes, str(r["n"]),
                      *(f"{r['pi'][p][kind]:.3f}" if p in r["pi"] else "-" for p in costs
-                       for kind in ("online_s", "total_s")),
-                     "-" if r["seconds"] is None else f"{r['seconds']:g}"])
+                       for kind in ("online_s", "total_s"))])
     return header, body
+
+
+def pairs_table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
+    """The paired comparisons: ours - baseline in points per budget, standard error, verdict,
+    and the ratio of their training."""
+    header = ["budget", "ours", "baseline", "ours - baseline", "SE", "seeds", "verdict", "training ratio"]
+    body = [[p["label"], p["ours"], p["baseline"], "-" if p["diff"] is None else f"{p['diff']:+.2f}",
+             "-" if p["se"] is None else f"{p['se']:.2f}", str(p["n"]), p["verdict"],
+             "-" if p["compute_ratio"] is None else f"{p['compute_ratio']:.3f}"] for p in result.pairs]
+    return header, body
+
+
+def iso_table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
+    """The ReLUs each of our pipelines needs to match its baseline's accuracy at each budget."""
+    header = ["ours", "baseline", "baseline at", "its top-1", "ours needs", "ours / baseline ReLUs"]
+    body = []
+    for i in result.iso:
+        bound = "<= " if i["kind"] == "at most" else ""
+        needs = "not reached" if i["relus"] is None else f"{bound}{i['relus']:,.0f}"
+        ratio = "-" if i["ratio"] is None else f"{bound}{i['ratio']:.2f}x"
+        body.append([i["ours"], i["baseline"], f"{i['label']} ({i['baseline_relus']:,})", percent(i["baseline_top1"]),
+                     needs, ratio])
+    return header, body
+
+
+def compute_note(result: FrontierResult) -> str:
+    """Whether the rows' training agrees: the condition for naming a best network."""
+    if result.compute_equal:
+        return (f"Every row's training agrees within {100 * COMPUTE_TOLERANCE:g}% (image-passes, parents "
+                "included): the rows compare.")
+    return (f"The rows' training differs by more than {100 * COMPUTE_TOLERANCE:g}% (image-passes, parents "
+            "included): no row is named best; compare only pairs marked equal.")
 
 
 def markdown(result: FrontierResult) -> str:
     header, body = table(result)
     setting = result.setting
     limit = f", {setting['limit']:,} training images" if setting.get("limit") else ""
+    val = f", {setting['val']:,} validation images" if setting.get("val") else ""
+    seeds = ",".join(map(str, result.seeds))
     lines = [f"# Frontier on {setting['data']}", "",
-             f"Teacher `{setting['teacher']}`; {_epochs(setting)} per method, "
-             f"batch {setting['batch_size']}, seed {setting['seed']}{limit}. "
+             f"Teacher `{setting['teacher']}`; {_epochs(setting)} per method after its parent, "
+             f"batch {setting['batch_size']}, seeds {seeds}{limit}{val}. "
              f"Commit {result.machine.get('commit', 'unknown')}, {result.machine.get('date', '')}.", "",
-             f"```console\n$ {result.command}\n```", "", markdown_table(header, body)]
-    unreachable = [r for r in result.points if not r["reachable"]]
+             f"```console\n$ {result.command}\n```", "", compute_note(result), "", markdown_table(header, body)]
+    unreachable = [r for r in result.summary if not r["reachable"]]
     if unreachable:
         lines += ["", "Unreachable:", *(f"- {r['method']} at {r['label']}: {r['why']}" for r in unreachable)]
+    if result.pairs:
+        lines += ["", "## Paired comparisons", "",
+                  "Same seed, same images on both sides; a win needs more than 2 standard errors.", "",
+                  markdown_table(*pairs_table(result))]
+    if result.iso:
+        lines += ["", "## ReLUs at iso-accuracy", "",
+                  "The ReLUs our pipeline needs to match the baseline's mean accuracy (read off our front, "
+                  "linear in log ReLUs between budgets).", "", markdown_table(*iso_table(result))]
     return "\n".join(lines + ["", f"![frontier]({FIGURE_FILE})", ""])
 
 
@@ -85,13 +142,15 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]], text_co
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
-def best_per_budget(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
-    """At each budget (in row order), the most accurate reachable point and the runner-up (the
-    next most accurate point, of another method since a frontier has one point per method and
-    budget; None when only one method reached the budget). Ties go to fewer ReLUs."""
+def best_per_budget(result: FrontierResult) -> list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
+    """At each budget (in row order), the most accurate reachable row over its seeds and the
+    runner-up (None when only one method reached the budget). Ties go to fewer ReLUs. None at
+    all when the rows' training differs (``compute_note``): unequal training names no best."""
+    if not result.compute_equal:
+        return []
     budgets: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r["method"] != "teacher" and r["reachable"] and r["top1"] is not None:
+    for r in result.summary:
+        if r["reachable"] and r["top1"] is not None:
             budgets.setdefault(r["label"], []).append(r)
     out = []
     for points in budgets.values():
@@ -104,13 +163,15 @@ def csv_text(result: FrontierResult) -> str:
     costs = profiles(result.rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", "family", "budget", "fraction", "relus", "macs", "top1",
-                     *(f"{p}_{kind}_s" for p in costs for kind in ("online", "total")), "run"])
+    writer.writerow(["method", "family", "seed", "budget", "fraction", "relus", "macs", "top1", "val_top1",
+                     "image_passes", *(f"{p}_{kind}_s" for p in costs for kind in ("online", "total")), "run"])
     for r in result.rows:
         if not r["reachable"]:
             continue
-        writer.writerow([r["method"], r["family"], r["budget"], f"{r['fraction']:.6g}", r["relus"], r["macs"],
-                         "" if r["top1"] is None else f"{100 * r['top1']:.2f}",
+        writer.writerow([r["method"], r["family"], r["seed"], r["budget"], f"{r['fraction']:.6g}", r["relus"],
+                         r["macs"], "" if r["top1"] is None else f"{100 * r['top1']:.2f}",
+                         "" if r.get("val_top1") is None else f"{100 * r['val_top1']:.2f}",
+                         (r.get("compute") or {}).get("image_passes") or "",
                          *(f"{r['pi'][p][kind]:.6g}" if p in r["pi"] else "" for p in costs
                            for kind in ("online_s", "total_s")), r["run"]])
     return buf.getvalue()
@@ -121,7 +182,7 @@ def write_frontier(result: FrontierResult, out: str | os.PathLike[str] | None = 
     out = Path(out or result.out)
     write_text(out / CSV_FILE, csv_text(result))
     write_text(out / MARKDOWN_FILE, markdown(result))
-    points = [r for r in result.points if r["reachable"] and r["top1"] is not None]
+    points = [r for r in result.summary if r["reachable"] and r["top1"] is not None]
     setting = result.setting
     figure = plot_frontier(points, result.teacher, f"Frontier on {setting['data']}: {_epochs(setting)}",
                            out / FIGURE_FILE)

@@ -81,6 +81,17 @@ class Published:
     designs: Sequence[Design] = ()
 
 
+def _legend(method: str, baseline: bool, group: Sequence[Mapping[str, Any]]) -> str:
+    """A method's legend entry: its role, and the training its points received (image-passes,
+    parents included) and seeds, where the rows carry them."""
+    text = f"{method} ({'baseline' if baseline else 'ours'}"
+    passes = [r["image_passes"] for r in group if r.get("image_passes")]
+    if passes:
+        text += f", {max(passes) / 1e6:.3g}M image-passes"
+    seeds = max((r.get("n") or 1) for r in group)
+    return text + (f", mean of {seeds} seeds" if seeds > 1 else "") + ")"
+
+
 def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any], title: str,
                   out: str | os.PathLike[str], profile: str = "delphi", published: Published | None = None,
                   footer: str = "", baselines: Collection[str] | None = None) -> Path:
@@ -93,7 +104,9 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
     name; baselines (family ``baseline``) dashed with hollow markers, our pipelines solid;
     the teacher a dashed horizontal line. ``rows`` are reachable points, top-1 a fraction.
     ``baselines`` names the methods drawn as baselines where a comparison sets them apart
-    otherwise (the demo counts SENet among them). ``footer`` (e.g. the machine and date) is
+    otherwise (the demo counts SENet among them). Rows aggregated over seeds
+    (``reshape.compare.aggregate``) get error bars of one standard error, and the legend
+    names each method's training in image-passes. ``footer`` (e.g. the machine and date) is
     printed under the panels.
     """
     import matplotlib
@@ -120,9 +133,12 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
             flags = front_flags([(x(r), y) for r, y in zip(shown, ys)])
             front = [(x(r), y) for r, y, on in zip(shown, ys, flags) if on]
             ax.plot([x(r) for r in shown], ys, marker, linestyle="none", **style)
+            errors = [100 * (r.get("top1_se") or 0.0) for r in shown]
+            if any(errors):  # seeded points: mean +- one standard error
+                ax.errorbar([x(r) for r in shown], ys, yerr=errors, fmt="none", ecolor=color, capsize=3,
+                            linewidth=1, zorder=2)
             ax.plot([f[0] for f in front], [f[1] for f in front], marker, linestyle="--" if baseline else "-",
-                    linewidth=1.2 if baseline else 1.8, label=f"{method} ({'baseline' if baseline else 'ours'})",
-                    **style)
+                    linewidth=1.2 if baseline else 1.8, label=_legend(method, baseline, group), **style)
     if teacher.get("top1") is not None:
         for ax, _ in axes:
             ax.axhline(100 * teacher["top1"], color="0.4", linestyle="--", linewidth=1, zorder=1,

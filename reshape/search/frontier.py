@@ -1,4 +1,4 @@
-"""A frontier's (method, budget) points as trials of one Optuna study: workers on many machines.
+"""A frontier's (seed, budget, method) points as trials of one Optuna study: workers on many machines.
 
 ``reshape frontier ... --storage URL`` opens (or creates) the study
 ``frontier-<fingerprint>`` in ``URL``, named after what the points depend on (teacher
@@ -29,20 +29,16 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..frontier import Budget, FrontierPlan, FrontierResult, PointCallback
+from ..frontier import FrontierPlan, FrontierResult, PointCallback
 from ..methods import MethodResult
 from ..runs import canonical, fingerprint
 from .study import SETUP_ATTR, WORKER_ATTR, fail_dead_trials, open_storage, worker_id
 
-#: The trial parameter naming a point: "<method>@<budget label>".
+#: The trial parameter naming a point: "<method>@<budget label>@seed<S>" (``Point.id``).
 POINT = "point"
 ROW_ATTR = "row"
 #: Seconds between looks at the study while the last points run elsewhere.
 POLL_S = 2.0
-
-
-def point_id(budget: Budget, name: str) -> str:
-    return f"{name}@{budget.label}"
 
 
 def study_name(plan: FrontierPlan) -> str:
@@ -53,7 +49,7 @@ def study_name(plan: FrontierPlan) -> str:
 def setup(plan: FrontierPlan) -> dict[str, Any]:
     record = plan.record
     return canonical({"teacher": plan.teacher.digest, "setting": plan.setting.key, "params": record["params"],
-                      "points": [point_id(b, n) for b, n in plan.todo]})
+                      "points": [p.id for p in plan.todo]})
 
 
 def shared_frontier(plan: FrontierPlan, storage: str | BaseStorage, worker: bool = False,
@@ -66,7 +62,7 @@ def shared_frontier(plan: FrontierPlan, storage: str | BaseStorage, worker: bool
     process fits; ``log`` a line when trials of dead workers are queued again.
     """
     study = _open(plan, storage, log)
-    ids = {point_id(b, n): (b, n) for b, n in plan.todo}
+    ids = {p.id: p for p in plan.todo}
 
     def fit_point(trial: optuna.Trial) -> float:
         pid = _fixed_point(study, trial)
@@ -74,7 +70,7 @@ def shared_frontier(plan: FrontierPlan, storage: str | BaseStorage, worker: bool
             raise optuna.TrialPruned("surplus: no point waiting for this trial, or its point is taken")
         trial.suggest_categorical(POINT, list(ids))
         trial.set_user_attr(WORKER_ATTR, worker_id())
-        row, _ = plan.point(*ids[pid])
+        row, _ = plan.point(ids[pid])
         trial.set_user_attr(ROW_ATTR, row)
         if on_point:
             on_point(row)
@@ -98,9 +94,9 @@ def shared_frontier(plan: FrontierPlan, storage: str | BaseStorage, worker: bool
         time.sleep(POLL_S)
     if worker:
         return None
-    rows = [done[point_id(b, n)] for b, n in plan.todo]
+    rows = [done[p.id] for p in plan.todo]
     results = [MethodResult.from_dict(row, cached=row["cached"]) for row in rows if row["reachable"]]
-    return plan.finish(rows, results, command)
+    return plan.finish([*(plan.teacher_row(seed) for seed in plan.seeds), *rows], results, command)
 
 
 def _fail_stale(study: optuna.Study) -> None:
@@ -120,7 +116,7 @@ def _open(plan: FrontierPlan, storage: str | BaseStorage, log: Callable[[str], N
                                 load_if_exists=True)
     if SETUP_ATTR not in study.user_attrs:
         study.set_user_attr(SETUP_ATTR, setup(plan))
-    ids = [point_id(b, n) for b, n in plan.todo]
+    ids = [p.id for p in plan.todo]
     queued = _enqueue_missing(study, ids, study.get_trials(deepcopy=False))
     log(f"study {name}: {len(ids)} points, {queued} queued now")
     return study

@@ -25,7 +25,8 @@ from torch import nn
 from ..data import Splits
 from ..errors import ReshapeError
 from ..models import build
-from ..runs import WEIGHTS_FILE, RunDir, canonical, differences, fingerprint, load_weights
+from ..runs import WEIGHTS_FILE, RunDir, canonical, chain_compute, compute_of, differences, fingerprint, load_weights, \
+    own_compute
 from ..spec import ArchSpec
 from ._checkpoint import has_checkpoint, seed_all
 from ._config import RUNTIME_FIELDS, TrainConfig
@@ -73,12 +74,16 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
         params: Mapping[str, Any] | None = None, method: str = "train",
         parent: str | os.PathLike[str] | None = None, owned: bool = False, force: bool = False,
-        progress: bool = True, labels: Mapping[str, str] | None = None) -> FitResult:
+        progress: bool = True, labels: Mapping[str, str] | None = None,
+        inherits: str | os.PathLike[str] | None = None) -> FitResult:
     """Train ``spec`` by ``cfg`` on ``data`` into ``out``, resume it, or read it back when done.
 
     ``model_fn`` builds the network (default ``build(spec)``) and ``init`` sets its starting
     weights, both after seeding; ``init_key`` names that start (e.g. the fingerprint of the
     stage it continues) and ``params`` the stage's other settings, for the fingerprint.
+    ``inherits`` is the run whose weights this training starts from: its compute record
+    (its own parents' included) heads this run's, so the training a network received is
+    read from its folder alone (``reshape.runs.compute_of``).
     A standalone training owns ``out`` as ``method``; a method's final stage, which trains
     in a folder the method already claimed, passes ``owned=True`` and is recorded as the
     run's ``training``. ``labels`` names run keys as the caller's options in a refusal
@@ -111,9 +116,12 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         init(model)
     last = train(model, spec, cfg, data.train, data.test, run.path,
                  teacher=None if teacher is None else teacher.model, extra_loss=extra_loss,
-                 callbacks=callbacks, resume=has_checkpoint(run.path), progress=progress)
+                 callbacks=callbacks, resume=has_checkpoint(run.path), progress=progress, val_set=data.val)
     last = canonical(last)
-    run.update(training={"fingerprint": digest, "params": key, "status": "done", "last": last})
+    inherited = compute_of(inherits)["phases"] if inherits is not None else []
+    compute = chain_compute([*inherited, own_compute(run.path, method if not owned else manifest.method)])
+    run.update(training={"fingerprint": digest, "params": key, "status": "done", "last": last,
+                         "compute": compute})
     if not owned:
         run.finish(last)
     return FitResult(run.path, last, model, digest, cached=False)

@@ -90,10 +90,13 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
           test_set: Dataset | None, out_dir: str | os.PathLike[str],
           teacher: nn.Module | str | os.PathLike[str] | None = None,
           extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
-          resume: bool = False, progress: bool = True) -> dict[str, Any]:
+          resume: bool = False, progress: bool = True, val_set: Dataset | None = None) -> dict[str, Any]:
     """Train ``model`` (built from ``spec``) by ``cfg``, writing the run to ``out_dir``.
 
     ``teacher`` is a model or a run directory; with one, the loss mixes in logit KD.
+    Every epoch's row records the images and optimizer steps it trained (the compute a
+    run's weights received) and, with ``val_set``, validation metrics (``val_top1``)
+    beside the test ones.
     Returns the metrics of the last epoch. Raises ``ReshapeError`` on a bad run
     directory or a non-finite loss (the last good checkpoint stays), and
     ``TrainingInterrupted`` on Ctrl-C.
@@ -139,9 +142,10 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
                 row.update(_train_epoch(net, model, teacher, loader, optimizer, scheduler, cfg,
                                         ctx, epoch, extra_loss, bar, out))
                 _dist.sync_buffers(model, ctx)
-                if test_set is not None:
-                    test = evaluate(model, test_set, cfg.batch_size, ctx.device, cfg.workers, cfg.amp, ctx)
-                    row.update({f"test_{k}": v for k, v in test.items()})
+                for split, dataset in (("val", val_set), ("test", test_set)):
+                    if dataset is not None:
+                        scores = evaluate(model, dataset, cfg.batch_size, ctx.device, cfg.workers, cfg.amp, ctx)
+                        row.update({f"{split}_{k}": v for k, v in scores.items()})
                 end = EpochEnd(epoch + 1, model, teacher, optimizer, row)
                 for callback in callbacks:
                     callback(end)
@@ -276,7 +280,7 @@ def _train_epoch(net: nn.Module, model: nn.Module, teacher: nn.Module | None, lo
     loss_sum, correct, seen = _dist.sum_all(
         torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=ctx.device), ctx).tolist()
     return {"train_loss": loss_sum / seen, "train_top1": correct / seen,
-            "images_per_s": seen / elapsed, "epoch_s": elapsed}
+            "images_per_s": seen / elapsed, "epoch_s": elapsed, "train_images": int(seen), "steps": len(loader)}
 
 
 def _finite(loss: torch.Tensor, ctx: "_dist.Context", epoch: int, index: int, out: Path) -> float:
