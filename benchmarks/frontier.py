@@ -41,7 +41,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
 #: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots: docs/senet.md).
 #: The HybReNet pipelines' own SNL and SENet steps default to the same, so a pair reduces alike.
-SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
+#: SENet ranks stages as the HybReNet pipelines do (their one ranking, the published 1,4,2,3),
+#: so hybrenet_senet and senet differ in the parent alone.
+SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0, "ranking": "1,4,2,3"}
 OVERRIDES: dict[str, dict[str, Any]] = {"snl": dict(SNL_SHORT_RUN), "senet": dict(SENET_SHORT_RUN)}
 #: The claim's budgets (DeepReShape: HybReNet + SNL beats ResNet18 + SNL at about a third of the ReLUs).
 CLAIM_FRACTIONS = (0.25, 0.33, 0.5)

@@ -30,12 +30,12 @@ DATA = "fashion-mnist-mini"
 
 
 def train_teacher(out: Path, width: int, limit: int) -> None:
-    from reshape.methods import Setting
+    from reshape.methods import Setting, setting_config, setting_splits
     from reshape.models import spec_for
     from reshape.train import fit
 
     setting = Setting(data=DATA, limit=limit, epochs=1, batch_size=64, progress=False)
-    fit(out, spec_for("resnet18", DATA, width), setting.config(1, 0.1), setting.splits(), progress=False)
+    fit(out, spec_for("resnet18", DATA, width), setting_config(setting, 1, 0.1), setting_splits(setting), progress=False)
 
 
 def run(teacher: Path, folder: Path, workers: int, args: argparse.Namespace) -> dict:

@@ -60,11 +60,11 @@ MODES = {"full": Mode(width=8, teacher_epochs=4, limit=2000, val=500, epochs=2, 
 def short_run_sets() -> tuple[str, ...]:
     """`--set` options for short runs (the registered defaults are the published ones, which
     assume 100+ epochs: docs/frontier.md): SNL's short-run schedule and SENet's AT weight 100,
-    the same ones the HybReNet pipelines' own SNL and SENet steps default to, so each pair
-    reduces with one recipe. HybReNet bases are uncapped (as published: more MACs than the teacher)."""
+    the same ones the HybReNet pipelines' own SNL and SENet steps default to, and SENet's stage
+    ranking that of the pipelines (the published 1,4,2,3), so each pair reduces with one recipe. HybReNet bases are uncapped (as published: more MACs than the teacher)."""
     from reshape.methods.snl import SHORT_RUN
 
-    return (*(f"snl.{k}={v}" for k, v in SHORT_RUN.items()), "senet.at_weight=100")
+    return (*(f"snl.{k}={v}" for k, v in SHORT_RUN.items()), "senet.at_weight=100", "senet.ranking=1,4,2,3")
 
 
 @click.command("demo")

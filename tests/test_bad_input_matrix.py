@@ -175,14 +175,14 @@ CASES: list[Case] = [
 
 def make_world(root: Path) -> dict[str, str]:
     """A tiny trained run and the misused files of the cases, as the {names} they fill in."""
-    from reshape.methods import Setting
+    from reshape.methods import Setting, setting_config, setting_splits
     from reshape.models import spec_for
     from reshape.train import fit
 
     setting = Setting(DATA, limit=128, epochs=1, batch_size=64, progress=False)
     teacher = root / "teacher"
     spec = spec_for("resnet18", DATA, 4)
-    fit(teacher, spec, setting.config(1, 0.1), setting.splits(), progress=False)
+    fit(teacher, spec, setting_config(setting, 1, 0.1), setting_splits(setting), progress=False)
     (root / "afile").write_text("not a folder\n")
     (root / "adir").mkdir()
     (root / "front.png").mkdir()

@@ -3,6 +3,8 @@
 One tiny teacher (ResNet18 at width 4 on 256 fashion-mnist-mini images, 1 epoch) and one
 frontier (width and DeepReDuce at 10% and 50% of its ReLUs) are trained once per module;
 width cannot reach 10% (below its width-1 network), so the unreachable path is covered too.
+Equal compute, seeds and the paired comparisons have tests of their own in
+tests/test_fair.py.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from safetensors.torch import load_file
 from reshape.cli import cli
 from reshape.errors import ReshapeError
 from reshape.frontier import SETTING_FILE, UNREACHABLE_FILE, Budget, resolve_budgets, run_frontier
-from reshape.methods import Setting, list_methods
+from reshape.methods import Setting, list_methods, setting_config, setting_splits
 from reshape.models import spec_for
 from reshape.report.frontier import write_frontier
 from reshape.runs import WEIGHTS_FILE, summarize
@@ -37,7 +39,7 @@ METHODS = ["width", "deepreduce"]
 BUDGETS = [0.1, 0.5]
 SETTING = Setting(data=DATA, limit=256, epochs=1, batch_size=64, progress=False)
 #: The module frontier's point that trains after another one (deepreduce at 10% runs before it).
-LATE_POINT = ("width", "50pct")
+LATE_POINT = ("width", "50pct", "seed0")
 #: The CLI arguments that reproduce the module frontier (teacher-epochs, seed, data: defaults).
 CLI_ARGS = ["--methods", ",".join(METHODS), "--budgets", "10%,50%", "--limit", "256", "--epochs", "1",
             "--batch-size", "64"]
@@ -51,7 +53,7 @@ _spec.loader.exec_module(bench)
 
 def train_teacher(out: Path, seed: int = 0) -> Path:
     setting = dataclasses.replace(SETTING, seed=seed)
-    fit(out, spec_for("resnet18", DATA, 4), setting.config(1, 0.1), setting.splits(), progress=False)
+    fit(out, spec_for("resnet18", DATA, 4), setting_config(setting, 1, 0.1), setting_splits(setting), progress=False)
     return out
 
 
@@ -98,11 +100,13 @@ def test_frontier_rows_and_every_output(frontier, teacher):
     assert teacher_row["top1"] == summarize(teacher)["top1"] is not None
     unreachable = result.rows[1]
     assert not unreachable["reachable"] and "below the narrowest width-scaled network" in unreachable["why"]
-    assert (out / "width" / "10pct" / UNREACHABLE_FILE).is_file()
+    assert (out / "width" / "10pct" / "seed0" / UNREACHABLE_FILE).is_file()
     for row in result.points[1:]:
         assert row["reachable"] and row["relus"] <= row["budget"] == int(row["fraction"] * 27_136)
         assert 0 <= row["top1"] <= 1 and row["family"] == "baseline" and not row["cached"]
         assert summarize(row["run"])["method"] == row["method"]  # each point is a run directory of its method
+        # from scratch: the teacher's epoch plus the student's, on the same 256 images (4 steps of 64)
+        assert row["compute"]["image_passes"] == 2 * 256 and row["seed"] == 0
     assert [r.method for r in result.results] == ["deepreduce", "width", "deepreduce"]
 
     saved = json.loads((out / "results.json").read_text())
@@ -110,12 +114,14 @@ def test_frontier_rows_and_every_output(frontier, teacher):
     assert saved["setting"]["teacher_digest"] and saved["setting"]["params"]["deepreduce"]["ranking"] == [1, 4, 2, 3]
     with open(out / "results.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert list(table[0]) == ["method", "family", "budget", "fraction", "relus", "macs", "top1",
-                              "delphi_online_s", "delphi_total_s", "cheetah_online_s", "cheetah_total_s", "run"]
+    assert list(table[0]) == ["method", "family", "seed", "budget", "fraction", "relus", "macs", "top1", "val_top1",
+                              "image_passes", "delphi_online_s", "delphi_total_s", "cheetah_online_s",
+                              "cheetah_total_s", "run"]
     assert [r["method"] for r in table] == ["teacher", "deepreduce", "width", "deepreduce"]  # unreachable left out
     assert float(table[1]["top1"]) == pytest.approx(100 * result.rows[2]["top1"], abs=0.01)
     markdown = (out / "results.md").read_text()
     assert "| width | baseline | 2,713 (10%) | - | unreachable |" in markdown
+    assert "Every row's training agrees within 5%" in markdown
     assert "width at 10pct: budget 2,713 is below" in markdown
     assert (out / "frontier.png").stat().st_size > 10_000
     assert json.loads((out / SETTING_FILE).read_text())["budgets"] == ["10pct", "50pct"]
@@ -164,7 +170,10 @@ def test_another_teacher_setting_or_params_is_refused_before_training(frontier, 
         run_frontier(other, METHODS, BUDGETS, SETTING, result.out)
     res = invoke("frontier", str(other), *CLI_ARGS, "--out", str(result.out))
     assert res.exit_code == 1 and "another teacher or settings (teacher:" in res.output
-    with pytest.raises(ReshapeError, match=r"setting\.limit: 256 -> 128"):
+    with pytest.raises(ReshapeError, match=r"setting\.epochs: 1 -> 2"):
+        run_frontier(result.teacher["run"], METHODS, BUDGETS, dataclasses.replace(SETTING, epochs=2), result.out)
+    # a teacher trained on other images than the students' cannot give them equal training
+    with pytest.raises(ReshapeError, match=r"trained on other images than the students would be \(limit 256 vs 128\)"):
         run_frontier(result.teacher["run"], METHODS, BUDGETS, dataclasses.replace(SETTING, limit=128), result.out)
     with pytest.raises(ReshapeError, match=r"params\.width\.lr: 0\.1 -> 0\.05"):
         run_frontier(result.teacher["run"], METHODS, BUDGETS, SETTING, result.out, {"width": {"lr": "0.05"}})
@@ -190,10 +199,10 @@ def test_cli_reproduces_the_table_shape(frontier, teacher):
     result, _ = frontier
     res = invoke("frontier", str(teacher), *CLI_ARGS, "--out", str(result.out))
     assert res.exit_code == 0, res.output
-    assert "deepreduce at 50pct:" in res.output and "(read back)" in res.output
+    assert "deepreduce at 50pct, seed 0:" in res.output and "(read back)" in res.output
     lines = [ln for ln in (result.out / "results.md").read_text().splitlines() if ln.startswith("| ")]
-    assert len(lines) == 1 + 1 + len(METHODS) * len(BUDGETS)  # header, teacher, points
-    assert {ln.count("|") - 1 for ln in lines} == {11}  # 11 columns in every row (online and total s per profile)
+    assert len(lines) == 1 + 1 + len(METHODS) * len(BUDGETS)  # header, teacher, points (no pair of these methods)
+    assert {ln.count("|") - 1 for ln in lines} == {13}  # 13 columns in every row (online and total s per profile)
     for row in result.rows:
         assert row["method"] in res.output
     saved = json.loads((result.out / "results.json").read_text())
@@ -206,7 +215,10 @@ def test_cli_reproduces_the_table_shape(frontier, teacher):
     (["--methods", "width,magic"], "unknown method 'magic'; registered: width, deepreduce"),
     (["--budgets", "10%,lots"], "each entry 'lots' is neither a count"),
     (["--set", "width.lr"], "write METHOD.PARAM=VALUE"),
-    (["--set", "deepreduce.lr=0.1"], "'deepreduce', which is not in --methods"),
+    (["--set", "deepreduce.lr=0.1"], "'deepreduce', which is not among the methods (width)"),
+    (["--seeds", "0,0"], "seed 0 is given twice"),
+    (["--seeds", ""], "seeds are comma-separated integers"),
+    (["--seeds", "-1"], "a seed must be >= 0"),
     (["--set", "width.alpha=1"], "method width has no parameter 'alpha'"),
     (["--set", "width.lr=fast"], "width.lr must be a float"),
 ])
@@ -232,37 +244,36 @@ def test_methods_lists_the_registry_with_params():
 
 
 # -- the benchmark: presets and goals (no training) ----------------------------------------------
-def row(method: str, fraction: float, relus: int, top1: float, family: str = "ours", macs: int = 7_000_000) -> dict:
-    return {"method": method, "family": family, "fraction": fraction, "relus": relus, "top1": top1,
-            "reachable": True, "macs": macs}
-
-
 def test_presets_fill_only_what_was_not_given():
     quick = bench.parse(["--quick", "--epochs", "4"])
-    assert (quick.width, quick.limit, quick.teacher_epochs, quick.epochs) == (8, 6000, 6, 4)
-    assert quick.work == "runs/frontier-quick"
-    registered = [m for m in bench.METHODS if m in list_methods()]
-    assert quick.methods == registered and quick.skipped == [m for m in bench.METHODS if m not in registered]
-    full = bench.parse([])
-    assert (full.width, full.limit, full.epochs, full.work) == (16, None, 8, "runs/frontier")
-    medium = bench.parse(["--preset", "medium"])
-    assert (medium.width, medium.limit, medium.teacher_epochs, medium.epochs) == (8, 12000, 8, 4)
-    assert medium.work == "runs/frontier-medium"
-    assert full.fractions == [0.02, 0.05, 0.1, 0.25, 0.5]
+    assert (quick.width, quick.limit, quick.val, quick.teacher_epochs, quick.epochs) == (8, 6000, 1000, 4, 4)
+    assert quick.work == "runs/frontier-quick" and quick.seeds == (0,) and quick.methods == list(bench.METHODS)
+    fair = bench.parse([])
+    assert (fair.preset, fair.width, fair.limit, fair.val, fair.teacher_epochs, fair.epochs, fair.work) == (
+        "fair", 8, 30000, 5000, 10, 4, "runs/frontier-fair")
+    assert fair.seeds == (0, 1, 2) and fair.fractions == [0.33, 0.25, 0.5, 0.1, 0.05]
+    assert fair.methods == ["snl", "hybrenet_snl"]
+    medium = bench.parse(["--preset", "medium", "--seeds", "4,5"])
+    assert (medium.limit, medium.teacher_epochs, medium.seeds) == (12000, 8, (4, 5))
 
 
 def test_short_run_params_go_to_the_chosen_methods_only():
     assert bench.parse(["--methods", "width,deepreduce"]).params == {}
     args = bench.parse(["--methods", "width", "--set", "width.lr=0.05"])
     assert args.params == {"width": {"lr": "0.05"}}
-    chosen = [m for m in ("snl", "senet") if m in list_methods()]
-    if chosen:  # once SNL / SENet are registered, their short-run params reach them
-        args = bench.parse(["--methods", ",".join(chosen)])
-        assert args.params == {m: bench.OVERRIDES[m] for m in chosen}
+    args = bench.parse(["--methods", "snl,senet,hybrenet_snl"])
+    assert args.params == {m: bench.OVERRIDES[m] for m in ("snl", "senet")}
+    # the pipelines' own reducer steps default to the same short-run params: one recipe per pair
+    from reshape.methods import get_method
+
+    assert dataclasses.asdict(get_method("hybrenet_snl").defaults.snl) == dataclasses.asdict(
+        get_method("snl").params(**bench.OVERRIDES["snl"]))
+    assert get_method("hybrenet_senet").defaults.senet.at_weight == bench.OVERRIDES["senet"]["at_weight"]
 
 
 @pytest.mark.parametrize("argv", [["--methods", "width,magic"], ["--epochs", "1"], ["--fractions", "a,b"],
-                                  ["--methods", "width", "--set", "snl.lam=1"]])
+                                  ["--methods", "width", "--set", "snl.lam=1"], ["--seeds", "1,1"],
+                                  ["--seeds", ""]])
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.parse(argv)
@@ -270,25 +281,37 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_goals_compare_the_best_of_ours_with_snl():
-    rows = [row("snl", 0.1, 1000, 0.700, "baseline"), row("senet", 0.1, 1000, 0.705),
-            row("shallow_senet", 0.1, 1000, 0.712),
-            row("deepreduce", 0.1, 900, 0.90, "baseline"),  # a baseline never counts as ours
-            row("snl", 0.05, 500, 0.650, "baseline"), row("senet", 0.05, 500, 0.640),
-            {"method": "hybrenet_senet", "family": "ours", "fraction": 0.05, "reachable": False, "why": "too small"}]
-    lines = bench.goals(rows)
-    # 10%: best of ours 71.2 vs SNL 70.0 -> +1.20 met; half of 1,000 is 500: senet 64.0 < 70.0
-    assert lines[0].startswith("10%: best of ours shallow_senet 71.20% vs SNL 70.00% -> +1.20 points")
-    assert lines[0].endswith("(goal >= +1: met)")
-    assert "senet 64.00% at 500 (goal: NOT met)" in lines[1]
-    # ... and against DeepReDuce's 90.0: 71.2 - 90.0 = -18.80
-    assert lines[2].strip().startswith("DeepReDuce 90.00% at 900 ReLUs (7.00M MACs)")
-    assert lines[2].endswith("-18.80 points (goal >= DeepReDuce: NOT met)")
-    # 5%: 64.0 vs 65.0 -> -1.00 not met; nothing of ours at <= 250 ReLUs; no DeepReDuce point there
-    assert lines[3].endswith("-1.00 points (goal >= +1: NOT met)")
-    assert lines[4].strip().startswith("no point of ours at <= half of SNL's 500 ReLUs")
-    assert lines[5].strip() == "no DeepReDuce point or none of ours at 5%: DeepReDuce goal not measured"
-    assert bench.goals(rows[2:4]) == ["no SNL point: the goals against SNL are not measured"]
+def point(method: str, label: str, fraction: float, seed: int, relus: int, top1: float, passes: int = 1000) -> dict:
+    return {"method": method, "family": "ours" if method.startswith("hybrenet") else "baseline", "label": label,
+            "budget": relus, "fraction": fraction, "seed": seed, "relus": relus, "macs": 1, "top1": top1,
+            "reachable": True, "run": f"{method}/{label}/seed{seed}", "compute": {"image_passes": passes},
+            "within_budget": True}
+
+
+def test_goals_read_the_paired_difference_and_iso_accuracy():
+    from reshape.frontier import FrontierResult
+
+    rows = []
+    # 33%: hybrenet_snl 2.0 points over snl in every seed, spread 0.1: a win above 1 point and 2 SE
+    for seed, (a, b) in enumerate([(0.80, 0.78), (0.81, 0.79), (0.79, 0.77)]):
+        rows += [point("snl", "33pct", 0.33, seed, 330, b), point("hybrenet_snl", "33pct", 0.33, seed, 330, a)]
+    # 5%: within noise
+    for seed, (a, b) in enumerate([(0.60, 0.61), (0.62, 0.60), (0.61, 0.61)]):
+        rows += [point("snl", "5pct", 0.05, seed, 50, b), point("hybrenet_snl", "5pct", 0.05, seed, 50, a)]
+    result = FrontierResult(Path("f"), "cmd", {}, {}, rows)
+    lines = bench.goals(result)
+    assert lines[0] == ("33pct: hybrenet_snl - snl = +2.00 points (SE 0.00, 3 seeds, training ratio 1.000): "
+                        ">= +1 and > 2 SE")
+    assert lines[1].startswith("5pct: hybrenet_snl - snl = +0.33 points") and lines[1].endswith(
+        "not a win (not a claim budget)")
+    # iso-accuracy: snl's 33% accuracy (78%) lies between hybrenet_snl's 5% (61%) and 33% (80%) points
+    assert lines[2].startswith("33pct: hybrenet_snl needs") and "(interpolated)" in lines[2]
+    assert lines[-2] == "GOAL HybReNet + SNL vs ResNet18 + SNL: MET"
+    assert lines[-1] == "GOAL paired training within 5%: MET for every pair"
+    unequal = [{**r, "compute": {"image_passes": 2000}} if r["method"] == "snl" else r for r in rows]
+    lines = bench.goals(FrontierResult(Path("f"), "cmd", {}, {}, unequal))
+    assert lines[-1].startswith("GOAL paired training within 5%: NOT met: hybrenet_snl/snl at 33pct")
+    assert "GOAL HybReNet + SNL vs ResNet18 + SNL: NOT met" in lines  # unequal training wins nothing
 
 
 # -- a frontier shared by workers (reshape.search.frontier) ---------------------------------------
@@ -328,11 +351,18 @@ def _running(storage: str, proc: subprocess.Popen) -> list:
 
 
 def _comparable(saved: dict) -> dict:
-    """results.json without what differs between two runs of the same points: wall seconds,
-    the command and machine, and the folder (run paths are taken relative to it)."""
-    out = str(Path(saved["rows"][1]["run"]).parent.parent)
-    rows = [{**r, "seconds": None, "run": r["run"].replace(out, "OUT")} for r in saved["rows"]]
-    return {"setting": saved["setting"], "rows": rows}
+    """results.json without what differs between two runs of the same points: wall seconds
+    (also per training phase), the command and machine, and the folder (run paths are taken
+    relative to it)."""
+    out = str(Path(saved["rows"][1]["run"]).parent.parent.parent)
+
+    def same(row: dict) -> dict:
+        compute = row.get("compute") or {}
+        phases = [{**p, "seconds": None} for p in compute.get("phases", [])]
+        return {**row, "seconds": None, "run": row["run"].replace(out, "OUT"),
+                "compute": {**compute, "seconds": None, "phases": phases} if compute else compute}
+
+    return {"setting": saved["setting"], "rows": [same(r) for r in saved["rows"]], "pairs": saved["pairs"]}
 
 
 @pytest.mark.parametrize("backend", ["journal", "postgres"])
@@ -354,7 +384,7 @@ def test_workers_sharing_a_storage_give_the_single_process_results(frontier, tea
     assert _comparable(shared) == _comparable(single)
     assert [r["cached"] for r in shared["rows"]] == [r["cached"] for r in single["rows"]]
     for label in ("10pct", "50pct"):  # the same networks, not only the same numbers
-        for a, b in [(frontier[0].out / "deepreduce" / label, out / "deepreduce" / label)]:
+        for a, b in [(frontier[0].out / "deepreduce" / label / "seed0", out / "deepreduce" / label / "seed0")]:
             assert all(torch.equal(x, load_file(b / WEIGHTS_FILE)[k])
                        for k, x in load_file(a / WEIGHTS_FILE).items())
     assert (out / "results.md").is_file() and (out / "frontier.png").is_file()
@@ -365,7 +395,7 @@ def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path, s
     two_epochs = ["--methods", "deepreduce", "--budgets", "50%", "--epochs", "2"]
     worker = _frontier_worker(teacher, out, storage, tmp_path / "worker.log", *two_epochs)
     stop_after(worker)
-    checkpoint = out / "deepreduce" / "50pct" / "checkpoint.pt"
+    checkpoint = out / "deepreduce" / "50pct" / "seed0" / "checkpoint.pt"
     deadline = time.monotonic() + WAIT_S
     while worker.poll() is None and not checkpoint.is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -376,7 +406,7 @@ def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path, s
     assert res.exit_code == 0, res.output
     assert "were left running by a dead worker: queued again" in res.output
     rows = (checkpoint.parent / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 2 and rows[0] == first_epoch  # epoch 1 kept, only epoch 2 trained again
+    assert len(rows) == 3 and rows[0] == first_epoch  # epoch 1 kept, epochs 2-3 trained (1 + 2: from scratch)
 
 
 def test_frontier_storage_options(teacher, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from reshape.budget.masks import masked_modules, sites
 from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.io import read_json
-from reshape.methods import Job, Setting, get_method
+from reshape.methods import Job, Setting, get_method, setting_config, setting_splits
 from reshape.methods import senet as senet_method
 from reshape.methods import snl as snl_method
 from reshape.models import spec_for
@@ -34,7 +34,7 @@ REACHING = {"lam": 1e-3, "gate_lr": 0.5, "check_every": 1, "warmup": 1, "growth"
 def train_teacher(out: Path, seed: int = 0):
     spec = spec_for("resnet18", DATA, 4)
     setting = dataclasses.replace(SETTING, seed=seed)
-    fit(out, spec, setting.config(1, 0.1), setting.splits(), progress=False)
+    fit(out, spec, setting_config(setting, 1, 0.1), setting_splits(setting), progress=False)
     return load_trained(out)
 
 

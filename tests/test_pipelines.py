@@ -7,7 +7,7 @@ import pytest
 
 from reshape.accounting import count
 from reshape.errors import ReshapeError
-from reshape.methods import Setting, get_method
+from reshape.methods import Setting, get_method, setting_config, setting_splits
 from reshape.models import spec_for
 from reshape.analytic import stage_relus, total_relus
 from reshape.deepreshape import smallest
@@ -15,14 +15,14 @@ from reshape.methods.hybrenet import base_spec
 from reshape.runs import RunDir, load_run, load_trained
 from reshape.train import fit
 
-SETTING = Setting(data="fashion-mnist-mini", limit=256, epochs=2, teacher_epochs=1, batch_size=64, progress=False)
+SETTING = Setting(data="fashion-mnist-mini", limit=256, epochs=2, batch_size=64, progress=False)
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipelines") / "teacher"
     spec = spec_for("resnet18", "fashion-mnist-mini", 4)
-    fit(out, spec, SETTING.config(SETTING.teacher_epochs, 0.1), SETTING.splits(), progress=False)
+    fit(out, spec, setting_config(SETTING, 1, 0.1), setting_splits(SETTING), progress=False)
     return out
 
 

@@ -44,9 +44,9 @@ BASE_METHOD = "hybrenet-base"
 @dataclass(frozen=True)
 class HybReNetParams:
     #: Stages least to most critical: the culling order and, by ReLU equalization, the stage
-    #: multipliers; None: the dataset's (tables/stage_criticality.json; CIFAR-100's published
-    #: 1,4,2,3 gives HRN-5x5x3x / 2x5x3x exactly), the one SENet's criticality estimator uses too.
-    ranking: tuple[int, ...] | None = None
+    #: multipliers (this published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly). A
+    #: pipeline's SENet step ranks the stages by it too (one ranking per pipeline).
+    ranking: tuple[int, ...] = (1, 4, 2, 3)
     #: At most this many times the teacher's MACs; None: no cap, so the network grows with the
     #: budget (MACs and PI latency are reported with every result instead of capped).
     macs: float | None = None
@@ -81,10 +81,10 @@ class HybReNetSENetParams(BaseParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.senet.ranking is not None and self.ranking != tuple(self.senet.ranking):
+        if self.senet.ranking is not None and tuple(self.ranking) != tuple(self.senet.ranking):
             raise ReshapeError(f"one criticality ranking per pipeline: hybrenet_senet's base ranks the stages "
-                               f"{self.ranking or 'by the dataset'} and its SENet step {self.senet.ranking}; "
-                               "set ranking alone (its SENet step uses it)")
+                               f"{','.join(map(str, self.ranking))} and its SENet step "
+                               f"{','.join(map(str, self.senet.ranking))}; set ranking alone (its SENet step uses it)")
 
 
 @dataclass(frozen=True)
