@@ -300,7 +300,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               "The HybReNet for N ReLUs of this teacher's backbone (spec only, instant), then trained the "
               "way the demo trained its points:", "", "```console",
               f"$ reshape synthesize --backbone {BACKBONE} --width {mode.width} --dataset {DATA} --relus N "
-              "--out my-hrn.json",
+              "--criticality 1,4,2,3 --out my-hrn.json",
               "$ " + frontier_command(teacher["run"], [exported["method"]], ["N"], setting, [setting.seed],
                                       _sets_for(sets, [exported["method"]]), "my-frontier"),
               "```", "", "## All points", ""]

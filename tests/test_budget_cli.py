@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from reshape.cli import cli
 
 DATA = ["--data", "fashion-mnist-mini"]
-FAST = ["--epochs", "1", "--batch-size", "128", "--limit", "512"]
+FAST = ["--epochs", "2", "--batch-size", "128", "--limit", "512"]
 
 
 def run(*args: str):
@@ -93,7 +93,7 @@ def test_bad_budgets_and_data(teacher, tmp_path, args, message):
 @pytest.mark.parametrize("method, first, changed, name, redone", [
     ("senet", [], ["--allocation", "uniform", "--granularity", "channel"], "allocation",
      {"allocation": "uniform", "granularity": "channel"}),
-    ("senet", [], ["--epochs", "2"], "setting.epochs", {}),
+    ("senet", [], ["--epochs", "4"], "--epochs: 2 -> 4", {}),
     ("snl", ["--lambda", "1e-3"], ["--lambda", "1e-2"], "lam", {"lam": 1e-2}),
 ])
 def test_rerun_with_other_params_is_refused_not_read_back(teacher, tmp_path, method, first, changed, name, redone):

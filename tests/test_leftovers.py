@@ -20,7 +20,7 @@ import torch
 
 from reshape.errors import ReshapeError
 from reshape.io import FOREIGN_TEMP_AGE_S, is_temp, remove_stale_temps, write_json
-from reshape.methods import Setting
+from reshape.methods import Setting, setting_config, setting_splits
 from reshape.models import spec_for
 from reshape.runs import RunDir, read_metrics, save_weights
 from reshape.train import _loop, fit
@@ -91,8 +91,8 @@ def test_a_kill_after_an_epochs_metrics_line_resumes_cleanly(tmp_path, monkeypat
     short: the rerun drops the row that has no checkpoint, removes the temp, and ends
     with the rows (and weights) of a run that was never interrupted."""
     spec = spec_for("resnet18", SETTING.data, 4)
-    cfg = SETTING.config(2, 0.1)
-    clean = fit(tmp_path / "clean", spec, cfg, SETTING.splits(), progress=False)
+    cfg = setting_config(SETTING, 2, 0.1)
+    clean = fit(tmp_path / "clean", spec, cfg, setting_splits(SETTING), progress=False)
 
     save_checkpoint = _loop.save_checkpoint
     stale = temp_name("model.safetensors", dead_pid())
@@ -106,10 +106,10 @@ def test_a_kill_after_an_epochs_metrics_line_resumes_cleanly(tmp_path, monkeypat
     out = tmp_path / "run"
     monkeypatch.setattr(_loop, "save_checkpoint", killed_at_epoch_2)
     with pytest.raises(Killed):
-        fit(out, spec, cfg, SETTING.splits(), progress=False)
+        fit(out, spec, cfg, setting_splits(SETTING), progress=False)
     monkeypatch.undo()
     assert [r["epoch"] for r in read_metrics(out)] == [1, 2]  # a row of an epoch with no checkpoint
-    resumed = fit(out, spec, cfg, SETTING.splits(), progress=False)
+    resumed = fit(out, spec, cfg, setting_splits(SETTING), progress=False)
     assert not any(is_temp(p) for p in out.iterdir())
     timeless = [{k: v for k, v in r.items() if k not in TIMINGS} for r in read_metrics(out)]
     expected = [{k: v for k, v in r.items() if k not in TIMINGS} for r in read_metrics(clean.run)]

@@ -166,14 +166,21 @@ def test_the_teachers_folder_is_never_an_output(teacher, force):
 
 
 def test_snl_mask_phase_stops_at_the_first_epoch_within_budget(teacher, tmp_path):
-    """A budget the all-ReLU count already meets: the phase ends after epoch 1 and counts as done."""
+    """A budget the all-ReLU count already meets: the phase ends after epoch 1 and counts as done,
+    and the fine-tuning gets the epochs it left, so SNL's student trains the setting's epochs."""
     sites_total = sum(s.size for s in sites(teacher.spec, teacher.model))
-    result = get_method("snl").fit(teacher, sites_total, tmp_path / "snl", SETTING,
-                                   get_method("snl").params(mask_epochs=5))
+    result = get_method("snl").fit(teacher, sites_total, tmp_path / "snl", dataclasses.replace(SETTING, epochs=4),
+                                   get_method("snl").params(mask_epochs=3))
     masks = RunDir(tmp_path / "snl" / snl_method.MASK_DIR).require_manifest()
     assert [r["epoch"] for r in read_metrics(tmp_path / "snl" / snl_method.MASK_DIR)] == [1]
     assert masks.status == "done" and masks.training["status"] == "done"
     assert result.built["reached"] and result.built["mask_epochs"] == 1
+    assert [r["epoch"] for r in read_metrics(tmp_path / "snl")] == [1, 2, 3]
+    phases = result.compute["phases"]  # the teacher's epoch, then 1 + 3 student epochs on 256 images
+    assert [(p["method"], p["epochs"]) for p in phases] == [("train", 1), ("snl:masks", 1), ("snl", 3)]
+    assert result.compute["image_passes"] == 5 * 256 == sum(p["image_passes"] for p in phases)
+    with pytest.raises(ReshapeError, match="mask_epochs 2 leaves no fine-tuning epoch of the setting's 2"):
+        get_method("snl").fit(teacher, BUDGET, tmp_path / "x", SETTING, get_method("snl").params(mask_epochs=2))
 
 
 def test_snl_mask_phase_trains_at_the_published_recipe_and_rows_carry_reached(finished):
@@ -188,7 +195,8 @@ def test_snl_mask_phase_trains_at_the_published_recipe_and_rows_carry_reached(fi
 
 def test_snl_reached_mid_epoch_fixes_the_mask_and_a_read_back_binarizes_the_same(teacher, tmp_path):
     params = get_method("snl").params(**REACHING)
-    result = get_method("snl").fit(teacher, BUDGET, tmp_path / "a", SETTING, params)
+    setting = dataclasses.replace(SETTING, epochs=3)  # room for REACHING's 2 mask epochs and a fine-tuning
+    result = get_method("snl").fit(teacher, BUDGET, tmp_path / "a", setting, params)
     built = result.built
     assert built["reached"] and built["reached_at_step"] < built["mask_steps"] and built["mask_epochs"] == 1
     assert built["relus_at_reach"] <= BUDGET and result.relus <= BUDGET
@@ -196,7 +204,7 @@ def test_snl_reached_mid_epoch_fixes_the_mask_and_a_read_back_binarizes_the_same
     run = RunDir(tmp_path / "b")
     manifest = run.claim("snl", {"copy": True})
     shutil.copytree(tmp_path / "a" / snl_method.MASK_DIR, run.path / snl_method.MASK_DIR)
-    again = snl_method.stages(Job("snl", teacher, BUDGET, run, SETTING, manifest.fingerprint), teacher, params)
+    again = snl_method.stages(Job("snl", teacher, BUDGET, run, setting, manifest.fingerprint), teacher, params)
     assert again == built
     first, second = (read_json(Path(d, snl_method.RESULT_FILE), "SNL result") for d in (tmp_path / "a", run.path))
     assert first == second

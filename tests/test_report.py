@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from importlib import resources
 
 import optuna
@@ -114,21 +115,31 @@ def test_front_flags_take_any_cost():
     assert front_flags([(0.7, 55.0), (0.5, 60.0), (0.9, 70.0), (1.2, 70.0)]) == [False, True, True, False]
 
 
-def _row(method, label, top1, relus, family="ours", reachable=True):
+def _row(method, label, top1, relus, family="ours", reachable=True, passes=1000):
     """A frontier row as reshape.frontier writes it, with only what reports read."""
     return {"method": method, "family": family, "label": label, "budget": 1000 if label == "a" else 4000,
             "fraction": 0.05 if label == "a" else 0.2, "relus": relus, "top1": top1, "macs": 10 * relus,
-            "reachable": reachable, "pi": {"delphi": {"online_s": relus / 1e4, "total_s": relus / 1e3}}}
+            "reachable": reachable, "pi": {"delphi": {"online_s": relus / 1e4, "total_s": relus / 1e3}},
+            "seed": 0, "run": f"{method}/{label}", "within_budget": True, "compute": {"image_passes": passes}}
 
 
 def test_best_per_budget_ranks_accuracy_then_relus():
+    from reshape.frontier import FrontierResult
+
     rows = [{**_row("teacher", "teacher", 0.9, 8000), "family": "teacher"},
             _row("x", "a", 0.70, 1000), _row("y", "a", 0.75, 990), _row("z", "a", None, 0, reachable=False),
             _row("x", "b", 0.80, 4000), _row("y", "b", 0.80, 3900)]
+
+    def best(rows):
+        return [(b["method"], r and r["method"]) for b, r in best_per_budget(FrontierResult(Path("f"), "", {}, {}, rows))]
+
     # budget a: y (75%) over x (70%); unreachable z never counts. Budget b: a tie at 80%
     # goes to y, which uses fewer ReLUs (3,900), x is the runner-up.
-    assert [(b["method"], r["method"]) for b, r in best_per_budget(rows)] == [("y", "x"), ("y", "x")]
-    assert best_per_budget([rows[0], rows[1]]) == [(rows[1], None)]
+    assert best(rows) == [("y", "x"), ("y", "x")]
+    assert best([rows[0], rows[1]]) == [("x", None)]
+    # rows whose training differs by more than 5% name no best at all
+    assert best([*rows, _row("w", "a", 0.99, 900, passes=1100)]) == []
+    assert best([*rows, _row("w", "a", 0.99, 900, passes=1050)]) == [("w", "y"), ("y", "x")]
 
 
 def test_frontier_figure_with_published_panel(tmp_path):

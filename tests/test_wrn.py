@@ -14,7 +14,7 @@ from reshape.cli import cli
 from reshape.accounting import count
 from reshape.errors import ReshapeError, SpecError
 from reshape.layers import MaskedReLU
-from reshape.methods import Setting, get_method
+from reshape.methods import Setting, get_method, setting_config, setting_splits
 from reshape.methods.senet import SENetParams
 from reshape.models import apply_preset, build, build_for_count, narrow, spec_of, wrn_spec
 from reshape.runs import load_run, load_trained
@@ -160,7 +160,7 @@ def wrn_teacher(tmp_path_factory):
     """WRN-10-1 narrowed to width 4 (stem 4; stages 4/8/16 of one block) on 1x28x28: 14,112 ReLUs."""
     spec = narrow(apply_preset(wrn_spec(10, 1), dataset_preset(DATA)), 4)
     out = tmp_path_factory.mktemp("wrn") / "teacher"
-    fit(out, spec, SETTING.config(1, 0.1), SETTING.splits(), progress=False)
+    fit(out, spec, setting_config(SETTING, 1, 0.1), setting_splits(SETTING), progress=False)
     return load_trained(out)
 
 
