@@ -77,21 +77,23 @@ def short_run_sets() -> tuple[str, ...]:
                    "demo where a --quick one ran).")
 @user_errors
 def command(out: str, quick: bool, force: bool) -> None:
-    """Train a teacher on the packaged Fashion-MNIST subset, fit it to 5% and 20% of its ReLUs
-    with every method, export the best HybReNet and draw the front it sits on.
+    """Train a teacher on the packaged Fashion-MNIST subset, fit it to 5% and 33% of its ReLUs
+    with every method under equal training, export the best HybReNet and draw the front it sits on.
 
     \b
-    1. reshape train resnet18 --width 8: the teacher (all 6,000 training images);
-    2. the frontier (reshape.frontier.run_frontier, as `reshape frontier`): at 5% and 20%
-       of the teacher's ReLUs, the HybReNet `reshape synthesize` makes for the teacher's
-       backbone trained with KD (hybrenet), a HybReNet base reduced by SENet
-       (hybrenet_senet), and the baselines SNL, SENet and DeepReDuce; every ReLU count
-       exact, each point with top-1, MACs and the DELPHI latency estimate;
+    1. reshape train resnet18 --width 8 --limit 2000 --val 500: the teacher, on the
+       2,000 images every network trains on (500 more held out for validation);
+    2. the frontier (reshape.frontier.run_frontier, as `reshape frontier`): at 5% and 33%
+       of the teacher's ReLUs, the HybReNet `reshape synthesize` makes for the budget
+       (hybrenet), a HybReNet base reduced by SNL or SENet (hybrenet_snl,
+       hybrenet_senet), and the baselines they are paired with, SNL, SENet and
+       DeepReDuce; every network the teacher's training plus 2 student epochs, each row
+       with its training (image-passes), exact ReLUs, top-1, MACs and DELPHI latency;
     3. reshape synthesize for CIFAR-100 at 25k-180k ReLUs, beside the published results;
     4. reshape export of the most accurate HybReNet: spec, safetensors, ONNX (checked
        against PyTorch), timm config, in OUT/export/ with a README to rebuild it;
     5. OUT/front.png (three panels) and OUT/summary.md: the best network at each budget,
-       by how much, and the command behind every row.
+       each pair (ours - baseline, with its standard error) and the command behind every row.
 
     Every step resumes: a rerun reads back what is done (seconds after a finished demo)
     and finishes what a kill interrupted. Takes about 3 minutes on 2 CPU cores.
