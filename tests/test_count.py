@@ -387,3 +387,52 @@ def test_stage_split_from_timm_feature_info():
     assert c.stem_relus == 32 * 16 * 16 and c.stage_split_reason is None
     assert [s.name for s in c.stages] == ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6", "head"]
     assert sum(s.relus for s in c.stages) == c.relus
+
+
+# --- issue 25: the count command shows every class, names smooth ops, prices honestly -------
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from reshape.cli import cli
+
+    return CliRunner().invoke(cli, ["count", *args])
+
+
+def test_vit_has_no_relus_and_names_its_gelus_and_softmaxes():
+    import json
+
+    res = _cli("vit_tiny_patch16_224", "--dataset", "imagenet", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    # 12 blocks of 197 tokens: MLP hidden 768 (GELU); 3 heads of 197x197 scores (softmax rows
+    # of 197: 196 comparisons and one reciprocal each); 2 LayerNorms per block + the final one
+    assert data["relus"] == 0
+    assert data["smooth_ops"] == {"gelu": 12 * 197 * 768, "softmax": 12 * 3 * 197 * 197,
+                                  "reciprocal": 12 * 3 * 197, "rsqrt": 25 * 197}
+    assert data["smooth"] == 1_815_552 + 1_397_124 + 7_092 + 4_925
+    assert data["comparisons"] == 12 * 3 * 197 * 196 and data["convention"] == "crypten"
+    assert data["cost"] == {"protocol": "delphi", "estimate": None,
+                            "unpriced": ["gelu", "reciprocal", "rsqrt", "softmax"]}
+    assert "runs smooth nonlinearities (gelu 1,815,552" in res.stderr and "softmax 1,397,124" in res.stderr
+    text = _cli("vit_tiny_patch16_224", "--dataset", "imagenet")
+    assert "smooth by op: gelu 1,815,552" in text.stdout and "convention crypten" in text.stdout
+    assert "delphi estimate: none" in text.stdout
+
+
+def test_count_output_whole_when_piped_and_wrn_label():
+    res = _cli("resnet50", "--dataset", "imagenet")  # CliRunner's stdout is not a terminal
+    assert res.exit_code == 0, res.output
+    assert "9,608,704" in res.stdout and "1,605,632" in res.stdout and "…" not in res.stdout
+    wrn = _cli("wrn22_8", "--dataset", "cifar100").stdout
+    # the headline no longer calls the count with the stem's (absent) ReLU SNL's convention
+    assert "ReLUs 1,392,640 (the stem has no ReLU)" in wrn and "without it, SNL's" not in wrn
+    assert "SNL's convention: 1,359,872 ReLUs" in wrn
+
+
+def test_count_option_values_checked_before_any_work():
+    res = _cli("resnt18", "--protocol", "chetah")  # a bad model too: the option is read first
+    assert res.exit_code == 2 and "unknown protocol 'chetah' (did you mean cheetah" in res.output
+    assert _cli("resnet18", "--convention", "cryptn").exit_code == 2
+    relu_only = _cli("resnet18", "--dataset", "cifar10", "--convention", "relu-only", "--json")
+    assert '"convention": "relu-only"' in relu_only.stdout
