@@ -12,7 +12,7 @@ that reports list for every result. A user file with the same layout overrides a
     online  bytes   = ReLUs * relu_online_bytes + MACs * mac_online_bytes
     offline bytes   = ReLUs * relu_offline_bytes
 
-plus, for each smooth op (GELU, softmax, ... as ``reshape.count`` names them), its count
+plus a measured profile's per-network intercepts (``fixed_online_bytes``/``_us``) and, for each smooth op (GELU, softmax, ... as ``reshape.count`` names them), its count
 times the profile's ``smooth.<op>`` constants (``online_bytes``, ``online_us``,
 ``offline_bytes``, ``offline_us``). A profile without a constant for an op the network
 runs gives no estimate (``CostEstimate.unpriced`` names the ops), never a ReLU-only one.
@@ -30,6 +30,9 @@ from .errors import ReshapeError
 
 KEYS = ("relu_offline_bytes", "relu_online_bytes", "relu_online_us", "relu_offline_us",
         "mac_offline_us", "mac_online_us", "mac_online_bytes", "round_trip_ms")
+#: Per-network constants (a fitted intercept: what every network pays whatever its counts);
+#: optional, 0 where a profile does not give them.
+FIXED_KEYS = ("fixed_online_bytes", "fixed_online_us")
 #: Per-element constants of one smooth op; an op given with some of them has 0 for the rest.
 SMOOTH_KEYS = ("online_bytes", "online_us", "offline_bytes", "offline_us")
 
@@ -64,7 +67,9 @@ def load_costs(path: str | os.PathLike[str] | None = None,
     """Protocol -> constant -> value: the shipped table (with the measured profiles when
     ``measured``), overridden by the file at ``path``."""
     names = ("pi_costs", "pi_costs_measured") if measured else ("pi_costs",)
-    table = {p: {**{k: entry[k]["value"] for k in KEYS}, "smooth": _smooth_constants(entry.get("smooth", {}))}
+    table = {p: {**{k: entry[k]["value"] for k in KEYS},
+                 **{k: entry[k]["value"] if k in entry else 0.0 for k in FIXED_KEYS},
+                 "smooth": _smooth_constants(entry.get("smooth", {}))}
              for name in names for p, entry in tables.load(name).items()}
     if path is None:
         return table
@@ -78,16 +83,16 @@ def load_costs(path: str | os.PathLike[str] | None = None,
             continue
         if not isinstance(entries, dict):
             raise ReshapeError(f"cost file {path}: '{protocol}' must be an object of constants")
-        merged = dict(table.get(protocol, {"smooth": {}}))
+        merged = dict(table.get(protocol, {"smooth": {}, **dict.fromkeys(FIXED_KEYS, 0.0)}))
         for key, value in entries.items():
             if key in ("description",):
                 continue
             if key == "smooth":
                 merged["smooth"] = {**merged["smooth"], **_user_smooth(path, protocol, value)}
                 continue
-            if key not in KEYS:
+            if key not in KEYS + FIXED_KEYS:
                 raise ReshapeError(f"cost file {path}: unknown constant '{protocol}.{key}'; "
-                                   f"known: {', '.join(KEYS)}, smooth")
+                                   f"known: {', '.join(KEYS + FIXED_KEYS)}, smooth")
             merged[key] = _number(path, f"{protocol}.{key}", value)
         missing = [k for k in KEYS if k not in merged]
         if missing:
@@ -136,22 +141,25 @@ def check_protocol(protocol: str, costs: dict[str, dict[str, Any]]) -> None:
 
 def estimate(relus: int, macs: int, layers: int, protocol: str = "delphi",
              costs: dict[str, dict[str, Any]] | None = None,
-             smooth_ops: dict[str, int] | None = None) -> CostEstimate:
+             smooth_ops: dict[str, int] | None = None, network: bool = True) -> CostEstimate:
     """Cost of one inference of a network with these counts under ``protocol``; ``smooth_ops``
     (``Count.smooth_ops``) are priced per op, and an op the profile has no cost for leaves
-    the estimate ``unpriced`` rather than a ReLU-only number."""
+    the estimate ``unpriced`` rather than a ReLU-only number. ``network=False`` prices a part
+    of a network (a stage), which does not pay the per-network ``fixed_*`` constants."""
     costs = costs if costs is not None else load_costs(measured=True)
     check_protocol(protocol, costs)
     c = costs[protocol]
     ops = {op: n for op, n in (smooth_ops or {}).items() if n}
     priced = c.get("smooth", {})
     smooth = {k: sum(n * priced[op][k] for op, n in ops.items() if op in priced) for k in SMOOTH_KEYS}
+    fixed = {k: c.get(k, 0.0) if network else 0.0 for k in FIXED_KEYS}
     return CostEstimate(
         protocol=protocol,
-        online_s=(relus * c["relu_online_us"] + macs * c["mac_online_us"] + smooth["online_us"]) * 1e-6
-        + layers * c["round_trip_ms"] * 1e-3,
+        online_s=(relus * c["relu_online_us"] + macs * c["mac_online_us"] + smooth["online_us"]
+                  + fixed["fixed_online_us"]) * 1e-6 + layers * c["round_trip_ms"] * 1e-3,
         offline_s=(relus * c["relu_offline_us"] + macs * c["mac_offline_us"] + smooth["offline_us"]) * 1e-6,
-        online_bytes=relus * c["relu_online_bytes"] + macs * c["mac_online_bytes"] + smooth["online_bytes"],
+        online_bytes=relus * c["relu_online_bytes"] + macs * c["mac_online_bytes"] + smooth["online_bytes"]
+        + fixed["fixed_online_bytes"],
         offline_bytes=relus * c["relu_offline_bytes"] + smooth["offline_bytes"],
         unpriced=tuple(sorted(op for op in ops if op not in priced)),
     )

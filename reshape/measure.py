@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .cost import estimate
+from .cost import estimate, load_costs
 from .errors import ReshapeError
 from .io import read_json, write_json
 from .layers import MaskedReLU
@@ -322,9 +322,34 @@ def _record(source: Any, spec: ArchSpec, trained: bool, counted: Any, p: Plan,
         "measured": measured,
         "check": {"max_abs_diff": diff, "max_abs_output": p.reference.abs().max().item()},
         "estimate": {"profile": published, **est.to_dict()},
-        "bytes_per_relu": measured["online_bytes"] / counted.relus if counted.relus else None,
-        "measured_over_estimated_bytes": measured["online_bytes"] / est.total_bytes if est.total_bytes else None,
+        **parts(measured, counted.relus, counted.macs, raw["protocol"], published),
     }
+
+
+def parts(measured: Mapping[str, Any], relus: int, macs: int, protocol: str,
+          published: str) -> dict[str, Any]:
+    """The measured bytes split like the cost model: the ReLU layers' part, per kept ReLU and,
+    with the fitted ``spu-<protocol>`` profile's slope, its fixed remainder; the rest (the
+    linear layers). Each is compared with the estimate of the same thing: the ReLU part with
+    the published per-ReLU constant, the total with the measured profile (the same threat
+    model), never a total with a ReLU-only estimate."""
+    costs = load_costs(measured=True)
+    relu_bytes = measured["by_kind"].get("relu", {}).get("bytes", 0)
+    profile = f"spu-{protocol}"
+    relu_part: dict[str, Any] = {"bytes": relu_bytes, "per_kept_relu": relu_bytes / relus if relus else None}
+    fitted = costs.get(profile)
+    if fitted:
+        slope = fitted["relu_online_bytes"]
+        relu_part.update(profile=profile, slope_per_kept_relu=slope, fixed_bytes=relu_bytes - slope * relus)
+    published_relu = relus * costs[published]["relu_online_bytes"]
+    compared = {"relu_part_over_published": {"profile": published,
+                                             "ratio": relu_bytes / published_relu if published_relu else None}}
+    if fitted:
+        total = estimate(relus, macs, 0, profile, costs).online_bytes
+        compared["total_over_measured_profile"] = {"profile": profile,
+                                                   "ratio": measured["online_bytes"] / total if total else None}
+    return {"relu_part": relu_part, "linear_part": {"bytes": measured["online_bytes"] - relu_bytes},
+            "measured_over_estimated": compared}
 
 
 def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", field: str = "fm64",
@@ -337,13 +362,17 @@ def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", fi
 # ---------------------------------------------------------------- calibration
 
 def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-ReLU and per-MAC constants fitted to measurements by least squares through 0.
+    """Per-ReLU, per-MAC and per-network (fixed) constants fitted to measurements.
 
-    Each constant is fitted to its own part of the SPU profile: the ReLU layers' bytes
-    (and seconds) against the ReLU count, the convolutions' and the rest against the MAC
-    count. A joint fit of the totals would let the two trade off; per part, each has one
-    cause. The one-time setup is excluded (it does not grow with the network). The
-    reported error is the largest relative error of the predicted totals.
+    Each part of the SPU profile is fitted on its own cause, by least squares with an
+    intercept: the ReLU layers' bytes (and seconds) = ``relu_online_*`` x ReLUs + a fixed
+    part, the convolutions' and the rest = ``mac_online_*`` x MACs + a fixed part. The
+    intercepts matter: every network pays a fixed cost in its ReLU layers (silent-OT set-up
+    per layer under CHEETAH), and a fit through zero charges it to the ReLUs, overstating
+    what one more ReLU costs. ``fixed_online_*`` is the sum of the two intercepts. The
+    one-time setup is excluded (it does not grow with the network). Errors are relative,
+    on the calibration set itself: the worst total (``*_max_rel_error``), the worst ReLU
+    part (``relu_*_max_rel_error``) and every network's (``errors``).
     """
     rows = list(records)
     protocols = {r["backend"]["protocol"] for r in rows}
@@ -352,23 +381,42 @@ def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if len(rows) < 2:
         raise ReshapeError("a fit needs at least two measured networks (e.g. a width-8 ResNet18 and "
                            "the same network with masked ReLUs)")
-    out: dict[str, Any] = {"protocol": protocols.pop(), "networks": len(rows)}
+    out: dict[str, Any] = {"protocol": protocols.pop(), "networks": len(rows), "errors": []}
     relus = torch.tensor([r["counts"]["relus"] for r in rows], dtype=torch.float64)
     macs = torch.tensor([r["counts"]["macs"] for r in rows], dtype=torch.float64)
     for key, col, total, scale in (("bytes", "bytes", "online_bytes", 1.0), ("us", "seconds", "online_s", 1e6)):
         kinds = [r["measured"]["by_kind"] for r in rows]
         relu_part = torch.tensor([k["relu"][col] * scale for k in kinds], dtype=torch.float64)
         linear_part = torch.tensor([(k["conv"][col] + k["other"][col]) * scale for k in kinds], dtype=torch.float64)
-        a, b = _through_origin(relus, relu_part), _through_origin(macs, linear_part)
+        (a, fixed_relu), (b, fixed_linear) = _line(relus, relu_part), _line(macs, linear_part)
         measured = torch.tensor([r["measured"][total] * scale for r in rows], dtype=torch.float64)
+        predicted = a * relus + b * macs + fixed_relu + fixed_linear
         out[f"relu_online_{key}"], out[f"mac_online_{key}"] = a, b
-        out[f"{key}_max_rel_error"] = ((a * relus + b * macs - measured).abs() / measured).max().item()
+        out[f"fixed_online_{key}"], out[f"relu_fixed_online_{key}"] = fixed_relu + fixed_linear, fixed_relu
+        errors = (predicted - measured).abs() / measured
+        relu_errors = (a * relus + fixed_relu - relu_part).abs() / relu_part
+        out[f"{key}_max_rel_error"] = errors.max().item()
+        out[f"relu_{key}_max_rel_error"] = relu_errors.max().item()
+        if key == "bytes":
+            out["errors"] = [{"source": str(r.get("source", i)), "relus": int(relus[i]), "macs": int(macs[i]),
+                              "measured_bytes": measured[i].item(), "predicted_bytes": predicted[i].item(),
+                              "rel_error": errors[i].item(), "relu_part_rel_error": relu_errors[i].item()}
+                             for i, r in enumerate(rows)]
     return out
 
 
-def _through_origin(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The c minimising sum (c*x - y)^2: sum(x*y) / sum(x*x)."""
-    return float((x * y).sum() / (x * x).sum()) if (x * x).sum() > 0 else 0.0
+def _line(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through (x, y), both kept >= 0: a cost
+    neither falls with the count nor is negative for an empty network."""
+    if len(set(x.tolist())) < 2:  # one count: no slope to see, all of it is fixed
+        return 0.0, float(y.mean())
+    design = torch.stack([x, torch.ones_like(x)], 1)
+    slope, intercept = torch.linalg.lstsq(design, y[:, None]).solution[:, 0].tolist()
+    if intercept < 0:
+        return float((x * y).sum() / (x * x).sum()), 0.0
+    if slope < 0:
+        return 0.0, float(y.mean())
+    return slope, intercept
 
 
 def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike[str],
@@ -381,15 +429,18 @@ def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike
                   "published profiles."}
     where = (f"fit by `scripts/fit_pi_costs.py` over {fitted['networks']} networks measured with "
              f"`reshape measure --protocol {fitted['protocol']}` (SPU 0.9.5, 2 parties, 127.0.0.1, {machine}), "
-             f"{date}; max relative error {{err:.1%}}; runs: {', '.join(sources)}")
+             f"{date}; least squares with an intercept per part (ReLU layers on ReLUs, the rest on MACs); "
+             f"max relative error of the totals {{err:.1%}}; runs: {', '.join(sources)}")
     entry = {"description": (f"Measured: SecretFlow SPU {fitted['protocol'].upper()}, FM64, two parties on one "
                              "machine (LAN-free loopback). SPU secret-shares the weights too, unlike DELPHI/"
                              "Cheetah, where the server keeps them in plaintext: linear layers cost more here. "
                              "Online cost only; the one-time setup is reported by `reshape measure` apart.")}
-    for key in ("relu_online_bytes", "mac_online_bytes", "relu_online_us", "mac_online_us"):
+    for key in ("relu_online_bytes", "mac_online_bytes", "fixed_online_bytes", "relu_online_us", "mac_online_us",
+                "fixed_online_us"):
         err = fitted["bytes_max_rel_error" if key.endswith("bytes") else "us_max_rel_error"]
         entry[key] = {"value": round(fitted[key], 6), "source": where.format(err=err)}
     for key in ("relu_offline_bytes", "relu_offline_us", "mac_offline_us", "round_trip_ms"):
         entry[key] = {"value": 0.0, "source": "measured online cost only (setup apart, loopback link)"}
+    entry["smooth"] = {"source": "no estimate: fitted on ReLU networks, no smooth op (GELU, softmax, ...) measured"}
     data[name] = entry
     write_json(path, data)

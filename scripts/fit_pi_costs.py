@@ -2,9 +2,10 @@
 
 With ``--measure DIR`` it first measures the calibration set: ResNet18 on 1x28x28 at
 each ``--widths`` with all ReLUs, and with every ReLU layer masked down to each
-``--keep`` fraction (same MACs, fewer ReLUs, so the two constants separate). Then it
-fits ``bytes = relus * a + macs * b`` (and the same for online seconds) by non-negative
-least squares over every record given or measured, prints the fit, and with ``--write
+``--keep`` fraction (same MACs, fewer ReLUs, so the constants separate). Then it fits
+each part by least squares with an intercept, ``ReLU-layer bytes = relus * a + fixed`` and
+``the rest = macs * b + fixed`` (the same for online seconds; ``reshape.measure.fit``), over
+every record given or measured, prints the fit and its error on each network, and with ``--write
 NAME`` stores it as profile NAME in reshape/tables/pi_costs_measured.json with its source, machine
 and date, where `reshape count --protocol NAME` and every cost estimate can use it.
 
@@ -96,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['online_s']:.2f} s online (+{row['setup_s']:.2f} s setup), diff {row['max_abs_diff']:.1e}")
     print(f"fit ({fitted['protocol']}, {fitted['networks']} networks): "
           f"{fitted['relu_online_bytes']:.1f} B/ReLU + {fitted['mac_online_bytes']:.3f} B/MAC "
-          f"(max rel. error {fitted['bytes_max_rel_error']:.1%}); "
+          f"+ {fitted['fixed_online_bytes']:,.0f} B per network, {fitted['relu_fixed_online_bytes']:,.0f} of it "
+          f"in the ReLU layers (max rel. error {fitted['bytes_max_rel_error']:.1%}, ReLU part "
+          f"{fitted['relu_bytes_max_rel_error']:.1%}); "
           f"{fitted['relu_online_us']:.2f} us/ReLU + {fitted['mac_online_us']:.4f} us/MAC "
-          f"(max rel. error {fitted['us_max_rel_error']:.1%})")
+          f"+ {fitted['fixed_online_us']:,.0f} us (max rel. error {fitted['us_max_rel_error']:.1%})")
+    print("error on the calibration set (bytes):")
+    for e in fitted["errors"]:
+        print(f"  {_label(e['source'])}: measured {e['measured_bytes']:,.0f}, fit {e['predicted_bytes']:,.0f} "
+              f"({e['rel_error']:+.1%} total, {e['relu_part_rel_error']:.1%} ReLU part)")
     if args.write:
         print(f"written as profile '{args.write}' to {args.table}")
     return 0

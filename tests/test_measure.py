@@ -48,19 +48,37 @@ def test_fit_recovers_per_relu_and_per_mac_constants():
     assert fitted["mac_online_bytes"] == pytest.approx(2)
     assert fitted["relu_online_us"] == pytest.approx(10)
     assert fitted["mac_online_us"] == pytest.approx(0.5)
+    assert fitted["fixed_online_bytes"] == pytest.approx(0, abs=1e-6)
     assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-12)
 
 
-def test_fit_reports_its_error_on_the_totals():
-    # conv bytes 2*macs + 10,000 (a per-network constant the model lacks): for NETS the
-    # per-MAC fit is sum(m*(2m+1e4))/sum(m^2) = 2 + 1e4*5e5/(2*2.5e9+1.6e11) = 2 + 5e9/1.65e11,
-    # and the worst total is the smallest network's.
-    records = [_record(r, m, (100 * r, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
+def test_fit_has_an_intercept_issue_25():
+    """The issue's defect: every network carries a fixed ~270 KB in its ReLU layers, and a fit
+    through zero charged it to the ReLUs (111.2 B per ReLU where the slope is 98.3)."""
+    records = [_record(r, m, (98.3 * r + 270_000, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
     fitted = fit(records)
-    b = 2 + 5e9 / 1.65e11
-    assert fitted["mac_online_bytes"] == pytest.approx(b)
-    worst = max(abs(100 * r + b * m - (100 * r + 2 * m + 10_000)) / (100 * r + 2 * m + 10_000) for r, m in NETS)
-    assert fitted["bytes_max_rel_error"] == pytest.approx(worst)
+    assert fitted["relu_online_bytes"] == pytest.approx(98.3)
+    assert fitted["relu_fixed_online_bytes"] == pytest.approx(270_000)
+    assert fitted["mac_online_bytes"] == pytest.approx(2)
+    assert fitted["fixed_online_bytes"] == pytest.approx(280_000)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-9)
+
+
+def test_fit_reports_its_error_on_the_calibration_set():
+    # ReLU part 100 r + 5,000 + e with e = (700, -600, -100): e sums to 0 and to 0 against the
+    # ReLU counts (1000*700 - 500*600 - 4000*100 = 0), so the line is still 100 r + 5,000 and
+    # the errors are e's. Worst ReLU part: 600 / (50,000 + 5,000 - 600); worst total adds the
+    # exact conv bytes 2 * 50,000.
+    e = (700, -600, -100)
+    records = [_record(r, m, (100 * r + 5_000 + d, 1.0), (2 * m, 1.0)) for (r, m), d in zip(NETS, e)]
+    fitted = fit(records)
+    assert (fitted["relu_online_bytes"], fitted["relu_fixed_online_bytes"]) == (pytest.approx(100), pytest.approx(5_000))
+    assert fitted["relu_bytes_max_rel_error"] == pytest.approx(600 / 54_400)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(600 / 154_400)
+    assert [x["rel_error"] for x in fitted["errors"]] == pytest.approx([700 / 205_700, 600 / 154_400, 100 / 1_204_900])
+    # a direct difference of the two networks with equal MACs: (105,700 - 54,400) / 500 =
+    # 102.6 B per ReLU, within 5% of the fitted slope
+    assert abs(102.6 - fitted["relu_online_bytes"]) / 102.6 < 0.05
 
 
 def test_fit_refuses_too_few_or_mixed_measurements():
@@ -136,6 +154,18 @@ def test_cheetah_matches_plaintext_with_setup_apart(tiny_spec, tmp_path):
     m = r["measured"]
     assert m["setup_bytes"] > 0 and m["online_bytes"] > 0
     assert m["online_bytes"] == sum(k["bytes"] for k in m["by_kind"].values())
+    # the ReLU part apart, per kept ReLU, and the rest; the ReLU part compared with a ReLU estimate
+    relu = m["by_kind"]["relu"]["bytes"]
+    assert r["relu_part"]["bytes"] == relu and r["linear_part"]["bytes"] == m["online_bytes"] - relu
+    assert r["relu_part"]["per_kept_relu"] == pytest.approx(relu / r["counts"]["relus"])
+    assert r["relu_part"]["fixed_bytes"] == pytest.approx(relu - r["relu_part"]["slope_per_kept_relu"]
+                                                          * r["counts"]["relus"])
+    assert r["measured_over_estimated"]["relu_part_over_published"]["ratio"] == pytest.approx(
+        relu / (239 * r["counts"]["relus"]))
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "cheetah.json"), "--protocol", "cheetah",
+                                   "--link", "mem", "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    assert "B per kept ReLU (spu-cheetah slope)" in res.output and "ReLU part" in res.output
 
 
 # -- reports on a measured x axis --------------------------------------------------------------
@@ -230,6 +260,7 @@ def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones
     entry = json.loads((tmp_path / "t.json").read_text())["mine"]
     assert entry["relu_online_bytes"]["value"] == pytest.approx(100)
     assert "test machine" in entry["mac_online_bytes"]["source"] and "2026-01-01" in entry["relu_online_us"]["source"]
+    assert entry["fixed_online_bytes"]["value"] == pytest.approx(0, abs=1e-6) and "intercept" in entry["fixed_online_bytes"]["source"]
     res = CliRunner().invoke(cli, ["count", "resnet18", "--dataset", "cifar100", "--protocol", "spu-semi2k"])
     assert res.exit_code == 0 and "spu-semi2k estimate" in res.output
 
