@@ -108,7 +108,7 @@ FREE_OPS = _ops(
 _CONSTANT_OPS = _ops("empty_like", "zeros_like", "ones_like", "full_like", "new_empty", "new_zeros",
                      "new_ones", "new_full", "scalar_tensor", "arange")
 _ADD_OPS = _ops("add")
-_WHERE, _DIV = _ops("where"), _ops("div")
+_WHERE, _DIV, _LAYER_NORM = _ops("where"), _ops("div"), _ops("native_layer_norm")
 #: Stats keys of the smooth class are ``smooth.<op>``: one evaluation of ``op`` per element.
 _SMOOTH = "smooth."
 DEFAULT_CONVENTION = "crypten"
@@ -321,7 +321,7 @@ class Analysis(TorchDispatchMode):
         """LayerNorm/GroupNorm: mean and variance of the private data, one rsqrt per group
         (the products of the variance are Beaver multiplications, not counted here)."""
         x = args[0]
-        if func.overloadpacket in _ops("native_layer_norm"):
+        if func.overloadpacket in _LAYER_NORM:
             groups = x.numel() // max(1, math.prod(args[1]))
         else:  # native_group_norm(input, weight, bias, N, C, HxW, group, eps)
             groups = args[3] * args[6]
