@@ -7,7 +7,7 @@ per-op handle (the tables below; conventions in docs/accounting.md):
 * comparison-based activations (ReLU, a clamp's first bound, ``x > 0``) add their output
   size to the ReLU count; a two-sided clamp's other bound is a comparison when the
   convention (``tables/conventions.json``) charges it; smooth nonlinearities (GELU,
-  sigmoid, softmax's exps, LayerNorm's rsqrt, a private divisor's reciprocal) are counted
+  sigmoid, softmax's elements, LayerNorm's rsqrt, a private divisor's reciprocal) are counted
   apart, by op, never as ReLUs; a partial ReLU layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``,
   ``SoftMaskReLU``) is counted as one unit when it returns, from its kept positions;
 * max-pools and max reductions add ``n - 1`` comparisons per output of a window of n;
@@ -156,7 +156,7 @@ class StageStats:
 class Count:
     """Per-image counts in three cost classes: ``relus`` (one comparison each),
     ``comparisons`` (the others: max-pools, max reductions, softmax's row max, the second
-    bound of a two-sided clamp) and ``smooth`` (GELU, sigmoid, softmax's exps, ..., by op in
+    bound of a two-sided clamp) and ``smooth`` (GELU, sigmoid, softmax's elements, ..., by op in
     ``smooth_ops``), under ``convention`` (docs/accounting.md)."""
     input_shape: tuple  # (C, H, W), or one such shape per forward input
     relus: int
@@ -350,12 +350,12 @@ class Analysis(TorchDispatchMode):
         return "maxpool", {"comparisons": n}, n > 0
 
     def _softmax(self, func, args, kwargs, out):
-        """CrypTen's softmax: subtract the row max (n - 1 comparisons), exp each element,
-        one reciprocal per row."""
+        """CrypTen's softmax: subtract the row max (n - 1 comparisons), exp each element and
+        normalise by the row's sum; ``softmax`` counts the elements, and its per-element
+        price covers the exp and the row's share of the reciprocal."""
         x, dim = args[0], args[1]
         rows = x.numel() // (x.shape[dim] if x.dim() else 1)
-        return "softmax", {"comparisons": x.numel() - rows, _SMOOTH + "softmax": x.numel(),
-                           _SMOOTH + "reciprocal": rows}, True
+        return "softmax", {"comparisons": x.numel() - rows, _SMOOTH + "softmax": x.numel()}, True
 
     def _product(self, func, args, kwargs, out):
         """Free with a public side, or when one side is a comparison's mask (the select of a

@@ -108,7 +108,10 @@ def _smooth_constants(entry: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def _user_smooth(path: str | os.PathLike[str], protocol: str, value: Any) -> dict[str, dict[str, float]]:
-    """A cost file's ``smooth`` object: op -> {constant: number or {"value": number}}."""
+    """A cost file's ``smooth`` object: op -> {constant: number or {"value": number}}, and an
+    optional ``source`` (a table's own layout)."""
+    if isinstance(value, dict):
+        value = {op: c for op, c in value.items() if op != "source"}
     if not isinstance(value, dict) or not all(isinstance(c, dict) for c in value.values()):
         raise ReshapeError(f"cost file {path}: '{protocol}.smooth' must map ops to objects of constants, "
                            f'e.g. {{"gelu": {{"online_bytes": 2000}}}}')

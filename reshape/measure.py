@@ -244,6 +244,22 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
     say("folding BN and tracing the plaintext forward")
     p = plan(model, spec)
     counted = count(model, spec.input_shape)
+    raw = _execute(p, protocol, field, link, weights, python, say)
+    record = _record(source, spec, trained, counted, p, raw)
+    write_json(target / result_name(protocol, field, weights), record)
+    record["file"] = str(target / result_name(protocol, field, weights))
+    return record
+
+
+def machine() -> str:
+    """Where a measurement ran, as records and profile sources name it."""
+    return f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
+
+
+def _execute(p: Plan, protocol: str, field: str, link: str, weights: str, python: Path,
+             say: Callable[[str], None]) -> dict[str, Any]:
+    """Run a plan in the backend (brpc, falling back to in-process parties under ``auto``)
+    and return its raw result."""
     with tempfile.TemporaryDirectory(prefix="reshape-pi-") as tmp:
         from safetensors.torch import save_file
 
@@ -261,11 +277,65 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
                 if i + 1 == len(links):
                     raise
                 say(f"{attempt} link failed ({exc}); retrying with in-process parties")
-        raw = read_json(result_file, "backend result")
-    record = _record(source, spec, trained, counted, p, raw)
-    write_json(target / result_name(protocol, field, weights), record)
-    record["file"] = str(target / result_name(protocol, field, weights))
-    return record
+        return read_json(result_file, "backend result")
+
+
+#: Smooth ops the backend can price (``reshape count``'s names), with the torch reference and
+#: the input range each is measured on (a reciprocal or rsqrt needs positive values).
+SMOOTH = {
+    "gelu": (torch.nn.functional.gelu, (-3.0, 3.0)), "silu": (torch.nn.functional.silu, (-3.0, 3.0)),
+    "sigmoid": (torch.sigmoid, (-3.0, 3.0)), "tanh": (torch.tanh, (-3.0, 3.0)), "exp": (torch.exp, (-3.0, 3.0)),
+    "hardswish": (torch.nn.functional.hardswish, (-4.0, 4.0)),
+    "softmax": (lambda x: torch.softmax(x, -1), (-3.0, 3.0)),
+    "reciprocal": (torch.reciprocal, (0.5, 4.0)), "rsqrt": (torch.rsqrt, (0.5, 4.0)),
+}
+
+
+def measure_smooth(op: str, protocol: str = "cheetah", field: str = "fm64", link: str = "auto", row: int = 197,
+                   rows: tuple[int, int] = (8, 32), python: Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Online bytes and seconds per element of one smooth op under SPU (secret input), from
+    two runs on ``rows`` rows of ``row`` elements: the difference over the difference in
+    elements, so what a run pays once cancels (as the intercept of ``fit`` does). A softmax
+    normalises each row of ``row`` (ViT-tiny's 197 tokens by default)."""
+    if op not in SMOOTH:
+        raise ReshapeError(f"no backend function for smooth op '{op}'; choose from: {', '.join(SMOOTH)}")
+    python = python or backend_python()
+    say = progress or (lambda _: None)
+    fn, (lo, hi) = SMOOTH[op]
+    runs = []
+    for n in rows:
+        image = torch.linspace(lo, hi, n * row).reshape(n, row)
+        p = Plan([{"op": "act", "fn": op, "in": "input", "out": "y"}], {}, "y", image, fn(image.double()))
+        raw = _execute(p, protocol, field, link, "secret", python, say)
+        out = torch.tensor(raw["output"], dtype=torch.float64)
+        runs.append({"elements": n * row, "online_bytes": raw["online"]["send_bytes"] + raw["online"]["recv_bytes"],
+                     "online_s": raw["online"]["seconds"],
+                     "max_abs_diff": (out - p.reference.reshape(-1)).abs().max().item(), "spu": raw["spu"]})
+    (a, b), elements = runs, runs[1]["elements"] - runs[0]["elements"]
+    return {"op": op, "protocol": protocol, "field": field, "row": row, "runs": runs,
+            "online_bytes": (b["online_bytes"] - a["online_bytes"]) / elements,
+            "online_us": 1e6 * max(0.0, b["online_s"] - a["online_s"]) / elements}
+
+
+def write_smooth(measured: Iterable[Mapping[str, Any]], name: str, table: str | os.PathLike[str],
+                 machine: str, date: str) -> None:
+    """Put per-element smooth-op costs (``measure_smooth``) into profile ``name`` of a cost table."""
+    path = Path(table)
+    data = read_json(path, "cost table")
+    if name not in data:
+        raise ReshapeError(f"{path} has no profile '{name}'; fit it first (--write {name})")
+    smooth = {"source": "per element, measured by `scripts/fit_pi_costs.py --smooth`; ops not listed: no estimate"}
+    for m in measured:
+        where = (f"`scripts/fit_pi_costs.py --smooth {m['op']} --protocol {m['protocol']}` (SPU {m['runs'][0]['spu']}, "
+                 f"{m['field'].upper()}, 2 parties, 127.0.0.1, {machine}), {date}: the difference of "
+                 f"{' and '.join(str(r['elements']) for r in m['runs'])} elements"
+                 + (f" in rows of {m['row']}" if m["op"] == "softmax" else "")
+                 + f"; max |MPC - plaintext| {max(r['max_abs_diff'] for r in m['runs']):.1e}")
+        smooth[m["op"]] = {"online_bytes": {"value": round(m["online_bytes"], 3), "source": where},
+                           "online_us": {"value": round(m["online_us"], 3), "source": where}}
+    data[name]["smooth"] = smooth
+    write_json(path, data)
 
 
 def _run_backend(python: Path, args: list[str], say: Callable[[str], None]) -> None:
@@ -314,7 +384,7 @@ def _record(source: Any, spec: ArchSpec, trained: bool, counted: Any, p: Plan,
         "format": "reshape.pi-measured", "version": 1,
         "source": str(source), "name": spec.name, "trained": trained,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()}",
+        "machine": machine(),
         "backend": {"engine": "spu", "version": raw["spu"], "protocol": raw["protocol"],
                     "field": raw["field"], "link": raw["link"], "weights": raw["weights"], "parties": 2},
         "counts": {"relus": counted.relus, "macs": counted.macs,
@@ -441,6 +511,7 @@ def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike
         entry[key] = {"value": round(fitted[key], 6), "source": where.format(err=err)}
     for key in ("relu_offline_bytes", "relu_offline_us", "mac_offline_us", "round_trip_ms"):
         entry[key] = {"value": 0.0, "source": "measured online cost only (setup apart, loopback link)"}
-    entry["smooth"] = {"source": "no estimate: fitted on ReLU networks, no smooth op (GELU, softmax, ...) measured"}
+    entry["smooth"] = data.get(name, {}).get("smooth") or {  # measured per op apart (write_smooth): kept
+        "source": "no estimate: fitted on ReLU networks, no smooth op (GELU, softmax, ...) measured"}
     data[name] = entry
     write_json(path, data)

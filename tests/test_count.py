@@ -246,13 +246,14 @@ def test_adaptive_and_global_max_pooling_comparisons(fn, comparisons):
 
 
 def test_softmax_convention():
-    # softmax over the 2 channels: 16 rows of 2. One exp per element (32), the row max that
-    # CrypTen subtracts first (2 - 1 = 1 comparison per row: 16) and one reciprocal per row (16).
+    # softmax over the 2 channels: 16 rows of 2. 32 softmax elements (an exp each, and the
+    # row's normalisation in their price) and the row max that CrypTen subtracts first
+    # (2 - 1 = 1 comparison per row: 16).
     c = count(Apply(lambda m, x: torch.softmax(x, dim=1)), (2, 4, 4))
     assert (c.relus, c.comparisons, c.nonlinear_depth) == (0, 16, 1)
-    assert c.smooth_ops == {"reciprocal": 16, "softmax": 32}
+    assert c.smooth_ops == {"softmax": 32}
     c = count(Apply(lambda m, x: F.log_softmax(x.flatten(1), dim=1)), (2, 4, 4))
-    assert (c.comparisons, c.smooth_ops) == (31, {"reciprocal": 1, "softmax": 32})
+    assert (c.comparisons, c.smooth_ops) == (31, {"softmax": 32})
 
 
 def test_normalisation_by_private_statistics_is_one_rsqrt_per_group():
@@ -406,14 +407,12 @@ def test_vit_has_no_relus_and_names_its_gelus_and_softmaxes():
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     # 12 blocks of 197 tokens: MLP hidden 768 (GELU); 3 heads of 197x197 scores (softmax rows
-    # of 197: 196 comparisons and one reciprocal each); 2 LayerNorms per block + the final one
+    # of 197: 196 comparisons each); 2 LayerNorms per block + the final one (one rsqrt a token)
     assert data["relus"] == 0
-    assert data["smooth_ops"] == {"gelu": 12 * 197 * 768, "softmax": 12 * 3 * 197 * 197,
-                                  "reciprocal": 12 * 3 * 197, "rsqrt": 25 * 197}
-    assert data["smooth"] == 1_815_552 + 1_397_124 + 7_092 + 4_925
+    assert data["smooth_ops"] == {"gelu": 12 * 197 * 768, "softmax": 12 * 3 * 197 * 197, "rsqrt": 25 * 197}
+    assert data["smooth"] == 1_815_552 + 1_397_124 + 4_925
     assert data["comparisons"] == 12 * 3 * 197 * 196 and data["convention"] == "crypten"
-    assert data["cost"] == {"protocol": "delphi", "estimate": None,
-                            "unpriced": ["gelu", "reciprocal", "rsqrt", "softmax"]}
+    assert data["cost"] == {"protocol": "delphi", "estimate": None, "unpriced": ["gelu", "rsqrt", "softmax"]}
     assert "runs smooth nonlinearities (gelu 1,815,552" in res.stderr and "softmax 1,397,124" in res.stderr
     text = _cli("vit_tiny_patch16_224", "--dataset", "imagenet")
     assert "smooth by op: gelu 1,815,552" in text.stdout and "convention crypten" in text.stdout

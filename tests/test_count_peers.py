@@ -22,7 +22,7 @@ def hook_count(model: nn.Module, shape: tuple[int, ...]) -> tuple[Counter, Count
     """(relus/comparisons, smooth by op) from module outputs, written independently of the
     accounting: a ReLU is one per output; a ReLU6 a ReLU and a second comparison; a k x k
     max-pool k*k - 1 comparisons per output; an attention of h heads over n tokens h*n*n
-    softmax exps, h*n reciprocals and h*n*(n - 1) comparisons; a LayerNorm one rsqrt per row."""
+    softmax elements and h*n*(n - 1) comparisons; a LayerNorm one rsqrt per row."""
     classes, smooth = Counter(), Counter()
 
     def hook(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
@@ -39,7 +39,7 @@ def hook_count(model: nn.Module, shape: tuple[int, ...]) -> tuple[Counter, Count
             smooth["rsqrt"] += n // m.normalized_shape[-1]
         elif type(m).__name__ == "Attention":
             tokens, heads = args[0].shape[1], m.num_heads
-            smooth.update(softmax=heads * tokens * tokens, reciprocal=heads * tokens)
+            smooth["softmax"] += heads * tokens * tokens
             classes.update(comparisons=heads * tokens * (tokens - 1))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]

@@ -277,3 +277,40 @@ def test_bad_out_and_a_python_without_spu_fail_in_one_line(tiny_spec, tmp_path, 
     assert res.exit_code == 2 and "is a file, not a folder" in res.output  # refused before running
     res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
     assert res.exit_code == 1 and "make pi-backend" in res.output and "Traceback" not in res.output
+
+
+# -- smooth ops priced per element (issue 25) ---------------------------------------------------
+def test_smooth_constants_are_written_into_a_profile_and_priced(tmp_path):
+    from reshape.cost import estimate, load_costs
+    from reshape.measure import write_profile, write_smooth
+
+    table = tmp_path / "t.json"
+    write_profile(fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+                  ["a", "b", "c"], "test machine", "2026-01-01")
+    runs = [{"elements": 100, "max_abs_diff": 1e-4, "spu": "0.9.5"}, {"elements": 300, "max_abs_diff": 2e-4, "spu": "0.9.5"}]
+    write_smooth([{"op": "gelu", "protocol": "cheetah", "field": "fm64", "row": 197, "runs": runs,
+                   "online_bytes": 3000.0, "online_us": 20.0}], "mine", table, "test machine", "2026-01-02")
+    entry = json.loads(table.read_text())["mine"]["smooth"]
+    assert entry["gelu"]["online_bytes"]["value"] == 3000.0
+    assert "difference of 100 and 300 elements" in entry["gelu"]["online_bytes"]["source"]
+    # the table is a cost file: a network with GELUs is priced, one with a softmax too is not
+    costs = load_costs(table)
+    e = estimate(10, 0, 0, "mine", costs, {"gelu": 50})
+    assert e.unpriced == () and e.online_bytes == pytest.approx(10 * 100 + 50 * 3000)
+    assert estimate(10, 0, 0, "mine", costs, {"gelu": 50, "softmax": 5}).unpriced == ("softmax",)
+    # refitting the ReLU/MAC constants keeps the measured smooth ones
+    write_profile(fit([_record(r, m, (90 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+                  ["a", "b", "c"], "test machine", "2026-01-03")
+    assert json.loads(table.read_text())["mine"]["smooth"]["gelu"]["online_bytes"]["value"] == 3000.0
+
+
+def test_smooth_op_measured_per_element_under_spu():
+    from reshape.measure import measure_smooth
+
+    _backend_or_skip()
+    m = measure_smooth("sigmoid", "semi2k", link="mem", row=8, rows=(1, 3))
+    assert [r["elements"] for r in m["runs"]] == [8, 24]
+    assert all(r["max_abs_diff"] < 1e-2 for r in m["runs"])
+    assert m["online_bytes"] == (m["runs"][1]["online_bytes"] - m["runs"][0]["online_bytes"]) / 16 > 144
+    with pytest.raises(ReshapeError, match="no backend function for smooth op 'erf'"):
+        measure_smooth("erf")
