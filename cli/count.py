@@ -123,11 +123,9 @@ def _print_tables(label, result, total, protocol, table, per_layer, snl) -> None
                 f"{protocol} online", f"{protocol} comm"):
         t.add_column(col, justify="left" if col == "stage" else "right")
     for s in result.stages:
-        layers = [l for l in result.layers if l.stage == s.name]
-        ops = {op: sum(l.smooth_ops.get(op, 0) for l in layers) for op in result.smooth_ops}
         t.add_row(s.name, *(f"{getattr(s, attr):,}" for _, attr in classes), _pct(s.relus, result.relus),
                   human(s.macs), _pct(s.macs, result.macs), human(s.params),
-                  *_cost_cells(estimate(s.relus, s.macs, 0, protocol, table, ops, network=False)))
+                  *_cost_cells(estimate(s.relus, s.macs, 0, protocol, table, s.smooth_ops, network=False)))
     t.add_row("total", *(f"{getattr(result, attr):,}" for _, attr in classes), "100%", human(result.macs), "100%",
               human(result.params), *_cost_cells(total), style="bold")
     console.print(t)

@@ -32,7 +32,7 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -125,6 +125,11 @@ def _smooth_ops(stats: dict[str, int]) -> dict[str, int]:
     return {k[len(_SMOOTH):]: v for k, v in stats.items() if k.startswith(_SMOOTH)}
 
 
+def _sum_ops(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """op -> evaluations summed over ``parts``, ops in name order."""
+    return dict(sorted(sum((Counter(p) for p in parts), Counter()).items()))
+
+
 @dataclass(frozen=True)
 class LayerStats:
     name: str  # the module (or fx node) the ops ran in; "" is the model's own forward
@@ -149,7 +154,11 @@ class StageStats:
     comparisons: int
     macs: int
     params: int
-    smooth: int = 0
+    smooth_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def smooth(self) -> int:
+        return sum(self.smooth_ops.values())
 
 
 @dataclass(frozen=True)
@@ -204,7 +213,7 @@ class Count:
             "params": self.params,
             "nonlinear_depth": self.nonlinear_depth,
             "unsupported_ops": dict(self.unsupported_ops),
-            "stages": [asdict(s) for s in self.stages],
+            "stages": [{**asdict(s), "smooth": s.smooth} for s in self.stages],
             "layers": [{**asdict(l), "smooth": l.smooth, "shape": list(l.shape)} for l in self.layers],
         }
 
@@ -581,7 +590,7 @@ def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
             comparisons=sum(l.comparisons for l in layers if l.stage == s),
             macs=sum(l.macs for l in layers if l.stage == s),
             params=params_by_stage.get(s, 0),
-            smooth=sum(l.smooth for l in layers if l.stage == s),
+            smooth_ops=_sum_ops(l.smooth_ops for l in layers if l.stage == s),
         )
         for s in names
     )
@@ -597,6 +606,6 @@ def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
         layers=layers,
         unsupported_ops=dict(sorted(analysis.unsupported.items())),
         stage_split_reason=split.reason,
-        smooth_ops=dict(sorted(sum((Counter(l.smooth_ops) for l in layers), Counter()).items())),
+        smooth_ops=_sum_ops(l.smooth_ops for l in layers),
         convention=analysis.convention,
     )

@@ -212,7 +212,7 @@ def test_smooth_nonlinearities_are_their_own_class(name):
     c = count(Apply(fn), (2, 4, 4))
     assert (c.relus, c.comparisons, c.smooth, c.smooth_ops) == (0, 0, 32, {op: 32})
     assert (c.nonlinear_depth, c.unsupported_ops) == (1, {})
-    assert c.to_dict()["smooth_ops"] == {op: 32} and c.stages[0].smooth == 32
+    assert c.to_dict()["smooth_ops"] == {op: 32} and c.stages[0].smooth_ops == {op: 32}
 
 
 def test_reductions_to_a_scalar_and_private_lookups_issue_25():
