@@ -52,9 +52,12 @@ def test_unknown_protocol():
         estimate(1, 1, 1, "gazelle")
 
 
-def test_every_published_profile_says_what_it_knows_of_smooth_ops():
-    for protocol, entries in load("pi_costs").items():
+def test_every_profile_says_what_it_knows_of_smooth_ops():
+    for protocol, entries in {**load("pi_costs"), **load("pi_costs_measured")}.items():
         assert entries["smooth"]["source"].strip(), f"{protocol}.smooth has no source"
+        for op, constants in entries["smooth"].items():
+            if op != "source":
+                assert all(c["source"].strip() for c in constants.values()), f"{protocol}.smooth.{op}"
 
 
 def test_smooth_ops_without_a_published_cost_give_no_estimate():

@@ -292,7 +292,7 @@ def test_smooth_constants_are_written_into_a_profile_and_priced(tmp_path):
                    "online_bytes": 3000.0, "online_us": 20.0}], "mine", table, "test machine", "2026-01-02")
     entry = json.loads(table.read_text())["mine"]["smooth"]
     assert entry["gelu"]["online_bytes"]["value"] == 3000.0
-    assert "difference of 100 and 300 elements" in entry["gelu"]["online_bytes"]["source"]
+    assert "bytes, the difference of 100 and 300 elements" in entry["gelu"]["online_bytes"]["source"]
     # the table is a cost file: a network with GELUs is priced, one with a softmax too is not
     costs = load_costs(table)
     e = estimate(10, 0, 0, "mine", costs, {"gelu": 50})
