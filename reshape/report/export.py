@@ -64,7 +64,7 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     dataset = None
     if timm_config:  # before any file is written: a dataset that does not fit leaves --out untouched
         dataset = run.need_dataset("--dataset", " for the config's mean/std")
-        check_geometry(spec, dataset)
+        check_channels(spec, dataset)
     if out.resolve() == run_dir.resolve():  # --force would delete the run being exported
         raise ReshapeError(f"--out {out} is the run being exported; pick another folder")
     folder = RunDir(out)
@@ -144,17 +144,11 @@ def save_timm(model: nn.Module, spec: ArchSpec, dataset: str, out: Path) -> None
             write_bytes(out / name, Path(tmp, name).read_bytes())
 
 
-def check_geometry(spec: ArchSpec, dataset: str) -> None:
-    """Refuse a config for a dataset whose images (channels, size) or classes are not the
-    network's: its mean/std would not fit, or it would describe another network."""
+def check_channels(spec: ArchSpec, dataset: str) -> None:
+    """Refuse a config whose dataset's mean/std do not fit the network's input channels."""
     from ..tables import dataset_preset
 
     preset = dataset_preset(dataset)
     if preset["in_chans"] != spec.in_chans:
         raise ReshapeError(f"{dataset} images have {preset['in_chans']} channels but the network takes "
                            f"{spec.in_chans}: its mean/std would not fit; pass the --dataset it was trained on")
-    theirs, ours = (preset["input_size"], preset["num_classes"]), (spec.input_size, spec.num_classes)
-    if preset["num_classes"] is not None and theirs != ours:
-        raise ReshapeError(f"{dataset} has {theirs[0]}x{theirs[0]} images and {theirs[1]} classes but the network "
-                           f"takes {ours[0]}x{ours[0]} and has {ours[1]}: the config would describe another "
-                           f"network; pass the --dataset it was trained on")
