@@ -12,8 +12,9 @@ that reports list for every result. A user file with the same layout overrides a
     online  bytes   = ReLUs * relu_online_bytes + MACs * mac_online_bytes
     offline bytes   = ReLUs * relu_offline_bytes
 
-plus a measured profile's per-network intercepts (``fixed_online_bytes``/``_us``) and, for each smooth op (GELU, softmax, ... as ``reshape.count`` names them), its count
-times the profile's ``smooth.<op>`` constants (``online_bytes``, ``online_us``,
+plus a measured profile's per-network intercepts (``fixed_online_bytes``/``_us``) and,
+for each smooth op (GELU, softmax, ... as ``reshape.count`` names them), its count times
+the profile's ``smooth.<op>`` constants (``online_bytes``, ``online_us``,
 ``offline_bytes``, ``offline_us``). A profile without a constant for an op the network
 runs gives no estimate (``CostEstimate.unpriced`` names the ops), never a ReLU-only one.
 
