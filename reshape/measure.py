@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from .cost import estimate, load_costs
 from .errors import ReshapeError
@@ -83,17 +83,19 @@ class Plan:
 def plan(model: nn.Module, spec: ArchSpec, seed: int = 0) -> Plan:
     """The network as backend ops (BN folded into convs), one seeded input image, the plaintext logits.
 
-    Only spec-built ResNets are supported: a rewritten graph (shallow blocks) or a block
-    with extras (SE, anti-aliasing, drop-block) is refused with a one-line error.
+    Spec-built ResNets, and the graphs the shallow-block passes rewrite them into
+    (``_graph_plan``); a block with extras (SE, anti-aliasing, drop-block) is refused with a
+    one-line error.
     """
     from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-    if not isinstance(model, ResNet):
-        raise ReshapeError(f"reshape measure runs ResNet-family specs only; this network is a "
-                           f"{type(model).__name__} (a rewritten graph such as merged shallow blocks "
-                           "is not supported yet)")
-    model = model.eval()
     image = torch.randn((1, *spec.input_shape), generator=torch.Generator().manual_seed(seed))
+    if isinstance(model, fx.GraphModule):
+        return _graph_plan(model.eval(), image)
+    if not isinstance(model, ResNet):
+        raise ReshapeError(f"reshape measure runs ResNet-family specs and their rewritten graphs only; "
+                           f"this network is a {type(model).__name__}")
+    model = model.eval()
     shapes: dict[nn.Module, tuple[int, ...]] = {}
     hooks = [m.register_forward_hook(lambda mod, _, out: shapes.__setitem__(mod, tuple(out.shape[1:])))
              for m in model.modules() if isinstance(m, MaskedReLU)]
@@ -118,8 +120,62 @@ def plan(model: nn.Module, spec: ArchSpec, seed: int = 0) -> Plan:
                 x = b.block(block, x, name, bottleneck=isinstance(block, Bottleneck))
             else:
                 raise _unsupported(name, block)
-    b.head(model, x)
+    if getattr(model.global_pool, "pool_type", "avg") != "avg":
+        raise _unsupported("the head", model.global_pool)
+    b.head(model.fc, math.prod(b.shapes[model.global_pool][1:]), x)
     return Plan(b.ops, b.tensors, "logits", image, reference)
+
+
+def _graph_plan(gm: fx.GraphModule, image: torch.Tensor) -> Plan:
+    """A rewritten ResNet (merged shallow blocks) as backend ops, node by node: a conv and
+    the batch norm it alone feeds fold into one conv; a merged conv keeps its own bias;
+    identities pass their input on; the pool, flatten and linear at the end are the head."""
+    import operator
+
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        reference = gm(image)[0]
+        ShapeProp(gm).propagate(image)
+    shape = {n.name: tuple(n.meta["tensor_meta"].shape[1:]) for n in gm.graph.nodes if "tensor_meta" in n.meta}
+    modules = {n.name: gm.get_submodule(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    b = _Builder({modules[n]: s for n, s in shape.items() if n in modules})
+    value: dict[str, str] = {}  # fx node -> the plan value holding it
+    pooled: int | None = None  # H x W of the global pool's input, once the head starts
+    for n in gm.graph.nodes:
+        m = modules.get(n.name)
+        args = [value.get(a.name) for a in n.args if isinstance(a, fx.Node)]
+        if n.op == "placeholder":
+            value[n.name] = "input"
+        elif n.op == "output":
+            if value.get(n.args[0].name) != "logits":
+                raise ReshapeError("reshape measure: the rewritten graph does not end in its classifier")
+        elif isinstance(m, nn.Conv2d):
+            users = list(n.users)
+            bn = modules.get(users[0].name) if len(users) == 1 else None
+            value[n.name] = b.conv(m, bn if isinstance(bn, nn.BatchNorm2d) else None, args[0], n.name)
+        elif isinstance(m, nn.BatchNorm2d) and isinstance(modules.get(n.args[0].name), nn.Conv2d) \
+                and len(n.args[0].users) == 1:
+            value[n.name] = args[0]  # folded into its conv
+        elif isinstance(m, (nn.ReLU, MaskedReLU)):
+            value[n.name] = b.act(m, args[0], n.name)
+        elif isinstance(m, (nn.Identity, nn.Dropout, nn.Flatten)):
+            value[n.name] = args[0]
+        elif isinstance(m, nn.MaxPool2d):
+            value[n.name] = b.maxpool(m, args[0])
+        elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
+            pooled, value[n.name] = math.prod(shape[n.args[0].name][1:]), args[0]
+        elif isinstance(m, nn.Linear) and pooled is not None:
+            value[n.name] = b.head(m, pooled, args[0])
+        elif n.op == "call_function" and n.target in (operator.add, torch.add) and len(args) == 2:
+            b.ops.append({"op": "add", "in": args, "out": n.name})
+            value[n.name] = n.name
+        else:
+            what = type(m).__name__ if m is not None else getattr(n.target, "__name__", str(n.target))
+            raise ReshapeError(f"reshape measure cannot run node {n.name} ({what}) of the rewritten graph: "
+                               "only convs, batch norms, ReLUs, max-pools, additions and a pooled classifier")
+    return Plan(b.ops, b.tensors, "logits", image, reference)
+
 
 
 def _unsupported(where: str, module: nn.Module) -> ReshapeError:
@@ -135,12 +191,15 @@ class _Builder:
         self.tensors: dict[str, torch.Tensor] = {}
         self.shapes = shapes
 
-    def conv(self, conv: nn.Module, bn: nn.Module, x: str, name: str) -> str:
-        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) \
-                or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+    def conv(self, conv: nn.Module, bn: nn.Module | None, x: str, name: str) -> str:
+        """A conv with the batch norm after it folded in (none: a merged conv, its own bias)."""
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, (nn.BatchNorm2d, type(None))) \
+                or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" \
+                or len(set(conv.stride)) != 1 or len(set(conv.padding)) != 1:
             raise _unsupported(name, conv)
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        bias = bn.bias - bn.running_mean * scale
+        ones, zeros = torch.ones(conv.out_channels), torch.zeros(conv.out_channels)
+        scale = ones if bn is None else bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        bias = zeros if bn is None else bn.bias - bn.running_mean * scale
         if conv.bias is not None:
             bias = bias + conv.bias * scale
         self.tensors[f"w.{name}"] = (conv.weight * scale.view(-1, 1, 1, 1)).detach()
@@ -189,15 +248,15 @@ class _Builder:
         self.ops.append({"op": "add", "in": [y, shortcut], "out": f"{name}.add"})
         return self.act(getattr(block, f"act{convs}"), f"{name}.add", f"{name}.act{convs}")
 
-    def head(self, model: nn.Module, x: str) -> None:
-        pool = getattr(model.global_pool, "pool_type", "avg")
-        if pool != "avg" or not isinstance(model.fc, nn.Linear):
-            raise _unsupported("the head", model.global_pool)
-        spatial = math.prod(self.shapes[model.global_pool][1:])
+    def head(self, fc: nn.Module, spatial: int, x: str) -> str:
+        """Global average pooling over ``spatial`` positions and the classifier ``fc``."""
+        if not isinstance(fc, nn.Linear):
+            raise _unsupported("the head", fc)
         # mean = sum / HW: the 1/HW moves into the weights, so no multiply by a constant remains
-        self.tensors["w.fc"] = (model.fc.weight / spatial).detach()
-        self.tensors["w.fc.bias"] = model.fc.bias.detach()
+        self.tensors["w.fc"] = (fc.weight / spatial).detach()
+        self.tensors["w.fc.bias"] = fc.bias.detach()
         self.ops.append({"op": "head", "in": x, "out": "logits", "weight": "fc", "bias": "fc.bias"})
+        return "logits"
 
 
 # ---------------------------------------------------------------- running the backend

@@ -89,8 +89,11 @@ def test_fit_refuses_too_few_or_mixed_measurements():
 
 
 def test_plan_refuses_networks_that_are_not_spec_resnets(tiny_spec):
-    with pytest.raises(ReshapeError, match="ResNet-family specs only"):
+    with pytest.raises(ReshapeError, match="ResNet-family specs and their rewritten graphs only"):
         plan(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), tiny_spec)
+    traced = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Sigmoid()))
+    with pytest.raises(ReshapeError, match=r"cannot run node _1 \(Sigmoid\) of the rewritten graph"):
+        plan(traced, tiny_spec)
 
 
 def test_plan_folds_bn_and_keeps_only_masked_positions(tiny_spec):
@@ -314,3 +317,23 @@ def test_smooth_op_measured_per_element_under_spu():
     assert m["online_bytes"] == (m["runs"][1]["online_bytes"] - m["runs"][0]["online_bytes"]) / 16 > 144
     with pytest.raises(ReshapeError, match="no backend function for smooth op 'erf'"):
         measure_smooth("erf")
+
+
+def test_a_rewritten_shallow_block_run_is_measured(tiny_spec, tmp_path):
+    """Issue 25: merged shallow blocks used to be refused; the plan now follows the rewritten
+    graph (a merged conv keeps its own bias) and matches plaintext under SPU."""
+    from reshape.graph.recipe import Step, replay
+    from reshape.runs import save_rewritten
+
+    _backend_or_skip()
+    steps = [Step("linearize", ("layer1.0",)), Step("merge", ("layer1.0",))]
+    mg = replay(build(tiny_spec).eval(), (1, 16, 16), steps)
+    save_rewritten(tmp_path / "run", tiny_spec, steps, mg)
+    p = plan(mg.to_module(), tiny_spec)
+    merged = next(op for op in p.ops if op["out"] == "layer1_0_merged")
+    assert merged["op"] == "conv" and merged["padding"] == 2  # two 3x3 convs merged into one 5x5
+    r = measure(tmp_path / "run", protocol="semi2k", link="mem")
+    assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    # layer1.0's act1 is gone: 4x16x16 fewer ReLUs than the tiny spec's 4,480, at 144 B each
+    assert r["counts"]["relus"] == 4_480 - 4 * 16 * 16
+    assert r["relu_part"]["bytes"] == 144 * r["counts"]["relus"]
