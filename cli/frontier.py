@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import click
 
-from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, Target, echo_json, stdout_console, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
 
 _SET = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$")
 
@@ -155,6 +155,7 @@ def _echo_point(row: dict[str, Any]) -> None:
 
 
 def _print_table(result: Any) -> None:
+    from rich.console import Console
     from rich.table import Table
 
     from reshape.report.frontier import table
@@ -165,7 +166,10 @@ def _print_table(result: Any) -> None:
         view.add_column(col, justify="left" if i < 3 else "right")
     for row in body:
         view.add_row(*row)
-    stdout_console().print(view)
+    console = Console()
+    if not console.is_terminal:  # a log or pipe: the whole table, not one squeezed to 80 columns
+        console = Console(width=200)
+    console.print(view)
 
 
 def frontier_command(teacher: str, methods: list[str], budgets: Sequence[int | float | str], data: str, root: str | None,
