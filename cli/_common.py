@@ -280,3 +280,25 @@ def human(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f}{unit}"
     return f"{n:g}"
+
+
+def stdout_console() -> Any:
+    """A rich console for stdout; a pipe or a log gets whole tables, not ones squeezed to 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=400)
+
+
+def cost_table(protocol: str, costs: str | None = None) -> dict[str, dict[str, Any]]:
+    """The PI cost profiles (``--costs`` applied) with ``--protocol`` checked against them: an
+    unknown protocol is a usage error (exit 2) before any work starts."""
+    from reshape.cost import check_protocol, load_costs
+    from reshape.errors import ReshapeError
+
+    table = load_costs(costs, measured=True)
+    try:
+        check_protocol(protocol, table)
+    except ReshapeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--protocol") from None
+    return table

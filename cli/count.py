@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from ._common import POSITIVE, echo_json, human, user_errors
+from ._common import POSITIVE, cost_table, echo_json, human, stdout_console, user_errors
 
 from reshape.tables import load as _load_table
 
 #: Presets whose geometry is fixed (an imagefolder's class count needs its files).
 DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classes"] is not None]
+CONVENTIONS = list(_load_table("conventions"))
 
 
 @click.command("count")
@@ -22,17 +23,22 @@ DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classe
 @click.option("--per-layer", is_flag=True, help="Also list every ReLU, max-pool and linear layer.")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
 @click.option("--costs", type=click.Path(exists=True, dir_okay=False), help="JSON file overriding cost constants.")
+@click.option("--convention", type=click.Choice(CONVENTIONS), default=CONVENTIONS[0], show_default=True,
+              help="Counting convention (docs/accounting.md): crypten charges a two-sided clamp (ReLU6, "
+                   "hardtanh) two comparisons, relu-only one. Smooth ops are never ReLUs in either.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--strict", is_flag=True,
               help="Fail (exit 1) when the model runs operators the accounting does not know, "
                    "instead of warning; see unsupported_ops in docs/accounting.md.")
 @user_errors
 def command(model: str, dataset: str | None, input_size: int | None, per_layer: bool,
-            protocol: str, costs: str | None, as_json: bool, strict: bool) -> None:
-    """Count ReLUs, max-pool comparisons, MACs, params and nonlinear depth of MODEL.
+            protocol: str, costs: str | None, convention: str, as_json: bool, strict: bool) -> None:
+    """Count ReLUs, other comparisons, smooth nonlinearities, MACs, params and nonlinear depth of MODEL.
 
     MODEL is a timm model name (resnet18, resnet50, resnet18_cifar, ...), a spec JSON
     file, or a run directory. Counts are per input image, computed on the meta device.
+    Smooth nonlinearities (GELU, SiLU, sigmoid, softmax, LayerNorm's rsqrt) are counted
+    apart from ReLUs, by op, and priced only where the protocol has a cost for them.
 
     \b
     Examples:
@@ -41,13 +47,15 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
       reshape count resnet50 --dataset imagenet --json
       reshape count spec.json --per-layer
       reshape count seresnet18 --input-size 32 --strict   # exit 1: SE gates multiply two activations
+      reshape count vit_tiny_patch16_224 --dataset imagenet   # 0 ReLUs; GELUs and softmaxes listed
     """
     from reshape.accounting import count
-    from reshape.cost import estimate, load_costs
+    from reshape.cost import estimate
     from reshape.errors import ReshapeError
 
+    table = cost_table(protocol, costs)  # a wrong --protocol is exit 2 before any work
     resolved = resolve_model(model, dataset, input_size)
-    result = count(resolved.model, resolved.input_shape)
+    result = count(resolved.model, resolved.input_shape, convention)
     if result.unsupported_ops:
         ops = ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops.items())
         message = (f"{resolved.label} runs operators on its input that the accounting does not know "
@@ -55,8 +63,11 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         if strict:
             raise ReshapeError(message)
         click.echo(f"warning: {message}", err=True)
-    table = load_costs(costs, measured=True)
-    total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table)
+    if result.smooth:
+        click.echo(f"warning: {resolved.label} runs smooth nonlinearities ({_ops(result.smooth_ops)}); they are "
+                   f"not ReLUs and cost more than a comparison in every 2PC protocol: compare it with "
+                   f"ReLU networks by these counts, not by ReLUs alone (docs/accounting.md)", err=True)
+    total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table, result.smooth_ops)
     snl = _snl_convention(resolved.spec)
     if as_json:
         echo_json({
@@ -92,48 +103,72 @@ def _snl_convention(spec) -> dict:
     return {"relus_snl": relus_snl(spec), "snl_omits": snl_omitted(spec)}
 
 
+def _ops(ops: dict[str, int]) -> str:
+    return ", ".join(f"{op} {n:,}" for op, n in ops.items())
+
+
 def _print_tables(label, result, total, protocol, table, per_layer, snl) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from reshape.cost import estimate
 
-    console = Console()
-    t = Table(title=f"{label}  input {'x'.join(map(str, result.input_shape))}", title_justify="left")
-    for col in ("stage", "ReLUs", "% ReLUs", "MACs", "% MACs", "params",
+    console = stdout_console()
+    # the classes this network has: ReLUs always, the others where non-zero
+    classes = [("ReLUs", "relus"), *((name, attr) for name, attr in (("comparisons", "comparisons"),
+                                                                    ("smooth", "smooth"))
+                                     if getattr(result, attr))]
+    t = Table(title=f"{label}  input {'x'.join(map(str, result.input_shape))}  convention {result.convention}",
+              title_justify="left")
+    for col in ("stage", *(name for name, _ in classes), "% ReLUs", "MACs", "% MACs", "params",
                 f"{protocol} online", f"{protocol} comm"):
         t.add_column(col, justify="left" if col == "stage" else "right")
     for s in result.stages:
-        c = estimate(s.relus, s.macs, 0, protocol, table)
-        t.add_row(s.name, f"{s.relus:,}", _pct(s.relus, result.relus), human(s.macs),
-                  _pct(s.macs, result.macs), human(s.params), f"{c.online_s:.2f}s",
-                  human(c.total_bytes) + "B")
-    t.add_row("total", f"{result.relus:,}", "100%", human(result.macs), "100%", human(result.params),
-              f"{total.online_s:.2f}s", human(total.total_bytes) + "B", style="bold")
+        t.add_row(s.name, *(f"{getattr(s, attr):,}" for _, attr in classes), _pct(s.relus, result.relus),
+                  human(s.macs), _pct(s.macs, result.macs), human(s.params),
+                  *_cost_cells(estimate(s.relus, s.macs, 0, protocol, table, s.smooth_ops, network=False)))
+    t.add_row("total", *(f"{getattr(result, attr):,}" for _, attr in classes), "100%", human(result.macs), "100%",
+              human(result.params), *_cost_cells(total), style="bold")
     console.print(t)
-    without = result.relus_without_stem
-    stem = (f"stem ReLU included; {without:,} without it, SNL's convention" if without is not None
-            else f"no stem split: {result.stage_split_reason}")
-    console.print(
-        f"ReLUs {result.relus:,} ({stem})  max-pool comparisons {result.comparisons:,}  "
-        f"MACs {result.macs:,}  params {result.params:,}  nonlinear depth {result.nonlinear_depth}",
-        highlight=False,
-    )
+    others = "".join(f"{name} {getattr(result, attr):,}  " for name, attr in classes[1:])
+    console.print(f"ReLUs {result.relus:,} ({_stem_note(result)})  {others}MACs {result.macs:,}  "
+                  f"params {result.params:,}  nonlinear depth {result.nonlinear_depth}  "
+                  f"(convention {result.convention})", highlight=False)
+    if result.smooth_ops:
+        console.print(f"smooth by op: {_ops(result.smooth_ops)}", highlight=False)
     if snl["relus_snl"] is not None:
         console.print(f"SNL's convention: {snl['relus_snl']:,} ReLUs (its networks have no "
                       f"{snl['snl_omits']} layer)")
-    console.print(
-        f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
-        f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"
-    )
+    if total.unpriced:
+        console.print(f"{protocol} estimate: none: the {protocol} profile has no cost for "
+                      f"{', '.join(total.unpriced)} (docs/accounting.md; give one with --costs)", highlight=False)
+    else:
+        console.print(
+            f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
+            f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"
+        )
     if per_layer:
-        lt = Table(title="layers", title_justify="left")
-        for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "MACs"):
+        lt = Table(title=f"layers  convention {result.convention}", title_justify="left")
+        for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "smooth", "MACs"):
             lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
         for layer in result.layers:
             lt.add_row(layer.name or "(model forward)", layer.stage, layer.kind, "x".join(map(str, layer.shape)),
-                       f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.macs:,}")
+                       f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.smooth:,}", f"{layer.macs:,}")
         console.print(lt)
+
+
+def _stem_note(result) -> str:
+    """What the headline ReLU count holds at the stem (SNL's convention is its own line)."""
+    if result.stem_relus is None:
+        return f"no stem split: {result.stage_split_reason}"
+    if result.stem_relus == 0:
+        return "the stem has no ReLU"
+    return f"stem ReLU included; {result.relus_without_stem:,} without it"
+
+
+def _cost_cells(c) -> tuple[str, str]:
+    if c.unpriced:
+        return "no estimate", "no estimate"
+    return f"{c.online_s:.2f}s", human(c.total_bytes) + "B"
 
 
 def _pct(part: int, whole: int) -> str:

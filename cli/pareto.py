@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import OutPath, echo_json, user_errors
+from ._common import OutPath, echo_json, stdout_console, user_errors
 
 
 @click.command("pareto")
@@ -80,7 +80,6 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
 
 
 def _print_table(points, dataset: str, out: str | None, unit: str | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{dataset}: top-1 against {f'measured {unit}' if unit else 'ReLUs'}",
@@ -97,7 +96,7 @@ def _print_table(points, dataset: str, out: str | None, unit: str | None = None)
         table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}", *cost,
                       f"{p.top1:.2f}", "yes" if p.on_front else "", p.source,
                       style=None if p.ours else "dim")
-    console = Console()
+    console = stdout_console()
     console.print(table)
     if out:
         console.print(f"plot written to {out}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import AmountList, Dataset, OutPath, echo_json, user_errors
+from ._common import AmountList, Dataset, OutPath, echo_json, stdout_console, user_errors
 from ._training import pop_training, train_config, training_options
 
 
@@ -69,7 +69,7 @@ def command(space: str, data: str, root: str | None, budgets: list[int], trials:
     if as_json:
         echo_json(rows)
     else:
-        Console().print(_table(rows, study_name))
+        stdout_console().print(_table(rows, study_name))
 
 
 def _table(rows: list[dict], study_name: str):

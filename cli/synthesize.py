@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._common import Amount, AmountList, check_out, echo_json, human, user_errors
+from ._common import Amount, AmountList, check_out, cost_table, echo_json, human, stdout_console, user_errors
 from .count import DATASETS
 
 
@@ -77,6 +77,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         raise click.UsageError("give --criticality or --criticality-file, not both")
     if out is not None:
         check_out(out, directory=sweep is not None)
+    costs = cost_table(protocol)
     from reshape.io import write_json
     from reshape.runs import RunDir, file_target
     from reshape.spec import save_spec
@@ -90,7 +91,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
     budgets = sweep if sweep is not None else [relus]
     if sweep is None and out:
         file_target(out)
-    results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, len(budgets) > 1)
+    results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, costs, len(budgets) > 1)
                for b in budgets]
     if sweep is None:
         if out:
@@ -114,7 +115,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
 
 def _synthesize(backbone: Any, dataset: str, budget: int, macs: int | None,
                 ranking: list[int] | None, round_to: int, protocol: str,
-                name_budget: bool) -> dict[str, Any]:
+                costs: dict[str, dict[str, Any]], name_budget: bool) -> dict[str, Any]:
     from reshape.cost import estimate
     from reshape.accounting import count_spec
     from reshape.deepreshape import synthesize
@@ -125,7 +126,7 @@ def _synthesize(backbone: Any, dataset: str, budget: int, macs: int | None,
     except ReshapeError as exc:  # in a sweep, say which budget failed
         raise ReshapeError(f"budget {budget:,}: {exc}" if name_budget else str(exc)) from None
     counted = count_spec(spec)
-    cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol)
+    cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol, costs)
     return {"spec": spec, "explanation": why, "count": counted, "cost": cost}
 
 
@@ -144,12 +145,12 @@ def _report_one(result: dict[str, Any], out: str | None, as_json: bool) -> None:
         echo_json({"spec": spec.to_dict(), "explanation": why.to_dict(), "count": counts,
                    "cost": cost.to_dict(), "out": out})
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     t = Table(title=f"{spec.name}  ({spec.block} blocks, {spec.stem.kind} stem, "
-                    f"input {spec.in_chans}x{spec.input_size}x{spec.input_size})", title_justify="left")
+                    f"input {spec.in_chans}x{spec.input_size}x{spec.input_size})  convention {counted.convention}",
+              title_justify="left")
     for col in ("stage", "width", "depth", "ReLUs", "% ReLUs", "MACs"):
         t.add_column(col, justify="left" if col == "stage" else "right")
     shape = {"stem": (spec.stem.width, 1), **{f"layer{i}": (s.width, s.depth)
@@ -173,10 +174,11 @@ def _report_one(result: dict[str, Any], out: str | None, as_json: bool) -> None:
 
 
 def _print_sweep(rows: list[dict[str, Any]], out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"sweep -> {out}/ (summary.json)", title_justify="left")
+    from reshape.accounting import DEFAULT_CONVENTION
+
+    t = Table(title=f"sweep -> {out}/ (summary.json)  convention {DEFAULT_CONVENTION}", title_justify="left")
     for col in ("budget", "shape", "widths", "ReLUs", "ReLUs/B", "MACs", "online"):
         t.add_column(col, justify="left" if col in ("shape", "widths") else "right",
                      overflow="fold")
@@ -184,4 +186,4 @@ def _print_sweep(rows: list[dict[str, Any]], out: Path) -> None:
         online = next(v for k, v in r.items() if k.endswith("_online_s"))
         t.add_row(f"{r['budget']:,}", r["shape"], "/".join(map(str, r["widths"])),
                   f"{r['relus']:,}", f"{r['ratio']:.4f}", human(r["macs"]), f"{online:.2f}s")
-    Console().print(t)
+    stdout_console().print(t)

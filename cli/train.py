@@ -22,11 +22,14 @@ from ._training import train_config, training_options
 @click.option("--resume", is_flag=True, help="Accepted for compatibility and ignored: an unfinished run "
                                              "in --out always resumes.")
 @click.option("--force", is_flag=True, help="Delete the run in --out first and train it again.")
+@click.option("--retarget", is_flag=True, help="Train a spec file on a dataset of another input size, channel "
+                                               "count or class count (refused otherwise: its ReLU count changes); "
+                                               "prints the new count.")
 @click.option("--json", "as_json", is_flag=True, help="Print the last epoch's metrics as JSON.")
 @training_options(epochs=10, batch_size=64)
 @user_errors
 def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
-            width: int | None, teacher: str | None, resume: bool, force: bool, as_json: bool,
+            width: int | None, teacher: str | None, resume: bool, force: bool, retarget: bool, as_json: bool,
             **opts: object) -> None:
     """Train MODEL_OR_SPEC on --data and write the run to --out.
 
@@ -49,12 +52,15 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape eval runs/fm16
     """
     from reshape.data import splits
-    from reshape.models import require_memory, spec_for
+    from reshape.models import geometry_change, require_memory, spec_for
     from reshape.runs import load_trained
     from reshape.train import TrainingInterrupted, fit, is_main, load_teacher, shutdown
 
     cfg = train_config(opts, dataset=data)
-    spec = spec_for(model_or_spec, data, width)
+    spec = spec_for(model_or_spec, data, width, retarget=retarget)
+    change = geometry_change(model_or_spec, data) if retarget else None
+    if change:
+        click.echo(f"retargeted: {change}", err=True)
     require_memory(spec)  # before --out is claimed: a spec too large to build leaves nothing behind
     teacher_run = None
     if teacher:

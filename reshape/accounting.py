@@ -1,11 +1,14 @@
-"""Exact PI accounting: ReLUs, max-pool comparisons, MACs, params and nonlinear depth.
+"""Exact PI accounting: ReLUs, other comparisons, smooth nonlinearities, MACs, params, depth.
 
 One analysis pass (fvcore style) runs the model once on the meta device under a
 ``TorchDispatchMode`` and hands every aten op that touches the private input to a
 per-op handle (the tables below; conventions in docs/accounting.md):
 
-* nonlinear activations and comparisons add their output size to the ReLU count; a
-  partial ReLU layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``,
+* comparison-based activations (ReLU, a clamp's first bound, ``x > 0``) add their output
+  size to the ReLU count; a two-sided clamp's other bound is a comparison when the
+  convention (``tables/conventions.json``) charges it; smooth nonlinearities (GELU,
+  sigmoid, softmax's elements, LayerNorm's rsqrt, a private divisor's reciprocal) are counted
+  apart, by op, never as ReLUs; a partial ReLU layer (a module with ``kept`` and ``relu_count``: ``MaskedReLU``,
   ``SoftMaskReLU``) is counted as one unit when it returns, from its kept positions;
 * max-pools and max reductions add ``n - 1`` comparisons per output of a window of n;
 * convolutions and matmuls add MACs, computed by ``torch.utils.flop_counter``'s
@@ -15,7 +18,8 @@ per-op handle (the tables below; conventions in docs/accounting.md):
   so a new nonlinearity is reported instead of silently counted as 0;
 * every op propagates a per-tensor nonlinear depth, so residual paths are handled
   exactly: the depth of the output is the largest number of nonlinear layers
-  (ReLU layers with at least one kept ReLU, and max-pools) on any input-output path.
+  (ReLU layers with at least one kept ReLU, smooth layers and max-pools) on any
+  input-output path.
 
 Counts are per input image. Stages come from the model's structure (``_split``): timm's
 ``feature_info`` where the model has it, else its residual blocks; where neither
@@ -28,7 +32,7 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -51,16 +55,27 @@ def _ops(*names: str) -> frozenset:
     return frozenset(op for op in found if op is not None)
 
 
-#: One ReLU-class evaluation per output element: activations, and the comparisons and
-#: clamps that ReLU written by hand reduces to (``x.clamp(min=0)``, ``torch.maximum(x, 0)``,
+#: One comparison per output element, counted as a ReLU: ReLU and its one-sided kin, and
+#: what ReLU written by hand reduces to (``x.clamp(min=0)``, ``torch.maximum(x, 0)``,
 #: ``x > 0`` in ``torch.where(x > 0, x, 0)`` or ``x * (x > 0)``; the select is free).
-NONLINEAR_OPS = _ops(
-    "relu", "threshold", "gelu", "silu", "hardtanh", "leaky_relu", "elu", "celu", "selu",
-    "hardswish", "hardsigmoid", "sigmoid", "tanh", "_prelu_kernel", "prelu", "mish", "softplus",
-    "log_sigmoid_forward", "rrelu_with_noise", "rrelu", "glu", "hardshrink", "softshrink",
-    "clamp", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "abs", "sign", "sgn",
+COMPARISON_OPS = _ops(
+    "relu", "threshold", "leaky_relu", "_prelu_kernel", "prelu", "rrelu_with_noise", "rrelu",
+    "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "abs", "sign", "sgn",
     "gt", "ge", "lt", "le", "eq", "ne",
 )
+#: Two-sided clamps: one comparison per bound (``clamp`` when both bounds are given). The
+#: first is a ReLU; how many more the convention charges is ``clamp_comparisons`` - 1.
+TWO_SIDED_OPS = _ops("hardtanh", "hardsigmoid", "hardshrink", "softshrink")
+_CLAMP = _ops("clamp")
+#: Smooth nonlinearities: one evaluation per output element, by op (an exp, a reciprocal or
+#: a polynomial in a protocol, never a single comparison).
+SMOOTH_OPS = _ops(
+    "gelu", "silu", "hardswish", "mish", "sigmoid", "tanh", "softplus", "log_sigmoid_forward",
+    "elu", "celu", "selu", "glu", "exp", "exp2", "expm1", "log", "log1p", "log2", "sqrt", "rsqrt",
+    "reciprocal", "erf",
+)
+#: Normalisations by the private data's own statistics: one rsqrt per normalised group.
+NORM_OPS = _ops("native_layer_norm", "native_group_norm")
 MAXPOOL_OPS = _ops("max_pool2d_with_indices", "max_pool2d", "max_pool1d", "max_pool3d_with_indices")
 ADAPTIVE_MAXPOOL_OPS = _ops("adaptive_max_pool2d", "adaptive_max_pool3d")
 #: Max/min reductions (global max-pooling written as ``amax``): n - 1 comparisons per output.
@@ -68,6 +83,9 @@ REDUCTION_OPS = _ops("amax", "amin", "max", "min", "argmax", "argmin")
 SOFTMAX_OPS = _ops("_softmax", "_log_softmax", "_safe_softmax")
 #: Elementwise products and quotients: free unless both sides are private (below).
 PRODUCT_OPS = _ops("mul", "div", "where")
+#: Reads at an index: free with a public index; an index computed from the input (an argmax
+#: then a gather) is an oblivious lookup, which is reported unsupported.
+LOOKUP_OPS = _ops("index", "gather", "index_select", "take", "take_along_dim")
 #: Free in PI: data movement, constants, additions, and affine maps whose coefficients
 #: are the server's own (eval-mode batch norm, average pooling, upsampling). An op on
 #: private data that is neither here nor handled above is reported as unsupported.
@@ -75,7 +93,7 @@ FREE_OPS = _ops(
     "view", "_unsafe_view", "reshape", "as_strided", "t", "transpose", "permute", "expand",
     "expand_as", "contiguous", "clone", "copy", "detach", "alias", "squeeze", "unsqueeze",
     "select", "slice", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "narrow",
-    "flatten", "unflatten", "repeat", "roll", "flip", "index_select", "index", "gather",
+    "flatten", "unflatten", "repeat", "roll", "flip",
     "constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "replication_pad2d",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "_to_copy", "to", "lift_fresh",
     "lift_fresh_copy", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones",
@@ -90,19 +108,43 @@ FREE_OPS = _ops(
 _CONSTANT_OPS = _ops("empty_like", "zeros_like", "ones_like", "full_like", "new_empty", "new_zeros",
                      "new_ones", "new_full", "scalar_tensor", "arange")
 _ADD_OPS = _ops("add")
-_WHERE, _DIV = _ops("where"), _ops("div")
-_UNSUPPORTED = "unsupported"
+_WHERE, _DIV, _LAYER_NORM = _ops("where"), _ops("div"), _ops("native_layer_norm")
+#: Stats keys of the smooth class are ``smooth.<op>``: one evaluation of ``op`` per element.
+_SMOOTH = "smooth."
+DEFAULT_CONVENTION = "crypten"
+
+
+def conventions() -> dict[str, dict[str, Any]]:
+    """The counting conventions (``tables/conventions.json``): name -> rules, description, source."""
+    from . import tables
+
+    return tables.load("conventions")
+
+
+def _smooth_ops(stats: dict[str, int]) -> dict[str, int]:
+    return {k[len(_SMOOTH):]: v for k, v in stats.items() if k.startswith(_SMOOTH)}
+
+
+def _sum_ops(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """op -> evaluations summed over ``parts``, ops in name order."""
+    return dict(sorted(sum((Counter(p) for p in parts), Counter()).items()))
 
 
 @dataclass(frozen=True)
 class LayerStats:
     name: str  # the module (or fx node) the ops ran in; "" is the model's own forward
     stage: str
-    kind: str  # "relu", "maxpool", "softmax" or "linear"
+    kind: str  # "relu", "maxpool", "softmax", "smooth", "norm" or "linear"
     shape: tuple[int, ...]  # per-image output shape
     relus: int = 0
     comparisons: int = 0
     macs: int = 0
+    #: smooth evaluations by op ("gelu", "softmax", "reciprocal", "rsqrt", ...)
+    smooth_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def smooth(self) -> int:
+        return sum(self.smooth_ops.values())
 
 
 @dataclass(frozen=True)
@@ -112,10 +154,19 @@ class StageStats:
     comparisons: int
     macs: int
     params: int
+    smooth_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def smooth(self) -> int:
+        return sum(self.smooth_ops.values())
 
 
 @dataclass(frozen=True)
 class Count:
+    """Per-image counts in three cost classes: ``relus`` (one comparison each),
+    ``comparisons`` (the others: max-pools, max reductions, softmax's row max, the second
+    bound of a two-sided clamp) and ``smooth`` (GELU, sigmoid, softmax's elements, ..., by op in
+    ``smooth_ops``), under ``convention`` (docs/accounting.md)."""
     input_shape: tuple  # (C, H, W), or one such shape per forward input
     relus: int
     #: ReLUs before the first stage; None where the structure does not say where stages start.
@@ -130,6 +181,13 @@ class Count:
     unsupported_ops: dict[str, int] = field(default_factory=dict)
     #: Why there is no stem/stage split (None when there is one).
     stage_split_reason: str | None = None
+    #: Smooth nonlinear evaluations by op; never counted as ReLUs.
+    smooth_ops: dict[str, int] = field(default_factory=dict)
+    convention: str = DEFAULT_CONVENTION
+
+    @property
+    def smooth(self) -> int:
+        return sum(self.smooth_ops.values())
 
     @property
     def relus_without_stem(self) -> int | None:
@@ -142,18 +200,21 @@ class Count:
         shape = self.input_shape
         return {
             "input_shape": list(shape) if shape and isinstance(shape[0], int) else [list(s) for s in shape],
+            "convention": self.convention,
             "relus": self.relus,
             "relus_without_stem": self.relus_without_stem,
             "stem_relus": self.stem_relus,
             "stem_relu_included": True,
             "stage_split_reason": self.stage_split_reason,
-            "maxpool_comparisons": self.comparisons,
+            "comparisons": self.comparisons,
+            "smooth": self.smooth,
+            "smooth_ops": dict(self.smooth_ops),
             "macs": self.macs,
             "params": self.params,
             "nonlinear_depth": self.nonlinear_depth,
             "unsupported_ops": dict(self.unsupported_ops),
-            "stages": [asdict(s) for s in self.stages],
-            "layers": [{**asdict(l), "shape": list(l.shape)} for l in self.layers],
+            "stages": [{**asdict(s), "smooth": s.smooth} for s in self.stages],
+            "layers": [{**asdict(l), "smooth": l.smooth, "shape": list(l.shape)} for l in self.layers],
         }
 
 
@@ -178,8 +239,13 @@ class Analysis(TorchDispatchMode):
     Only ops on private tensors cost in PI; until inputs are marked, every tensor counts.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, convention: str = DEFAULT_CONVENTION) -> None:
         super().__init__()
+        from . import tables
+
+        self.convention = convention
+        #: comparisons per element of a two-sided clamp under the convention
+        self.clamp_sides = int(tables.lookup("conventions", convention, "counting convention")["clamp_comparisons"])
         self.stack: list[tuple[str, nn.Module | None]] = [("", model)]
         self.records: list[Record] = []
         self.step = 0
@@ -192,9 +258,11 @@ class Analysis(TorchDispatchMode):
         # pass replaces their mask buffers.
         self.kept = {m: m.kept for m in model.modules() if hasattr(m, "relu_count")}
         self.handles: dict[Any, Callable[[Any, tuple, dict, Any], Any]] = {}
-        for ops, handle in ((NONLINEAR_OPS, self._nonlinear), (MAXPOOL_OPS, self._maxpool),
-                            (ADAPTIVE_MAXPOOL_OPS, self._adaptive_maxpool), (REDUCTION_OPS, self._reduction),
-                            (SOFTMAX_OPS, self._softmax), (PRODUCT_OPS, self._product),
+        for ops, handle in ((COMPARISON_OPS, self._comparison), (TWO_SIDED_OPS, self._two_sided),
+                            (_CLAMP, self._clamp), (SMOOTH_OPS, self._smooth), (NORM_OPS, self._norm),
+                            (MAXPOOL_OPS, self._maxpool), (ADAPTIVE_MAXPOOL_OPS, self._adaptive_maxpool),
+                            (REDUCTION_OPS, self._reduction), (SOFTMAX_OPS, self._softmax),
+                            (PRODUCT_OPS, self._product), (LOOKUP_OPS, self._lookup),
                             (_ops("native_batch_norm"), self._batch_norm)):
             self.handles.update(dict.fromkeys(ops, handle))
         for op in flop_registry:
@@ -238,16 +306,41 @@ class Analysis(TorchDispatchMode):
                 row[key] = row.get(key, 0) + value
         return rows
 
-    # per-op handles: (kind, stats, is_nonlinear_layer), None (free) or _UNSUPPORTED
-    def _nonlinear(self, func, args, kwargs, out):
-        n = _first(out)[0].numel()
+    # per-op handles: (kind, stats, is_nonlinear_layer), None (free), or the name under
+    # which the op is reported unsupported
+    def _comparison(self, func, args, kwargs, out):
+        n = _first(out).numel()
         return "relu", {"relus": n}, n > 0
+
+    def _two_sided(self, func, args, kwargs, out):
+        """A clamp to [a, b]: a ReLU, and the convention's further comparisons for the other bound."""
+        n = _first(out).numel()
+        return "relu", {"relus": n, "comparisons": n * (self.clamp_sides - 1)}, n > 0
+
+    def _clamp(self, func, args, kwargs, out):
+        bounds = [*args[1:3], kwargs.get("min"), kwargs.get("max")]
+        two_sided = sum(b is not None for b in bounds) > 1
+        return (self._two_sided if two_sided else self._comparison)(func, args, kwargs, out)
+
+    def _smooth(self, func, args, kwargs, out):
+        n = _first(out).numel()
+        return "smooth", {_SMOOTH + _op_name(func): n}, n > 0
+
+    def _norm(self, func, args, kwargs, out):
+        """LayerNorm/GroupNorm: mean and variance of the private data, one rsqrt per group
+        (the products of the variance are Beaver multiplications, not counted here)."""
+        x = args[0]
+        if func.overloadpacket in _LAYER_NORM:
+            groups = x.numel() // max(1, math.prod(args[1]))
+        else:  # native_group_norm(input, weight, bias, N, C, HxW, group, eps)
+            groups = args[3] * args[6]
+        return "norm", {_SMOOTH + "rsqrt": groups}, True
 
     def _maxpool(self, func, args, kwargs, out):
         out = _first(out)
         kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]
         window = math.prod(kernel) if len(kernel) > 1 else kernel[0] ** (out.dim() - 2)
-        return "maxpool", {"comparisons": out[0].numel() * (window - 1)}, True
+        return "maxpool", {"comparisons": out.numel() * (window - 1)}, True
 
     def _adaptive_maxpool(self, func, args, kwargs, out):
         """Exact windows: output i of n over an input of size s spans [floor(i*s/n), ceil((i+1)*s/n))."""
@@ -259,32 +352,45 @@ class Analysis(TorchDispatchMode):
 
     def _reduction(self, func, args, kwargs, out):
         if len(args) > 1 and isinstance(args[1], torch.Tensor):  # max(x, y): elementwise
-            return self._nonlinear(func, args, kwargs, out)
-        # each output reduces a disjoint window of n inputs with n - 1 comparisons
-        n = args[0][0].numel() - _first(out)[0].numel()
+            return self._comparison(func, args, kwargs, out)
+        # each output reduces a disjoint window of n inputs with n - 1 comparisons; the batch
+        # is one image, so a reduction to a scalar (``x.amax()``) is n - 1 for the image
+        n = args[0].numel() - _first(out).numel()
         return "maxpool", {"comparisons": n}, n > 0
 
     def _softmax(self, func, args, kwargs, out):
-        """CrypTen's softmax: subtract the row max (n - 1 comparisons), exp each element."""
+        """CrypTen's softmax: subtract the row max (n - 1 comparisons), exp each element and
+        normalise by the row's sum; ``softmax`` counts the elements, and its per-element
+        price covers the exp and the row's share of the reciprocal."""
         x, dim = args[0], args[1]
-        rows = x[0].numel() // x.shape[dim]
-        return "softmax", {"relus": x[0].numel(), "comparisons": x[0].numel() - rows}, True
+        rows = x.numel() // (x.shape[dim] if x.dim() else 1)
+        return "softmax", {"comparisons": x.numel() - rows, _SMOOTH + "softmax": x.numel()}, True
 
     def _product(self, func, args, kwargs, out):
         """Free with a public side, or when one side is a comparison's mask (the select of a
-        ReLU, counted at the comparison); a product or quotient of two private tensors is not."""
+        ReLU, counted at the comparison). A private divisor costs one reciprocal per element;
+        a product of two private tensors is unsupported (a Beaver multiplication)."""
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         if func.overloadpacket in _WHERE or any(t.dtype == torch.bool for t in tensors):
             return None
         private = [t for t in tensors if self.is_private(t)]
-        divisor_private = func.overloadpacket in _DIV and len(args) > 1 and self.is_private(args[1])
-        return _UNSUPPORTED if len(private) > 1 or divisor_private else None
+        if func.overloadpacket in _DIV and len(args) > 1 and self.is_private(args[1]):
+            if len(private) > 1:
+                return str(func.overloadpacket)
+            return "smooth", {_SMOOTH + "reciprocal": args[1].numel()}, True
+        return str(func.overloadpacket) if len(private) > 1 else None
+
+    def _lookup(self, func, args, kwargs, out):
+        """A read at a public index is data movement; at an index computed from the input
+        (argmax then gather) it is an oblivious lookup, which is not modelled."""
+        index = [t for t in tree_flatten((args[1:], kwargs))[0] if self.is_private(t)]
+        return f"{func.overloadpacket} (private index)" if index else None
 
     def _batch_norm(self, func, args, kwargs, out):
         """Eval mode normalises with running statistics (an affine map with the server's
         constants); batch statistics would need the private data's variance."""
         training = args[5] if len(args) > 5 else kwargs.get("training", False)
-        return _UNSUPPORTED if training else None
+        return str(func.overloadpacket) if training else None
 
     def _linear(self, func, args, kwargs, out):
         flops = flop_registry[func.overloadpacket](*args, **kwargs, out_val=out)
@@ -301,9 +407,9 @@ class Analysis(TorchDispatchMode):
         # and computations on public values (weights, constants) cost nothing.
         if private and self.stack[-1][1] not in self.kept:
             handle = self.handles.get(packet)
-            result = handle(func, args, kwargs, out) if handle else None if packet in FREE_OPS else _UNSUPPORTED
-            if result == _UNSUPPORTED:
-                self.unsupported[str(packet)] += 1
+            result = handle(func, args, kwargs, out) if handle else None if packet in FREE_OPS else str(packet)
+            if isinstance(result, str):
+                self.unsupported[result] += 1
             elif result is not None:
                 kind, stats, nonlinear = result
                 depth += int(nonlinear)
@@ -326,14 +432,20 @@ def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def count(model: nn.Module, input_shape: InputShape) -> Count:
-    """Exact per-image accounting of ``model`` on an input of ``input_shape`` (C, H, W).
+def _op_name(func: Any) -> str:
+    """``gelu`` for aten.gelu and aten.gelu_; ``log_sigmoid`` for aten.log_sigmoid_forward."""
+    return str(func.overloadpacket).removeprefix("aten.").rstrip("_").removesuffix("_forward")
+
+
+def count(model: nn.Module, input_shape: InputShape, convention: str = DEFAULT_CONVENTION) -> Count:
+    """Exact per-image accounting of ``model`` on an input of ``input_shape`` (C, H, W),
+    under a counting ``convention`` (``conventions()``: how a two-sided clamp counts).
 
     A model whose forward takes several tensors gets one shape per input, in order:
     ``count(model, [(3, 32, 32), (10,)])``. The model's own forward hooks do not fire.
     """
     shapes = input_shapes(input_shape)
-    analysis = Analysis(model)
+    analysis = Analysis(model, convention)
     spans: dict[str, list[int]] = {}  # module name -> [first entry step, last exit step]
 
     def enter(name: str, module: nn.Module) -> None:
@@ -459,7 +571,9 @@ def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
         row = rows.setdefault((r.scope, split.segment(r.step), r.kind), {"shape": r.shape})
         for key, value in r.stats.items():
             row[key] = row.get(key, 0) + value
-    layers = tuple(LayerStats(name=name, stage=stage, kind=kind, shape=row.pop("shape"), **row)
+    layers = tuple(LayerStats(name=name, stage=stage, kind=kind, shape=row["shape"],
+                              relus=row.get("relus", 0), comparisons=row.get("comparisons", 0),
+                              macs=row.get("macs", 0), smooth_ops=_smooth_ops(row))
                    for (name, stage, kind), row in rows.items())
     params_by_stage: Counter[str] = Counter()
     for pname, p in model.named_parameters():
@@ -476,6 +590,7 @@ def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
             comparisons=sum(l.comparisons for l in layers if l.stage == s),
             macs=sum(l.macs for l in layers if l.stage == s),
             params=params_by_stage.get(s, 0),
+            smooth_ops=_sum_ops(l.smooth_ops for l in layers if l.stage == s),
         )
         for s in names
     )
@@ -491,4 +606,6 @@ def _summarise(model: nn.Module, input_shape: tuple, analysis: Analysis,
         layers=layers,
         unsupported_ops=dict(sorted(analysis.unsupported.items())),
         stage_split_reason=split.reason,
+        smooth_ops=_sum_ops(l.smooth_ops for l in layers),
+        convention=analysis.convention,
     )

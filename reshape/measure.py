@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
-from torch import nn
+from torch import fx, nn
 
-from .cost import estimate
+from .cost import estimate, load_costs
 from .errors import ReshapeError
 from .io import read_json, write_json
 from .layers import MaskedReLU
@@ -83,17 +83,19 @@ class Plan:
 def plan(model: nn.Module, spec: ArchSpec, seed: int = 0) -> Plan:
     """The network as backend ops (BN folded into convs), one seeded input image, the plaintext logits.
 
-    Only spec-built ResNets are supported: a rewritten graph (shallow blocks) or a block
-    with extras (SE, anti-aliasing, drop-block) is refused with a one-line error.
+    Spec-built ResNets, and the graphs the shallow-block passes rewrite them into
+    (``_graph_plan``); a block with extras (SE, anti-aliasing, drop-block) is refused with a
+    one-line error.
     """
     from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-    if not isinstance(model, ResNet):
-        raise ReshapeError(f"reshape measure runs ResNet-family specs only; this network is a "
-                           f"{type(model).__name__} (a rewritten graph such as merged shallow blocks "
-                           "is not supported yet)")
-    model = model.eval()
     image = torch.randn((1, *spec.input_shape), generator=torch.Generator().manual_seed(seed))
+    if isinstance(model, fx.GraphModule):
+        return _graph_plan(model.eval(), image)
+    if not isinstance(model, ResNet):
+        raise ReshapeError(f"reshape measure runs ResNet-family specs and their rewritten graphs only; "
+                           f"this network is a {type(model).__name__}")
+    model = model.eval()
     shapes: dict[nn.Module, tuple[int, ...]] = {}
     hooks = [m.register_forward_hook(lambda mod, _, out: shapes.__setitem__(mod, tuple(out.shape[1:])))
              for m in model.modules() if isinstance(m, MaskedReLU)]
@@ -118,8 +120,62 @@ def plan(model: nn.Module, spec: ArchSpec, seed: int = 0) -> Plan:
                 x = b.block(block, x, name, bottleneck=isinstance(block, Bottleneck))
             else:
                 raise _unsupported(name, block)
-    b.head(model, x)
+    if getattr(model.global_pool, "pool_type", "avg") != "avg":
+        raise _unsupported("the head", model.global_pool)
+    b.head(model.fc, math.prod(b.shapes[model.global_pool][1:]), x)
     return Plan(b.ops, b.tensors, "logits", image, reference)
+
+
+def _graph_plan(gm: fx.GraphModule, image: torch.Tensor) -> Plan:
+    """A rewritten ResNet (merged shallow blocks) as backend ops, node by node: a conv and
+    the batch norm it alone feeds fold into one conv; a merged conv keeps its own bias;
+    identities pass their input on; the pool, flatten and linear at the end are the head."""
+    import operator
+
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        reference = gm(image)[0]
+        ShapeProp(gm).propagate(image)
+    shape = {n.name: tuple(n.meta["tensor_meta"].shape[1:]) for n in gm.graph.nodes if "tensor_meta" in n.meta}
+    modules = {n.name: gm.get_submodule(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    b = _Builder({modules[n]: s for n, s in shape.items() if n in modules})
+    value: dict[str, str] = {}  # fx node -> the plan value holding it
+    pooled: int | None = None  # H x W of the global pool's input, once the head starts
+    for n in gm.graph.nodes:
+        m = modules.get(n.name)
+        args = [value.get(a.name) for a in n.args if isinstance(a, fx.Node)]
+        if n.op == "placeholder":
+            value[n.name] = "input"
+        elif n.op == "output":
+            if value.get(n.args[0].name) != "logits":
+                raise ReshapeError("reshape measure: the rewritten graph does not end in its classifier")
+        elif isinstance(m, nn.Conv2d):
+            users = list(n.users)
+            bn = modules.get(users[0].name) if len(users) == 1 else None
+            value[n.name] = b.conv(m, bn if isinstance(bn, nn.BatchNorm2d) else None, args[0], n.name)
+        elif isinstance(m, nn.BatchNorm2d) and isinstance(modules.get(n.args[0].name), nn.Conv2d) \
+                and len(n.args[0].users) == 1:
+            value[n.name] = args[0]  # folded into its conv
+        elif isinstance(m, (nn.ReLU, MaskedReLU)):
+            value[n.name] = b.act(m, args[0], n.name)
+        elif isinstance(m, (nn.Identity, nn.Dropout, nn.Flatten)):
+            value[n.name] = args[0]
+        elif isinstance(m, nn.MaxPool2d):
+            value[n.name] = b.maxpool(m, args[0])
+        elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
+            pooled, value[n.name] = math.prod(shape[n.args[0].name][1:]), args[0]
+        elif isinstance(m, nn.Linear) and pooled is not None:
+            value[n.name] = b.head(m, pooled, args[0])
+        elif n.op == "call_function" and n.target in (operator.add, torch.add) and len(args) == 2:
+            b.ops.append({"op": "add", "in": args, "out": n.name})
+            value[n.name] = n.name
+        else:
+            what = type(m).__name__ if m is not None else getattr(n.target, "__name__", str(n.target))
+            raise ReshapeError(f"reshape measure cannot run node {n.name} ({what}) of the rewritten graph: "
+                               "only convs, batch norms, ReLUs, max-pools, additions and a pooled classifier")
+    return Plan(b.ops, b.tensors, "logits", image, reference)
+
 
 
 def _unsupported(where: str, module: nn.Module) -> ReshapeError:
@@ -135,12 +191,15 @@ class _Builder:
         self.tensors: dict[str, torch.Tensor] = {}
         self.shapes = shapes
 
-    def conv(self, conv: nn.Module, bn: nn.Module, x: str, name: str) -> str:
-        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) \
-                or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+    def conv(self, conv: nn.Module, bn: nn.Module | None, x: str, name: str) -> str:
+        """A conv with the batch norm after it folded in (none: a merged conv, its own bias)."""
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, (nn.BatchNorm2d, type(None))) \
+                or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" \
+                or len(set(conv.stride)) != 1 or len(set(conv.padding)) != 1:
             raise _unsupported(name, conv)
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        bias = bn.bias - bn.running_mean * scale
+        ones, zeros = torch.ones(conv.out_channels), torch.zeros(conv.out_channels)
+        scale = ones if bn is None else bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        bias = zeros if bn is None else bn.bias - bn.running_mean * scale
         if conv.bias is not None:
             bias = bias + conv.bias * scale
         self.tensors[f"w.{name}"] = (conv.weight * scale.view(-1, 1, 1, 1)).detach()
@@ -189,15 +248,15 @@ class _Builder:
         self.ops.append({"op": "add", "in": [y, shortcut], "out": f"{name}.add"})
         return self.act(getattr(block, f"act{convs}"), f"{name}.add", f"{name}.act{convs}")
 
-    def head(self, model: nn.Module, x: str) -> None:
-        pool = getattr(model.global_pool, "pool_type", "avg")
-        if pool != "avg" or not isinstance(model.fc, nn.Linear):
-            raise _unsupported("the head", model.global_pool)
-        spatial = math.prod(self.shapes[model.global_pool][1:])
+    def head(self, fc: nn.Module, spatial: int, x: str) -> str:
+        """Global average pooling over ``spatial`` positions and the classifier ``fc``."""
+        if not isinstance(fc, nn.Linear):
+            raise _unsupported("the head", fc)
         # mean = sum / HW: the 1/HW moves into the weights, so no multiply by a constant remains
-        self.tensors["w.fc"] = (model.fc.weight / spatial).detach()
-        self.tensors["w.fc.bias"] = model.fc.bias.detach()
+        self.tensors["w.fc"] = (fc.weight / spatial).detach()
+        self.tensors["w.fc.bias"] = fc.bias.detach()
         self.ops.append({"op": "head", "in": x, "out": "logits", "weight": "fc", "bias": "fc.bias"})
+        return "logits"
 
 
 # ---------------------------------------------------------------- running the backend
@@ -244,6 +303,22 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
     say("folding BN and tracing the plaintext forward")
     p = plan(model, spec)
     counted = count(model, spec.input_shape)
+    raw = _execute(p, protocol, field, link, weights, python, say)
+    record = _record(source, spec, trained, counted, p, raw)
+    write_json(target / result_name(protocol, field, weights), record)
+    record["file"] = str(target / result_name(protocol, field, weights))
+    return record
+
+
+def machine() -> str:
+    """Where a measurement ran, as records and profile sources name it."""
+    return f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()}"
+
+
+def _execute(p: Plan, protocol: str, field: str, link: str, weights: str, python: Path,
+             say: Callable[[str], None]) -> dict[str, Any]:
+    """Run a plan in the backend (brpc, falling back to in-process parties under ``auto``)
+    and return its raw result."""
     with tempfile.TemporaryDirectory(prefix="reshape-pi-") as tmp:
         from safetensors.torch import save_file
 
@@ -261,11 +336,68 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
                 if i + 1 == len(links):
                     raise
                 say(f"{attempt} link failed ({exc}); retrying with in-process parties")
-        raw = read_json(result_file, "backend result")
-    record = _record(source, spec, trained, counted, p, raw)
-    write_json(target / result_name(protocol, field, weights), record)
-    record["file"] = str(target / result_name(protocol, field, weights))
-    return record
+        return read_json(result_file, "backend result")
+
+
+#: Smooth ops the backend can price (``reshape count``'s names), with the torch reference and
+#: the input range each is measured on (a reciprocal or rsqrt needs positive values).
+SMOOTH = {
+    "gelu": (torch.nn.functional.gelu, (-3.0, 3.0)), "silu": (torch.nn.functional.silu, (-3.0, 3.0)),
+    "sigmoid": (torch.sigmoid, (-3.0, 3.0)), "tanh": (torch.tanh, (-3.0, 3.0)), "exp": (torch.exp, (-3.0, 3.0)),
+    "hardswish": (torch.nn.functional.hardswish, (-4.0, 4.0)),
+    "softmax": (lambda x: torch.softmax(x, -1), (-3.0, 3.0)),
+    "reciprocal": (torch.reciprocal, (0.5, 4.0)), "rsqrt": (torch.rsqrt, (0.5, 4.0)),
+}
+
+
+def measure_smooth(op: str, protocol: str = "cheetah", field: str = "fm64", link: str = "auto", row: int = 197,
+                   rows: tuple[int, int] = (8, 32), python: Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Online bytes and seconds per element of one smooth op under SPU (secret input), from
+    two runs on ``rows`` rows of ``row`` elements. Bytes: the difference over the difference
+    in elements, so what a run pays once cancels (as the intercept of ``fit`` does); they
+    repeat exactly. Seconds vary too much on a shared machine for a difference: the larger
+    run's seconds over its elements, an upper bound. A softmax normalises each row of
+    ``row`` (ViT-tiny's 197 tokens by default)."""
+    if op not in SMOOTH:
+        raise ReshapeError(f"no backend function for smooth op '{op}'; choose from: {', '.join(SMOOTH)}")
+    python = python or backend_python()
+    say = progress or (lambda _: None)
+    fn, (lo, hi) = SMOOTH[op]
+    runs = []
+    for n in rows:
+        image = torch.linspace(lo, hi, n * row).reshape(n, row)
+        p = Plan([{"op": "act", "fn": op, "in": "input", "out": "y"}], {}, "y", image, fn(image.double()))
+        raw = _execute(p, protocol, field, link, "secret", python, say)
+        out = torch.tensor(raw["output"], dtype=torch.float64)
+        runs.append({"elements": n * row, "online_bytes": raw["online"]["send_bytes"] + raw["online"]["recv_bytes"],
+                     "online_s": raw["online"]["seconds"],
+                     "max_abs_diff": (out - p.reference.reshape(-1)).abs().max().item(), "spu": raw["spu"]})
+    (a, b), elements = runs, runs[1]["elements"] - runs[0]["elements"]
+    return {"op": op, "protocol": protocol, "field": field, "row": row, "runs": runs,
+            "online_bytes": (b["online_bytes"] - a["online_bytes"]) / elements,
+            "online_us": 1e6 * b["online_s"] / b["elements"]}
+
+
+def write_smooth(measured: Iterable[Mapping[str, Any]], name: str, table: str | os.PathLike[str],
+                 machine: str, date: str) -> None:
+    """Put per-element smooth-op costs (``measure_smooth``) into profile ``name`` of a cost table."""
+    path = Path(table)
+    data = read_json(path, "cost table")
+    if name not in data:
+        raise ReshapeError(f"{path} has no profile '{name}'; fit it first (--write {name})")
+    smooth = {"source": "per element, measured by `scripts/fit_pi_costs.py --smooth`; ops not listed: no estimate"}
+    for m in measured:
+        where = (f"`scripts/fit_pi_costs.py --smooth {m['op']} --protocol {m['protocol']}` (SPU {m['runs'][0]['spu']}, "
+                 f"{m['field'].upper()}, 2 parties, 127.0.0.1, {machine}), {date}: bytes, the difference of "
+                 f"{' and '.join(str(r['elements']) for r in m['runs'])} elements; seconds, the larger run's "
+                 f"per element (an upper bound)"
+                 + (f" in rows of {m['row']}" if m["op"] == "softmax" else "")
+                 + f"; max |MPC - plaintext| {max(r['max_abs_diff'] for r in m['runs']):.1e}")
+        smooth[m["op"]] = {"online_bytes": {"value": round(m["online_bytes"], 3), "source": where},
+                           "online_us": {"value": round(m["online_us"], 3), "source": where}}
+    data[name]["smooth"] = smooth
+    write_json(path, data)
 
 
 def _run_backend(python: Path, args: list[str], say: Callable[[str], None]) -> None:
@@ -314,7 +446,7 @@ def _record(source: Any, spec: ArchSpec, trained: bool, counted: Any, p: Plan,
         "format": "reshape.pi-measured", "version": 1,
         "source": str(source), "name": spec.name, "trained": trained,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()}",
+        "machine": machine(),
         "backend": {"engine": "spu", "version": raw["spu"], "protocol": raw["protocol"],
                     "field": raw["field"], "link": raw["link"], "weights": raw["weights"], "parties": 2},
         "counts": {"relus": counted.relus, "macs": counted.macs,
@@ -322,9 +454,34 @@ def _record(source: Any, spec: ArchSpec, trained: bool, counted: Any, p: Plan,
         "measured": measured,
         "check": {"max_abs_diff": diff, "max_abs_output": p.reference.abs().max().item()},
         "estimate": {"profile": published, **est.to_dict()},
-        "bytes_per_relu": measured["online_bytes"] / counted.relus if counted.relus else None,
-        "measured_over_estimated_bytes": measured["online_bytes"] / est.total_bytes if est.total_bytes else None,
+        **parts(measured, counted.relus, counted.macs, raw["protocol"], published),
     }
+
+
+def parts(measured: Mapping[str, Any], relus: int, macs: int, protocol: str,
+          published: str) -> dict[str, Any]:
+    """The measured bytes split like the cost model: the ReLU layers' part, per kept ReLU and,
+    with the fitted ``spu-<protocol>`` profile's slope, its fixed remainder; the rest (the
+    linear layers). Each is compared with the estimate of the same thing: the ReLU part with
+    the published per-ReLU constant, the total with the measured profile (the same threat
+    model), never a total with a ReLU-only estimate."""
+    costs = load_costs(measured=True)
+    relu_bytes = measured["by_kind"].get("relu", {}).get("bytes", 0)
+    profile = f"spu-{protocol}"
+    relu_part: dict[str, Any] = {"bytes": relu_bytes, "per_kept_relu": relu_bytes / relus if relus else None}
+    fitted = costs.get(profile)
+    if fitted:
+        slope = fitted["relu_online_bytes"]
+        relu_part.update(profile=profile, slope_per_kept_relu=slope, fixed_bytes=relu_bytes - slope * relus)
+    published_relu = relus * costs[published]["relu_online_bytes"]
+    compared = {"relu_part_over_published": {"profile": published,
+                                             "ratio": relu_bytes / published_relu if published_relu else None}}
+    if fitted:
+        total = estimate(relus, macs, 0, profile, costs).online_bytes
+        compared["total_over_measured_profile"] = {"profile": profile,
+                                                   "ratio": measured["online_bytes"] / total if total else None}
+    return {"relu_part": relu_part, "linear_part": {"bytes": measured["online_bytes"] - relu_bytes},
+            "measured_over_estimated": compared}
 
 
 def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", field: str = "fm64",
@@ -337,13 +494,17 @@ def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", fi
 # ---------------------------------------------------------------- calibration
 
 def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-ReLU and per-MAC constants fitted to measurements by least squares through 0.
+    """Per-ReLU, per-MAC and per-network (fixed) constants fitted to measurements.
 
-    Each constant is fitted to its own part of the SPU profile: the ReLU layers' bytes
-    (and seconds) against the ReLU count, the convolutions' and the rest against the MAC
-    count. A joint fit of the totals would let the two trade off; per part, each has one
-    cause. The one-time setup is excluded (it does not grow with the network). The
-    reported error is the largest relative error of the predicted totals.
+    Each part of the SPU profile is fitted on its own cause, by least squares with an
+    intercept: the ReLU layers' bytes (and seconds) = ``relu_online_*`` x ReLUs + a fixed
+    part, the convolutions' and the rest = ``mac_online_*`` x MACs + a fixed part. The
+    intercepts matter: every network pays a fixed cost in its ReLU layers (silent-OT set-up
+    per layer under CHEETAH), and a fit through zero charges it to the ReLUs, overstating
+    what one more ReLU costs. ``fixed_online_*`` is the sum of the two intercepts. The
+    one-time setup is excluded (it does not grow with the network). Errors are relative,
+    on the calibration set itself: the worst total (``*_max_rel_error``), the worst ReLU
+    part (``relu_*_max_rel_error``) and every network's (``errors``).
     """
     rows = list(records)
     protocols = {r["backend"]["protocol"] for r in rows}
@@ -352,23 +513,42 @@ def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if len(rows) < 2:
         raise ReshapeError("a fit needs at least two measured networks (e.g. a width-8 ResNet18 and "
                            "the same network with masked ReLUs)")
-    out: dict[str, Any] = {"protocol": protocols.pop(), "networks": len(rows)}
+    out: dict[str, Any] = {"protocol": protocols.pop(), "networks": len(rows), "errors": []}
     relus = torch.tensor([r["counts"]["relus"] for r in rows], dtype=torch.float64)
     macs = torch.tensor([r["counts"]["macs"] for r in rows], dtype=torch.float64)
     for key, col, total, scale in (("bytes", "bytes", "online_bytes", 1.0), ("us", "seconds", "online_s", 1e6)):
         kinds = [r["measured"]["by_kind"] for r in rows]
         relu_part = torch.tensor([k["relu"][col] * scale for k in kinds], dtype=torch.float64)
         linear_part = torch.tensor([(k["conv"][col] + k["other"][col]) * scale for k in kinds], dtype=torch.float64)
-        a, b = _through_origin(relus, relu_part), _through_origin(macs, linear_part)
+        (a, fixed_relu), (b, fixed_linear) = _line(relus, relu_part), _line(macs, linear_part)
         measured = torch.tensor([r["measured"][total] * scale for r in rows], dtype=torch.float64)
+        predicted = a * relus + b * macs + fixed_relu + fixed_linear
         out[f"relu_online_{key}"], out[f"mac_online_{key}"] = a, b
-        out[f"{key}_max_rel_error"] = ((a * relus + b * macs - measured).abs() / measured).max().item()
+        out[f"fixed_online_{key}"], out[f"relu_fixed_online_{key}"] = fixed_relu + fixed_linear, fixed_relu
+        errors = (predicted - measured).abs() / measured
+        relu_errors = (a * relus + fixed_relu - relu_part).abs() / relu_part
+        out[f"{key}_max_rel_error"] = errors.max().item()
+        out[f"relu_{key}_max_rel_error"] = relu_errors.max().item()
+        if key == "bytes":
+            out["errors"] = [{"source": str(r.get("source", i)), "relus": int(relus[i]), "macs": int(macs[i]),
+                              "measured_bytes": measured[i].item(), "predicted_bytes": predicted[i].item(),
+                              "rel_error": errors[i].item(), "relu_part_rel_error": relu_errors[i].item()}
+                             for i, r in enumerate(rows)]
     return out
 
 
-def _through_origin(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The c minimising sum (c*x - y)^2: sum(x*y) / sum(x*x)."""
-    return float((x * y).sum() / (x * x).sum()) if (x * x).sum() > 0 else 0.0
+def _line(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through (x, y), both kept >= 0: a cost
+    neither falls with the count nor is negative for an empty network."""
+    if len(set(x.tolist())) < 2:  # one count: no slope to see, all of it is fixed
+        return 0.0, float(y.mean())
+    design = torch.stack([x, torch.ones_like(x)], 1)
+    slope, intercept = torch.linalg.lstsq(design, y[:, None]).solution[:, 0].tolist()
+    if intercept < 0:
+        return float((x * y).sum() / (x * x).sum()), 0.0
+    if slope < 0:
+        return 0.0, float(y.mean())
+    return slope, intercept
 
 
 def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike[str],
@@ -381,15 +561,19 @@ def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike
                   "published profiles."}
     where = (f"fit by `scripts/fit_pi_costs.py` over {fitted['networks']} networks measured with "
              f"`reshape measure --protocol {fitted['protocol']}` (SPU 0.9.5, 2 parties, 127.0.0.1, {machine}), "
-             f"{date}; max relative error {{err:.1%}}; runs: {', '.join(sources)}")
+             f"{date}; least squares with an intercept per part (ReLU layers on ReLUs, the rest on MACs); "
+             f"max relative error of the totals {{err:.1%}}; runs: {', '.join(sources)}")
     entry = {"description": (f"Measured: SecretFlow SPU {fitted['protocol'].upper()}, FM64, two parties on one "
                              "machine (LAN-free loopback). SPU secret-shares the weights too, unlike DELPHI/"
                              "Cheetah, where the server keeps them in plaintext: linear layers cost more here. "
                              "Online cost only; the one-time setup is reported by `reshape measure` apart.")}
-    for key in ("relu_online_bytes", "mac_online_bytes", "relu_online_us", "mac_online_us"):
+    for key in ("relu_online_bytes", "mac_online_bytes", "fixed_online_bytes", "relu_online_us", "mac_online_us",
+                "fixed_online_us"):
         err = fitted["bytes_max_rel_error" if key.endswith("bytes") else "us_max_rel_error"]
         entry[key] = {"value": round(fitted[key], 6), "source": where.format(err=err)}
     for key in ("relu_offline_bytes", "relu_offline_us", "mac_offline_us", "round_trip_ms"):
         entry[key] = {"value": 0.0, "source": "measured online cost only (setup apart, loopback link)"}
+    entry["smooth"] = data.get(name, {}).get("smooth") or {  # measured per op apart (write_smooth): kept
+        "source": "no estimate: fitted on ReLU networks, no smooth op (GELU, softmax, ...) measured"}
     data[name] = entry
     write_json(path, data)

@@ -2,14 +2,22 @@
 
 With ``--measure DIR`` it first measures the calibration set: ResNet18 on 1x28x28 at
 each ``--widths`` with all ReLUs, and with every ReLU layer masked down to each
-``--keep`` fraction (same MACs, fewer ReLUs, so the two constants separate). Then it
-fits ``bytes = relus * a + macs * b`` (and the same for online seconds) by non-negative
-least squares over every record given or measured, prints the fit, and with ``--write
+``--keep`` fraction (same MACs, fewer ReLUs, so the constants separate). Then it fits
+each part by least squares with an intercept, ``ReLU-layer bytes = relus * a + fixed`` and
+``the rest = macs * b + fixed`` (the same for online seconds; ``reshape.measure.fit``), over
+every record given or measured, prints the fit and its error on each network, and with ``--write
 NAME`` stores it as profile NAME in reshape/tables/pi_costs_measured.json with its source, machine
 and date, where `reshape count --protocol NAME` and every cost estimate can use it.
 
     python scripts/fit_pi_costs.py --measure calib/ --protocol cheetah --widths 4,8 --keep 0.25
     python scripts/fit_pi_costs.py calib/*/pi_cheetah_fm64.json --write spu-cheetah
+
+With ``--smooth OPS`` it measures smooth ops instead (GELU, softmax, ...: ``reshape.measure.
+SMOOTH``), each per element from two runs of different sizes, and with ``--write NAME``
+stores them as profile NAME's ``smooth`` constants, the ones ``reshape count`` prices a
+ViT with:
+
+    python scripts/fit_pi_costs.py --smooth all --protocol cheetah --write spu-cheetah
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ from pathlib import Path
 from reshape.analytic import relu_sizes
 from reshape.errors import ReshapeError
 from reshape.io import read_json
-from reshape.measure import fit, measure, result_name, write_profile
+from reshape.measure import SMOOTH, fit, machine, measure, measure_smooth, result_name, write_profile, write_smooth
 from reshape.spec import ArchSpec, ReluLayer, Stage, Stem, save_spec
 
 TABLE = Path(__file__).resolve().parents[1] / "reshape" / "tables" / "pi_costs_measured.json"
@@ -59,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--link", default="auto", choices=("auto", "brpc", "mem"))
     ap.add_argument("--write", metavar="NAME", help="store the fit as profile NAME in reshape/tables/pi_costs_measured.json")
     ap.add_argument("--table", default=str(TABLE), help=argparse.SUPPRESS)
+    ap.add_argument("--smooth", metavar="OPS", help=f"measure these smooth ops per element instead "
+                                                     f"(comma-separated, or all: {','.join(SMOOTH)})")
     ap.add_argument("--json", action="store_true", help="print the fit and the records' summary as JSON")
     args = ap.parse_args(argv)
+    if args.smooth:
+        return _smooth(args)
     try:
         files = [Path(f) for f in args.records]
         if args.measure:
@@ -96,11 +108,42 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['online_s']:.2f} s online (+{row['setup_s']:.2f} s setup), diff {row['max_abs_diff']:.1e}")
     print(f"fit ({fitted['protocol']}, {fitted['networks']} networks): "
           f"{fitted['relu_online_bytes']:.1f} B/ReLU + {fitted['mac_online_bytes']:.3f} B/MAC "
-          f"(max rel. error {fitted['bytes_max_rel_error']:.1%}); "
+          f"+ {fitted['fixed_online_bytes']:,.0f} B per network, {fitted['relu_fixed_online_bytes']:,.0f} of it "
+          f"in the ReLU layers (max rel. error {fitted['bytes_max_rel_error']:.1%}, ReLU part "
+          f"{fitted['relu_bytes_max_rel_error']:.1%}); "
           f"{fitted['relu_online_us']:.2f} us/ReLU + {fitted['mac_online_us']:.4f} us/MAC "
-          f"(max rel. error {fitted['us_max_rel_error']:.1%})")
+          f"+ {fitted['fixed_online_us']:,.0f} us (max rel. error {fitted['us_max_rel_error']:.1%})")
+    print("error on the calibration set (bytes):")
+    for e in fitted["errors"]:
+        print(f"  {_label(e['source'])}: measured {e['measured_bytes']:,.0f}, fit {e['predicted_bytes']:,.0f} "
+              f"({e['rel_error']:+.1%} total, {e['relu_part_rel_error']:.1%} ReLU part)")
     if args.write:
         print(f"written as profile '{args.write}' to {args.table}")
+    return 0
+
+
+def _smooth(args: argparse.Namespace) -> int:
+    """Measure smooth ops per element; with --write, store them in the profile."""
+    ops = list(SMOOTH) if args.smooth == "all" else args.smooth.split(",")
+    try:
+        measured = []
+        for i, op in enumerate(ops, 1):
+            print(f"[{i}/{len(ops)}] {op}", file=sys.stderr, flush=True)
+            measured.append(measure_smooth(op, args.protocol, link=args.link,
+                                           progress=lambda text: print(f"    {text}", file=sys.stderr, flush=True)))
+        if args.write:
+            write_smooth(measured, args.write, args.table, machine(), datetime.now(timezone.utc).date().isoformat())
+    except ReshapeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(measured, indent=2))
+        return 0
+    for m in measured:
+        print(f"{m['op']}: {m['online_bytes']:,.1f} B and {m['online_us']:,.1f} us per element "
+              f"({args.protocol}; max diff {max(r['max_abs_diff'] for r in m['runs']):.1e})")
+    if args.write:
+        print(f"written as profile '{args.write}'.smooth to {args.table}")
     return 0
 
 

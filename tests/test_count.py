@@ -134,27 +134,41 @@ class Apply(nn.Module):
         return self.fn(self, x)
 
 
-HAND_WRITTEN_RELUS = {  # one comparison-class evaluation per element: 32 ReLUs, depth 1
+HAND_WRITTEN_RELUS = {  # one comparison per element: 32 ReLUs, depth 1
     "clamp(min=0)": lambda m, x: x.clamp(min=0),
     "clamp_min(0)": lambda m, x: x.clamp_min(0),
-    "clamp(-1, 1)": lambda m, x: x.clamp(-1, 1),
     "maximum(x, 0)": lambda m, x: torch.maximum(x, torch.zeros_like(x)),
     "maximum(x, 0.5)": lambda m, x: torch.maximum(x, torch.full_like(x, 0.5)),
     "where(x > 0, x, 0)": lambda m, x: torch.where(x > 0, x, 0),
     "x * (x > 0)": lambda m, x: x * (x > 0),
-    "sigmoid_": lambda m, x: (x * 2).sigmoid_(),
-    "tanh_": lambda m, x: (x * 2).tanh_(),
     "Threshold(inplace)": lambda m, x: nn.Threshold(0.1, 0.0, inplace=True)(x * 2),
-    "ReLU6(inplace)": lambda m, x: nn.ReLU6(inplace=True)(x * 2),
-    "Hardswish(inplace)": lambda m, x: nn.Hardswish(inplace=True)(x * 2),
-    "SiLU(inplace)": lambda m, x: nn.SiLU(inplace=True)(x * 2),
-    "ELU(inplace)": lambda m, x: nn.ELU(inplace=True)(x * 2),
+    "LeakyReLU": lambda m, x: nn.LeakyReLU(0.1)(x),
+    "PReLU": lambda m, x: F.prelu(x, m.scale.flatten()),
     "RReLU": lambda m, x: nn.RReLU()(x),  # count runs in eval mode: a fixed slope
-    "Softplus": lambda m, x: nn.Softplus()(x),
-    "LogSigmoid": lambda m, x: nn.LogSigmoid()(x),
-    "SELU": lambda m, x: nn.SELU()(x),
     # the input written into a buffer through a view: the buffer is input data from then on
     "relu of a filled buffer": lambda m, x: F.relu(_filled(x)),
+}
+TWO_SIDED_CLAMPS = {  # a ReLU for one bound; CrypTen pays a second comparison for the other
+    "clamp(-1, 1)": lambda m, x: x.clamp(-1, 1),
+    "ReLU6(inplace)": lambda m, x: nn.ReLU6(inplace=True)(x * 2),
+    "Hardtanh": lambda m, x: nn.Hardtanh()(x),
+    "Hardsigmoid": lambda m, x: nn.Hardsigmoid()(x),
+}
+SMOOTH = {  # one smooth evaluation per element (32), named by its op; never a ReLU
+    "sigmoid_": (lambda m, x: (x * 2).sigmoid_(), "sigmoid"),
+    "tanh_": (lambda m, x: (x * 2).tanh_(), "tanh"),
+    "GELU": (lambda m, x: nn.GELU()(x), "gelu"),
+    "GELU(tanh)": (lambda m, x: nn.GELU(approximate="tanh")(x), "gelu"),
+    "Hardswish(inplace)": (lambda m, x: nn.Hardswish(inplace=True)(x * 2), "hardswish"),
+    "SiLU(inplace)": (lambda m, x: nn.SiLU(inplace=True)(x * 2), "silu"),
+    "Mish": (lambda m, x: nn.Mish()(x), "mish"),
+    "ELU(inplace)": (lambda m, x: nn.ELU(inplace=True)(x * 2), "elu"),
+    "Softplus": (lambda m, x: nn.Softplus()(x), "softplus"),
+    "LogSigmoid": (lambda m, x: nn.LogSigmoid()(x), "log_sigmoid"),
+    "SELU": (lambda m, x: nn.SELU()(x), "elu"),
+    "exp": (lambda m, x: x.exp(), "exp"),
+    "1 / x": (lambda m, x: 1 / x, "reciprocal"),
+    "public / private": (lambda m, x: m.scale / x, "reciprocal"),  # a private divisor
 }
 
 
@@ -167,7 +181,56 @@ def _filled(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("name", HAND_WRITTEN_RELUS)
 def test_hand_written_and_in_place_relus_are_counted(name):
     c = count(Apply(HAND_WRITTEN_RELUS[name]), (2, 4, 4))
-    assert (c.relus, c.nonlinear_depth, c.unsupported_ops) == (2 * 4 * 4, 1, {})
+    assert (c.relus, c.comparisons, c.smooth, c.nonlinear_depth, c.unsupported_ops) == (32, 0, 0, 1, {})
+
+
+@pytest.mark.parametrize("name", TWO_SIDED_CLAMPS)
+def test_two_sided_clamps_are_two_comparisons_under_crypten(name):
+    c = count(Apply(TWO_SIDED_CLAMPS[name]), (2, 4, 4))
+    assert (c.relus, c.comparisons, c.smooth, c.nonlinear_depth, c.convention) == (32, 32, 0, 1, "crypten")
+    # the ReLU-count literature's convention: a ReLU6 is one ReLU
+    c = count(Apply(TWO_SIDED_CLAMPS[name]), (2, 4, 4), convention="relu-only")
+    assert (c.relus, c.comparisons, c.convention) == (32, 0, "relu-only")
+
+
+def test_relu6_counted_twice_issue_25():
+    """The issue's case: a ReLU6 on 8x32x32 outputs was 8,192 ReLUs and nothing else."""
+    c = count(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6()), (3, 32, 32))
+    assert (c.relus, c.comparisons) == (8 * 32 * 32, 8 * 32 * 32)
+
+
+def test_unknown_convention_is_a_clear_error():
+    from reshape.errors import ReshapeError
+
+    with pytest.raises(ReshapeError, match="unknown counting convention 'cryptn' .*crypten"):
+        count(Apply(TWO_SIDED_CLAMPS["Hardtanh"]), (2, 4, 4), convention="cryptn")
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_smooth_nonlinearities_are_their_own_class(name):
+    fn, op = SMOOTH[name]
+    c = count(Apply(fn), (2, 4, 4))
+    assert (c.relus, c.comparisons, c.smooth, c.smooth_ops) == (0, 0, 32, {op: 32})
+    assert (c.nonlinear_depth, c.unsupported_ops) == (1, {})
+    assert c.to_dict()["smooth_ops"] == {op: 32} and c.stages[0].smooth_ops == {op: 32}
+
+
+def test_reductions_to_a_scalar_and_private_lookups_issue_25():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    # the issue's crash: a full max reduction (8x32x32 values, one output) then a reshape
+    c = count(Apply(lambda m, x: conv(x).amax().reshape(1, 1)), (3, 32, 32))
+    assert (c.relus, c.comparisons, c.nonlinear_depth) == (0, 8 * 32 * 32 - 1, 1)
+    c = count(Apply(lambda m, x: F.relu(conv(x)).sum()), (3, 32, 32))
+    assert (c.relus, c.comparisons) == (8 * 32 * 32, 0)
+    # argmax over 32 values per row: 31 comparisons per row (2 rows); the gather at that
+    # private index is an oblivious lookup: reported, not counted free
+    c = count(Apply(lambda m, x: x.flatten(1).view(1, 2, 16).gather(2, x.view(1, 2, 16).argmax(2, keepdim=True))),
+              (2, 4, 4))
+    assert c.comparisons == 2 * 15
+    assert c.unsupported_ops == {"aten.gather (private index)": 1}
+    # a gather at a public index is data movement
+    c = count(Apply(lambda m, x: x.flatten(1).gather(1, torch.zeros_like(x.flatten(1)[:, :3], dtype=torch.long))), (2, 4, 4))
+    assert (c.comparisons, c.unsupported_ops) == (0, {})
 
 
 @pytest.mark.parametrize("fn, comparisons", [
@@ -183,17 +246,28 @@ def test_adaptive_and_global_max_pooling_comparisons(fn, comparisons):
 
 
 def test_softmax_convention():
-    # softmax over the 2 channels: 16 rows of 2. One exp per element (32, counted like sigmoid)
-    # and the row max that CrypTen subtracts first: 2 - 1 = 1 comparison per row (16).
+    # softmax over the 2 channels: 16 rows of 2. 32 softmax elements (an exp each, and the
+    # row's normalisation in their price) and the row max that CrypTen subtracts first
+    # (2 - 1 = 1 comparison per row: 16).
     c = count(Apply(lambda m, x: torch.softmax(x, dim=1)), (2, 4, 4))
-    assert (c.relus, c.comparisons, c.nonlinear_depth) == (32, 16, 1)
-    assert count(Apply(lambda m, x: F.log_softmax(x.flatten(1), dim=1)), (2, 4, 4)).comparisons == 31
+    assert (c.relus, c.comparisons, c.nonlinear_depth) == (0, 16, 1)
+    assert c.smooth_ops == {"softmax": 32}
+    c = count(Apply(lambda m, x: F.log_softmax(x.flatten(1), dim=1)), (2, 4, 4))
+    assert (c.comparisons, c.smooth_ops) == (31, {"softmax": 32})
+
+
+def test_normalisation_by_private_statistics_is_one_rsqrt_per_group():
+    # LayerNorm over the last dim of 4: 2x4 rows; GroupNorm with 2 groups: 2 groups per image
+    c = count(Apply(lambda m, x: F.layer_norm(x, (4,))), (2, 4, 4))
+    assert (c.relus, c.smooth_ops, c.unsupported_ops) == (0, {"rsqrt": 8}, {})
+    c = count(Apply(lambda m, x: F.group_norm(x, 2)), (2, 4, 4))
+    assert (c.smooth_ops, c.unsupported_ops) == ({"rsqrt": 2}, {})
 
 
 def test_unknown_ops_on_the_input_are_reported_not_zero():
-    c = count(Apply(lambda m, x: torch.exp(x) + x * x + F.layer_norm(x, (4,))), (2, 4, 4))
-    assert c.relus == 0
-    assert c.unsupported_ops == {"aten.exp": 1, "aten.mul": 1, "aten.native_layer_norm": 1}
+    c = count(Apply(lambda m, x: torch.sin(x) + x * x + x.pow(3) + x / x.sum()), (2, 4, 4))
+    assert (c.relus, c.smooth) == (0, 0)
+    assert c.unsupported_ops == {"aten.div": 1, "aten.mul": 1, "aten.pow": 1, "aten.sin": 1}
     # free ops (affine maps with the model's constants, data movement, average pooling, eval BN)
     # and nonlinearities of the model's own parameters report nothing
     free = Apply(lambda m, x: F.avg_pool2d(nn.BatchNorm2d(2).to("meta").eval()(x * 2 + 1), 2).flatten(1)
@@ -207,15 +281,17 @@ def test_activation_modules_agree_with_forward_hooks():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU6(inplace=True), nn.Conv2d(4, 4, 3),
                           nn.Hardswish(inplace=True), nn.Conv2d(4, 8, 1), nn.Softplus(), nn.Tanh(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3), nn.SiLU(inplace=True))
-    seen: list[int] = []
+    seen: dict[str, int] = {}
     for m in model:
         if isinstance(m, (nn.ReLU6, nn.Hardswish, nn.Softplus, nn.Tanh, nn.SiLU)):
-            m.register_forward_hook(lambda _m, _a, out: seen.append(out[0].numel()))
+            m.register_forward_hook(lambda m_, _a, out: seen.update({type(m_).__name__.lower(): out[0].numel()}))
     model(torch.zeros(1, 3, 8, 8))
-    # 4x8x8 + 4x6x6 + 2 x 8x6x6 + 3 = 256 + 144 + 576 + 3
-    assert sum(seen) == 979
+    # ReLU6 4x8x8; Hardswish 4x6x6; Softplus and Tanh 8x6x6 each; SiLU 3
+    assert seen == {"relu6": 256, "hardswish": 144, "softplus": 288, "tanh": 288, "silu": 3}
     seen.clear()
-    assert count(model, (3, 8, 8)).relus == 979
+    c = count(model, (3, 8, 8))
+    assert (c.relus, c.comparisons) == (256, 256)  # the ReLU6: two bounds
+    assert c.smooth_ops == {"hardswish": 144, "silu": 3, "softplus": 288, "tanh": 288}
     assert not seen  # and counting did not fire the hooks
 
 
@@ -312,3 +388,50 @@ def test_stage_split_from_timm_feature_info():
     assert c.stem_relus == 32 * 16 * 16 and c.stage_split_reason is None
     assert [s.name for s in c.stages] == ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6", "head"]
     assert sum(s.relus for s in c.stages) == c.relus
+
+
+# --- issue 25: the count command shows every class, names smooth ops, prices honestly -------
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from reshape.cli import cli
+
+    return CliRunner().invoke(cli, ["count", *args])
+
+
+def test_vit_has_no_relus_and_names_its_gelus_and_softmaxes():
+    import json
+
+    res = _cli("vit_tiny_patch16_224", "--dataset", "imagenet", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    # 12 blocks of 197 tokens: MLP hidden 768 (GELU); 3 heads of 197x197 scores (softmax rows
+    # of 197: 196 comparisons each); 2 LayerNorms per block + the final one (one rsqrt a token)
+    assert data["relus"] == 0
+    assert data["smooth_ops"] == {"gelu": 12 * 197 * 768, "softmax": 12 * 3 * 197 * 197, "rsqrt": 25 * 197}
+    assert data["smooth"] == 1_815_552 + 1_397_124 + 4_925
+    assert data["comparisons"] == 12 * 3 * 197 * 196 and data["convention"] == "crypten"
+    assert data["cost"] == {"protocol": "delphi", "estimate": None, "unpriced": ["gelu", "rsqrt", "softmax"]}
+    assert "runs smooth nonlinearities (gelu 1,815,552" in res.stderr and "softmax 1,397,124" in res.stderr
+    text = _cli("vit_tiny_patch16_224", "--dataset", "imagenet")
+    assert "smooth by op: gelu 1,815,552" in text.stdout and "convention crypten" in text.stdout
+    assert "delphi estimate: none" in text.stdout
+
+
+def test_count_output_whole_when_piped_and_wrn_label():
+    res = _cli("resnet50", "--dataset", "imagenet")  # CliRunner's stdout is not a terminal
+    assert res.exit_code == 0, res.output
+    assert "9,608,704" in res.stdout and "1,605,632" in res.stdout and "…" not in res.stdout
+    wrn = _cli("wrn22_8", "--dataset", "cifar100").stdout
+    # the headline no longer calls the count with the stem's (absent) ReLU SNL's convention
+    assert "ReLUs 1,392,640 (the stem has no ReLU)" in wrn and "without it, SNL's" not in wrn
+    assert "SNL's convention: 1,359,872 ReLUs" in wrn
+
+
+def test_count_option_values_checked_before_any_work():
+    res = _cli("resnt18", "--protocol", "chetah")  # a bad model too: the option is read first
+    assert res.exit_code == 2 and "unknown protocol 'chetah' (did you mean cheetah" in res.output
+    assert _cli("resnet18", "--convention", "cryptn").exit_code == 2
+    relu_only = _cli("resnet18", "--dataset", "cifar10", "--convention", "relu-only", "--json")
+    assert '"convention": "relu-only"' in relu_only.stdout

@@ -48,19 +48,37 @@ def test_fit_recovers_per_relu_and_per_mac_constants():
     assert fitted["mac_online_bytes"] == pytest.approx(2)
     assert fitted["relu_online_us"] == pytest.approx(10)
     assert fitted["mac_online_us"] == pytest.approx(0.5)
+    assert fitted["fixed_online_bytes"] == pytest.approx(0, abs=1e-6)
     assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-12)
 
 
-def test_fit_reports_its_error_on_the_totals():
-    # conv bytes 2*macs + 10,000 (a per-network constant the model lacks): for NETS the
-    # per-MAC fit is sum(m*(2m+1e4))/sum(m^2) = 2 + 1e4*5e5/(2*2.5e9+1.6e11) = 2 + 5e9/1.65e11,
-    # and the worst total is the smallest network's.
-    records = [_record(r, m, (100 * r, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
+def test_fit_has_an_intercept_issue_25():
+    """The issue's defect: every network carries a fixed ~270 KB in its ReLU layers, and a fit
+    through zero charged it to the ReLUs (111.2 B per ReLU where the slope is 98.3)."""
+    records = [_record(r, m, (98.3 * r + 270_000, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
     fitted = fit(records)
-    b = 2 + 5e9 / 1.65e11
-    assert fitted["mac_online_bytes"] == pytest.approx(b)
-    worst = max(abs(100 * r + b * m - (100 * r + 2 * m + 10_000)) / (100 * r + 2 * m + 10_000) for r, m in NETS)
-    assert fitted["bytes_max_rel_error"] == pytest.approx(worst)
+    assert fitted["relu_online_bytes"] == pytest.approx(98.3)
+    assert fitted["relu_fixed_online_bytes"] == pytest.approx(270_000)
+    assert fitted["mac_online_bytes"] == pytest.approx(2)
+    assert fitted["fixed_online_bytes"] == pytest.approx(280_000)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(0, abs=1e-9)
+
+
+def test_fit_reports_its_error_on_the_calibration_set():
+    # ReLU part 100 r + 5,000 + e with e = (700, -600, -100): e sums to 0 and to 0 against the
+    # ReLU counts (1000*700 - 500*600 - 4000*100 = 0), so the line is still 100 r + 5,000 and
+    # the errors are e's. Worst ReLU part: 600 / (50,000 + 5,000 - 600); worst total adds the
+    # exact conv bytes 2 * 50,000.
+    e = (700, -600, -100)
+    records = [_record(r, m, (100 * r + 5_000 + d, 1.0), (2 * m, 1.0)) for (r, m), d in zip(NETS, e)]
+    fitted = fit(records)
+    assert (fitted["relu_online_bytes"], fitted["relu_fixed_online_bytes"]) == (pytest.approx(100), pytest.approx(5_000))
+    assert fitted["relu_bytes_max_rel_error"] == pytest.approx(600 / 54_400)
+    assert fitted["bytes_max_rel_error"] == pytest.approx(600 / 154_400)
+    assert [x["rel_error"] for x in fitted["errors"]] == pytest.approx([700 / 205_700, 600 / 154_400, 100 / 1_204_900])
+    # a direct difference of the two networks with equal MACs: (105,700 - 54,400) / 500 =
+    # 102.6 B per ReLU, within 5% of the fitted slope
+    assert abs(102.6 - fitted["relu_online_bytes"]) / 102.6 < 0.05
 
 
 def test_fit_refuses_too_few_or_mixed_measurements():
@@ -71,8 +89,11 @@ def test_fit_refuses_too_few_or_mixed_measurements():
 
 
 def test_plan_refuses_networks_that_are_not_spec_resnets(tiny_spec):
-    with pytest.raises(ReshapeError, match="ResNet-family specs only"):
+    with pytest.raises(ReshapeError, match="ResNet-family specs and their rewritten graphs only"):
         plan(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), tiny_spec)
+    traced = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Sigmoid()))
+    with pytest.raises(ReshapeError, match=r"cannot run node _1 \(Sigmoid\) of the rewritten graph"):
+        plan(traced, tiny_spec)
 
 
 def test_plan_folds_bn_and_keeps_only_masked_positions(tiny_spec):
@@ -136,6 +157,18 @@ def test_cheetah_matches_plaintext_with_setup_apart(tiny_spec, tmp_path):
     m = r["measured"]
     assert m["setup_bytes"] > 0 and m["online_bytes"] > 0
     assert m["online_bytes"] == sum(k["bytes"] for k in m["by_kind"].values())
+    # the ReLU part apart, per kept ReLU, and the rest; the ReLU part compared with a ReLU estimate
+    relu = m["by_kind"]["relu"]["bytes"]
+    assert r["relu_part"]["bytes"] == relu and r["linear_part"]["bytes"] == m["online_bytes"] - relu
+    assert r["relu_part"]["per_kept_relu"] == pytest.approx(relu / r["counts"]["relus"])
+    assert r["relu_part"]["fixed_bytes"] == pytest.approx(relu - r["relu_part"]["slope_per_kept_relu"]
+                                                          * r["counts"]["relus"])
+    assert r["measured_over_estimated"]["relu_part_over_published"]["ratio"] == pytest.approx(
+        relu / (239 * r["counts"]["relus"]))
+    res = CliRunner().invoke(cli, ["measure", str(tmp_path / "cheetah.json"), "--protocol", "cheetah",
+                                   "--link", "mem", "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    assert "B per kept ReLU (spu-cheetah slope)" in res.output and "ReLU part" in res.output
 
 
 # -- reports on a measured x axis --------------------------------------------------------------
@@ -230,6 +263,7 @@ def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones
     entry = json.loads((tmp_path / "t.json").read_text())["mine"]
     assert entry["relu_online_bytes"]["value"] == pytest.approx(100)
     assert "test machine" in entry["mac_online_bytes"]["source"] and "2026-01-01" in entry["relu_online_us"]["source"]
+    assert entry["fixed_online_bytes"]["value"] == pytest.approx(0, abs=1e-6) and "intercept" in entry["fixed_online_bytes"]["source"]
     res = CliRunner().invoke(cli, ["count", "resnet18", "--dataset", "cifar100", "--protocol", "spu-semi2k"])
     assert res.exit_code == 0 and "spu-semi2k estimate" in res.output
 
@@ -246,3 +280,60 @@ def test_bad_out_and_a_python_without_spu_fail_in_one_line(tiny_spec, tmp_path, 
     assert res.exit_code == 2 and "is a file, not a folder" in res.output  # refused before running
     res = CliRunner().invoke(cli, ["measure", str(tmp_path / "spec.json"), "--protocol", "semi2k"])
     assert res.exit_code == 1 and "make pi-backend" in res.output and "Traceback" not in res.output
+
+
+# -- smooth ops priced per element (issue 25) ---------------------------------------------------
+def test_smooth_constants_are_written_into_a_profile_and_priced(tmp_path):
+    from reshape.cost import estimate, load_costs
+    from reshape.measure import write_profile, write_smooth
+
+    table = tmp_path / "t.json"
+    write_profile(fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+                  ["a", "b", "c"], "test machine", "2026-01-01")
+    runs = [{"elements": 100, "max_abs_diff": 1e-4, "spu": "0.9.5"}, {"elements": 300, "max_abs_diff": 2e-4, "spu": "0.9.5"}]
+    write_smooth([{"op": "gelu", "protocol": "cheetah", "field": "fm64", "row": 197, "runs": runs,
+                   "online_bytes": 3000.0, "online_us": 20.0}], "mine", table, "test machine", "2026-01-02")
+    entry = json.loads(table.read_text())["mine"]["smooth"]
+    assert entry["gelu"]["online_bytes"]["value"] == 3000.0
+    assert "bytes, the difference of 100 and 300 elements" in entry["gelu"]["online_bytes"]["source"]
+    # the table is a cost file: a network with GELUs is priced, one with a softmax too is not
+    costs = load_costs(table)
+    e = estimate(10, 0, 0, "mine", costs, {"gelu": 50})
+    assert e.unpriced == () and e.online_bytes == pytest.approx(10 * 100 + 50 * 3000)
+    assert estimate(10, 0, 0, "mine", costs, {"gelu": 50, "softmax": 5}).unpriced == ("softmax",)
+    # refitting the ReLU/MAC constants keeps the measured smooth ones
+    write_profile(fit([_record(r, m, (90 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+                  ["a", "b", "c"], "test machine", "2026-01-03")
+    assert json.loads(table.read_text())["mine"]["smooth"]["gelu"]["online_bytes"]["value"] == 3000.0
+
+
+def test_smooth_op_measured_per_element_under_spu():
+    from reshape.measure import measure_smooth
+
+    _backend_or_skip()
+    m = measure_smooth("sigmoid", "semi2k", link="mem", row=8, rows=(1, 3))
+    assert [r["elements"] for r in m["runs"]] == [8, 24]
+    assert all(r["max_abs_diff"] < 1e-2 for r in m["runs"])
+    assert m["online_bytes"] == (m["runs"][1]["online_bytes"] - m["runs"][0]["online_bytes"]) / 16 > 144
+    with pytest.raises(ReshapeError, match="no backend function for smooth op 'erf'"):
+        measure_smooth("erf")
+
+
+def test_a_rewritten_shallow_block_run_is_measured(tiny_spec, tmp_path):
+    """Issue 25: merged shallow blocks used to be refused; the plan now follows the rewritten
+    graph (a merged conv keeps its own bias) and matches plaintext under SPU."""
+    from reshape.graph.recipe import Step, replay
+    from reshape.runs import save_rewritten
+
+    _backend_or_skip()
+    steps = [Step("linearize", ("layer1.0",)), Step("merge", ("layer1.0",))]
+    mg = replay(build(tiny_spec).eval(), (1, 16, 16), steps)
+    save_rewritten(tmp_path / "run", tiny_spec, steps, mg)
+    p = plan(mg.to_module(), tiny_spec)
+    merged = next(op for op in p.ops if op["out"] == "layer1_0_merged")
+    assert merged["op"] == "conv" and merged["padding"] == 2  # two 3x3 convs merged into one 5x5
+    r = measure(tmp_path / "run", protocol="semi2k", link="mem")
+    assert r["check"]["max_abs_diff"] < 1e-3 * max(1.0, r["check"]["max_abs_output"])
+    # layer1.0's act1 is gone: 4x16x16 fewer ReLUs than the tiny spec's 4,480, at 144 B each
+    assert r["counts"]["relus"] == 4_480 - 4 * 16 * 16
+    assert r["relu_part"]["bytes"] == 144 * r["counts"]["relus"]

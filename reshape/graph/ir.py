@@ -141,7 +141,7 @@ def _digraph(gm: fx.GraphModule, stats: dict[str, dict[str, Any]]) -> nx.DiGraph
 def _kind(n: fx.Node, module: nn.Module | None, kinds: set[str]) -> str:
     if n.op in ("placeholder", "output"):
         return "input" if n.op == "placeholder" else "output"
-    if "relu" in kinds:
+    if kinds & {"relu", "smooth"}:  # an activation, comparison-based or smooth
         return "act"
     if "maxpool" in kinds:
         return "pool"

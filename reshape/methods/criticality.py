@@ -156,7 +156,8 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     epochs with ``recipe`` (default: ``TrainConfig()``), from the same seed, on at most
     ``limit`` training images; accuracy is top-1 on the full test split.
     """
-    spec = spec_for(backbone, dataset, width)
+    # proxies of the backbone's stages at the dataset's geometry: resizing is the point here
+    spec = spec_for(backbone, dataset, width, retarget=True)
     cfg = (recipe or TrainConfig()).replace(epochs=epochs, dataset=dataset)
     data = splits(dataset, root, limit, cfg.seed)
     key = training_key(spec, cfg, data)

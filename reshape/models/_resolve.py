@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..analytic import scale_width
+from ..analytic import scale_width, total_relus
 from ..errors import ReshapeError
 from ..spec import ArchSpec, load_spec
 from ..tables import dataset_preset
@@ -105,11 +105,36 @@ def _timm_input(net: nn.Module, preset: dict[str, Any] | None) -> tuple[int, int
     return chans, height
 
 
-def spec_for(model_or_spec: str, dataset: str, width: int | None = None) -> ArchSpec:
-    """The spec to train for ``dataset``: a timm ResNet name or spec file, optionally narrowed."""
+def geometry_change(model_or_spec: str, dataset: str) -> str | None:
+    """How ``dataset`` would resize the network a spec file describes (input size, channels,
+    classes), with its ReLU count before and after; None for a timm name (sized by the
+    dataset by design) or a spec of the dataset's geometry."""
+    path = Path(model_or_spec)
+    if path.suffix != ".json" and not path.is_file():
+        return None
+    before = load_spec(path)
+    after = apply_preset(before, dataset_preset(dataset), stem=False)
+    if after.input_shape == before.input_shape and after.num_classes == before.num_classes:
+        return None
+    old, new = total_relus(before), total_relus(after)
+    return (f"{model_or_spec} is a {_geometry(before)} network with {old:,} ReLUs; on {dataset} it becomes "
+            f"{_geometry(after)} with {new:,} ReLUs ({(new - old) / old:+.1%})")
+
+
+def _geometry(spec: ArchSpec) -> str:
+    return f"{'x'.join(map(str, spec.input_shape))}, {spec.num_classes}-class"
+
+
+def spec_for(model_or_spec: str, dataset: str, width: int | None = None, retarget: bool = False) -> ArchSpec:
+    """The spec to train for ``dataset``: a timm ResNet name or spec file, optionally narrowed.
+    A spec file of another geometry is refused unless ``retarget``: it was designed for its
+    ReLU count, which the dataset would change silently."""
     if Path(model_or_spec).is_dir():
         raise ReshapeError(f"{model_or_spec} is a directory; to retrain a run's architecture pass "
                            f"{Path(model_or_spec) / 'spec.json'}")
+    change = None if retarget else geometry_change(model_or_spec, dataset)
+    if change:
+        raise ReshapeError(f"{change}; pass --retarget to train it so, or a dataset of its geometry")
     try:
         spec = resolve(model_or_spec, dataset, weights=False).spec
     except PresetError:  # a timm model the spec cannot express: the same answer for every dataset

@@ -8,7 +8,8 @@ runs this script as a subprocess, so the main package never needs jax.
     python spu_run.py PLAN.json TENSORS.safetensors --protocol semi2k --out RESULT.json
 
 The plan is a list of ops over named values (``conv``, ``relu``, ``maxpool``, ``add``,
-``head``) with BN already folded into the convolutions; the tensors file holds the
+``head``, and ``act``: one smooth function of ``ACTS``, to price it per element) with BN
+already folded into the convolutions; the tensors file holds the
 weights, the masks' kept positions and one input image. Weights and image are
 secret-shared inputs (SPU's model: the weights are secret too), the kept positions are
 public constants of the program. A masked ReLU gathers its kept positions, applies ReLU
@@ -46,6 +47,17 @@ LINK_LINE = re.compile(r"Link details: total send bytes (\d+), recv bytes (\d+),
                        r"send actions (\d+), recv actions (\d+)")
 
 
+def _acts() -> dict[str, Any]:
+    """Smooth functions an ``act`` op applies, by the name ``reshape.count`` gives them."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    return {"gelu": lambda x: jax.nn.gelu(x, approximate=False), "silu": jax.nn.silu,
+            "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "exp": jnp.exp, "hardswish": jax.nn.hard_swish,
+            "softmax": lambda x: jax.nn.softmax(x, axis=-1), "reciprocal": lambda x: 1 / x, "rsqrt": lax.rsqrt}
+
+
 def say(**event: Any) -> None:
     print(json.dumps(event), flush=True)
 
@@ -67,6 +79,8 @@ def forward(plan: dict[str, Any], keep: dict[str, np.ndarray]):
         mixed = jnp.concatenate([jax.nn.relu(flat[idx]), flat[rest]])
         return mixed[np.argsort(order)].reshape(x.shape)
 
+    acts = _acts()
+
     def run(image, w):
         values = {"input": image}
         for op in plan["ops"]:
@@ -87,6 +101,8 @@ def forward(plan: dict[str, Any], keep: dict[str, np.ndarray]):
                 y = values[a] + values[b]
             elif kind == "head":  # global sum pool (1/HW folded into the weight) + linear
                 y = values[op["in"]].sum(axis=(2, 3)) @ w[op["weight"]].T + w[op["bias"]]
+            elif kind == "act":
+                y = acts[op["fn"]](values[op["in"]])
             else:
                 raise ValueError(f"unknown op {kind!r}")
             values[op["out"]] = y

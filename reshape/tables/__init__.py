@@ -1,8 +1,8 @@
 """Data tables shipped with the package: rules and constants live here, not in code.
 
-``datasets.json`` holds dataset presets, ``pi_costs.json`` the PI cost constants with
-their sources. Each loader returns plain dicts and is cached: the files never change
-at run time.
+``datasets.json`` holds dataset presets, ``conventions.json`` the counting conventions,
+``pi_costs.json`` the PI cost constants with their sources. Each loader returns plain
+dicts and is cached: the files never change at run time.
 """
 from __future__ import annotations
 
