@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from reshape.cli import cli
 
 DATA = ["--data", "fashion-mnist-mini"]
-FAST = ["--epochs", "1", "--batch-size", "64", "--limit", "256"]
+FAST = ["--epochs", "2", "--batch-size", "64", "--limit", "256"]
 
 
 def run(*args: str):
@@ -120,7 +120,7 @@ WRITERS = {
     "search": ["search", "--space", "hybrenet", *DATA, "--budgets", "10k", "--trials", "1",
                "--storage", "journal:{tmp}/s.log", "--study", "s", "--epochs", "1", "--limit", "64", "--out", "{run}"],
     "frontier": ["frontier", "{teacher}", "--methods", "width", "--budgets", "10%", "--epochs", "1",
-                 "--limit", "64", "--out", "{run}"],
+                 "--limit", "256", "--out", "{run}"],
     "demo": ["demo", "--quick", "--out", "{run}"],
 }
 #: A folder where a file is expected is a bad option value (exit 2, click's usage error naming
