@@ -36,6 +36,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                "fractions": "0.33,0.25,0.5,0.1,0.05"},
     "quick": {"width": 8, "limit": 6000, "val": 1000, "teacher_epochs": 4, "epochs": 2, "seeds": "0",
               "fractions": "0.33,0.05"},
+    # Issue 22, item 12: the fair preset at width 32 on all 60,000 images (55,000 + 5,000
+    # validation), for one GPU in under 10 minutes (benchmarks/gpu_fair.sh).
+    "gpu": {"width": 32, "limit": None, "val": 5000, "teacher_epochs": 10, "epochs": 4, "seeds": "0,1,2",
+            "fractions": "0.33,0.25,0.5,0.1,0.05"},
 }
 #: Short-run params (the published ones assume 100+ epochs): SNL's lambda schedule, checks and
 #: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
@@ -62,6 +66,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher-epochs", type=int, help="Epochs of the teacher (and of every HybReNet base).")
     parser.add_argument("--epochs", type=int, help="Student epochs of every method after its parent.")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (not part of any result key).")
     parser.add_argument("--methods", help=f"Comma list of registered methods (default: {','.join(METHODS)}).")
     parser.add_argument("--fractions", help="Budgets as fractions of the teacher's ReLUs, in the order to run them.")
     parser.add_argument("--seeds", help="Comma-separated seeds.")
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from reshape.setting import Setting
 
     setting = Setting(data=args.data, limit=args.limit, val=args.val, seed=args.seeds[0], epochs=args.epochs,
-                      batch_size=args.batch_size, root=args.root)
+                      batch_size=args.batch_size, root=args.root, device=args.device)
     teacher = train_teacher(args, setting)
     command = "python benchmarks/frontier.py " + " ".join(argv)
     out = Path(args.work) / "frontier"
