@@ -267,6 +267,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
     """summary.md: the answer first (best network per budget, the paired comparisons with their
     noise, the training every row received), then how to build it for another budget, the
     whole table, and the command behind every row."""
+    from reshape.compare import passes_text
     from reshape.frontier import budget_text, frontier_command
     from reshape.io import write_text
     from reshape.report.frontier import best_per_budget, compute_note, markdown_table, pairs_table, percent, table
@@ -292,7 +293,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
     lines += ["", "Each of our pipelines against the baseline it changes one thing of (same seed, same images; a "
                   "win needs more than 2 standard errors):", "", markdown_table(header, body), ""]
     if passes:
-        lines += [f"Training per row: {passes / 1e6:.3g}M image-passes for the teacher; every point's, parents "
+        lines += [f"Training per row: {passes_text(passes)} image-passes for the teacher; every point's, parents "
                   "included, is in the table's `training` column.", ""]
     lines += [f"Exported: {exported['method']} at {exported['budget']} ({exported['relus']:,} ReLUs, "
               f"{percent(exported['top1'])}), the most accurate HybReNet, in [export/](export/) (spec, "

@@ -48,6 +48,13 @@ def passes(row: Row) -> int | None:
     return (row.get("compute") or {}).get("image_passes")
 
 
+def passes_text(value: float | None) -> str:
+    """Image-passes as a reader scans them: 7.94k, 0.419M ("-" where unrecorded)."""
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.3g}M" if value >= 1e5 else f"{value / 1e3:.3g}k"
+
+
 def aggregate(points: Iterable[Row]) -> list[dict[str, Any]]:
     """One row per (budget, method) over its seeds: top-1 (and validation top-1) as mean and
     standard error in fractions, ReLUs, MACs and compute as means, in the points' order."""

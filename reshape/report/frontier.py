@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..compare import COMPUTE_TOLERANCE
+from ..compare import COMPUTE_TOLERANCE, passes_text
 from ..frontier import FrontierResult
 from ..io import write_text
 from .plot import plot_frontier
@@ -43,7 +43,7 @@ def describe(row: Mapping[str, Any]) -> str:
         return f"{where}: unreachable: {row['why']}"
     top1 = "-" if row["top1"] is None else f"{100 * row['top1']:.2f}%"
     passes = (row.get("compute") or {}).get("image_passes")
-    trained = f", {passes / 1e6:.3g}M image-passes" if passes else ""
+    trained = f", {passes_text(passes)} image-passes" if passes else ""
     return f"{where}: {top1} at {row['relus']:,} ReLUs{trained}" + (
         " (read back)" if row["cached"] else f" in {row['seconds']} s")
 
@@ -70,7 +70,7 @@ def table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
             body.append([r["method"], r["family"], budget, "-", "unreachable", "-", "-", "-", "-",
                          *("-" for _ in 2 * costs)])
             continue
-        passes = "-" if r["image_passes"] is None else f"{r['image_passes'] / 1e6:.3g}M"
+        passes = passes_text(r["image_passes"])
         body.append([r["method"], r["family"], budget, f"{r['relus']:,}", percent(r["top1"], r["top1_se"]),
                      percent(r["val_top1"], r["val_top1_se"]), f"{r['macs'] / 1e6:.2f}M", passes, str(r["n"]),
                      *(f"{r['pi'][p][kind]:.3f}" if p in r["pi"] else "-" for p in costs

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
+from ..compare import passes_text
 from ..errors import ReshapeError
 from ..io import atomic_path
 from .anchors import Anchor
@@ -87,7 +88,7 @@ def _legend(method: str, baseline: bool, group: Sequence[Mapping[str, Any]]) -> 
     text = f"{method} ({'baseline' if baseline else 'ours'}"
     passes = [r["image_passes"] for r in group if r.get("image_passes")]
     if passes:
-        text += f", {max(passes) / 1e6:.3g}M image-passes"
+        text += f", {passes_text(max(passes))} image-passes"
     seeds = max((r.get("n") or 1) for r in group)
     return text + (f", mean of {seeds} seeds" if seeds > 1 else "") + ")"
 
