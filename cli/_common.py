@@ -243,8 +243,14 @@ def writable_problem(path: Path, directory: bool) -> str | None:
     """Why ``path`` cannot be written as a file (or created as a folder), or None when it can.
 
     Tries a temporary file in the folder that would hold it (removed at once): permission
-    bits alone say nothing for root or for special file systems such as /proc.
+    bits alone say nothing for root or for special file systems such as /proc. A device,
+    FIFO or socket is never written (renaming over ``/dev/null`` would replace the device).
     """
+    from reshape.io import special_kind
+
+    kind = special_kind(path)
+    if kind:
+        return f"'{path}' is {kind}, not a regular {'folder' if directory else 'file'}; pick another path."
     if path.exists() and path.is_dir() != directory:
         return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
     parent = path if directory and path.is_dir() else path.parent

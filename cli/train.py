@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -62,7 +63,8 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     try:
         result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download), teacher=teacher_run,
-                     parent=teacher, force=force, labels=_option_labels())
+                     parent=teacher, force=force, labels=_option_labels(),
+                     inputs=[model_or_spec] if Path(model_or_spec).is_file() else [])
         if not is_main():
             return
         metrics = result.metrics

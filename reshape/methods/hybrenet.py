@@ -26,7 +26,7 @@ from typing import Any, Callable
 from ..analytic import spec_macs, total_relus
 from ..deepreshape import Explanation, smallest, synthesize
 from ..errors import ReshapeError
-from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights
+from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights, writes
 from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet
@@ -34,6 +34,10 @@ from . import snl as _snl
 from ._registry import Job, register_method
 
 BASE_METHOD = "hybrenet-base"
+# What --force may delete beside the run: the base (without Setting.shared) and the second method's files.
+writes("hybrenet", f"{BASE_METHOD}-*")
+writes("hybrenet_senet", f"{BASE_METHOD}-*", _senet.PLAN_FILE)
+writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE)
 
 
 @dataclass(frozen=True)

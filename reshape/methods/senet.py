@@ -42,7 +42,7 @@ from ..data import probe_batches
 from ..deepreshape import criticality_ranking
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..runs import WEIGHTS_FILE, TrainedRun, load_weights
+from ..runs import WEIGHTS_FILE, TrainedRun, load_weights, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, FeatureTaps, Step, read_metrics
 from ._recipe import Recipe
@@ -50,6 +50,8 @@ from ._registry import Job, register_method
 
 PLAN_FILE = "senet.json"
 LOCATE_DIR = "locate"
+for _name in ("senet", "senet_uniform"):  # what --force may delete beside the run (locate/ is a stage run)
+    writes(_name, PLAN_FILE)
 ALLOCATIONS = ("sensitivity", "uniform")
 
 

@@ -36,13 +36,14 @@ from ..errors import BudgetUnreachable, ReshapeError
 from ..graph import ModelGraph, Step, block_inputs, merge_blocks, predicted_macs, replay, trace
 from ..graph.passes import MODES
 from ..io import write_text
-from ..runs import save_recipe, save_rewritten
+from ..runs import save_recipe, save_rewritten, writes
 from ..spec import ArchSpec, ReluLayer
 from ..train import METRICS_FILE, evaluate, save_config
 from . import senet as _senet
 from ._registry import Job, register_method
 
 LINEARIZED_DIR = "linearized"
+writes("shallow_senet", _senet.PLAN_FILE)  # what --force may delete beside the run
 #: Learning-rate factor of the KD fine-tune after a compact merge (ours; see docs/shallow.md).
 COMPACT_LR_SCALE = 0.1
 

@@ -37,7 +37,7 @@ from ..errors import ReshapeError
 from ..io import write_json
 from ..layers import SoftMaskReLU
 from ..models import build
-from ..runs import TrainedRun, load_weights, save_weights
+from ..runs import TrainedRun, load_weights, save_weights, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, Step, TrainConfig, load_checkpoint
 from ._recipe import Recipe
@@ -46,6 +46,7 @@ from ._registry import Job, register_method
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
 BINARIZED_FILE = "binarized.safetensors"
+writes("snl", RESULT_FILE, BINARIZED_FILE)  # what --force may delete beside the run
 
 
 @dataclass(frozen=True)

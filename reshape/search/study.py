@@ -18,6 +18,7 @@ its training resumes from the last finished epoch.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import warnings
@@ -30,7 +31,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ReshapeError
-from ..io import process_alive
+from ..io import process_alive, refuse_special
 from ..runs import RunDir
 from ..train import TrainConfig
 from .objective import RUN_OF, Objective
@@ -71,6 +72,8 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
             else Path(url.removeprefix(SQLITE_PREFIX)) if url.startswith(SQLITE_PREFIX) else None)
     if not create and file is not None and not file.is_file():
         raise ReshapeError(f"cannot open storage {url!r}: no such file {file}")
+    if journal:
+        _check_journal(file, url)
     try:
         if journal:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,23 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
     except Exception as exc:  # sqlalchemy, driver and OS errors alike: the URL is the user's
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReshapeError(f"cannot open storage {url!r}: {reason}; {hint}") from None
+
+
+def _check_journal(file: Path, url: str) -> None:
+    """Refuse a journal path that is not a journal: Optuna would append its records to any file
+    (a user's notes, a device). A journal's first line is a JSON record with an ``op_code``."""
+    refuse_special(file, "--storage")
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    with open(file, "rb") as fh:
+        first = fh.readline(1 << 16)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ReshapeError(f"--storage {url}: {file} is not an Optuna journal (its first line is not a journal "
+                           "record); pick a new file name for journal:PATH")
 
 
 def missing_driver(url: str, exc: ImportError) -> str:
@@ -213,7 +233,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
     # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
-    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study")
+    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study",
+                      lock=False)  # shared by the study's workers; each trial's folder is locked
     objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
                           Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
