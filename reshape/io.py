@@ -212,10 +212,15 @@ def not_utf8(path: str | os.PathLike[str], exc: UnicodeDecodeError, what: str = 
 def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
     """Read JSON, turning every failure into one clear ``ReshapeError``."""
     path = Path(path)
-    text = read_text(path, what)
+    return parse_json(read_text(path, what), f"{what} {path}")
+
+
+def parse_json(text: str, what: str = "JSON text") -> Any:
+    """``json.loads``, every failure one clear ``ReshapeError`` (nesting too deep included:
+    ``[[[...]]]`` ten thousand levels down raises RecursionError in the parser)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReshapeError(
-            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        raise ReshapeError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise ReshapeError(f"{what} is nested too deeply to read; a reshape file is a few levels deep") from None

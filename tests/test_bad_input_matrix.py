@@ -189,7 +189,7 @@ def make_world(root: Path) -> dict[str, str]:
     (root / "latin1.json").write_bytes('{"name": "caf\u00e9"}'.encode("latin-1"))
     (root / "broken.json").write_text('{"block": "basic",')
     huge = spec.to_dict()
-    huge["stages"][0]["width"], huge["name"] = 10**7, "huge"
+    huge["stages"][0]["width"], huge["name"] = 60_000, "huge"
     (root / "huge.json").write_text(json.dumps(huge))
     (root / "top1.csv").write_text("method,relus,top1\nours,1000,150\n")
     (root / "relus.csv").write_text("method,relus,top1\nours,-5,50\n")

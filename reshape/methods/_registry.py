@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from ..errors import ReshapeError
 from ..runs import RunDir, TrainedRun, canonical, load_trained, summarize
 from ..spec import ArchSpec
+from ..values import UNIT, check_fields
 
 FAMILIES = ("ours", "baseline")
 
@@ -55,6 +56,7 @@ class Setting:
                 raise ReshapeError(f"setting {name} must be a positive integer, got {value!r}")
         if self.limit is not None and self.limit < 1:
             raise ReshapeError(f"setting limit must be a positive number of images, got {self.limit}")
+        check_fields(self, "setting", kd_alpha=UNIT)
 
     @property
     def key(self) -> dict[str, Any]:

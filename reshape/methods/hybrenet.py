@@ -31,6 +31,7 @@ from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
+from ..values import COUNT, POSITIVE, check_fields
 from ._registry import Job, register_method
 
 BASE_METHOD = "hybrenet-base"
@@ -51,9 +52,7 @@ class HybReNetParams:
     lr: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.macs is not None and not self.macs > 0:
-            raise ReshapeError(f"hybrenet macs must be a positive multiple of the teacher's MACs or None, "
-                               f"got {self.macs}")
+        check_fields(self, "hybrenet", macs=POSITIVE, lr=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,10 @@ class BaseParams(HybReNetParams):
 
     factor: int = 4
     base_lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_fields(self, "hybrenet base", factor=COUNT, base_lr=POSITIVE)
 
 
 @dataclass(frozen=True)
