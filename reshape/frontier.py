@@ -287,6 +287,14 @@ def _claim(out: Path, teacher: TrainedRun, setting: Setting, chosen: Mapping[str
         write_json(file, record)
 
 
+def frontier_id(out: str | os.PathLike[str]) -> str:
+    """The identity of the frontier claimed in ``out`` (``frontier.json``'s ``id``)."""
+    saved = read_json(Path(out) / SETTING_FILE, "frontier setting")
+    if not isinstance(saved, dict) or not isinstance(saved.get("id"), str):
+        raise ReshapeError(f"{Path(out) / SETTING_FILE} has no frontier id; rerun `reshape frontier` into it")
+    return saved["id"]
+
+
 def _relative(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
     """``path`` relative to ``folder`` (both resolved): what the frontier's files store."""
     return os.path.relpath(Path(path).resolve(), Path(folder).resolve())

@@ -18,13 +18,14 @@ its training resumes from the last finished epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 from optuna.storages import BaseStorage
@@ -50,6 +51,8 @@ SQLITE_PREFIX = "sqlite:///"
 DRIVER_EXTRAS = {"postgresql": "postgres"}
 #: ``postgresql://`` means psycopg 3 (the extra's driver) whatever SQLAlchemy's default for the scheme.
 POSTGRES, POSTGRES_DRIVER = "postgresql://", "postgresql+psycopg://"
+#: The advisory lock (a 64-bit key, here "reshape" in ASCII) held while Optuna's tables are made.
+SCHEMA_LOCK_KEY = int.from_bytes(b"reshape", "big")
 
 
 def worker_id() -> str:
@@ -81,13 +84,41 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
         with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             engine_url = POSTGRES_DRIVER + url.removeprefix(POSTGRES) if url.startswith(POSTGRES) else url
-            return RDBStorage(engine_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              heartbeat_stale_trial_callback=requeue)
+            with schema_lock(engine_url):
+                return RDBStorage(engine_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                  heartbeat_stale_trial_callback=requeue)
     except ImportError as exc:  # SQLAlchemy found no driver for the URL's database
         raise ReshapeError(missing_driver(url, exc)) from None
     except Exception as exc:  # sqlalchemy, driver and OS errors alike: the URL is the user's
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReshapeError(f"cannot open storage {url!r}: {reason}; {hint}") from None
+
+
+@contextlib.contextmanager
+def schema_lock(engine_url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna creates (or checks) its tables.
+
+    ``RDBStorage`` runs ``CREATE TABLE`` / ``CREATE TYPE`` when it opens a fresh database;
+    workers started at the same moment race there (``UniqueViolation`` on
+    ``pg_type_typname_nsp_index``, ``DuplicateObject``). The lock makes them take turns:
+    the first creates the schema, the others find it. Other databases pass through.
+    """
+    if not engine_url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(engine_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def _check_journal(file: Path, url: str) -> None:
