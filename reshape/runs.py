@@ -235,34 +235,43 @@ class RunDir:
         done = None if force else _manifest_or_none(self)
         if done is not None and done.status == "done" and (done.method, done.fingerprint) == (method, digest):
             return done
+        self._verdict(method, params, digest, force, labels, fresh, clear=False)  # refused: nothing written
         if lock:
             lock_folder(self.path)
-        existing = self._existing(method, force)
+        existing = self._verdict(method, params, digest, force, labels, fresh, clear=True)  # again, locked
         if existing is not None:
-            if existing.method == method and existing.fingerprint == digest:
-                remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
-                return existing
-            if existing.method != method:
-                # Variants of one method (senet / senet_uniform) differ in params too: name them.
-                changed = differences(existing.params, params, labels=labels, common=True) \
-                    if set(existing.params) == set(params) else []
-                what = f"a '{existing.method}' run, not '{method}'"
-                what += f" ({'; '.join(changed[:4])})" if changed else ""
-            else:
-                changed = differences(existing.params, params, labels=labels)
-                what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
-            raise ReshapeError(f"{self.path} holds {what}; {fresh}")
+            remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
+            return existing
         manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
         self.write(manifest)
         remove_stale_temps(self.path)
         return manifest
 
-    def _existing(self, method: str, force: bool) -> Manifest | None:
-        """The manifest to check against, after ``force`` cleared the folder (then None)."""
+    def _verdict(self, method: str, params: dict[str, Any], digest: str, force: bool,
+                 labels: Mapping[str, str] | None, fresh: str, clear: bool) -> Manifest | None:
+        """The run to continue (same method and params), None for a folder to start (after
+        ``force`` cleared it, when ``clear``), or a refusal naming what differs."""
+        existing = self._existing(method, force, clear)
+        if existing is None or (existing.method == method and existing.fingerprint == digest):
+            return existing
+        if existing.method != method:
+            # Variants of one method (senet / senet_uniform) differ in params too: name them.
+            changed = differences(existing.params, params, labels=labels, common=True) \
+                if set(existing.params) == set(params) else []
+            what = f"a '{existing.method}' run, not '{method}'"
+            what += f" ({'; '.join(changed[:4])})" if changed else ""
+        else:
+            changed = differences(existing.params, params, labels=labels)
+            what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
+        raise ReshapeError(f"{self.path} holds {what}; {fresh}")
+
+    def _existing(self, method: str, force: bool, clear: bool = True) -> Manifest | None:
+        """The manifest to check against; None after ``force`` cleared the folder (only checked
+        that it may, without ``clear``)."""
         if self.path.exists() and not self.path.is_dir():
             raise ReshapeError(f"{self.path} is a file, not a run directory; pick another --out")
         if force and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
-            self.clear(method)
+            self.clear(method, check_only=not clear)
             return None
         manifest = self.manifest()
         if manifest is None and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
@@ -272,13 +281,13 @@ class RunDir:
             raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
         return manifest
 
-    def clear(self, method: str) -> None:
+    def clear(self, method: str, check_only: bool = False) -> None:
         """Delete a run of ``method`` (``--force``), keeping the folder itself.
 
         Only a folder whose manifest names ``method`` is cleared, and only when everything
         in it is what reshape writes there (``foreign``): another command's run, an older
         run without a manifest or a folder holding anyone else's files is refused, naming
-        what is in the way, and nothing is deleted.
+        what is in the way, and nothing is deleted (``check_only``: the checks alone).
         """
         manifest = self.manifest()
         how = "move it away or pick a new --out"
@@ -294,6 +303,8 @@ class RunDir:
             more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
             raise ReshapeError(f"{self.path} holds files reshape did not write ({names}{more}); --force "
                                "deletes nothing it did not write: move them away, or pick a new --out")
+        if check_only:
+            return
         for entry in self.path.iterdir():
             if entry.name == LOCK_FILE:
                 continue  # held by this process: the lock stays

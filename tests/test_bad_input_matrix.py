@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +203,10 @@ def make_world(root: Path) -> dict[str, str]:
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with the hash of its contents (folders as ``dir``)."""
+    """Every path under ``root`` with the hash of its contents (folders as ``dir``; a FIFO or
+    socket by its kind: reading a FIFO would block)."""
     return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
+            if p.is_file() else f"special {stat.S_IFMT(p.stat().st_mode):o}" for p in sorted(root.rglob("*"))}
 
 
 def check(c: Case, world: dict[str, str], root: Path) -> list[str]:
