@@ -336,6 +336,32 @@ def test_a_finished_run_is_read_back_without_writing(tmp_path, monkeypatch):
     assert tree(out) == before
 
 
+# -- frontier results from any working directory ------------------------------------------------------
+def test_a_frontier_is_read_from_any_working_directory(world, tmp_path, monkeypatch):
+    """Regression: `reshape pareto FRONTIER` from another working directory failed: results.json
+    stored the teacher's path relative to where the frontier ran. Every run is now stored
+    relative to the frontier folder."""
+    import shutil
+
+    root, names = world
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(names["teacher"], work / "teacher")
+    monkeypatch.chdir(work)
+    res = CliRunner().invoke(cli, ["frontier", "teacher", "--methods", "width", "--budgets", "50%", "--epochs", "1",
+                                   "--limit", "64", "--batch-size", "64", "--out", "front"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((work / "front" / "results.json").read_text())
+    assert [r["run"] for r in saved["rows"]] == ["../teacher", "width/50pct"]
+    assert saved["setting"]["teacher"] == "../teacher"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = CliRunner().invoke(cli, ["pareto", "../work/front", "--dataset", DATA, "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.output)) == 2  # the teacher and the point, both found from here
+
+
 # -- a search trial skipped as over budget ------------------------------------------------------------
 def test_a_trial_over_budget_records_no_run_dir(tmp_path, space_file):
     """Regression: a trial skipped as over budget (not trained) recorded a run_dir that was never made."""
