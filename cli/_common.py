@@ -58,12 +58,12 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def refuse_empty(values: dict[str, Any]) -> None:
+def refuse_empty(kwargs: dict[str, Any]) -> None:
     """A usage error (exit 2) for an option or argument given as an empty string (``--study ''``):
     where a value is expected, nothing is never meant. Checked for every command, before any work."""
     ctx = click.get_current_context(silent=True)
     params = {p.name: p for p in ctx.command.params} if ctx else {}
-    for name, value in values.items():
+    for name, value in kwargs.items():
         items = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(item, str) and not item.strip() for item in items):
             param = params.get(name)

@@ -17,9 +17,9 @@ method's or another configuration's run, naming the parameters that differ, and
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
-import fnmatch
 import os
 import shutil
 from dataclasses import dataclass
@@ -47,8 +47,8 @@ VERSION = 1
 STATUSES = ("running", "done")
 #: The files that make a folder a run directory written by some version of this tool.
 RUN_MARKERS = (MANIFEST_FILE, SPEC_FILE, CHECKPOINT_FILE)
-#: What any command may write into a run directory it owns (glob patterns): the layout,
-#: measurements (``pi_<protocol>_<field>.json``) and the folder's lock.
+#: What any command may write into a run directory it owns (glob patterns): the layout and
+#: measurements (``pi_<protocol>_<field>.json``); temporary files and the lock aside.
 RUN_FILES = (MANIFEST_FILE, SPEC_FILE, WEIGHTS_FILE, GRAPH_FILE, CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE,
              "pi_*.json")
 #: What each command writes into its folder beside ``RUN_FILES``, as ``writes`` registered it.
@@ -59,6 +59,16 @@ def writes(method: str, *patterns: str) -> None:
     """Register the files (glob patterns) ``method`` writes into the folder it claims, beside
     the run layout: what its ``--force`` may delete there, and nothing else."""
     _WRITES[method] = (*_WRITES.get(method, ()), *patterns)
+
+
+#: Methods registered as variants of another (``variant``), by name.
+_VARIANT_OF: dict[str, str] = {}
+
+
+def variant(name: str, of: str) -> None:
+    """Register method ``name`` as a variant of ``of`` (one command, other defaults: ``reshape
+    senet --allocation uniform`` runs ``senet_uniform``): ``--force`` of either replaces the other's run."""
+    _VARIANT_OF[name] = of
 
 
 def written_by(method: str) -> tuple[str, ...]:
@@ -276,8 +286,8 @@ class RunDir:
         manifest = self.manifest()
         if manifest is None and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
             if self.exists():
-                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; pass "
-                                   "--force to replace it (deletes it), or pick a new --out")
+                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; move it "
+                                   "away (--force replaces only a run of this command), or pick a new --out")
             raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
         return manifest
 
@@ -294,7 +304,7 @@ class RunDir:
         if manifest is None:
             raise ReshapeError(f"{self.path} holds files that are not a reshape run of '{method}' (no "
                                f"{MANIFEST_FILE}); --force replaces only a run of this command: {how}")
-        if manifest.method != method:
+        if _VARIANT_OF.get(manifest.method, manifest.method) != _VARIANT_OF.get(method, method):
             raise ReshapeError(f"{self.path} holds a '{manifest.method}' run, not '{method}'; --force replaces "
                                f"only a run of this command: {how}")
         stray = self.foreign(method)

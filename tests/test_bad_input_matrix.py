@@ -78,7 +78,8 @@ CASES: list[Case] = [
     case("graph", "resnet18 --input-size -3", USAGE, "--input-size"),
 
     case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 0", USAGE, "--relus"),
-    case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 1000G", STATE, "a network this large cannot be built"),
+    case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 1000G", STATE,
+         "a network this large cannot be built"),
     case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 12x", USAGE, "12x"),
     case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 100k --out /proc/hrn.json", USAGE, "/proc"),
     case("synthesize", "--backbone resnet18 --dataset cifar100 --relus 100k --out {adir}", USAGE, "adir' is a directory"),

@@ -137,7 +137,8 @@ def hostile_world(root: Path) -> dict[str, str]:
     (root / "teacher-link").symlink_to(teacher)
     sweep = root / "sweep"
     assert CliRunner().invoke(cli, ["synthesize", *SWEEP.split(), "--sweep", "50k", "--out", str(sweep)]).exit_code == 0
-    crit = Criticality("resnet18", "cifar100", None, None, {}, 0.5, 0.1, (0.2, 0.3, 0.25, 0.4), 1000, (100, 200, 300, 400))
+    crit = Criticality("resnet18", "cifar100", None, None, {}, 0.5, 0.1, (0.2, 0.3, 0.25, 0.4), 1000,
+                       (100, 200, 300, 400))
     (sweep / "crit.json").write_text(json.dumps(crit.to_dict()))
     spec = json.loads((teacher / "spec.json").read_text())
     for name, change in (("wide", ("stages", 0, "width", 10**30)), ("deep", ("stages", 0, "depth", 100_000)),
@@ -147,10 +148,12 @@ def hostile_world(root: Path) -> dict[str, str]:
         target[change[2]] = change[3]
         (root / f"{name}.json").write_text(json.dumps(bomb))
     (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
-    return {**world, "root": str(root), "empty": "", "blank": " ", "fifo": str(root / "fifo"), "sock": str(root / "sock"),
+    return {**world, "root": str(root), "empty": "", "blank": " ", "fifo": str(root / "fifo"),
+            "sock": str(root / "sock"),
             "notes": str(root / "notes"), "teacher_with_notes": str(noted), "older_run": str(older),
             "adir_with_notes": str(root / "adir-with-notes"), "frontier_with_notes": str(root / "frontier-with-notes"),
-            "frontier_empty_results": str(root / "frontier-empty"), "frontier_bad_rows": str(root / "frontier-bad-rows"),
+            "frontier_empty_results": str(root / "frontier-empty"),
+            "frontier_bad_rows": str(root / "frontier-bad-rows"),
             "teacher_link": str(root / "teacher-link"), "teacher_dotdot": f"{teacher}/../{teacher.name}",
             "sweep": str(sweep), "wide_spec": str(root / "wide.json"), "deep_spec": str(root / "deep.json"),
             "classes_spec": str(root / "classes.json"), "nested_spec": str(root / "nested.json")}
@@ -305,7 +308,8 @@ def test_measure_never_runs_a_backend_planted_in_the_working_directory(world, tm
     if INSTALLED_BACKEND.is_file():
         assert backend_python() == INSTALLED_BACKEND
     else:
-        res = CliRunner().invoke(cli, ["measure", names["teacher"], "--protocol", "semi2k", "--out", str(tmp_path / "m")])
+        res = CliRunner().invoke(cli, ["measure", names["teacher"], "--protocol", "semi2k",
+                                       "--out", str(tmp_path / "m")])
         assert res.exit_code == 1 and "make pi-backend" in res.output, res.output
     assert not marker.exists()
     monkeypatch.setenv(BACKEND_ENV, str(tmp_path / "missing-python"))

@@ -42,7 +42,7 @@ from ..data import probe_batches
 from ..deepreshape import criticality_ranking
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..runs import WEIGHTS_FILE, TrainedRun, load_weights, writes
+from ..runs import WEIGHTS_FILE, TrainedRun, load_weights, variant, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, FeatureTaps, Step, read_metrics
 from ..values import FRACTION, NON_NEGATIVE, POSITIVE, UNIT, check_fields
@@ -355,3 +355,4 @@ def fit(job: Job, p: SENetParams) -> dict[str, Any]:
 
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
                 summary="SENet's stages with the same keep fraction in every layer")(fit)
+variant("senet_uniform", of="senet")  # `reshape senet --force` replaces either
