@@ -93,7 +93,7 @@ def lock_folder(folder: str | os.PathLike[str], option: str = "--out") -> None:
     """Hold an exclusive advisory lock (``flock`` on ``folder/.reshape.lock``) until
     ``unlock_folder`` or the process ends (a killed writer releases it with its file handles).
 
-    A second writer of the same folder is refused at once, naming the holder's pid and host,
+    A second writer of the same folder is refused at once, naming the holder's process and host,
     so two identical commands never train into one folder. ``flock`` is honoured across
     machines on NFS (Linux maps it to NFS byte-range locks). Taking it again in the holding
     process is a no-op (a command that calls another in-process).
@@ -103,25 +103,41 @@ def lock_folder(folder: str | os.PathLike[str], option: str = "--out") -> None:
     if key in _HELD:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "another process"
-        os.close(fd)
-        raise ReshapeError(f"{option} {folder} is being written by {holder}; wait for it to finish, "
-                           f"or pick another {option}") from None
+    path = folder / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ReshapeError(f"{option} {folder} is being written by {holder}; wait for it to finish, "
+                               f"or pick another {option}") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder finished and removed it after we opened it: lock the file there now
     os.ftruncate(fd, 0)
     os.write(fd, f"process {os.getpid()} on {_host()}".encode())
     _HELD[key] = fd
 
 
 def unlock_folder(folder: str | os.PathLike[str]) -> None:
-    """Release ``lock_folder``'s lock on ``folder`` (the file stays: deleting it would let a
-    waiting writer and a new one lock two different files)."""
+    """Release ``lock_folder``'s lock on ``folder`` and remove the lock file (a finished run
+    keeps none). It is removed while still locked, and a writer that opened it meanwhile
+    sees it gone once it gets the lock and locks a new one (``_same_file``)."""
     fd = _HELD.pop(Path(folder).resolve(), None)
     if fd is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(Path(folder, LOCK_FILE))
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def is_bookkeeping(path: str | os.PathLike[str]) -> bool:

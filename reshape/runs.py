@@ -365,9 +365,9 @@ class RunDir:
         unreachable before any training): the folder goes, so another setting may use it."""
         names = {e.name for e in self.path.iterdir()} if self.path.is_dir() else set()
         if MANIFEST_FILE in names and names <= {MANIFEST_FILE, LOCK_FILE}:
-            unlock_folder(self.path)
+            unlock_folder(self.path)  # removes the lock file it holds
             for name in names:
-                (self.path / name).unlink()
+                (self.path / name).unlink(missing_ok=True)
             self.path.rmdir()
 
     # -- contents ---------------------------------------------------------------------------

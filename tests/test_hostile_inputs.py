@@ -228,13 +228,14 @@ def test_output_never_replaces_a_special_file(tmp_path):
 def test_force_replaces_its_own_run_and_keeps_its_stage_runs_ours(world, tmp_path):
     """Over a run of the same command holding only what reshape wrote (its lock included),
     --force starts over; a stage run below it (``method:stage``) counts as its own."""
+    from reshape.io import LOCK_FILE
     from reshape.runs import RunDir
 
     root, names = world
     out = tmp_path / "run"
     args = ["train", "resnet18", "--data", DATA, "--width", "4", "--epochs", "1", "--limit", "64", "--out", str(out)]
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert RunDir(out).foreign("train") == []
+    assert RunDir(out).foreign("train") == [] and not (out / LOCK_FILE).exists()  # a finished run keeps no lock
     stage = out / "locate"
     stage.mkdir()
     (stage / "run.json").write_text((out / "run.json").read_text().replace('"method": "train"',
