@@ -22,6 +22,8 @@ from typing import Any, Callable, TypeVar
 
 import click
 
+from reshape import values
+
 F = TypeVar("F", bound=Callable[..., Any])
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
@@ -38,6 +40,7 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refuse_empty(kwargs)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -53,6 +56,19 @@ def user_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def refuse_empty(kwargs: dict[str, Any]) -> None:
+    """A usage error (exit 2) for an option or argument given as an empty string (``--study ''``):
+    where a value is expected, nothing is never meant. Checked for every command, before any work."""
+    ctx = click.get_current_context(silent=True)
+    params = {p.name: p for p in ctx.command.params} if ctx else {}
+    for name, value in kwargs.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, str) and not item.strip() for item in items):
+            param = params.get(name)
+            hint = param.opts[0] if isinstance(param, click.Option) else name.upper()
+            raise click.BadParameter("must not be empty; give a value or leave the option out", param_hint=hint)
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -192,12 +208,31 @@ class Target(click.ParamType):
 POSITIVE = click.IntRange(min=1)
 #: Counts that may be 0 (warm-up epochs, worker processes).
 NON_NEGATIVE = click.IntRange(min=0)
+class Real(click.ParamType):
+    """A real number in a ``reshape.values.Range``: finite (no nan, no inf) and within its
+    bounds, the very check the library's params make, so both refuse the same values."""
+
+    name = "number"
+
+    def __init__(self, allowed: Any) -> None:
+        self.allowed = allowed
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        problem = self.allowed.problem(number)
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
+
+
 #: Rates and weights that must be above 0 (learning rates, temperatures).
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+POSITIVE_FLOAT = Real(values.POSITIVE)
 #: Weights and penalties that may be 0.
-NON_NEGATIVE_FLOAT = click.FloatRange(min=0)
-#: A mixing weight or fraction in [0, 1].
-UNIT = click.FloatRange(0, 1)
+NON_NEGATIVE_FLOAT = Real(values.NON_NEGATIVE)
+#: A mixing weight in [0, 1].
+UNIT = Real(values.UNIT)
+#: A growth factor: at least 1.
+AT_LEAST_ONE = Real(values.AT_LEAST_ONE)
 
 
 class Dataset(click.ParamType):
@@ -243,8 +278,14 @@ def writable_problem(path: Path, directory: bool) -> str | None:
     """Why ``path`` cannot be written as a file (or created as a folder), or None when it can.
 
     Tries a temporary file in the folder that would hold it (removed at once): permission
-    bits alone say nothing for root or for special file systems such as /proc.
+    bits alone say nothing for root or for special file systems such as /proc. A device,
+    FIFO or socket is never written (renaming over ``/dev/null`` would replace the device).
     """
+    from reshape.io import special_kind
+
+    kind = special_kind(path)
+    if kind:
+        return f"'{path}' is {kind}, not a regular {'folder' if directory else 'file'}; pick another path."
     if path.exists() and path.is_dir() != directory:
         return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
     parent = path if directory and path.is_dir() else path.parent

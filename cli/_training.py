@@ -12,9 +12,10 @@ from typing import Any, Callable
 
 import click
 
+from reshape import values
 from reshape.setting import BATCH_SIZE, KD_ALPHA
 
-from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, UNIT
+from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, UNIT, Real
 
 #: option name -> (click decls, click kwargs); defaults are filled per command.
 _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -26,7 +27,7 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "weight_decay": (("--weight-decay",), {"type": NON_NEGATIVE_FLOAT}),
     "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step", "constant"])}),
     "warmup_epochs": (("--warmup-epochs",), {"type": NON_NEGATIVE}),
-    "label_smoothing": (("--label-smoothing",), {"type": click.FloatRange(0, 1, max_open=True)}),
+    "label_smoothing": (("--label-smoothing",), {"type": Real(values.SMOOTHING)}),
     "kd_temperature": (("--kd-temperature",), {"type": POSITIVE_FLOAT}),
     "kd_alpha": (("--kd-alpha",), {"type": UNIT, "help": "Weight of the KD term (CE gets 1 - alpha) when distilling."}),
     "seed": (("--seed",), {"type": int}),

@@ -36,6 +36,8 @@ BUDGETS = "5%,33%"
 #: Where the published CIFAR-100 results lie (reshape/tables/anchors.csv): the budgets at which
 #: the third panel shows the HybReNet `reshape synthesize` makes for CIFAR-100 (spec only).
 CIFAR_DATASET = "cifar100"
+#: What the demo adds to its export folder: a README and the record that marks it complete.
+EXPORT_EXTRAS = ("README.md", "export.json")
 CIFAR_BUDGETS = "25k,50k,100k,180k"
 
 
@@ -106,12 +108,15 @@ def command(out: str, quick: bool, force: bool) -> None:
     """
     from rich.console import Console
 
-    from reshape.runs import RunDir
+    from reshape.runs import RunDir, writes
 
     name = "quick" if quick else "full"
     mode = MODES[name]
     root = Path(out)
     demo_dir = RunDir(root)
+    # What --force may delete: the demo's own steps (each owned by its command) and outputs.
+    writes("demo", "teacher", "frontier", CIFAR_DATASET, "export", "front.png", "summary.md")
+    writes("export", *EXPORT_EXTRAS)
     demo_dir.claim("demo", {"mode": name, **asdict(mode)}, force=force)  # owned: no other demo mixed in
     console = Console(stderr=True)
     start = time.perf_counter()
@@ -205,7 +210,7 @@ def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any
         raise ReshapeError(f"no HybReNet point reached its budget in {result.out}; nothing to export")
     chosen = max(candidates, key=lambda r: (r["top1"], -r["relus"]))
     folder = root / "export"
-    record = folder / "export.json"
+    record = folder / EXPORT_EXTRAS[1]
     digest = RunDir(chosen["run"]).weights_digest()
     if record.is_file() and not force:
         saved = read_json(record, "demo export record")
@@ -220,7 +225,7 @@ def _export(root: Path, result: Any, console: Any, force: bool) -> dict[str, Any
              "budget": budget_text(chosen["fraction"]),
              "relus": chosen["relus"], "macs": chosen["macs"], "top1": chosen["top1"],
              "files": list(done.files), "onnx_max_diff": done.onnx_max_diff, "command": line}
-    write_text(folder / "README.md", _export_readme(saved, result))
+    write_text(folder / EXPORT_EXTRAS[0], _export_readme(saved, result))
     write_json(record, saved)  # last: it marks the export complete
     return {**saved, "folder": str(folder)}
 

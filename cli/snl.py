@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 
 from ._budget import budget_options, fit_method, report
-from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, user_errors
 from reshape.setting import EPOCHS
 
+from ._common import AT_LEAST_ONE, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, user_errors
 from ._training import pop_training, training_options
 
 
@@ -18,7 +18,7 @@ from ._training import pop_training, training_options
               help="Adam lr of the weights in the mask phase.")
 @click.option("--gate-lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True, help="Adam lr of the masks in the mask phase.")
 @click.option("--lambda", "lam", type=NON_NEGATIVE_FLOAT, default=1e-5, show_default=True, help="Initial L1 weight on the masks.")
-@click.option("--lambda-growth", type=click.FloatRange(min=1), default=1.1, show_default=True,
+@click.option("--lambda-growth", type=AT_LEAST_ONE, default=1.1, show_default=True,
               help="Factor applied to lambda whenever the ReLU count stops falling.")
 @click.option("--lambda-warmup", type=NON_NEGATIVE, default=5, show_default=True,
               help="Epochs before lambda may grow.")

@@ -9,6 +9,9 @@ import click
 from ._common import Amount, AmountList, check_out, cost_table, echo_json, human, stdout_console, user_errors
 from .count import DATASETS
 
+#: The sweep's table, beside one spec per budget.
+SUMMARY = "summary.json"
+
 
 def _ranking(text: str | None, path: str | None) -> list[int] | None:
     """The explicit ranking, the one measured in a criticality file, or None for the default."""
@@ -79,7 +82,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         check_out(out, directory=sweep is not None)
     costs = cost_table(protocol)
     from reshape.io import write_json
-    from reshape.runs import RunDir, file_target
+    from reshape.runs import RunDir, file_target, writes
     from reshape.spec import save_spec
 
     ranking = _ranking(criticality, criticality_file)
@@ -100,15 +103,17 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         return
     # The sweep folder is owned: another sweep's specs are never mixed in or partly overwritten.
     sweep_dir = RunDir(out)
+    writes("synthesize", SUMMARY, "*-*-*.json")  # what --force may delete: the specs and their summary
     sweep_dir.claim("synthesize", {"backbone": backbone, "dataset": dataset, "budgets": budgets, "macs": macs,
                                    "ranking": ranking, "round_to": round_to, "protocol": protocol},
-                    force=force, labels={"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"})
+                    force=force, labels={"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"},
+                    inputs=[criticality_file] if criticality_file else [])
     rows = []
     for result in results:
         path = Path(out) / f"{backbone}-{dataset}-{result['explanation'].budget}.json"
         save_spec(result["spec"], path)
         rows.append(_summary_row(result, path))
-    write_json(Path(out) / "summary.json", rows)
+    write_json(Path(out) / SUMMARY, rows)
     sweep_dir.finish({"specs": [row["spec"] for row in rows]})
     echo_json(rows) if as_json else _print_sweep(rows, Path(out))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,8 +68,9 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
         teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)
         load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     try:
-        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download, val=opts["val"]), teacher=teacher_run,
-                     parent=teacher, force=force, labels=_option_labels())
+        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download, val=opts["val"]),
+                     teacher=teacher_run, parent=teacher, force=force, labels=_option_labels(),
+                     inputs=[model_or_spec] if Path(model_or_spec).is_file() else [])
         if not is_main():
             return
         metrics = result.metrics

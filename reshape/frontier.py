@@ -52,9 +52,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import compare
 from .errors import BudgetUnreachable, ReshapeError
-from .io import read_json, write_json
+from .io import is_bookkeeping, read_json, write_json
 from .methods import Method, MethodResult, Setting, get_method, parent_config, setting_splits
-from .runs import RunDir, TrainedRun, canonical, compute_of, differences, load_trained, summarize
+from .runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
+                   summarize, written_by)
 
 FORMAT = "reshape.frontier"
 #: 2: points per seed (``<method>/<label>/seed<S>``), teacher rows per seed, compute, summary and pairs.
@@ -174,9 +175,16 @@ class FrontierResult:
         return all(row["cached"] for row in self.points)
 
     def to_dict(self) -> dict[str, Any]:
+        """As ``results.json`` holds it: each row's ``run`` relative to the frontier folder, so
+        the file reads the same from any working directory (and after the folder moves)."""
+        rows = [{**r, "run": _relative(r["run"], self.out)} if r.get("run") else r for r in self.rows]
+        summary = [{**r, "run": _relative(r["run"], self.out), "runs": [_relative(x, self.out) for x in r["runs"]]}
+                   for r in self.summary]
+        setting = {**self.setting, "teacher": _relative(self.setting["teacher"], self.out)} \
+            if self.setting.get("teacher") else self.setting
         return {"format": f"{FORMAT}.results", "version": VERSION, "command": self.command,
-                "machine": self.machine, "setting": self.setting, "seeds": self.seeds, "tests": self.tests,
-                "compute_equal": self.compute_equal, "rows": self.rows, "summary": self.summary,
+                "machine": self.machine, "setting": setting, "seeds": self.seeds, "tests": self.tests,
+                "compute_equal": self.compute_equal, "rows": rows, "summary": summary,
                 "pairs": self.pairs, "iso": self.iso}
 
 
@@ -426,8 +434,9 @@ def _claim(out: Path, teacher: TrainedRun, setting: Setting, chosen: Mapping[str
     file = out / SETTING_FILE
     if out.exists() and not out.is_dir():
         raise ReshapeError(f"{out} is a file, not a frontier folder; pick another --out")
+    refuse_inputs(out, [teacher.path])
     if force and file.is_file():
-        _clear(out)
+        _clear(out, read_json(file, "frontier setting"))
     params = {name: canonical(dataclasses.asdict(p)) for name, (_, p) in chosen.items()}
     wanted = {"teacher": teacher.digest, "setting": canonical(setting.key)}
     saved: dict[str, Any] = {"params": {}, "methods": [], "budgets": [], "seeds": []}
@@ -444,21 +453,54 @@ def _claim(out: Path, teacher: TrainedRun, setting: Setting, chosen: Mapping[str
         if changed:
             raise ReshapeError(f"{out} holds a frontier with another teacher or settings "
                                f"({'; '.join(changed[:4])}); pass --force to start it over, or pick a new --out")
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(not is_bookkeeping(e) for e in out.iterdir()):
         raise ReshapeError(f"{out} holds files that are not a frontier (no {SETTING_FILE}); "
                            "pick an empty or new --out")
-    write_json(file, {"format": FORMAT, "version": VERSION, **wanted, "teacher_run": str(teacher.path),
-                      "params": {**saved["params"], **params},
-                      "methods": list(dict.fromkeys([*saved["methods"], *params])),
-                      "budgets": list(dict.fromkeys([*saved["budgets"], *(b.label for b in points)])),
-                      "seeds": list(dict.fromkeys([*saved.get("seeds", []), *seeds]))})
+    # The folder's identity (shared studies are named after it): kept from the first call.
+    identity = saved.get("id") or fingerprint({"folder": str(out.resolve())})
+    record = {"format": FORMAT, "version": VERSION, "id": identity, **wanted,
+              "teacher_run": _relative(teacher.path, out),
+              "params": {**saved["params"], **params},
+              "methods": list(dict.fromkeys([*saved["methods"], *params])),
+              "budgets": list(dict.fromkeys([*saved["budgets"], *(b.label for b in points)])),
+              "seeds": list(dict.fromkeys([*saved.get("seeds", []), *seeds]))}
+    if record != saved:  # a read-back writes nothing: a finished frontier reads from a read-only folder
+        write_json(file, record)
 
 
-def _clear(out: Path) -> None:
-    """Delete a frontier's contents (only a folder with ``frontier.json``, checked by the caller)."""
+def frontier_id(out: str | os.PathLike[str]) -> str:
+    """The identity of the frontier claimed in ``out`` (``frontier.json``'s ``id``)."""
+    saved = read_json(Path(out) / SETTING_FILE, "frontier setting")
+    if not isinstance(saved, dict) or not isinstance(saved.get("id"), str):
+        raise ReshapeError(f"{Path(out) / SETTING_FILE} has no frontier id; rerun `reshape frontier` into it")
+    return saved["id"]
+
+
+def _relative(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``folder`` (both resolved): what the frontier's files store."""
+    return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+
+
+def _clear(out: Path, saved: Any) -> None:
+    """Delete a frontier's contents: only what a frontier writes (its records and tables, the
+    method folders it names, ``shared/``, ``teachers/``); anything else there is listed and
+    nothing is deleted."""
+    import fnmatch
     import shutil
 
+    methods = saved.get("methods", []) if isinstance(saved, dict) else []
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(methods, list):
+        raise ReshapeError(f"{out / SETTING_FILE} is not a frontier setting; --force replaces only a "
+                           "frontier: move the folder away or pick a new --out")
+    ours = (SETTING_FILE, RESULTS_FILE, SHARED_DIR, TEACHERS_DIR, *written_by("frontier"), *map(str, methods))
+    stray = [e.name for e in sorted(out.iterdir())
+             if not is_bookkeeping(e) and not any(fnmatch.fnmatchcase(e.name, p) for p in ours)]
+    if stray:
+        raise ReshapeError(f"{out} holds files a frontier did not write ({', '.join(stray[:5])}); --force "
+                           "deletes nothing it did not write: move them away, or pick a new --out")
     for entry in out.iterdir():
+        if is_bookkeeping(entry):
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:

@@ -14,10 +14,12 @@ wrote the bytes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +36,36 @@ def _host() -> str:
     return socket.gethostname()[:64]
 
 
+#: What ``os.stat`` calls each kind of file that is neither a regular file nor a folder.
+_SPECIAL = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it is a device, FIFO or socket (through symlinks), else None.
+
+    Such a path is never an output: renaming a file over ``/dev/null`` replaces the device.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((name for test, name in _SPECIAL if test(mode)), None)
+
+
+def refuse_special(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """A one-line ``ReshapeError`` when ``path`` is a device, FIFO or socket."""
+    kind = special_kind(path)
+    if kind:
+        raise ReshapeError(f"{option} {path} is {kind}, not a regular file or folder; pick another path")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it over ``target`` on success."""
+    """Yield a temporary path next to ``target``; rename it over ``target`` on success
+    (never over a device, FIFO or socket)."""
     target = Path(target)
+    refuse_special(target, "output")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.~{os.getpid()}@{_host()}.", suffix=".tmp",
                                dir=target.parent)
@@ -53,6 +81,68 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: The advisory lock file of a folder being written (``lock_folder``).
+LOCK_FILE = ".reshape.lock"
+#: The lock files this process holds, by folder: one lock per folder, re-entrant in a process.
+_HELD: dict[Path, int] = {}
+
+
+def lock_folder(folder: str | os.PathLike[str], option: str = "--out") -> None:
+    """Hold an exclusive advisory lock (``flock`` on ``folder/.reshape.lock``) until
+    ``unlock_folder`` or the process ends (a killed writer releases it with its file handles).
+
+    A second writer of the same folder is refused at once, naming the holder's process and host,
+    so two identical commands never train into one folder. ``flock`` is honoured across
+    machines on NFS (Linux maps it to NFS byte-range locks). Taking it again in the holding
+    process is a no-op (a command that calls another in-process).
+    """
+    folder = Path(folder)
+    key = folder.resolve()
+    if key in _HELD:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ReshapeError(f"{option} {folder} is being written by {holder}; wait for it to finish, "
+                               f"or pick another {option}") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder finished and removed it after we opened it: lock the file there now
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()} on {_host()}".encode())
+    _HELD[key] = fd
+
+
+def unlock_folder(folder: str | os.PathLike[str]) -> None:
+    """Release ``lock_folder``'s lock on ``folder`` and remove the lock file (a finished run
+    keeps none). It is removed while still locked, and a writer that opened it meanwhile
+    sees it gone once it gets the lock and locks a new one (``_same_file``)."""
+    fd = _HELD.pop(Path(folder).resolve(), None)
+    if fd is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(Path(folder, LOCK_FILE))
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def is_bookkeeping(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a temporary file of ``atomic_path`` or a folder's lock: not content."""
+    return is_temp(path) or Path(path).name == LOCK_FILE
 
 
 def is_temp(path: str | os.PathLike[str]) -> bool:
@@ -138,10 +228,15 @@ def not_utf8(path: str | os.PathLike[str], exc: UnicodeDecodeError, what: str = 
 def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
     """Read JSON, turning every failure into one clear ``ReshapeError``."""
     path = Path(path)
-    text = read_text(path, what)
+    return parse_json(read_text(path, what), f"{what} {path}")
+
+
+def parse_json(text: str, what: str = "JSON text") -> Any:
+    """``json.loads``, every failure one clear ``ReshapeError`` (nesting too deep included:
+    ``[[[...]]]`` ten thousand levels down raises RecursionError in the parser)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReshapeError(
-            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        raise ReshapeError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise ReshapeError(f"{what} is nested too deeply to read; a reshape file is a few levels deep") from None

@@ -41,6 +41,8 @@ FIELDS = ("fm64", "fm128")
 BACKEND_ENV = "RESHAPE_PI_PYTHON"
 INSTALL_HINT = "make pi-backend"
 SCRIPT = Path(__file__).resolve().parent / "pi_backend" / "spu_run.py"
+#: The backend ``make pi-backend`` makes, next to the installed package (a source checkout's root).
+INSTALLED_BACKEND = Path(__file__).resolve().parents[1] / ".venv-pi" / "bin" / "python"
 #: the published profile each protocol's measurement is compared with
 PUBLISHED = {"cheetah": "cheetah", "semi2k": "cheetah"}
 
@@ -51,15 +53,19 @@ def result_name(protocol: str, field: str = "fm64", weights: str = "secret") -> 
 
 
 def backend_python() -> Path:
-    """The backend environment's Python, or a one-line error saying how to install it."""
+    """The backend environment's Python, or a one-line error saying how to install it.
+
+    Only ``RESHAPE_PI_PYTHON`` or the ``.venv-pi`` beside the installed package (a source
+    checkout's, made by ``make pi-backend``): never one in the working directory, which
+    would run the code of whatever folder a measurement is started in.
+    """
     override = os.environ.get(BACKEND_ENV)
-    candidates = [Path(override)] if override else [
-        Path(__file__).resolve().parents[1] / ".venv-pi" / "bin" / "python",  # a source checkout
-        Path.cwd() / ".venv-pi" / "bin" / "python",
-    ]
-    for python in candidates:
-        if python.is_file():
-            return python
+    python = Path(override) if override else INSTALLED_BACKEND
+    if python.is_file():
+        return python
+    if override:
+        raise ReshapeError(f"{BACKEND_ENV}={override} is not a file; point it at the Python of the backend "
+                           f"environment (`{INSTALL_HINT}` makes one: .venv-pi/bin/python)")
     raise ReshapeError(f"the SPU backend is not installed: run `{INSTALL_HINT}` in the repository "
                        f"(creates .venv-pi), or set {BACKEND_ENV} to a Python 3.11 with spu==0.9.5")
 

@@ -17,19 +17,21 @@ method's or another configuration's run, naming the parameters that differ, and
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from torch import nn
 
 from ._version import __version__
 from .errors import ReshapeError
-from .io import is_temp, read_json, remove_stale_temps, write_bytes, write_json
+from .io import (LOCK_FILE, is_bookkeeping, lock_folder, read_json, remove_stale_temps, unlock_folder,
+                 write_bytes, write_json)
 from .spec import ArchSpec, load_spec, save_spec
 
 SPEC_FILE = "spec.json"
@@ -45,6 +47,53 @@ VERSION = 1
 STATUSES = ("running", "done")
 #: The files that make a folder a run directory written by some version of this tool.
 RUN_MARKERS = (MANIFEST_FILE, SPEC_FILE, CHECKPOINT_FILE)
+#: What any command may write into a run directory it owns (glob patterns): the layout and
+#: measurements (``pi_<protocol>_<field>.json``); temporary files and the lock aside.
+RUN_FILES = (MANIFEST_FILE, SPEC_FILE, WEIGHTS_FILE, GRAPH_FILE, CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE,
+             "pi_*.json")
+#: What each command writes into its folder beside ``RUN_FILES``, as ``writes`` registered it.
+_WRITES: dict[str, tuple[str, ...]] = {}
+
+
+def writes(method: str, *patterns: str) -> None:
+    """Register the files (glob patterns) ``method`` writes into the folder it claims, beside
+    the run layout: what its ``--force`` may delete there, and nothing else."""
+    _WRITES[method] = (*_WRITES.get(method, ()), *patterns)
+
+
+#: Methods registered as variants of another (``variant``), by name.
+_VARIANT_OF: dict[str, str] = {}
+
+
+def variant(name: str, of: str) -> None:
+    """Register method ``name`` as a variant of ``of`` (one command, other defaults: ``reshape
+    senet --allocation uniform`` runs ``senet_uniform``): ``--force`` of either replaces the other's run."""
+    _VARIANT_OF[name] = of
+
+
+def written_by(method: str) -> tuple[str, ...]:
+    """The files ``method`` registered with ``writes``."""
+    return _WRITES.get(method, ())
+
+
+def refuse_inputs(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]],
+                  option: str = "--out") -> None:
+    """Refuse an output folder that is an input's folder or holds an input (through symlinks and
+    ``..``): writing there, or ``--force`` clearing it, would destroy what the command reads."""
+    target = Path(out).resolve()
+    for item in inputs:
+        source = Path(item).resolve()
+        if source == target or target in source.parents:
+            raise ReshapeError(f"{option} {out} is the folder of the input {item}; writing there would "
+                               f"destroy it: pick a new {option}")
+
+
+def _manifest_or_none(run: "RunDir") -> Manifest | None:
+    """A folder's manifest, None when it has none or it does not parse (then it is not ours)."""
+    try:
+        return run.manifest()
+    except ReshapeError:
+        return None
 
 
 def canonical(obj: Any) -> Any:
@@ -173,61 +222,126 @@ class RunDir:
     # -- ownership -------------------------------------------------------------------------
     def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
               force: bool = False, labels: Mapping[str, str] | None = None,
-              fresh: str = "pass --force to start it over, or pick a new --out") -> Manifest:
+              fresh: str = "pass --force to start it over, or pick a new --out",
+              inputs: Sequence[str | os.PathLike[str]] = (), lock: bool = True) -> Manifest:
         """Own this folder for ``method`` with ``params`` (every setting that changes the result).
 
         A new or empty folder gets a manifest; the same method and params continue (resume,
         or read back when done); anything else is refused with the parameters that differ
         (named by ``labels`` where given, e.g. as command-line options) and ``fresh`` says how
-        to start over; ``force`` deletes the old run first. Temporary files of interrupted
-        writes are removed from a folder once it is claimed.
+        to start over. ``force`` deletes the old run first, only when it is a run of ``method``
+        holding nothing but what reshape writes (``RunDir.clear``). The folder is never the
+        folder of an input, nor holds one: ``parent`` (the teacher) and ``inputs`` (a spec
+        file), compared through symlinks and ``..``. Temporary files of interrupted writes
+        are removed from a folder once it is claimed.
+
+        With ``lock`` the folder is locked (``reshape.io.lock_folder``) until ``finish`` or the
+        process ends, so a second writer is refused naming the first; a finished run of the
+        same method and params is read back without the lock, so a read-only folder serves.
         """
         params = canonical(dict(params))
         digest = fingerprint({"method": method, "params": params})
-        existing = self._existing(force)
+        refuse_inputs(self.path, [p for p in (parent, *inputs) if p is not None])
+        done = None if force else _manifest_or_none(self)
+        if done is not None and done.status == "done" and (done.method, done.fingerprint) == (method, digest):
+            return done
+        self._verdict(method, params, digest, force, labels, fresh, clear=False)  # refused: nothing written
+        if lock:
+            lock_folder(self.path)
+        existing = self._verdict(method, params, digest, force, labels, fresh, clear=True)  # again, locked
         if existing is not None:
-            if existing.method == method and existing.fingerprint == digest:
-                remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
-                return existing
-            if existing.method != method:
-                # Variants of one method (senet / senet_uniform) differ in params too: name them.
-                changed = differences(existing.params, params, labels=labels, common=True) \
-                    if set(existing.params) == set(params) else []
-                what = f"a '{existing.method}' run, not '{method}'"
-                what += f" ({'; '.join(changed[:4])})" if changed else ""
-            else:
-                changed = differences(existing.params, params, labels=labels)
-                what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
-            raise ReshapeError(f"{self.path} holds {what}; {fresh}")
+            remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
+            return existing
         manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
         self.write(manifest)
         remove_stale_temps(self.path)
         return manifest
 
-    def _existing(self, force: bool) -> Manifest | None:
-        """The manifest to check against, after ``force`` cleared the folder (then None)."""
+    def _verdict(self, method: str, params: dict[str, Any], digest: str, force: bool,
+                 labels: Mapping[str, str] | None, fresh: str, clear: bool) -> Manifest | None:
+        """The run to continue (same method and params), None for a folder to start (after
+        ``force`` cleared it, when ``clear``), or a refusal naming what differs."""
+        existing = self._existing(method, force, clear)
+        if existing is None or (existing.method == method and existing.fingerprint == digest):
+            return existing
+        if existing.method != method:
+            # Variants of one method (senet / senet_uniform) differ in params too: name them.
+            changed = differences(existing.params, params, labels=labels, common=True) \
+                if set(existing.params) == set(params) else []
+            what = f"a '{existing.method}' run, not '{method}'"
+            what += f" ({'; '.join(changed[:4])})" if changed else ""
+        else:
+            changed = differences(existing.params, params, labels=labels)
+            what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
+        raise ReshapeError(f"{self.path} holds {what}; {fresh}")
+
+    def _existing(self, method: str, force: bool, clear: bool = True) -> Manifest | None:
+        """The manifest to check against; None after ``force`` cleared the folder (only checked
+        that it may, without ``clear``)."""
         if self.path.exists() and not self.path.is_dir():
             raise ReshapeError(f"{self.path} is a file, not a run directory; pick another --out")
-        if force and self.exists():
-            self.clear()
+        if force and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
+            self.clear(method, check_only=not clear)
             return None
         manifest = self.manifest()
-        if manifest is None and self.path.is_dir() and any(not is_temp(e) for e in self.path.iterdir()):
+        if manifest is None and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
             if self.exists():
-                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; pass "
-                                   "--force to replace it (deletes it), or pick a new --out")
+                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; move it "
+                                   "away (--force replaces only a run of this command), or pick a new --out")
             raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
         return manifest
 
-    def clear(self) -> None:
-        """Delete the run (only a folder that is a run directory), keeping the folder itself."""
-        if not self.exists():
-            raise ReshapeError(f"{self.path} is not a run directory; refusing to delete its contents")
+    def clear(self, method: str, check_only: bool = False) -> None:
+        """Delete a run of ``method`` (``--force``), keeping the folder itself.
+
+        Only a folder whose manifest names ``method`` is cleared, and only when everything
+        in it is what reshape writes there (``foreign``): another command's run, an older
+        run without a manifest or a folder holding anyone else's files is refused, naming
+        what is in the way, and nothing is deleted (``check_only``: the checks alone).
+        """
+        manifest = self.manifest()
+        how = "move it away or pick a new --out"
+        if manifest is None:
+            raise ReshapeError(f"{self.path} holds files that are not a reshape run of '{method}' (no "
+                               f"{MANIFEST_FILE}); --force replaces only a run of this command: {how}")
+        if _VARIANT_OF.get(manifest.method, manifest.method) != _VARIANT_OF.get(method, method):
+            raise ReshapeError(f"{self.path} holds a '{manifest.method}' run, not '{method}'; --force replaces "
+                               f"only a run of this command: {how}")
+        stray = self.foreign(method)
+        if stray:
+            names = ", ".join(str(p.relative_to(self.path)) for p in stray[:5])
+            more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
+            raise ReshapeError(f"{self.path} holds files reshape did not write ({names}{more}); --force "
+                               "deletes nothing it did not write: move them away, or pick a new --out")
+        if check_only:
+            return
         for entry in self.path.iterdir():
+            if entry.name == LOCK_FILE:
+                continue  # held by this process: the lock stays
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+    def foreign(self, method: str) -> list[Path]:
+        """What in this folder reshape did not write for ``method``: anything but the run layout
+        (``RUN_FILES``), the files ``method`` registered (``writes``), temporary files of
+        atomic writes, and stage runs below (a manifest naming ``method:...`` or this folder
+        as parent), themselves checked the same way."""
+        patterns = (*RUN_FILES, *written_by(method.partition(":")[0]))
+        here = self.path.resolve()
+        stray = []
+        for entry in sorted(self.path.iterdir()):
+            if is_bookkeeping(entry) or any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
+                continue
+            sub = RunDir(entry)
+            manifest = _manifest_or_none(sub) if entry.is_dir() and not entry.is_symlink() else None
+            if manifest is not None and (manifest.method.startswith(f"{method.partition(':')[0]}:")
+                                         or (manifest.parent and Path(manifest.parent).resolve() == here)):
+                stray += sub.foreign(manifest.method)
+            else:
+                stray.append(entry)
+        return stray
 
     def write(self, manifest: Manifest) -> None:
         write_json(self.manifest_file, manifest.to_dict())
@@ -242,7 +356,19 @@ class RunDir:
 
     def finish(self, summary: Mapping[str, Any]) -> Manifest:
         """Mark the run done with its final ``summary`` (what reports and frontiers read)."""
-        return self.update(status="done", summary=canonical(dict(summary)))
+        manifest = self.update(status="done", summary=canonical(dict(summary)))
+        unlock_folder(self.path)
+        return manifest
+
+    def abandon(self) -> None:
+        """Undo a claim that produced nothing (only the manifest is there, e.g. a budget found
+        unreachable before any training): the folder goes, so another setting may use it."""
+        names = {e.name for e in self.path.iterdir()} if self.path.is_dir() else set()
+        if MANIFEST_FILE in names and names <= {MANIFEST_FILE, LOCK_FILE}:
+            unlock_folder(self.path)  # removes the lock file it holds
+            for name in names:
+                (self.path / name).unlink(missing_ok=True)
+            self.path.rmdir()
 
     # -- contents ---------------------------------------------------------------------------
     def weights_digest(self) -> str:

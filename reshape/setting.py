@@ -14,11 +14,11 @@ trained from scratch gets the parent's epochs plus ``epochs`` (docs/frontier.md,
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ReshapeError
+from .values import UNIT, check_fields
 
 #: Student epochs (every stage after the parent together) when a command is given none.
 EPOCHS = 10
@@ -67,9 +67,7 @@ class Setting:
             raise ReshapeError(f"setting val must be a number of validation images >= 0, got {self.val!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ReshapeError(f"setting seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.kd_alpha, (int, float)) or not math.isfinite(self.kd_alpha) \
-                or not 0 <= self.kd_alpha <= 1:
-            raise ReshapeError(f"setting kd_alpha must be in [0, 1], got {self.kd_alpha!r}")
+        check_fields(self, "setting", kd_alpha=UNIT)
 
     @property
     def key(self) -> dict[str, Any]:

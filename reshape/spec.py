@@ -42,6 +42,11 @@ FIXED_STAGES = {"basic": 4, "bottleneck": 4}
 ACTS_PER_BLOCK = {"basic": 2, "bottleneck": 3, "preact": 2}
 #: Output channels per unit of stage width.
 EXPANSION = {"basic": 1, "bottleneck": 4, "preact": 1}
+#: Bounds on a spec's sizes, far beyond any real network, checked before anything is built:
+#: a width of 10**30 overflows torch's sizes and a depth of 100,000 builds for minutes
+#: before failing deep in Python. Within them, ``require_memory`` judges the machine.
+LIMITS = {"width": 1 << 16, "depth": 1 << 12, "stages": 64, "stride": 64, "num_classes": 1 << 20,
+          "in_chans": 1 << 12, "input_size": 1 << 14}
 #: The stem ReLU of timm-block networks; pre-activation networks have none.
 STEM_ACT = "act1"
 #: The last BN-ReLU of a pre-activation network, after its last stage.
@@ -204,7 +209,9 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ArchSpec":
-        return cls.from_dict(json.loads(text))
+        from .io import parse_json
+
+        return cls.from_dict(parse_json(text, "spec"))
 
 
 def load_spec(path: str | os.PathLike[str]) -> ArchSpec:
@@ -243,9 +250,19 @@ def _make(where: str, cls: type, data: Any) -> Any:
         raise SpecError(where, str(exc).split(".__init__() ")[-1]) from None
 
 
-def _positive_int(where: str, value: Any) -> None:
+def _positive_int(where: str, value: Any, limit: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(where, f"must be a positive integer, got {value!r}")
+        raise SpecError(where, f"must be a positive integer, got {_short(value)}")
+    if limit is not None and value > limit:
+        raise SpecError(where, f"must be at most {limit:,}, got {_short(value)}; a network this large "
+                               "cannot be built")
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a width of 10**300 is not printed in full)."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)" if isinstance(value, int) \
+        else text[:20] + "..."
 
 
 def _choice(where: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -262,19 +279,21 @@ def validate(spec: ArchSpec) -> None:
     """Raise ``SpecError`` naming the first impossible field of ``spec``."""
     _choice("spec.block", spec.block, BLOCK_KINDS)
     _choice("spec.stem.kind", spec.stem.kind, STEM_KINDS)
-    _positive_int("spec.stem.width", spec.stem.width)
-    _positive_int("spec.stem.stride", spec.stem.stride)
+    _positive_int("spec.stem.width", spec.stem.width, LIMITS["width"])
+    _positive_int("spec.stem.stride", spec.stem.stride, LIMITS["stride"])
     fixed = FIXED_STAGES.get(spec.block)
     if fixed is not None and len(spec.stages) != fixed:
         raise SpecError("spec.stages", f"block '{spec.block}' needs exactly {fixed} stages (timm's ResNet "
                                        f"layout), got {len(spec.stages)}; block 'preact' takes any number")
     if not spec.stages:
         raise SpecError("spec.stages", "needs at least one stage")
+    if len(spec.stages) > LIMITS["stages"]:
+        raise SpecError("spec.stages", f"at most {LIMITS['stages']} stages, got {len(spec.stages)}")
     for i, stage in enumerate(spec.stages):
-        _positive_int(f"spec.stages[{i}].width", stage.width)
-        _positive_int(f"spec.stages[{i}].depth", stage.depth)
+        _positive_int(f"spec.stages[{i}].width", stage.width, LIMITS["width"])
+        _positive_int(f"spec.stages[{i}].depth", stage.depth, LIMITS["depth"])
     for name in ("num_classes", "in_chans", "input_size"):
-        _positive_int(f"spec.{name}", getattr(spec, name))
+        _positive_int(f"spec.{name}", getattr(spec, name), LIMITS[name])
     if not isinstance(spec.name, str):
         raise SpecError("spec.name", "must be a string")
     # The input must survive every downsampling: stem stride (and pool), then /2 per stage.

@@ -102,7 +102,7 @@ def test_every_method_at_both_budgets_with_exact_counts(demo):
     # the smallest HybReNet of a width-4 teacher (HRN-2x5x3x-m0.75, 2,304 ReLUs) is above 5%
     assert {(r["method"], r["budget"]) for r in points if not r["reachable"]} == {("hybrenet", 1356)}
     for row in reached:
-        spec, model = load_run(row["run"])
+        spec, model = load_run(out / "frontier" / row["run"])  # results.json: relative to the frontier
         assert count(model, spec.input_shape).relus == row["relus"] <= row["budget"]
         assert row["within_budget"] and row["top1"] is not None and row["macs"] > 0
         assert row["pi"]["delphi"]["total_s"] > 0
@@ -132,13 +132,14 @@ def test_the_best_hybrenet_is_exported_and_checked(demo):
     ours = [r for r in results["rows"] if r["method"] in OURS and r["reachable"]]
     best = max(ours, key=lambda r: (r["top1"], -r["relus"]))
     record = json.loads((out / "export" / "export.json").read_text())
-    assert record["run"] == best["run"] and record["relus"] == best["relus"]
+    best_run = (out / "frontier" / best["run"]).resolve()  # results.json: relative to the frontier
+    assert Path(record["run"]).resolve() == best_run and record["relus"] == best["relus"]
     assert record["onnx_max_diff"] <= 1e-4
     for name in ("spec.json", "model.safetensors", "model.onnx", "config.json", "README.md"):
         assert (out / "export" / name).is_file(), name
-    assert load_spec(out / "export" / "spec.json") == load_run(best["run"], weights=False)[0]
+    assert load_spec(out / "export" / "spec.json") == load_run(best_run, weights=False)[0]
     assert json.loads((out / "export" / "config.json").read_text())["architecture"] == "reshape_spec"
-    assert f"reshape export {best['run']}" in (out / "export" / "README.md").read_text()
+    assert f"reshape export {record['run']}" in (out / "export" / "README.md").read_text()
 
 
 def test_cifar100_designs_are_counted_from_their_specs(demo):

@@ -92,7 +92,7 @@ def test_spec_params_equals_the_built_model(name, data, width):
 
 
 def test_a_spec_too_large_is_refused_before_allocating(tiny_spec):
-    huge = tiny_spec.replace(stages=tuple(s.__class__(10**7, s.depth) if i == 0 else s
+    huge = tiny_spec.replace(stages=tuple(s.__class__(60_000, s.depth) if i == 0 else s
                                           for i, s in enumerate(tiny_spec.stages)))
-    with pytest.raises(ReshapeError, match=r"not enough memory to build .* stage widths 10000000/8/8/16"):
+    with pytest.raises(ReshapeError, match=r"not enough memory to build .* stage widths 60000/8/8/16"):
         build(huge)

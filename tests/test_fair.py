@@ -116,7 +116,7 @@ def test_the_pipelines_share_one_ranking():
 
 @pytest.mark.parametrize("factor", ["0", "-1", "nan", "inf"])
 def test_a_base_factor_must_be_positive_and_finite(factor):
-    with pytest.raises(ReshapeError, match="base factor must be a positive number"):
+    with pytest.raises(ReshapeError, match="base factor must be a finite number > 0"):
         get_method("hybrenet_snl").params(factor=factor)
 
 

@@ -110,7 +110,11 @@ def test_frontier_rows_and_every_output(frontier, teacher):
     assert [r.method for r in result.results] == ["deepreduce", "width", "deepreduce"]
 
     saved = json.loads((out / "results.json").read_text())
-    assert saved["rows"] == result.rows and saved["machine"]["commit"] and saved["setting"]["epochs"] == 1
+    # Each run is stored relative to the frontier folder: it resolves from any working directory.
+    assert [{**r, "run": None} for r in saved["rows"]] == [{**r, "run": None} for r in result.rows]
+    assert [(out / r["run"]).resolve() for r in saved["rows"]] == [Path(r["run"]).resolve() for r in result.rows]
+    assert all(not Path(r["run"]).is_absolute() for r in saved["rows"])
+    assert saved["machine"]["commit"] and saved["setting"]["epochs"] == 1
     assert saved["setting"]["teacher_digest"] and saved["setting"]["params"]["deepreduce"]["ranking"] == [1, 4, 2, 3]
     with open(out / "results.csv", newline="") as fh:
         table = list(csv.DictReader(fh))

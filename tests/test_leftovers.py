@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from reshape.errors import ReshapeError
-from reshape.io import FOREIGN_TEMP_AGE_S, is_temp, remove_stale_temps, write_json
+from reshape.io import FOREIGN_TEMP_AGE_S, LOCK_FILE, is_temp, remove_stale_temps, write_json
 from reshape.methods import Setting, setting_config, setting_splits
 from reshape.models import spec_for
 from reshape.runs import RunDir, read_metrics, save_weights
@@ -53,10 +53,10 @@ def test_a_write_killed_midway_leaves_a_recognisable_temp_that_the_next_claim_re
               "    os.kill(os.getpid(), signal.SIGKILL)\n")
     proc = subprocess.run([sys.executable, "-c", script, str(run / "checkpoint.pt")])
     assert proc.returncode == -signal.SIGKILL
-    (left,) = [p for p in run.path.iterdir() if p.name != "run.json"]
+    (left,) = [p for p in run.path.iterdir() if p.name not in ("run.json", LOCK_FILE)]  # the claim's lock aside
     assert is_temp(left) and left.name.startswith(".checkpoint.pt.~")
-    run.claim("train", {"x": 1})  # the same run, resumed
-    assert sorted(p.name for p in run.path.iterdir()) == ["run.json"]
+    run.claim("train", {"x": 1})  # the same run, resumed (and still locked by this process)
+    assert sorted(p.name for p in run.path.iterdir()) == [LOCK_FILE, "run.json"]
 
 
 def test_only_the_temps_of_writers_that_are_gone_are_removed(tmp_path):

@@ -314,5 +314,5 @@ def make_scheduler_for(model, cfg, steps=10):
 def test_ce_weight_is_validated_and_defaults_to_the_convex_mix():
     assert TrainConfig(kd_alpha=0.5).ce_weight is None
     assert TrainConfig(kd_alpha=0.5, ce_weight=0.1).ce_weight == 0.1
-    with pytest.raises(ReshapeError, match="ce_weight must be >= 0"):
+    with pytest.raises(ReshapeError, match="ce_weight must be a finite number >= 0"):
         TrainConfig(ce_weight=-0.1)

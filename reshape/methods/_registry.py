@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ReshapeError
-from ..runs import MANIFEST_FILE, RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
+from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
 
@@ -233,10 +233,7 @@ def measure(method: Method, job: Job, params: Any, built: dict[str, Any], second
 def _release(run: RunDir) -> None:
     """Undo a claim that produced nothing (e.g. an unreachable budget found before any
     training), so the same --out can be used again with other settings."""
-    entries = list(run.path.iterdir()) if run.path.is_dir() else []
-    if [e.name for e in entries] == [MANIFEST_FILE]:
-        entries[0].unlink()
-        run.path.rmdir()
+    run.abandon()
 
 
 def _override(method: str, params: Any, overrides: Mapping[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..deepreduce import fit_budget
+from ..values import POSITIVE, check_fields
 from ._registry import Job, register_method
 
 
@@ -21,6 +22,9 @@ class DeepReDuceParams:
     #: Stages least to most critical (DeepReDuce's ResNet18 ranking; `reshape criticality` measures one).
     ranking: tuple[int, ...] = (1, 4, 2, 3)
     lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_fields(self, "deepreduce", lr=POSITIVE)
 
 
 @register_method("deepreduce", DeepReDuceParams, family="baseline",

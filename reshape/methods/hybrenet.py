@@ -24,21 +24,25 @@ is the network.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..analytic import spec_macs, total_relus
 from ..deepreshape import Explanation, smallest, synthesize
 from ..errors import ReshapeError
-from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights
+from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights, writes
 from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
+from ..values import POSITIVE, check_fields
 from ._registry import Job, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
+# What --force may delete beside the run: the base (without Setting.shared) and the second method's files.
+writes("hybrenet", f"{BASE_METHOD}-*")
+writes("hybrenet_senet", f"{BASE_METHOD}-*", _senet.PLAN_FILE)
+writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE)
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,7 @@ class HybReNetParams:
     lr: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.macs is not None and not (math.isfinite(self.macs) and self.macs > 0):
-            raise ReshapeError(f"hybrenet macs must be a positive multiple of the teacher's MACs or None, "
-                               f"got {self.macs}")
+        check_fields(self, "hybrenet", macs=POSITIVE, lr=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,7 @@ class BaseParams(HybReNetParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) \
-                or not (math.isfinite(self.factor) and self.factor > 0):
-            raise ReshapeError(f"the base factor must be a positive number (the base's ReLUs over the "
-                               f"budget's; published about 2), got {self.factor}")
+        check_fields(self, "hybrenet base", factor=POSITIVE)  # the base's ReLUs over the budget's
 
 
 @dataclass(frozen=True)

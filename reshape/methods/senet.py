@@ -42,14 +42,17 @@ from ..data import probe_batches
 from ..deepreshape import criticality_ranking
 from ..errors import ReshapeError
 from ..io import read_json, write_json
-from ..runs import WEIGHTS_FILE, TrainedRun, load_weights
+from ..runs import WEIGHTS_FILE, TrainedRun, load_weights, variant, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, FeatureTaps, Step, read_metrics
+from ..values import FRACTION, NON_NEGATIVE, POSITIVE, UNIT, check_fields
 from ._recipe import Recipe
 from ._registry import Job, register_method
 
 PLAN_FILE = "senet.json"
 LOCATE_DIR = "locate"
+for _name in ("senet", "senet_uniform"):  # what --force may delete beside the run (locate/ is a stage run)
+    writes(_name, PLAN_FILE)
 ALLOCATIONS = ("sensitivity", "uniform")
 
 
@@ -84,12 +87,8 @@ class SENetParams(Recipe):
                                      ("granularity", self.granularity, GRANULARITIES)):
             if value not in allowed:
                 raise ReshapeError(f"unknown SENet {name} '{value}'; choose {', '.join(allowed)}")
-        if self.at_weight < 0 or self.lr <= 0 or not 0 < self.density <= 1:
-            raise ReshapeError(f"SENet needs at_weight >= 0, lr > 0 and density in (0, 1]; got "
-                               f"{self.at_weight}, {self.lr}, {self.density}")
-        if (self.ce_weight is not None and self.ce_weight < 0) or not 0 <= self.kd_weight <= 1:
-            raise ReshapeError(f"SENet needs ce_weight >= 0 and kd_weight in [0, 1]; got "
-                               f"{self.ce_weight}, {self.kd_weight}")
+        check_fields(self, "SENet", at_weight=NON_NEGATIVE, lr=POSITIVE, density=FRACTION, ce_weight=NON_NEGATIVE,
+                     kd_weight=UNIT)
         if self.ranking is not None:
             object.__setattr__(self, "ranking", tuple(self.ranking))
             stage_weights(self.ranking)
@@ -357,3 +356,4 @@ def fit(job: Job, p: SENetParams) -> dict[str, Any]:
 
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
                 summary="SENet's stages with the same keep fraction in every layer")(fit)
+variant("senet_uniform", of="senet")  # `reshape senet --force` replaces either

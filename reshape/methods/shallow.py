@@ -36,13 +36,15 @@ from ..errors import BudgetUnreachable, ReshapeError
 from ..graph import ModelGraph, Step, block_inputs, merge_blocks, predicted_macs, replay, trace
 from ..graph.passes import MODES
 from ..io import write_text
-from ..runs import save_recipe, save_rewritten
+from ..runs import save_recipe, save_rewritten, writes
 from ..spec import ArchSpec, ReluLayer
 from ..train import METRICS_FILE, evaluate, save_config
 from . import senet as _senet
+from ..values import COUNT, FRACTION, POSITIVE, check_fields
 from ._registry import Job, register_method
 
 LINEARIZED_DIR = "linearized"
+writes("shallow_senet", _senet.PLAN_FILE)  # what --force may delete beside the run
 #: Learning-rate factor of the KD fine-tune after a compact merge (ours; see docs/shallow.md).
 COMPACT_LR_SCALE = 0.1
 
@@ -152,6 +154,9 @@ class ShallowParams:
     #: Optional MAC target (a count): mergeable blocks that lower MACs are added until it is met.
     macs: int | None = None
 
+    def __post_init__(self) -> None:
+        check_fields(self, "shallow", k=COUNT, lr=POSITIVE, macs=COUNT)
+
 
 @dataclass(frozen=True)
 class ShallowSENetParams:
@@ -159,6 +164,9 @@ class ShallowSENetParams:
     keep: float = 0.75
     #: SENet with the short-run attention-transfer weight (docs/senet.md: 1000 cost 4-12 points in 2 epochs).
     senet: _senet.SENetParams = _senet.SENetParams(at_weight=100.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "shallow_senet", keep=FRACTION)
 
 
 @register_method("shallow", ShallowParams, family="ours",

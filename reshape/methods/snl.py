@@ -38,15 +38,17 @@ from ..errors import ReshapeError
 from ..io import write_json
 from ..layers import SoftMaskReLU
 from ..models import build
-from ..runs import TrainedRun, load_weights, save_weights
+from ..runs import TrainedRun, load_weights, save_weights, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, Step, TrainConfig, load_checkpoint
+from ..values import AT_LEAST_ONE, COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, Range, check_fields
 from ._recipe import Recipe
 from ._registry import Job, register_method
 
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
 BINARIZED_FILE = "binarized.safetensors"
+writes("snl", RESULT_FILE, BINARIZED_FILE)  # what --force may delete beside the run
 
 
 @dataclass(frozen=True)
@@ -80,18 +82,11 @@ class SNLParams(Recipe):
         super().__post_init__()
         if self.granularity not in GRANULARITIES:
             raise ReshapeError(f"unknown SNL granularity '{self.granularity}'; choose {', '.join(GRANULARITIES)}")
-        if self.mask_epochs is not None and self.mask_epochs < 1:
-            raise ReshapeError(f"SNL mask_epochs must be at least 1, got {self.mask_epochs}")
-        if self.lam < 0 or self.growth < 1 or self.warmup < 0 or self.mask_lr <= 0 or self.gate_lr <= 0 \
-                or self.final_lr <= 0 or not 0 < self.threshold < 1:
-            raise ReshapeError("SNL needs lam >= 0, growth >= 1, warmup >= 0, mask_lr, gate_lr and final_lr > 0 "
-                               f"and threshold in (0, 1); got {self.lam}, {self.growth}, {self.warmup}, "
-                               f"{self.mask_lr}, {self.gate_lr}, {self.final_lr}, {self.threshold}")
-        if self.check_every is not None and self.check_every < 1:
-            raise ReshapeError(f"SNL check_every must be at least 1 step (or None: per epoch), got {self.check_every}")
-        if self.reach_by is not None and (self.check_every is None or not 0 < self.reach_by <= 1):
-            raise ReshapeError(f"SNL reach_by must be in (0, 1] and needs check_every; got reach_by={self.reach_by}, "
-                               f"check_every={self.check_every}")
+        check_fields(self, "SNL", lam=NON_NEGATIVE, growth=AT_LEAST_ONE, warmup=COUNT_OR_ZERO, mask_lr=POSITIVE,
+                     gate_lr=POSITIVE, final_lr=POSITIVE, threshold=Range(0, 1, low_open=True, high_open=True),
+                     mask_epochs=COUNT, check_every=COUNT, reach_by=FRACTION)
+        if self.reach_by is not None and self.check_every is None:
+            raise ReshapeError(f"SNL reach_by needs check_every; got reach_by={self.reach_by}, check_every=None")
 
 
 #: The frontier's short-run settings (one or a few mask epochs of ~50-500 steps; docs/senet.md):

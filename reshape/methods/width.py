@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..deepreduce import widest
+from ..values import POSITIVE, check_fields
 from ._registry import Job, register_method
 
 
 @dataclass(frozen=True)
 class WidthParams:
     lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_fields(self, "width", lr=POSITIVE)
 
 
 @register_method("width", WidthParams, family="baseline",

@@ -28,11 +28,12 @@ from torch import nn
 
 from ..errors import ReshapeError
 from ..io import atomic_path, write_bytes
-from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, RunDir, load_trained, save_weights
+from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, RunDir, load_trained, save_weights, writes
 from ..spec import ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
+writes("export", ONNX_FILE, CONFIG_FILE)  # what --force may delete beside spec and weights
 ONNX_OPSET = 17
 #: Largest |ONNX - PyTorch| difference accepted on the check batch (float32 logits).
 ONNX_TOLERANCE = 1e-4

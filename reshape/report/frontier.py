@@ -23,11 +23,13 @@ from typing import Any, Mapping, Sequence
 from ..compare import COMPUTE_TOLERANCE, passes_text
 from ..frontier import FrontierResult
 from ..io import write_text
+from ..runs import writes
 from .plot import plot_frontier
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"
 FIGURE_FILE = "frontier.png"
+writes("frontier", CSV_FILE, MARKDOWN_FILE, FIGURE_FILE)  # what --force may delete beside the runs
 
 
 def profiles(rows: Sequence[Mapping[str, Any]]) -> list[str]:

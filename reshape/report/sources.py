@@ -73,13 +73,18 @@ def frontier_runs(path: Path) -> list[Path] | None:
         return None
     if not (path / RESULTS_FILE).is_file():
         raise ReshapeError(f"{path}: the frontier has no {RESULTS_FILE} yet; run `reshape frontier` to the end first")
+    data = read_json(path / RESULTS_FILE, "frontier results")
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ReshapeError(f"{path / RESULTS_FILE} is not a frontier's results (no list of \"rows\"); rerun "
+                           "the `reshape frontier` command into that folder to write it again")
     runs = []
-    for row in read_json(path / RESULTS_FILE, "frontier results")["rows"]:
-        if not row.get("reachable") or not row.get("run"):
+    for row in rows:
+        if not row.get("reachable") or not isinstance(row.get("run"), str):
             continue
-        run = Path(row["run"])  # as recorded, relative to where the frontier ran
-        if not run.is_dir() and row["method"] != "teacher":
-            run = path / row["method"] / row["label"]  # the point's own folder, wherever we are
+        run = path / row["run"]  # relative to the frontier folder (an absolute path stays itself)
+        if not run.is_dir() and isinstance(row.get("method"), str) and isinstance(row.get("label"), str):
+            run = path / row["method"] / row["label"]  # written elsewhere (older files: relative to its cwd)
         runs.append(run)
     return runs
 

@@ -29,7 +29,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..frontier import FrontierPlan, FrontierResult, PointCallback
+from ..frontier import FrontierPlan, FrontierResult, PointCallback, frontier_id
 from ..methods import MethodResult
 from ..runs import canonical, fingerprint
 from .study import SETUP_ATTR, WORKER_ATTR, fail_dead_trials, open_storage, worker_id
@@ -42,8 +42,10 @@ POLL_S = 2.0
 
 
 def study_name(plan: FrontierPlan) -> str:
-    """Named after what the points depend on: equal commands share a study, others never do."""
-    return f"frontier-{fingerprint(setup(plan))}"
+    """Named after what the points depend on and the frontier folder's identity (kept in its
+    ``frontier.json``): equal commands on one folder share a study, wherever each machine
+    mounts it; the same command with another ``--out`` gets a study, and points, of its own."""
+    return f"frontier-{fingerprint({**setup(plan), 'folder': frontier_id(plan.out)})}"
 
 
 def setup(plan: FrontierPlan) -> dict[str, Any]:

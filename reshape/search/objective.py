@@ -98,13 +98,15 @@ class Objective:
         run_dir = self.out / f"trial-{trial.user_attrs.get(RUN_OF, trial.number):04d}"
         arch = count_spec(d.spec)
         self.log(f"trial {trial.number}: {describe(d)}  {arch.relus:,} ReLUs  -> {run_dir}")
-        record: dict[str, Any] = {"budget": d.budget, "run_dir": str(run_dir)}
-        trial.set_user_attr("run_dir", record["run_dir"])  # while it trains too: where to watch or resume it
+        record: dict[str, Any] = {"budget": d.budget, "run_dir": None}
         if d.relu_optimizer == "none" and arch.relus > d.budget:
-            # Infeasible as designed: the constraint rules it out, training would be wasted.
+            # Infeasible as designed: the constraint rules it out, training would be wasted (and
+            # no folder is made, so none is recorded).
             record.update(relus=arch.relus, macs=arch.macs, top1=None, trained=False,
                           spec=d.spec.to_dict())
             return self._finish(trial, record)
+        record["run_dir"] = str(run_dir)
+        trial.set_user_attr("run_dir", record["run_dir"])  # while it trains too: where to watch or resume it
         arch_dir = run_dir / "arch" if d.relu_optimizer == "senet" else run_dir
         trained = fit(arch_dir, d.spec, self.cfg, self.data, method="search", progress=self.progress)
         record.update(relus=arch.relus, macs=arch.macs, top1=trained.top1, trained=True, spec=d.spec.to_dict())

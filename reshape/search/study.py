@@ -18,19 +18,21 @@ its training resumes from the last finished epoch.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ReshapeError
-from ..io import process_alive
+from ..io import process_alive, refuse_special
 from ..runs import RunDir
 from ..train import TrainConfig
 from .objective import RUN_OF, Objective
@@ -49,6 +51,8 @@ SQLITE_PREFIX = "sqlite:///"
 DRIVER_EXTRAS = {"postgresql": "postgres"}
 #: ``postgresql://`` means psycopg 3 (the extra's driver) whatever SQLAlchemy's default for the scheme.
 POSTGRES, POSTGRES_DRIVER = "postgresql://", "postgresql+psycopg://"
+#: The advisory lock (a 64-bit key, here "reshape" in ASCII) held while Optuna's tables are made.
+SCHEMA_LOCK_KEY = int.from_bytes(b"reshape", "big")
 
 
 def worker_id() -> str:
@@ -71,6 +75,8 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
             else Path(url.removeprefix(SQLITE_PREFIX)) if url.startswith(SQLITE_PREFIX) else None)
     if not create and file is not None and not file.is_file():
         raise ReshapeError(f"cannot open storage {url!r}: no such file {file}")
+    if journal:
+        _check_journal(file, url)
     try:
         if journal:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -78,13 +84,58 @@ def open_storage(url: str, create: bool = True) -> BaseStorage:
         with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5.0
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             engine_url = POSTGRES_DRIVER + url.removeprefix(POSTGRES) if url.startswith(POSTGRES) else url
-            return RDBStorage(engine_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              heartbeat_stale_trial_callback=requeue)
+            with schema_lock(engine_url):
+                return RDBStorage(engine_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                  heartbeat_stale_trial_callback=requeue)
     except ImportError as exc:  # SQLAlchemy found no driver for the URL's database
         raise ReshapeError(missing_driver(url, exc)) from None
     except Exception as exc:  # sqlalchemy, driver and OS errors alike: the URL is the user's
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReshapeError(f"cannot open storage {url!r}: {reason}; {hint}") from None
+
+
+@contextlib.contextmanager
+def schema_lock(engine_url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna creates (or checks) its tables.
+
+    ``RDBStorage`` runs ``CREATE TABLE`` / ``CREATE TYPE`` when it opens a fresh database;
+    workers started at the same moment race there (``UniqueViolation`` on
+    ``pg_type_typname_nsp_index``, ``DuplicateObject``). The lock makes them take turns:
+    the first creates the schema, the others find it. Other databases pass through.
+    """
+    if not engine_url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(engine_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def _check_journal(file: Path, url: str) -> None:
+    """Refuse a journal path that is not a journal: Optuna would append its records to any file
+    (a user's notes, a device). A journal's first line is a JSON record with an ``op_code``."""
+    refuse_special(file, "--storage")
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    with open(file, "rb") as fh:
+        first = fh.readline(1 << 16)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ReshapeError(f"--storage {url}: {file} is not an Optuna journal (its first line is not a journal "
+                           "record); pick a new file name for journal:PATH")
 
 
 def missing_driver(url: str, exc: ImportError) -> str:
@@ -213,7 +264,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
     # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
-    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study")
+    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study",
+                      lock=False)  # shared by the study's workers; each trial's folder is locked
     objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
                           Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),

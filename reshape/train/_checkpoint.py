@@ -2,7 +2,8 @@
 
 ``checkpoint.pt`` holds everything a run needs to continue bit-exactly: model,
 optimizer, scheduler, the state of stateful loss hooks and callbacks, the RNG states
-(python, numpy, torch, CUDA) and the number of completed epochs. It is written
+(python, numpy, torch, CUDA; under torchrun every rank's, each rank seeded apart) and the
+number of completed epochs. It is written
 atomically and read with ``torch.load(weights_only=True)``, so every entry is a
 tensor or a plain container (RNG states are stored as lists and tensors for that).
 ``metrics.jsonl`` gets one JSON line per epoch.

@@ -14,11 +14,14 @@ from typing import Any, Literal
 from ..errors import ReshapeError
 from ..io import read_json, write_json
 from ..runs import CONFIG_FILE
+from ..values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SMOOTHING, UNIT, Range, check_fields
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "step", "constant")
 #: Fields that change how a run executes, not what it computes: they may differ on resume.
 RUNTIME_FIELDS = frozenset({"workers", "device", "compile"})
+#: A step schedule's milestones: fractions of training in (0, 1).
+MILESTONE = Range(0, 1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -106,19 +109,12 @@ def _check(cfg: TrainConfig) -> None:
         if not ok:
             raise ReshapeError(f"training config {field} {rule}, got {getattr(cfg, field)!r}")
 
-    for name in ("epochs", "batch_size"):
-        value = getattr(cfg, name)
-        need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
-             "must be a positive integer")
-    need(cfg.lr > 0, "lr", "must be positive")
+    check_fields(cfg, "training config", epochs=COUNT, batch_size=COUNT, warmup_epochs=COUNT_OR_ZERO,
+                 workers=COUNT_OR_ZERO, lr=POSITIVE, momentum=NON_NEGATIVE, weight_decay=NON_NEGATIVE,
+                 gamma=POSITIVE, label_smoothing=SMOOTHING, kd_temperature=POSITIVE, kd_alpha=UNIT,
+                 ce_weight=NON_NEGATIVE, gate_lr=POSITIVE)
     need(cfg.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
     need(cfg.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
-    need(all(0 < m < 1 for m in cfg.milestones), "milestones", "must be fractions of training in (0, 1)")
-    need(0 <= cfg.warmup_epochs < cfg.epochs, "warmup_epochs", "must be >= 0 and below epochs")
-    need(0 <= cfg.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
-    need(cfg.kd_temperature > 0, "kd_temperature", "must be positive")
-    need(0 <= cfg.kd_alpha <= 1, "kd_alpha", "must be in [0, 1]")
-    need(cfg.ce_weight is None or cfg.ce_weight >= 0, "ce_weight", "must be >= 0")
-    need(cfg.gate_lr is None or cfg.gate_lr > 0, "gate_lr", "must be positive")
-    need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
-    need(cfg.workers >= 0, "workers", "must be >= 0")
+    need(all(MILESTONE.problem(m) is None for m in cfg.milestones), "milestones",
+         "must be fractions of training in (0, 1)")
+    need(cfg.warmup_epochs < cfg.epochs, "warmup_epochs", "must be below epochs")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -75,6 +76,15 @@ def sum_all(values: torch.Tensor, ctx: Context) -> torch.Tensor:
     if ctx.world > 1:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def gather(obj: Any, ctx: Context) -> list[Any]:
+    """``obj`` of every process, in rank order (``[obj]`` for one process); every rank must call it."""
+    if ctx.world == 1:
+        return [obj]
+    objects: list[Any] = [None] * ctx.world
+    dist.all_gather_object(objects, obj)
+    return objects
 
 
 def sync_buffers(model: nn.Module, ctx: Context) -> None:

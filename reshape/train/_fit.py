@@ -75,7 +75,8 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         params: Mapping[str, Any] | None = None, method: str = "train",
         parent: str | os.PathLike[str] | None = None, owned: bool = False, force: bool = False,
         progress: bool = True, labels: Mapping[str, str] | None = None,
-        inherits: str | os.PathLike[str] | None = None) -> FitResult:
+        inherits: str | os.PathLike[str] | None = None,
+        inputs: Sequence[str | os.PathLike[str]] = ()) -> FitResult:
     """Train ``spec`` by ``cfg`` on ``data`` into ``out``, resume it, or read it back when done.
 
     ``model_fn`` builds the network (default ``build(spec)``) and ``init`` sets its starting
@@ -87,7 +88,9 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     A standalone training owns ``out`` as ``method``; a method's final stage, which trains
     in a folder the method already claimed, passes ``owned=True`` and is recorded as the
     run's ``training``. ``labels`` names run keys as the caller's options in a refusal
-    (``train.epochs`` -> ``--epochs``).
+    (``train.epochs`` -> ``--epochs``). ``out`` is never the folder of ``parent`` (the teacher)
+    or of ``inputs`` (a spec file). Under torchrun only rank 0 locks ``out``: the other
+    ranks write nothing there.
     """
     run = RunDir(out)
     key = training_key(spec, cfg, data, teacher, init_key, params)
@@ -95,7 +98,8 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     if owned:
         manifest = run.require_manifest()
     else:
-        manifest = run.claim(method, key, parent, force, labels=labels)
+        manifest = run.claim(method, key, parent, force, labels=labels, inputs=inputs,
+                             lock=int(os.environ.get("RANK", "0")) == 0)
     record = manifest.training
     if record is not None and record.get("fingerprint") != digest:
         changed = "; ".join(differences(record.get("params", {}), key)[:4]) or "fingerprint differs"

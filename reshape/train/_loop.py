@@ -36,9 +36,12 @@ from ..runs import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
 from . import _dist
 from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, read_metrics,
-                          save_checkpoint, seed_all, set_rng_state, truncate_metrics)
+                          rng_state, save_checkpoint, seed_all, set_rng_state, truncate_metrics)
 from ._config import TrainConfig, save_config
 from ._distill import kd_loss, load_teacher
+
+#: The checkpoint entry holding every process's RNG state, by rank (``rng`` is this process's).
+RANKS_RNG = "rng_ranks"
 
 
 @dataclass
@@ -122,7 +125,7 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
             save_config(cfg, out)
             (out / METRICS_FILE).unlink(missing_ok=True)
     else:
-        start = _restore(checkpoint, model, optimizer, scheduler, stateful)
+        start = _restore(checkpoint, model, optimizer, scheduler, stateful, ctx)
         if ctx.is_main:
             truncate_metrics(out, start)
     net = _dist.wrap(model, ctx)
@@ -149,8 +152,9 @@ def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset
                 end = EpochEnd(epoch + 1, model, teacher, optimizer, row)
                 for callback in callbacks:
                     callback(end)
+                rngs = _dist.gather(rng_state(), ctx)  # every rank's: each resumes its own stream
                 if ctx.is_main:
-                    _save_epoch(out, model, optimizer, scheduler, stateful, spec, cfg, epoch + 1, row)
+                    _save_epoch(out, model, optimizer, scheduler, stateful, spec, cfg, epoch + 1, row, rngs)
                 done = epoch + 1
                 if show:
                     bar.console.print(_summary(row, cfg.epochs))
@@ -348,7 +352,9 @@ def _open_run_dir(out: Path, spec: ArchSpec, cfg: TrainConfig, resume: bool) -> 
 
 
 def _restore(checkpoint: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler, stateful: list[Any]) -> int:
+             scheduler: torch.optim.lr_scheduler.LRScheduler, stateful: list[Any], ctx: "_dist.Context") -> int:
+    """Load the checkpoint's states; each process takes its own rank's RNG state (rank 0's when
+    the checkpoint has none for this world size: an older checkpoint or another world)."""
     if len(checkpoint["hooks"]) != len(stateful):
         raise ReshapeError(f"the checkpoint saved {len(checkpoint['hooks'])} stateful hooks/callbacks "
                            f"but this run has {len(stateful)}; resume with the same method")
@@ -357,20 +363,23 @@ def _restore(checkpoint: dict[str, Any], model: nn.Module, optimizer: torch.opti
     scheduler.load_state_dict(checkpoint["scheduler"])
     for hook, state in zip(stateful, checkpoint["hooks"]):
         hook.load_state_dict(state)
-    set_rng_state(checkpoint["rng"])
+    ranks = checkpoint.get(RANKS_RNG, [])
+    set_rng_state(ranks[ctx.rank] if len(ranks) == ctx.world else checkpoint["rng"])
     return int(checkpoint["epoch"])
 
 
 def _save_epoch(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, stateful: list[Any],
-                spec: ArchSpec, cfg: TrainConfig, epoch: int, row: dict[str, Any]) -> None:
-    """Metrics first, then weights, then the checkpoint that marks the epoch complete."""
+                spec: ArchSpec, cfg: TrainConfig, epoch: int, row: dict[str, Any],
+                rngs: list[dict[str, Any]]) -> None:
+    """Metrics first, then weights, then the checkpoint that marks the epoch complete
+    (with ``rngs``, every process's RNG state by rank)."""
     append_metrics(out, row)
     save_weights(model, out / WEIGHTS_FILE)
     save_checkpoint(out, {
         "epoch": epoch, "spec": spec.to_dict(), "config": cfg.to_dict(),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "hooks": [h.state_dict() for h in stateful],
+        "scheduler": scheduler.state_dict(), "hooks": [h.state_dict() for h in stateful], RANKS_RNG: rngs,
     })
 
 
