@@ -25,8 +25,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reshape.methods.snl import SHORT_RUN as SNL_SHORT_RUN
-
 METHODS = ("snl", "hybrenet_snl")
 PRESETS: dict[str, dict[str, Any]] = {
     # Issue 22's preset: the claim (HybReNet + SNL against ResNet18 + SNL) at 5-50% with 3 seeds.
@@ -41,14 +39,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {"width": 32, "limit": None, "val": 5000, "teacher_epochs": 10, "epochs": 4, "seeds": "0,1,2",
             "fractions": "0.33,0.25,0.5,0.1,0.05"},
 }
-#: Short-run params (the published ones assume 100+ epochs): SNL's lambda schedule, checks and
-#: gate lr, with which its budget is reached within the mask phase (docs/senet.md), and SENet's
-#: attention-transfer weight (the published 1000 cost 4-12 points in 1 + 1-epoch pilots: docs/senet.md).
-#: The HybReNet pipelines' own SNL and SENet steps default to the same, so a pair reduces alike.
+#: Every method runs its ``short`` params preset (the published params assume 100+ epochs:
+#: SNL's lambda schedule, SENet's AT weight; both chosen on a validation split, docs/results.md),
+#: the HybReNet pipelines' SNL and SENet steps alike, so a pair reduces with one recipe.
+PRESET = "short"
 #: SENet ranks stages as the HybReNet pipelines do (their one ranking, the published 1,4,2,3),
 #: so hybrenet_senet and senet differ in the parent alone.
-SENET_SHORT_RUN: dict[str, Any] = {"at_weight": 100.0, "ranking": "1,4,2,3"}
-OVERRIDES: dict[str, dict[str, Any]] = {"snl": dict(SNL_SHORT_RUN), "senet": dict(SENET_SHORT_RUN)}
+OVERRIDES: dict[str, dict[str, Any]] = {"senet": {"ranking": "1,4,2,3"}}
 #: The claim's budgets (DeepReShape: HybReNet + SNL beats ResNet18 + SNL at about a third of the ReLUs).
 CLAIM_FRACTIONS = (0.25, 0.33, 0.5)
 
@@ -109,7 +106,8 @@ def choose_methods(parser: argparse.ArgumentParser, text: str | None) -> list[st
 
 
 def params(parser: argparse.ArgumentParser, methods: list[str], sets: list[str]) -> dict[str, dict[str, Any]]:
-    """The benchmark's short-run params of the chosen methods, then the --set ones."""
+    """The benchmark's own params of the chosen methods (on top of the ``short`` preset), then
+    the --set ones."""
     from reshape.errors import ReshapeError
     from reshape.frontier import parse_sets
 
@@ -186,7 +184,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     # last call reads every point back into one results.json.
     for n in range(1, len(args.fractions) + 1):
         result = run_frontier(teacher, args.methods, args.fractions[:n], setting, out, args.params,
-                              command=command, seeds=args.seeds,
+                              command=command, seeds=args.seeds, preset=PRESET,
                               on_point=lambda row: print(describe(row), flush=True))
     write_frontier(result)
     verdicts = goals(result)

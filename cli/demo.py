@@ -59,14 +59,14 @@ MODES = {"full": Mode(width=8, teacher_epochs=4, limit=2000, val=500, epochs=2, 
          "quick": Mode(width=4, teacher_epochs=1, limit=256, val=64, epochs=2, batch_size=64)}
 
 
-def short_run_sets() -> tuple[str, ...]:
-    """`--set` options for short runs (the registered defaults are the published ones, which
-    assume 100+ epochs: docs/frontier.md): SNL's short-run schedule and SENet's AT weight 100,
-    the same ones the HybReNet pipelines' own SNL and SENet steps default to, and SENet's stage
-    ranking that of the pipelines (the published 1,4,2,3), so each pair reduces with one recipe. HybReNet bases are uncapped (as published: more MACs than the teacher)."""
-    from reshape.methods.snl import SHORT_RUN
-
-    return (*(f"snl.{k}={v}" for k, v in SHORT_RUN.items()), "senet.at_weight=100", "senet.ranking=1,4,2,3")
+#: Every method's ``short`` params preset (the registered defaults are the published ones, which
+#: assume 100+ epochs: docs/frontier.md): SNL's short-run schedule and SENet's AT weight 100, for
+#: the baselines and for the HybReNet pipelines' own SNL and SENet steps alike. HybReNet bases
+#: are uncapped (as published: more MACs than the teacher).
+PRESET = "short"
+#: SENet ranks the stages as the HybReNet pipelines do (the published 1,4,2,3), so each pair
+#: reduces with one recipe and differs in the parent alone.
+SETS = ("senet.ranking=1,4,2,3",)
 
 
 @click.command("demo")
@@ -165,14 +165,15 @@ def _frontier(root: Path, teacher: Path, mode: Mode, console: Any, force: bool) 
 
     from ._common import Target
 
-    sets = short_run_sets()
+    sets = SETS
     setting = _setting(mode)
     out = root / "frontier"
     budgets = Target(many=True).convert(BUDGETS, None, None)
-    line = frontier_command(teacher, METHODS, budgets, setting, [setting.seed], sets, out)
+    line = frontier_command(teacher, METHODS, budgets, setting, [setting.seed], sets, out, PRESET)
     console.rule(f"[bold]$ {line}")
     result = run_frontier(teacher, METHODS, budgets, setting, out, parse_sets(sets, list(METHODS)),
-                          force=force, on_point=lambda row: console.print(describe(row), highlight=False), command=line)
+                          force=force, on_point=lambda row: console.print(describe(row), highlight=False), command=line,
+                          preset=PRESET)
     write_frontier(result)
     return result, sets
 
@@ -310,7 +311,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               f"$ reshape synthesize --backbone {BACKBONE} --width {mode.width} --dataset {DATA} --relus N "
               "--criticality 1,4,2,3 --out my-hrn.json",
               "$ " + frontier_command(teacher["run"], [exported["method"]], ["N"], setting, [setting.seed],
-                                      _sets_for(sets, [exported["method"]]), "my-frontier"),
+                                      _sets_for(sets, [exported["method"]]), "my-frontier", PRESET),
               "```", "", "## All points", ""]
     header, body = table(result)
     header[1] = "role"  # ours or baseline in this comparison, not the registry's family
@@ -320,7 +321,7 @@ def _write_summary(root: Path, result: Any, mode: Mode, teacher_command: str, se
               "```console", f"$ {teacher_command}"]
     for row in result.summary:
         lines.append("$ " + frontier_command(teacher["run"], [row["method"]], [row["fraction"]], setting,
-                                             [setting.seed], _sets_for(sets, [row["method"]]), result.out))
+                                             [setting.seed], _sets_for(sets, [row["method"]]), result.out, PRESET))
     lines += [f"$ {result.command}", f"$ {exported['command']}", "```", "",
               f"Machine: {result.machine['cores']} cores, {result.machine['cpu']}, torch {result.machine['torch']}, "
               f"commit {result.machine['commit']}, {result.machine['date']}. This call: {seconds:.0f} s.", ""]

@@ -34,6 +34,8 @@ def _methods(text: str) -> list[str]:
               help="Comma-separated seeds, e.g. 0,1,2: every point once per seed (its own teacher, initialisation "
                    "and data order); rows are reported as mean ± standard error.")
 @training_options(only=("epochs", "batch_size", "kd_alpha", "device", "limit", "val"), epochs=EPOCHS)
+@click.option("--preset", help="A params preset every method that has it starts from, e.g. short (settings for "
+                                "runs of a few epochs; `reshape methods` lists each method's presets).")
 @click.option("--set", "sets", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Override a method's param (repeatable), e.g. senet.at_weight=100.")
 @click.option("--out", required=True, type=OutPath(directory=True), help="Frontier folder (one run per point).")
@@ -44,8 +46,8 @@ def _methods(text: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
 @user_errors
 def command(teacher_run: str, methods_text: str, budgets: list[int | float], data: str | None, root: str | None,
-            seeds_text: str, sets: tuple[str, ...], out: str, force: bool, storage: str | None, worker: bool,
-            as_json: bool, **opts: Any) -> None:
+            seeds_text: str, preset: str | None, sets: tuple[str, ...], out: str, force: bool, storage: str | None,
+            worker: bool, as_json: bool, **opts: Any) -> None:
     """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
 
     Each point is its own run directory OUT/METHOD/LABEL/seed<S>. Training is equal by
@@ -73,7 +75,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     Examples:
       reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --val 500 --out runs/teacher
       reshape frontier runs/teacher --methods snl,hybrenet_snl --budgets 5%,33% --epochs 2 \\
-          --val 500 --seeds 0,1,2 --out runs/frontier
+          --val 500 --seeds 0,1,2 --preset short --out runs/frontier
       reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 --val 500 \\
           --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
       reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
@@ -83,7 +85,6 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     """
     from reshape.errors import ReshapeError
     from reshape.frontier import plan_frontier, run_frontier
-    from reshape.methods import get_method
     from reshape.report.frontier import write_frontier
     from reshape.runs import RunDir
 
@@ -91,18 +92,18 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
         raise click.BadParameter("--worker takes points from a --storage; add --storage URL", param_hint="--worker")
     if worker and force:
         raise click.BadParameter("a worker cannot start a frontier over; drop --force", param_hint="--force")
-    from reshape.frontier import frontier_command, parse_sets
+    from reshape.frontier import frontier_command, method_params, parse_sets
 
     methods = _methods(methods_text)
     try:
+        method_params(methods, {}, preset)
+    except ReshapeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--preset") from None
+    try:
         params = parse_sets(sets, methods)
+        method_params(methods, params, preset)
     except ReshapeError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
-    for name, overrides in params.items():
-        try:
-            get_method(name).params(**overrides)
-        except ReshapeError as exc:
-            raise click.BadParameter(str(exc), param_hint="--set") from None
     from reshape.setting import parse_seeds
 
     try:
@@ -113,7 +114,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     if not data:
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
     setting = method_setting({**opts, "seed": seeds[0]}, data, root)
-    command_line = frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out)
+    command_line = frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out, preset)
     on_point = None if as_json else _echo_point
     if storage:
         import logging
@@ -125,7 +126,8 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
 
         optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
         queue = open_storage(storage)  # a bad URL or missing driver stops before the folder is claimed
-        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force, seeds=seeds)
+        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force, seeds=seeds,
+                             preset=preset)
         result = shared_frontier(plan, queue, worker, on_point, log=lambda line: click.echo(line, err=True),
                                  command=command_line)
         if result is None:
@@ -133,7 +135,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
             return
     else:
         result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
-                              on_point=on_point, command=command_line, seeds=seeds)
+                              on_point=on_point, command=command_line, seeds=seeds, preset=preset)
     files = write_frontier(result)
     if as_json:
         echo_json(result.to_dict())

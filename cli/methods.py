@@ -14,7 +14,9 @@ def command(as_json: bool) -> None:
 
     Each method is registered by name in reshape/methods/ (one file per method); its
     params are the knobs that change its result, set per run with
-    `reshape frontier --set METHOD.PARAM=VALUE`. A family of "baseline" marks a method
+    `reshape frontier --set METHOD.PARAM=VALUE`; its presets are named sets of them
+    (`published`, the defaults; `short`, for runs of a few epochs), chosen with
+    `reshape frontier --preset NAME`. A family of "baseline" marks a method
     from the literature we compare against; "ours" marks this tool's pipelines.
 
     \b
@@ -31,7 +33,8 @@ def command(as_json: bool) -> None:
     for name in list_methods():
         method = get_method(name)
         rows.append({"name": name, "family": method.family, "summary": method.summary,
-                     "params": canonical(dataclasses.asdict(method.defaults))})
+                     "params": canonical(dataclasses.asdict(method.defaults)),
+                     "presets": canonical(dict(method.presets))})
     if as_json:
         echo_json(rows)
         return
@@ -39,6 +42,9 @@ def command(as_json: bool) -> None:
         click.echo(f"{row['name']} ({row['family']}): {row['summary']}")
         params = ", ".join(f"{k}={_show(v)}" for k, v in row["params"].items())
         click.echo(f"    params: {params or 'none'}")
+        click.echo(f"    presets: {', '.join(row['presets'])}"
+                   + "".join(f"; {name}: " + ", ".join(f"{k}={_show(v)}" for k, v in over.items())
+                             for name, over in row["presets"].items() if over))
 
 
 def _show(value: object) -> str:

@@ -214,7 +214,8 @@ def budget_text(budget: int | float | str) -> str:
 
 
 def frontier_command(teacher: str | os.PathLike[str], methods: Sequence[str], budgets: Sequence[int | float | str],
-                     setting: Setting, seeds: Sequence[int], sets: Sequence[str], out: str | os.PathLike[str]) -> str:
+                     setting: Setting, seeds: Sequence[int], sets: Sequence[str], out: str | os.PathLike[str],
+                     preset: str | None = None) -> str:
     """The ``reshape frontier`` command of these points, every setting spelled out."""
     args = ["reshape", "frontier", str(teacher), "--methods", ",".join(methods),
             "--budgets", ",".join(map(budget_text, budgets)), "--data", setting.data,
@@ -223,6 +224,7 @@ def frontier_command(teacher: str | os.PathLike[str], methods: Sequence[str], bu
     args += ["--root", setting.root] if setting.root else []
     args += ["--limit", str(setting.limit)] if setting.limit else []
     args += ["--val", str(setting.val)] if setting.val else []
+    args += ["--preset", preset] if preset else []
     for item in sets:
         args += ["--set", item]
     return shlex.join(args + ["--out", str(out)])
@@ -304,11 +306,11 @@ class FrontierPlan:
 def plan_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence[str],
                   budgets: Sequence[BudgetSpec], setting: Setting, out: str | os.PathLike[str],
                   params: Mapping[str, Mapping[str, Any]] | None = None, force: bool = False,
-                  seeds: Sequence[int] | None = None) -> FrontierPlan:
+                  seeds: Sequence[int] | None = None, preset: str | None = None) -> FrontierPlan:
     """Check the methods, load the teacher, check it was trained on the setting's images,
     resolve the budgets and claim ``out`` (see ``run_frontier``)."""
     out = Path(out)
-    chosen = _methods(methods, params or {})
+    chosen = method_params(methods, params or {}, preset)
     seeds = _seeds(seeds, setting)
     if not isinstance(teacher, TrainedRun):
         teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
@@ -328,18 +330,19 @@ def run_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence
                  budgets: Sequence[BudgetSpec], setting: Setting, out: str | os.PathLike[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None, force: bool = False,
                  on_point: PointCallback | None = None, command: str | None = None,
-                 seeds: Sequence[int] | None = None) -> FrontierResult:
+                 seeds: Sequence[int] | None = None, preset: str | None = None) -> FrontierResult:
     """Fit ``teacher`` to every budget with every method, once per seed, into ``out``; finished
     points are read back.
 
     ``seeds`` (default: the setting's) seed each point's teacher, initialisation and data
-    order. ``params`` overrides a method's defaults (``{"senet": {"at_weight": 100}}``,
+    order. ``preset`` names a params preset (``short``) that every method having it starts
+    from; ``params`` overrides a method's defaults (``{"senet": {"at_weight": 100}}``,
     strings converted by ``Method.params``); ``on_point`` gets each row as it is done (a
     seed's teacher first). With ``setting.progress`` a rich display on stderr shows the
     points done and the one running (the methods' own epoch bars are off, as two live
     displays would overwrite each other). ``force`` deletes the frontier in ``out`` first.
     """
-    plan = plan_frontier(teacher, methods, budgets, setting, out, params, force, seeds)
+    plan = plan_frontier(teacher, methods, budgets, setting, out, params, force, seeds, preset)
     rows, results = [], []
     with _display(setting.progress, len(plan.todo) + len(plan.seeds)) as advance:
         for seed in plan.seeds:
@@ -401,15 +404,23 @@ def _tests(setting: Setting) -> int | None:
     return None if test is None else len(test)
 
 
-def _methods(names: Sequence[str], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Method, Any]]:
-    """Each named method with its params (defaults + overrides), checked before anything runs."""
+def method_params(names: Sequence[str], overrides: Mapping[str, Mapping[str, Any]],
+             preset: str | None = None) -> dict[str, tuple[Method, Any]]:
+    """Each named method with its params (defaults, then ``preset`` where the method has it,
+    then overrides), checked before anything runs."""
     if not names:
         raise ReshapeError("no methods given; `reshape methods` lists the registered ones")
     stray = [m for m in overrides if m not in names]
     if stray:
         raise ReshapeError(f"params given for '{stray[0]}', which is not among the methods "
                            f"({', '.join(names)}); add it or drop its params")
-    return {name: (m := get_method(name), m.params(**dict(overrides.get(name, {})))) for name in dict.fromkeys(names)}
+    methods = {name: get_method(name) for name in dict.fromkeys(names)}
+    if preset is not None and not any(preset in m.presets for m in methods.values()):
+        known = sorted({p for m in methods.values() for p in m.presets})
+        raise ReshapeError(f"no method among {', '.join(methods)} has a preset '{preset}'; they have "
+                           f"{', '.join(known)} (`reshape methods` lists them)")
+    return {name: (m, m.params(preset if preset in m.presets else None, **dict(overrides.get(name, {}))))
+            for name, m in methods.items()}
 
 
 def _teacher_row(teacher: TrainedRun, seed: int) -> dict[str, Any]:

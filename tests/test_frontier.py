@@ -267,13 +267,28 @@ def test_short_run_params_go_to_the_chosen_methods_only():
     args = bench.parse(["--methods", "width", "--set", "width.lr=0.05"])
     assert args.params == {"width": {"lr": "0.05"}}
     args = bench.parse(["--methods", "snl,senet,hybrenet_snl"])
-    assert args.params == {m: bench.OVERRIDES[m] for m in ("snl", "senet")}
-    # the pipelines' own reducer steps default to the same short-run params: one recipe per pair
+    assert args.params == {"senet": {"ranking": "1,4,2,3"}}  # the rest is the short preset
+    # the pipelines' own reducer steps take the same short preset: one recipe per pair
     from reshape.methods import get_method
 
-    assert dataclasses.asdict(get_method("hybrenet_snl").defaults.snl) == dataclasses.asdict(
-        get_method("snl").params(**bench.OVERRIDES["snl"]))
-    assert get_method("hybrenet_senet").defaults.senet.at_weight == bench.OVERRIDES["senet"]["at_weight"]
+    assert get_method("hybrenet_snl").params(bench.PRESET).snl == get_method("snl").params(bench.PRESET)
+    assert get_method("hybrenet_senet").params(bench.PRESET).senet.at_weight == \
+        get_method("senet").params(bench.PRESET).at_weight == 100.0
+
+
+def test_presets_are_named_in_the_registry():
+    from reshape.methods import get_method
+
+    snl = get_method("snl")
+    assert list(snl.presets) == ["published", "short"] and snl.params("published") == snl.defaults
+    assert (snl.params("short").lam, snl.params("short", lam="1e-3").lam) == (1e-4, 1e-3)
+    with pytest.raises(ReshapeError, match="method width has no preset 'short'; it has published"):
+        get_method("width").params("short")
+    res = invoke("methods")
+    assert "presets: published, short" in res.output
+    res = invoke("frontier", str(Path(__file__).parent), "--methods", "width,snl", "--budgets", "5%",
+                 "--preset", "fast", "--out", "y")
+    assert res.exit_code == 2 and "no method among width, snl has a preset 'fast'" in res.output
 
 
 @pytest.mark.parametrize("argv", [["--methods", "width,magic"], ["--epochs", "1"], ["--fractions", "a,b"],

@@ -164,11 +164,21 @@ class Method:
     family: str
     summary: str
     defaults: Any
+    #: Named sets of overrides, timm's pretrained tags for params: ``published`` (the defaults,
+    #: always there) and e.g. ``short`` (settings for short runs, chosen on a validation split).
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def params(self, **overrides: Any) -> Any:
-        """The params dataclass: this entry's defaults with ``overrides`` (strings are converted;
-        ``"senet.at_weight"`` reaches into a nested params dataclass)."""
-        return _override(self.name, self.defaults, overrides)
+    def params(self, preset: str | None = None, **overrides: Any) -> Any:
+        """The params dataclass: this entry's defaults, then ``preset``'s overrides, then
+        ``overrides`` (strings are converted; ``"senet.at_weight"`` reaches into a nested
+        params dataclass)."""
+        chosen: Mapping[str, Any] = {}
+        if preset is not None:
+            if preset not in self.presets:
+                raise ReshapeError(f"method {self.name} has no preset '{preset}'; it has "
+                                   f"{', '.join(self.presets)}")
+            chosen = self.presets[preset]
+        return _override(self.name, self.defaults, {**chosen, **overrides})
 
     def fit(self, teacher: TrainedRun | str | os.PathLike[str], budget: int, out: str | os.PathLike[str],
             setting: Setting, params: Any = None, force: bool = False,
@@ -290,10 +300,12 @@ def _convert(method: str, name: str, value: Any, hint: Any) -> Any:
 _REGISTRY: dict[str, Method] = {}
 
 
-def register_method(name: str, params_type: type, *, family: str, summary: str,
-                    defaults: Any = None) -> Callable[[FitFn], FitFn]:
+def register_method(name: str, params_type: type, *, family: str, summary: str, defaults: Any = None,
+                    presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[FitFn], FitFn]:
     """Register ``fit(job, params) -> built`` under ``name``; ``defaults`` makes a variant
-    (the same fit with other default params, e.g. uniform allocation for SENet)."""
+    (the same fit with other default params, e.g. uniform allocation for SENet); ``presets``
+    names sets of overrides (``{"short": {"lam": 1e-4}}``; ``published``, the defaults, is
+    always one), checked here so a bad preset fails at import, not in a user's run."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if not (dataclasses.is_dataclass(params_type) and params_type.__dataclass_params__.frozen):
@@ -302,11 +314,21 @@ def register_method(name: str, params_type: type, *, family: str, summary: str,
     def decorate(fn: FitFn) -> FitFn:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
-        _REGISTRY[name] = Method(name, params_type, fn, family, summary,
-                                 defaults if defaults is not None else params_type())
+        method = Method(name, params_type, fn, family, summary,
+                        defaults if defaults is not None else params_type(),
+                        {"published": {}, **(presets or {})})
+        for preset in method.presets:
+            method.params(preset)
+        _REGISTRY[name] = method
         return fn
 
     return decorate
+
+
+def nested(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` of a params dataclass nested as field ``name`` (``{"lam": 1}`` ->
+    ``{"snl.lam": 1}``): a pipeline's preset built from its reducer's."""
+    return {f"{name}.{k}": v for k, v in overrides.items()}
 
 
 def list_methods() -> list[str]:

@@ -36,7 +36,7 @@ from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
 from ..values import POSITIVE, check_fields
-from ._registry import Job, parent_config, register_method
+from ._registry import Job, nested, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
 # What --force may delete beside the run: the base (without Setting.shared) and the second method's files.
@@ -74,9 +74,9 @@ class BaseParams(HybReNetParams):
 
 @dataclass(frozen=True)
 class HybReNetSENetParams(BaseParams):
-    #: SENet with the short-run attention-transfer weight (docs/senet.md: 1000 cost 4-12 points in 2 epochs).
-    #: Its ranking is the pipeline's (``ranking``); another one is refused.
-    senet: _senet.SENetParams = _senet.SENetParams(at_weight=100.0)
+    #: The SENet step (its ``short`` preset: SENet's). Its ranking is the pipeline's
+    #: (``ranking``); another one is refused.
+    senet: _senet.SENetParams = _senet.SENetParams()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,8 +88,8 @@ class HybReNetSENetParams(BaseParams):
 
 @dataclass(frozen=True)
 class HybReNetSNLParams(BaseParams):
-    #: SNL with the frontier's short-run settings (the published schedule assumes 100+ epochs).
-    snl: _snl.SNLParams = _snl.SNLParams(**_snl.SHORT_RUN)
+    #: The SNL step (its ``short`` preset: SNL's ``SHORT_RUN``).
+    snl: _snl.SNLParams = _snl.SNLParams()
 
 
 def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
@@ -149,12 +149,13 @@ def _base_then(job: Job, p: BaseParams,
 
 
 @register_method("hybrenet_senet", HybReNetSENetParams, family="ours",
+                 presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SENet to the budget")
 def fit_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, ranking: _senet.stages(job, base, replace(p.senet, ranking=ranking)))
 
 
-@register_method("hybrenet_snl", HybReNetSNLParams, family="ours",
+@register_method("hybrenet_snl", HybReNetSNLParams, family="ours", presets={"short": nested("snl", _snl.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
 def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))

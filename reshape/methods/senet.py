@@ -348,12 +348,18 @@ def _plan(job: Job, teacher: TrainedRun, spec: ArchSpec, p: SENetParams) -> Plan
     return planned
 
 
-@register_method("senet", SENetParams, family="ours",
+#: The ``short`` preset: attention transfer at 100, not the published 1000, which dominates
+#: the loss of a few-epoch final stage (chosen on a validation split: docs/results.md, issue 22).
+SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
+
+
+@register_method("senet", SENetParams, family="ours", presets={"short": SHORT_RUN},
                  summary="SENet: sensitivity allocation, learned ReLU locations, KD + attention transfer")
 def fit(job: Job, p: SENetParams) -> dict[str, Any]:
     return stages(job, job.teacher, p)
 
 
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
+                presets={"short": SHORT_RUN},
                 summary="SENet's stages with the same keep fraction in every layer")(fit)
 variant("senet_uniform", of="senet")  # `reshape senet --force` replaces either

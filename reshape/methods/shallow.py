@@ -41,7 +41,7 @@ from ..spec import ArchSpec, ReluLayer
 from ..train import METRICS_FILE, evaluate, save_config
 from . import senet as _senet
 from ..values import COUNT, FRACTION, POSITIVE, check_fields
-from ._registry import Job, register_method
+from ._registry import Job, nested, register_method
 
 LINEARIZED_DIR = "linearized"
 writes("shallow_senet", _senet.PLAN_FILE)  # what --force may delete beside the run
@@ -162,8 +162,8 @@ class ShallowParams:
 class ShallowSENetParams:
     #: Blocks are linearized down to max(budget, this fraction of the teacher's ReLUs).
     keep: float = 0.75
-    #: SENet with the short-run attention-transfer weight (docs/senet.md: 1000 cost 4-12 points in 2 epochs).
-    senet: _senet.SENetParams = _senet.SENetParams(at_weight=100.0)
+    #: The SENet step (its ``short`` preset: SENet's).
+    senet: _senet.SENetParams = _senet.SENetParams()
 
     def __post_init__(self) -> None:
         check_fields(self, "shallow_senet", keep=FRACTION)
@@ -224,7 +224,7 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
             "top1": top1, **trained}
 
 
-@register_method("shallow_senet", ShallowSENetParams, family="ours",
+@register_method("shallow_senet", ShallowSENetParams, family="ours", presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="shallow blocks linearized down to keep x the teacher's ReLUs, then SENet to the budget")
 def fit_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
     relus = count(job.teacher.model, job.teacher.spec.input_shape).relus
