@@ -10,6 +10,7 @@ from reshape.setting import EPOCHS
 from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
 from ._training import method_setting, training_options
 
+
 def _methods(text: str) -> list[str]:
     from reshape.methods import list_methods
 
