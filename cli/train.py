@@ -20,8 +20,6 @@ from ._training import train_config, training_options
                                         "scaled by the same factor (resnet18 --width 16: 16/32/64/128).")
 @click.option("--teacher", type=RUN_DIR, help="Run directory of a trained teacher "
                                                                   "to distill from (same dataset).")
-@click.option("--resume", is_flag=True, help="Accepted for compatibility and ignored: an unfinished run "
-                                             "in --out always resumes.")
 @click.option("--force", is_flag=True, help="Delete the run in --out first and train it again.")
 @click.option("--retarget", is_flag=True, help="Train a spec file on a dataset of another input size, channel "
                                                "count or class count (refused otherwise: its ReLU count changes); "
@@ -30,7 +28,7 @@ from ._training import train_config, training_options
 @training_options(epochs=10, batch_size=64)
 @user_errors
 def command(model_or_spec: str, data: str, root: str | None, download: bool, out: str,
-            width: int | None, teacher: str | None, resume: bool, force: bool, retarget: bool, as_json: bool,
+            width: int | None, teacher: str | None, force: bool, retarget: bool, as_json: bool,
             **opts: object) -> None:
     """Train MODEL_OR_SPEC on --data and write the run to --out.
 

@@ -3,7 +3,7 @@
 The public API is flat and lazy: ``import reshape`` is cheap (the CLI's ``--help``
 stays fast), and torch/timm load only when a name below is first used.
 
-    spec -> build -> count -> transform -> train -> search -> report
+    spec -> build -> count -> train -> methods -> frontier / search -> report
 """
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, mon
 
     with monkeypatch.context() as patch:
         patch.setattr("reshape.train._fit.train", no_training)
-        again = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--resume"])  # --resume: accepted, a no-op
+        again = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out])  # rerunning is resuming: no --resume
     assert again.exit_code == 0, again.output
     assert again.stdout == first.stdout and "read back, nothing trained" in again.stderr
     longer = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2"])
@@ -241,6 +241,8 @@ def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, mon
     forced = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--epochs", "2", "--force"])
     assert forced.exit_code == 0, forced.output
     assert "after 2 epochs" in forced.stdout and len(read_metrics(out)) == 2
+    gone = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--resume"])  # issue 24: the ignored option is gone
+    assert gone.exit_code == 2 and "No such option '--resume'" in gone.output
 
 
 def test_cli_train_distills_from_a_loaded_teacher_run(tmp_path):

@@ -8,7 +8,7 @@ See docs/training.md for the run directory, resume, hooks and multi-GPU use.
 """
 from __future__ import annotations
 
-from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, completed_epochs, has_checkpoint, load_checkpoint,
+from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, has_checkpoint, load_checkpoint,
                           read_metrics, seed_all)
 from ._config import CONFIG_FILE, RUNTIME_FIELDS, TrainConfig, load_config, save_config
 from ._dist import is_main, resolve_device, shutdown
@@ -18,7 +18,7 @@ from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, ev
                     make_optimizer, make_scheduler, train)
 
 __all__ = [
-    "fit", "FitResult", "Teacher", "training_key", "completed_epochs", "has_checkpoint",
+    "fit", "FitResult", "Teacher", "training_key", "has_checkpoint",
     "TrainConfig", "train", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
     "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
     "seed_all", "is_main", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",

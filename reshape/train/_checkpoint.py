@@ -87,11 +87,6 @@ def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
     return Path(run_dir, CHECKPOINT_FILE).is_file()
 
 
-def completed_epochs(run_dir: str | os.PathLike[str]) -> int:
-    """Epochs the run in ``run_dir`` has finished and checkpointed (0 when it has none)."""
-    return int(load_checkpoint(run_dir)["epoch"]) if has_checkpoint(run_dir) else 0
-
-
 def append_metrics(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> None:
     """Append one epoch's metrics as a single line (one write, flushed to disk)."""
     with open(Path(run_dir, METRICS_FILE), "a", encoding="utf-8") as fh:
