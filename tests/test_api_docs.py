@@ -60,3 +60,13 @@ def test_no_public_name_is_also_a_submodule() -> None:
         if name != "__version__":
             importlib.import_module(reshape._API[name])
             assert not isinstance(getattr(reshape, name), type(reshape)), name
+
+
+def test_every_repository_path_architecture_md_names_exists() -> None:
+    """docs/architecture.md is where a newcomer starts: a file it names must be there (issue 24;
+    it once presented a method file that did not exist). Examples name ``<name>`` placeholders."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:reshape|cli|tests|benchmarks|docs|scripts|search_spaces|recipes)/[\w./*-]+)`", text))
+    assert len(named) > 10  # the check reads the document's paths, not nothing
+    missing = [p for p in sorted(named) if not (list(ROOT.glob(p)) if "*" in p else (ROOT / p).exists())]
+    assert not missing, missing
