@@ -100,11 +100,12 @@ def paired(points: Sequence[Row], tests: int | None = None) -> list[dict[str, An
     by = {(r["label"], r["method"], r["seed"]): r for r in points}
     labels = list(dict.fromkeys(r["label"] for r in points))
     methods = {r["method"] for r in points}
+    seeds = sorted({r["seed"] for r in points})
     out = []
     for label in labels:
         for ours, baselines in pairs_table().items():
             for base in (b for b in baselines if ours in methods and b in methods):
-                both = [(by[(label, ours, s)], by[(label, base, s)]) for s in sorted({r["seed"] for r in points})
+                both = [(by[(label, ours, s)], by[(label, base, s)]) for s in seeds
                         if _ok(by.get((label, ours, s))) and _ok(by.get((label, base, s)))]
                 out.append(_pair(label, ours, base, both, tests))
     return out

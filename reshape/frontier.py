@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -124,7 +125,8 @@ class Point:
 @dataclass
 class FrontierResult:
     """A frontier as measured: the teacher rows (one per seed), then one row per point, and
-    what ``reshape.compare`` makes of them (``summary``, ``pairs``, ``iso``)."""
+    what ``reshape.compare`` makes of them (``summary``, ``pairs``, ``iso``), computed once:
+    the rows do not change after the frontier is built."""
 
     out: Path
     command: str
@@ -138,7 +140,7 @@ class FrontierResult:
     def teachers(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["method"] == TEACHER]
 
-    @property
+    @cached_property
     def teacher(self) -> dict[str, Any]:
         """The teacher over its seeds (mean top-1), as one row."""
         return compare.aggregate(self.teachers)[0]
@@ -151,20 +153,20 @@ class FrontierResult:
     def seeds(self) -> list[int]:
         return sorted({r["seed"] for r in self.rows})
 
-    @property
+    @cached_property
     def summary(self) -> list[dict[str, Any]]:
         """One row per (budget, method): mean and standard error over the seeds."""
         return compare.aggregate(self.points)
 
-    @property
+    @cached_property
     def pairs(self) -> list[dict[str, Any]]:
         return compare.paired(self.points, self.tests)
 
-    @property
+    @cached_property
     def iso(self) -> list[dict[str, Any]]:
         return compare.iso_relus(self.summary)
 
-    @property
+    @cached_property
     def compute_equal(self) -> bool:
         """Whether every point's training agrees within ``compare.COMPUTE_TOLERANCE``."""
         return compare.compute_agrees([r for r in self.summary if r["reachable"]])

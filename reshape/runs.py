@@ -489,9 +489,10 @@ COMPUTE_TOTALS = ("image_passes", "steps", "seconds")
 
 def own_compute(run_dir: str | os.PathLike[str], method: str) -> dict[str, Any]:
     """The training done in ``run_dir`` itself, from its finished epochs in ``metrics.jsonl``
-    (a resumed run's rows are its final weights' epochs: those after the checkpoint are cut)."""
+    (a resumed run's rows are its final weights' epochs: those after the checkpoint are cut);
+    unknown (None) where no epoch or one without counts is recorded."""
     rows = read_metrics(run_dir)
-    known = all("train_images" in r for r in rows)
+    known = bool(rows) and all("train_images" in r for r in rows)
     return {"run": Path(run_dir).name, "method": method, "epochs": len(rows),
             "image_passes": sum(int(r["train_images"]) for r in rows) if known else None,
             "steps": sum(int(r["steps"]) for r in rows) if known else None,
@@ -514,9 +515,7 @@ def compute_of(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     record = ((manifest.training or {}).get("compute") if manifest else None)
     if record:
         return record
-    method = manifest.method if manifest else "unknown"
-    own = own_compute(run_dir, method)
-    return chain_compute([{**own, "image_passes": None, "steps": None}] if own["epochs"] == 0 else [own])
+    return chain_compute([own_compute(run_dir, manifest.method if manifest else "unknown")])
 
 
 def _last_top1(path: Path) -> float | None:
