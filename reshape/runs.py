@@ -252,9 +252,19 @@ class RunDir:
         if existing is not None:
             remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
             return existing
-        manifest = Manifest(method, params, digest, parent=None if parent is None else os.fspath(parent))
-        self.write(manifest)
+        manifest = self.start(method, params, parent)
         remove_stale_temps(self.path)
+        return manifest
+
+    def start(self, method: str, params: Mapping[str, Any],
+              parent: str | os.PathLike[str] | None = None) -> Manifest:
+        """Write the manifest of a new run of ``method`` with ``params``: what ``claim`` writes
+        into a new folder, and how a caller owns a folder it wrote before it kept a manifest
+        (it recognised its own older layout), so that from then on ``claim`` and ``clear`` own it."""
+        params = canonical(dict(params))
+        manifest = Manifest(method, params, fingerprint({"method": method, "params": params}),
+                            parent=None if parent is None else os.fspath(parent))
+        self.write(manifest)
         return manifest
 
     def _verdict(self, method: str, params: dict[str, Any], digest: str, force: bool,
@@ -291,13 +301,14 @@ class RunDir:
             raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
         return manifest
 
-    def clear(self, method: str, check_only: bool = False) -> None:
+    def clear(self, method: str, check_only: bool = False, also: Sequence[str] = ()) -> None:
         """Delete a run of ``method`` (``--force``), keeping the folder itself.
 
         Only a folder whose manifest names ``method`` is cleared, and only when everything
         in it is what reshape writes there (``foreign``): another command's run, an older
         run without a manifest or a folder holding anyone else's files is refused, naming
-        what is in the way, and nothing is deleted (``check_only``: the checks alone).
+        what is in the way, and nothing is deleted (``check_only``: the checks alone). ``also``
+        names what this folder's own record says ``method`` wrote there (``foreign``).
         """
         manifest = self.manifest()
         how = "move it away or pick a new --out"
@@ -307,7 +318,7 @@ class RunDir:
         if _VARIANT_OF.get(manifest.method, manifest.method) != _VARIANT_OF.get(method, method):
             raise ReshapeError(f"{self.path} holds a '{manifest.method}' run, not '{method}'; --force replaces "
                                f"only a run of this command: {how}")
-        stray = self.foreign(method)
+        stray = self.foreign(method, also)
         if stray:
             names = ", ".join(str(p.relative_to(self.path)) for p in stray[:5])
             more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
@@ -323,12 +334,13 @@ class RunDir:
             else:
                 entry.unlink()
 
-    def foreign(self, method: str) -> list[Path]:
+    def foreign(self, method: str, also: Sequence[str] = ()) -> list[Path]:
         """What in this folder reshape did not write for ``method``: anything but the run layout
-        (``RUN_FILES``), the files ``method`` registered (``writes``), temporary files of
-        atomic writes, and stage runs below (a manifest naming ``method:...`` or this folder
-        as parent), themselves checked the same way."""
-        patterns = (*RUN_FILES, *written_by(method.partition(":")[0]))
+        (``RUN_FILES``), the files ``method`` registered (``writes``) and ``also`` (glob
+        patterns that vary by folder: the method folders a frontier's record names),
+        temporary files of atomic writes, and stage runs below (a manifest naming
+        ``method:...`` or this folder as parent), themselves checked the same way."""
+        patterns = (*RUN_FILES, *written_by(method.partition(":")[0]), *also)
         here = self.path.resolve()
         stray = []
         for entry in sorted(self.path.iterdir()):
