@@ -1,7 +1,8 @@
 """``reshape frontier``: registered methods at several ReLU budgets from one trained teacher."""
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import click
 
@@ -9,6 +10,42 @@ from reshape.setting import EPOCHS
 
 from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
 from ._training import method_setting, training_options
+
+HELP = """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
+
+Each point is its own run directory OUT/METHOD/LABEL/seed<S>. Training is equal by
+construction: every student trains --epochs after its parent on the same images
+(the teacher's: it must have been trained with the same --data, --limit and --val);
+a network trained from scratch gets the teacher's epochs on top; a HybReNet base is
+trained as the teacher was. Every row shows its training (image-passes, parents
+included); rows that differ by more than 5% name no best. Seeds other than the
+teacher's own retrain the teacher's recipe with that seed (OUT/teachers/). The pairs
+of our pipelines and their baselines are printed as paired differences with their
+standard error over seeds, and as the ReLUs ours needs at iso-accuracy.
+
+Finished points are read back and a partial one resumes; rerun with more methods,
+budgets or seeds to extend a frontier (the same teacher and settings are required;
+--force starts over). Writes OUT/results.json, results.csv, results.md and
+frontier.png. A budget a method cannot reach is reported as unreachable.
+
+With --storage the points become trials of one Optuna study there: run this command
+once (it takes points too, waits for the others' and writes the results) and the same
+command with --worker in any number of processes, on machines that share --out. A
+killed worker's point is queued again and resumes from its last checkpoint
+(docs/scaling.md).
+
+\b
+Examples:
+  reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --val 500 --out runs/teacher
+  reshape frontier runs/teacher --methods snl,hybrenet_snl --budgets 5%,33% --epochs 2 \\
+      --val 500 --seeds 0,1,2 --preset short --out runs/frontier
+  reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 --val 500 \\
+      --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
+  reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
+      --out /shared/frontier --storage postgresql://me@db/optuna            # once
+  reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
+      --out /shared/frontier --storage postgresql://me@db/optuna --worker   # on every GPU
+"""
 
 
 def _methods(text: str) -> list[str]:
@@ -23,7 +60,7 @@ def _methods(text: str) -> list[str]:
     return names
 
 
-@click.command("frontier")
+@click.command("frontier", help=HELP)
 @click.argument("teacher_run", type=RUN_DIR)
 @click.option("--methods", "methods_text", required=True, help="Comma-separated registered methods (`reshape methods`).")
 @click.option("--budgets", required=True, type=Target(many=True),
@@ -49,43 +86,9 @@ def _methods(text: str) -> list[str]:
 def command(teacher_run: str, methods_text: str, budgets: list[int | float], data: str | None, root: str | None,
             seeds_text: str, preset: str | None, sets: tuple[str, ...], out: str, force: bool, storage: str | None,
             worker: bool, as_json: bool, **opts: Any) -> None:
-    """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
-
-    Each point is its own run directory OUT/METHOD/LABEL/seed<S>. Training is equal by
-    construction: every student trains --epochs after its parent on the same images
-    (the teacher's: it must have been trained with the same --data, --limit and --val);
-    a network trained from scratch gets the teacher's epochs on top; a HybReNet base is
-    trained as the teacher was. Every row shows its training (image-passes, parents
-    included); rows that differ by more than 5% name no best. Seeds other than the
-    teacher's own retrain the teacher's recipe with that seed (OUT/teachers/). The pairs
-    of our pipelines and their baselines are printed as paired differences with their
-    standard error over seeds, and as the ReLUs ours needs at iso-accuracy.
-
-    Finished points are read back and a partial one resumes; rerun with more methods,
-    budgets or seeds to extend a frontier (the same teacher and settings are required;
-    --force starts over). Writes OUT/results.json, results.csv, results.md and
-    frontier.png. A budget a method cannot reach is reported as unreachable.
-
-    With --storage the points become trials of one Optuna study there: run this command
-    once (it takes points too, waits for the others' and writes the results) and the same
-    command with --worker in any number of processes, on machines that share --out. A
-    killed worker's point is queued again and resumes from its last checkpoint
-    (docs/scaling.md).
-
-    \b
-    Examples:
-      reshape train resnet18 --data fashion-mnist-mini --width 8 --epochs 6 --val 500 --out runs/teacher
-      reshape frontier runs/teacher --methods snl,hybrenet_snl --budgets 5%,33% --epochs 2 \\
-          --val 500 --seeds 0,1,2 --preset short --out runs/frontier
-      reshape frontier runs/teacher --methods senet,snl --budgets 2%,10k --epochs 4 --val 500 \\
-          --set senet.at_weight=100 --set snl.lam=1e-3 --out runs/frontier
-      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
-          --out /shared/frontier --storage postgresql://me@db/optuna            # once
-      reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
-          --out /shared/frontier --storage postgresql://me@db/optuna --worker   # on every GPU
-    """
+    """Parse the options, run the frontier (alone, or sharing --storage with other processes), print it."""
     from reshape.errors import ReshapeError
-    from reshape.frontier import plan_frontier, run_frontier
+    from reshape.frontier import frontier_command, run_frontier
     from reshape.report.frontier import write_frontier
     from reshape.runs import RunDir
 
@@ -93,56 +96,52 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
         raise click.BadParameter("--worker takes points from a --storage; add --storage URL", param_hint="--worker")
     if worker and force:
         raise click.BadParameter("a worker cannot start a frontier over; drop --force", param_hint="--force")
-    from reshape.frontier import frontier_command, method_params, parse_sets
-
-    methods = _methods(methods_text)
-    try:
-        method_params(methods, {}, preset)
-    except ReshapeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--preset") from None
-    try:
-        params = parse_sets(sets, methods)
-        method_params(methods, params, preset)
-    except ReshapeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--set") from None
-    from reshape.setting import parse_seeds
-
-    try:
-        seeds = parse_seeds(seeds_text)
-    except ReshapeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--seeds") from None
+    methods, params, seeds = _parse(methods_text, preset, sets, seeds_text)
     data = data or RunDir(teacher_run).trained_on()
     if not data:
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
     setting = method_setting({**opts, "seed": seeds[0]}, data, root)
-    command_line = frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out, preset)
-    on_point = None if as_json else _echo_point
-    if storage:
-        import logging
-
-        import optuna
-
-        from reshape.search import open_storage
-        from reshape.search.frontier import shared_frontier
-
-        optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
-        queue = open_storage(storage)  # a bad URL or missing driver stops before the folder is claimed
-        plan = plan_frontier(teacher_run, methods, budgets, setting, out, params, force=force, seeds=seeds,
-                             preset=preset)
-        result = shared_frontier(plan, queue, worker, on_point, log=lambda line: click.echo(line, err=True),
-                                 command=command_line)
-        if result is None:
-            click.echo("worker done: no point is waiting", err=True)
-            return
-    else:
-        result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
-                              on_point=on_point, command=command_line, seeds=seeds, preset=preset)
+    result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
+                          on_point=None if as_json else _echo_point, seeds=seeds, preset=preset,
+                          command=frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out, preset),
+                          storage=storage, worker=worker, log=lambda line: click.echo(line, err=True))
+    if result is None:
+        click.echo("worker done: no point is waiting", err=True)
+        return
     files = write_frontier(result)
     if as_json:
         echo_json(result.to_dict())
         return
     _print_table(result)
     click.echo(f"wrote {', '.join(str(f) for f in [result.out / 'results.json', *files])}")
+
+
+def _parse(methods_text: str, preset: str | None, sets: tuple[str, ...],
+           seeds_text: str) -> tuple[list[str], dict[str, dict[str, str]], tuple[int, ...]]:
+    """The methods, their --set params and the seeds; a wrong value is a usage error of its option."""
+    from reshape.frontier import method_params, parse_sets
+    from reshape.setting import parse_seeds
+
+    methods = _methods(methods_text)
+    with _usage("--preset"):
+        method_params(methods, {}, preset)
+    with _usage("--set"):
+        params = parse_sets(sets, methods)
+        method_params(methods, params, preset)
+    with _usage("--seeds"):
+        seeds = parse_seeds(seeds_text)
+    return methods, params, seeds
+
+
+@contextlib.contextmanager
+def _usage(option: str) -> Iterator[None]:
+    """The library's refusal of ``option``'s value as click's usage error (exit 2), naming it."""
+    from reshape.errors import ReshapeError
+
+    try:
+        yield
+    except ReshapeError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _echo_point(row: dict[str, Any]) -> None:

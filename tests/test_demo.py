@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import reshape.frontier
+from reshape.frontier import FrontierPlan
 from reshape.cli import cli
 from reshape.cli.demo import BASELINES, METHODS, OURS
 from reshape.accounting import count, count_spec
@@ -36,7 +36,7 @@ def _untimed(text: str) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    real_point, calls = reshape.frontier._point, []
+    real_point, calls = FrontierPlan.point, []
 
     def killed(*args, **kwargs):
         calls.append(args)
@@ -45,7 +45,7 @@ def demo(tmp_path_factory):
         return real_point(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(reshape.frontier, "_point", killed)
+        mp.setattr(FrontierPlan, "point", killed)
         first = _demo(out)
     finished_early = (out / "summary.md").exists()
     second = _demo(out)

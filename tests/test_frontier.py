@@ -334,7 +334,7 @@ def test_goals_read_the_paired_difference_and_iso_accuracy():
     assert "GOAL HybReNet + SNL vs ResNet18 + SNL: NOT met" in lines  # unequal training wins nothing
 
 
-# -- a frontier shared by workers (reshape.search.frontier) ---------------------------------------
+# -- a frontier shared by workers (storage=) ------------------------------------------------------
 #: Seconds to wait for a worker subprocess: a busy shared machine can take minutes to start one.
 WAIT_S = 600
 
@@ -408,6 +408,27 @@ def test_workers_sharing_a_storage_give_the_single_process_results(frontier, tea
             assert all(torch.equal(x, load_file(b / WEIGHTS_FILE)[k])
                        for k, x in load_file(a / WEIGHTS_FILE).items())
     assert (out / "results.md").is_file() and (out / "frontier.png").is_file()
+
+
+def test_alone_and_through_a_journal_one_worker_loop_gives_the_same_points(teacher, tmp_path, monkeypatch):
+    """storage=None (an in-memory study) and storage="journal:PATH" run the points through the
+    same worker loop and give the same rows and the same weights."""
+    import reshape.frontier._worker as loop
+
+    storages, work = [], loop.work
+
+    def spy(plan, storage, *args, **kwargs):
+        storages.append(type(storage).__name__)
+        return work(plan, storage, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "work", spy)
+    alone = run_frontier(teacher, ["deepreduce"], [0.5], SETTING, tmp_path / "alone")
+    shared = run_frontier(teacher, ["deepreduce"], [0.5], SETTING, tmp_path / "shared",
+                          storage=f"journal:{tmp_path / 'frontier.log'}")
+    assert storages == ["NoneType", "JournalStorage"]
+    assert _comparable(shared.to_dict()) == _comparable(alone.to_dict())
+    a, b = (load_file(str(Path(r.points[0]["run"], WEIGHTS_FILE))) for r in (alone, shared))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_killed_workers_point_resumes_from_its_checkpoint(teacher, tmp_path, stop_after):

@@ -388,14 +388,13 @@ def test_a_frontier_study_is_named_after_its_folder(world, tmp_path):
     pointing into the first frontier's folders: the study name ignored --out."""
     from reshape.frontier import plan_frontier
     from reshape.methods import Setting
-    from reshape.search.frontier import study_name
 
     root, names = world
     setting = Setting(DATA, limit=128, epochs=1, batch_size=64, progress=False)
     first, second = (plan_frontier(names["teacher"], ["width"], [0.5], setting, tmp_path / name)
                      for name in ("a", "b"))
     again = plan_frontier(names["teacher"], ["width"], [0.5], setting, tmp_path / "a")
-    assert study_name(first) != study_name(second) and study_name(first) == study_name(again)
+    assert first.study_name != second.study_name and first.study_name == again.study_name
 
 
 CONCURRENT_START = textwrap.dedent("""
