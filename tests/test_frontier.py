@@ -183,9 +183,40 @@ def test_another_teacher_setting_or_params_is_refused_before_training(frontier, 
         run_frontier(result.teacher["run"], METHODS, BUDGETS, SETTING, result.out, {"width": {"lr": "0.05"}})
     foreign = tmp_path_factory.mktemp("foreign")
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(ReshapeError, match="not a frontier"):
+    with pytest.raises(ReshapeError, match="not a reshape run of 'frontier'"):
         run_frontier(result.teacher["run"], METHODS, BUDGETS, SETTING, foreign, force=True)
     assert (foreign / "notes.txt").is_file()
+
+
+def test_a_frontier_without_run_json_is_read_back_and_then_owned(frontier, teacher, tmp_path, monkeypatch):
+    """A frontier written before the folder kept a run.json (layout 2 as reshape wrote it until
+    then: frontier.json, no run.json) is read back point by point with nothing trained, and from
+    then on RunDir owns it; --force on one holding a user's file is refused naming the file,
+    and leaves the folder as it was (no run.json either)."""
+    import shutil
+
+    from reshape.runs import MANIFEST_FILE, RunDir
+
+    result, _ = frontier
+    old = tmp_path / "old"
+    shutil.copytree(result.out, old)
+    (old / MANIFEST_FILE).unlink()
+    (old / "notes.txt").write_text("mine")
+    before = sorted(old.rglob("*"))
+    with pytest.raises(ReshapeError, match="notes.txt"):
+        run_frontier(teacher, METHODS, BUDGETS, SETTING, old, force=True)
+    assert sorted(old.rglob("*")) == before
+    (old / "notes.txt").unlink()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished frontier point trained again")
+
+    monkeypatch.setattr("reshape.train._fit.train", no_training)
+    again = run_frontier(teacher, METHODS, BUDGETS, SETTING, old)
+    assert again.cached and len(again.results) == 3
+    strip = [{k: v for k, v in r.items() if k not in ("cached", "run")} for r in result.rows]
+    assert [{k: v for k, v in r.items() if k not in ("cached", "run")} for r in again.rows] == strip
+    assert RunDir(old).method() == "frontier"
 
 
 def test_params_must_name_a_chosen_method_and_its_fields(teacher, tmp_path):

@@ -26,6 +26,9 @@ parent's training as it covers a HybReNet base's.
 
 Layout of ``out``:
 
+* ``run.json``: the folder is owned through ``reshape.runs.RunDir`` (method ``frontier``,
+  keyed by the teacher's weights digest and the setting), so ``force`` deletes only what a
+  frontier wrote there.
 * ``frontier.json``: what every point depends on (the teacher's weights digest, the
   setting's key, each method's params). A later call must agree on the teacher and the
   setting, and on the params of every method both calls name; it may add methods,

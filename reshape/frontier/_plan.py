@@ -1,5 +1,5 @@
 """A frontier's folder and its points: the budgets, the teacher of each seed, the ownership of
-``out`` and one point fitted, read back or found unreachable.
+``out`` (through ``RunDir`` alone) and one point fitted, read back or found unreachable.
 
 ``plan_frontier`` checks everything a frontier depends on and claims its folder before any
 point runs; the worker loop (``._worker``) then fits the points of the ``FrontierPlan``,
@@ -8,6 +8,7 @@ alone or beside other processes.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,21 @@ from ..errors import BudgetUnreachable, ReshapeError
 from ..io import is_bookkeeping, read_json, write_json
 from ..methods import Method, Setting, parent_config, setting_splits
 from ..runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
-                    summarize, written_by)
+                    summarize, writes)
 from ._options import method_params
 
 FORMAT = "reshape.frontier"
 #: 2: points per seed (``<method>/<label>/seed<S>``), teacher rows per seed, compute, summary and pairs.
 VERSION = 2
+#: The method the frontier folder's ``run.json`` names: ``RunDir`` owns the folder under it.
+FRONTIER = "frontier"
 SETTING_FILE = "frontier.json"
 RESULTS_FILE = "results.json"
 SHARED_DIR = "shared"
 TEACHERS_DIR = "teachers"
 UNREACHABLE_FILE = "unreachable.json"
 TEACHER = "teacher"
+writes(FRONTIER, SETTING_FILE, RESULTS_FILE, SHARED_DIR, TEACHERS_DIR)  # what --force may delete beside the points
 
 BudgetSpec = int | float
 PointCallback = Callable[[dict[str, Any]], None]
@@ -215,70 +219,81 @@ def _teacher_row(teacher: TrainedRun, seed: int) -> dict[str, Any]:
             "compute": compute_of(teacher.path)}
 
 
-# -- the folder ------------------------------------------------------------------------------------
+# -- the folder: owned through RunDir ------------------------------------------------------------
 def _claim(out: Path, teacher: TrainedRun, setting: Setting, params: Mapping[str, Any],
            points: Sequence[Budget], seeds: Sequence[int], force: bool) -> None:
-    """Own ``out`` for this teacher and setting: refuse a frontier of others, extend one that agrees."""
-    file = out / SETTING_FILE
-    if out.exists() and not out.is_dir():
-        raise ReshapeError(f"{out} is a file, not a frontier folder; pick another --out")
-    refuse_inputs(out, [teacher.path])
-    if force and file.is_file():
-        _clear(out, read_json(file, "frontier setting"))
-    wanted = {"teacher": teacher.digest, "setting": canonical(setting.key)}
-    saved: dict[str, Any] = {"params": {}, "methods": [], "budgets": [], "seeds": []}
-    if file.is_file():
-        saved = read_json(file, "frontier setting")
-        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-            raise ReshapeError(f"{file} is not a frontier setting; pick a new --out")
-        if saved.get("version") != VERSION:
-            raise ReshapeError(f"{out} holds a frontier of layout version {saved.get('version')} (this reshape "
-                               f"writes {VERSION}); pass --force to start it over, or pick a new --out")
-        common = {m: saved["params"][m] for m in params if m in saved["params"]}
-        changed = differences({"teacher": saved["teacher"], "setting": saved["setting"], "params": common},
-                              {**wanted, "params": {m: params[m] for m in common}})
-        if changed:
-            raise ReshapeError(f"{out} holds a frontier with another teacher or settings "
-                               f"({'; '.join(changed[:4])}); pass --force to start it over, or pick a new --out")
-    elif out.is_dir() and any(not is_bookkeeping(e) for e in out.iterdir()):
-        raise ReshapeError(f"{out} holds files that are not a frontier (no {SETTING_FILE}); "
-                           "pick an empty or new --out")
+    """Own ``out`` for this teacher and setting: refuse a frontier of others, extend one that agrees.
+
+    ``RunDir`` owns the folder (``run.json``, method ``frontier``, keyed by the teacher and the
+    setting, unlocked: the workers of a shared frontier all write into it; each point's
+    folder is locked). ``frontier.json`` records what the folder holds so far, the union
+    of every call's methods, budgets and seeds, which no fixed key can: a call may add
+    methods, so each method's params are checked against it by name.
+    """
+    run = RunDir(out)
+    key = {"teacher": teacher.digest, "setting": canonical(setting.key)}
+    refuse_inputs(out, [teacher.path])  # before --force deletes anything
+    if force:
+        _clear(run, key, teacher.path)
+    saved = _saved(out, key, params)
+    if saved is not None and run.manifest() is None:  # written before a frontier kept a run.json
+        run.start(FRONTIER, key, teacher.path)
+    run.claim(FRONTIER, key, parent=teacher.path, lock=False)
+    saved = saved or {"params": {}, "methods": [], "budgets": [], "seeds": []}
     # The folder's identity (shared studies are named after it): kept from the first call.
     identity = saved.get("id") or fingerprint({"folder": str(out.resolve())})
-    record = {"format": FORMAT, "version": VERSION, "id": identity, **wanted,
+    record = {"format": FORMAT, "version": VERSION, "id": identity, **key,
               "teacher_run": relative(teacher.path, out),
               "params": {**saved["params"], **params},
               "methods": list(dict.fromkeys([*saved["methods"], *params])),
               "budgets": list(dict.fromkeys([*saved["budgets"], *(b.label for b in points)])),
               "seeds": list(dict.fromkeys([*saved.get("seeds", []), *seeds]))}
     if record != saved:  # a read-back writes nothing: a finished frontier reads from a read-only folder
-        write_json(file, record)
+        write_json(out / SETTING_FILE, record)
 
 
-def _clear(out: Path, saved: Any) -> None:
-    """Delete a frontier's contents: only what a frontier writes (its records and tables, the
-    method folders it names, ``shared/``, ``teachers/``); anything else there is listed and
-    nothing is deleted."""
-    import fnmatch
-    import shutil
+def _saved(out: Path, key: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record of the frontier in ``out`` (None where there is none), refused when it is of
+    another layout, another teacher or setting, or other params of a method both calls name."""
+    file = out / SETTING_FILE
+    if not file.is_file():
+        return None
+    saved = read_json(file, "frontier setting")
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise ReshapeError(f"{file} is not a frontier setting; pick a new --out")
+    if saved.get("version") != VERSION:
+        raise ReshapeError(f"{out} holds a frontier of layout version {saved.get('version')} (this reshape "
+                           f"writes {VERSION}); pass --force to start it over, or pick a new --out")
+    common = {m: saved["params"][m] for m in params if m in saved["params"]}
+    changed = differences({"teacher": saved["teacher"], "setting": saved["setting"], "params": common},
+                          {**key, "params": {m: params[m] for m in common}})
+    if changed:
+        raise ReshapeError(f"{out} holds a frontier with another teacher or settings "
+                           f"({'; '.join(changed[:4])}); pass --force to start it over, or pick a new --out")
+    return saved
 
-    methods = saved.get("methods", []) if isinstance(saved, dict) else []
-    if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(methods, list):
-        raise ReshapeError(f"{out / SETTING_FILE} is not a frontier setting; --force replaces only a "
-                           "frontier: move the folder away or pick a new --out")
-    ours = (SETTING_FILE, RESULTS_FILE, SHARED_DIR, TEACHERS_DIR, *written_by("frontier"), *map(str, methods))
-    stray = [e.name for e in sorted(out.iterdir())
-             if not is_bookkeeping(e) and not any(fnmatch.fnmatchcase(e.name, p) for p in ours)]
-    if stray:
-        raise ReshapeError(f"{out} holds files a frontier did not write ({', '.join(stray[:5])}); --force "
-                           "deletes nothing it did not write: move them away, or pick a new --out")
-    for entry in out.iterdir():
-        if is_bookkeeping(entry):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+
+def _clear(run: RunDir, key: Mapping[str, Any], teacher: Path) -> None:
+    """``--force``: delete the frontier in ``run`` with ``RunDir.clear``, which deletes only what a
+    frontier wrote (its records and tables, ``teachers/``, ``shared/`` and the method folders
+    its ``frontier.json`` names) and otherwise lists the rest and deletes nothing. A frontier
+    written before it kept a run.json is owned first, and left as it was when refused."""
+    if not run.path.is_dir() or all(is_bookkeeping(e) for e in run.path.iterdir()):
+        return
+    file = run.path / SETTING_FILE
+    saved = read_json(file, "frontier setting") if file.is_file() else None
+    ours = isinstance(saved, dict) and saved.get("format") == FORMAT
+    methods = saved.get("methods") if ours else None
+    folders = [glob.escape(m) for m in methods if isinstance(m, str)] if isinstance(methods, list) else []
+    adopted = ours and run.manifest() is None
+    if adopted:
+        run.start(FRONTIER, key, teacher)
+    try:
+        run.clear(FRONTIER, also=folders)
+    except ReshapeError:
+        if adopted:
+            run.manifest_file.unlink()
+        raise
 
 
 def frontier_id(out: str | os.PathLike[str]) -> str:
