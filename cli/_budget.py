@@ -9,7 +9,7 @@ import click
 
 from reshape.spec import GRANULARITIES
 
-from ._common import RUN_DIR, Amount, Dataset, OutPath
+from ._common import RUN_DIR, Amount, Dataset, OutPath, name_params
 
 #: ``reshape.budget.sensitivity.ESTIMATORS`` (named here so the CLI loads without torch; a test keeps them equal).
 ESTIMATORS = ("criticality", "pruning", "linearize")
@@ -84,8 +84,9 @@ def fit_method(name: str, run_dir: str, budget: int, data: str, root: str | None
     method = get_method(name)
     fields = {f.name for f in dataclasses.fields(method.params_type)}
     recipe = {k: v for k, v in training.items() if k in fields and k not in setting.key and k not in setting.RUNTIME}
+    name_params(option_labels(method, setting))
     return method.fit(teacher_run(run_dir, data, root), budget, out, setting,
-                      method.params(**{**recipe, **params}), force=force, labels=option_labels(method, setting))
+                      method.params(**{**recipe, **params}), force=force)
 
 
 #: Method params that a command sets through an option of another name.

@@ -18,17 +18,24 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import click
 
 from reshape import values
+from reshape.errors import ReshapeError, python_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
 #: Set to 1 to see the traceback behind any one-line error (for bug reports).
 DEBUG_ENV = "RESHAPE_DEBUG"
+#: Library parameters (``reshape.errors.PARAMS``) whose option is not ``--`` and the name in dashes.
+_OPTION_OF = {"leaf_modules": "--leaf"}
+#: Library parameters no command has an option for (the command sets them itself): named as in Python.
+NO_OPTION = ("resume",)
+#: Where ``name_params`` keeps a command's own names in click's context (``Context.meta``).
+_NAMES = "reshape.names"
 
 # -- the error boundary ----------------------------------------------------------------------
 
@@ -73,10 +80,10 @@ def refuse_empty(kwargs: dict[str, Any]) -> None:
 
 def user_message(exc: BaseException) -> str | None:
     """The one-line message for an error the user can act on, or None for a bug (keep its traceback)."""
-    from reshape.errors import ReshapeError, first_line, is_out_of_memory
+    from reshape.errors import first_line, is_out_of_memory
 
     if isinstance(exc, ReshapeError):
-        return str(exc)
+        return cli_message(exc)
     if isinstance(exc, UnicodeDecodeError):
         from reshape.io import not_utf8
 
@@ -90,6 +97,33 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, ValueError):
         return f"{exc} (if this looks like a bug, rerun with {DEBUG_ENV}=1 and report the traceback)"
     return None
+
+
+def name_params(names: Mapping[str, str]) -> None:
+    """Name library parameters and run keys as the running command's options where its own
+    differ (``budget`` -> ``--relus``, ``params.lam`` -> ``--lambda``), for its error messages."""
+    click.get_current_context().meta[_NAMES] = dict(names)
+
+
+def _names() -> dict[str, str]:
+    """The running command's own names (``name_params``); none outside a command."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_NAMES, {}) if ctx else {}
+
+
+def option_name(name: str) -> str:
+    """The running command's option for library parameter ``name``: its own name for it
+    (``name_params``), else the option of that name; one no command has, as in Python."""
+    names = _names()
+    if name in names:
+        return names[name]
+    return python_name(name) if name in NO_OPTION else _OPTION_OF.get(name, "--" + name.replace("_", "-"))
+
+
+def cli_message(exc: ReshapeError) -> str:
+    """A ``ReshapeError``'s message with the parameters and run keys it names spelled as this
+    command's options (``reshape.errors``): ``--force`` where a Python caller reads ``force=True``."""
+    return exc.render(option_name, _names())
 
 
 def _os_message(exc: OSError) -> str:
@@ -241,13 +275,12 @@ class Dataset(click.ParamType):
     name = "dataset"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from reshape.errors import ReshapeError
         from reshape.tables import dataset_preset
 
         try:
             dataset_preset(value)
         except ReshapeError as exc:
-            self.fail(str(exc), param, ctx)
+            self.fail(cli_message(exc), param, ctx)
         return value
 
 
@@ -335,11 +368,10 @@ def cost_table(protocol: str, costs: str | None = None) -> dict[str, dict[str, A
     """The PI cost profiles (``--costs`` applied) with ``--protocol`` checked against them: an
     unknown protocol is a usage error (exit 2) before any work starts."""
     from reshape.cost import check_protocol, load_costs
-    from reshape.errors import ReshapeError
 
     table = load_costs(costs, measured=True)
     try:
         check_protocol(protocol, table)
     except ReshapeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--protocol") from None
+        raise click.BadParameter(cli_message(exc), param_hint="--protocol") from None
     return table

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import POSITIVE, cost_table, echo_json, human, stdout_console, user_errors
+from ._common import POSITIVE, cli_message, cost_table, echo_json, human, stdout_console, user_errors
 
 from reshape.tables import load as _load_table
 
@@ -90,7 +90,7 @@ def resolve_model(model: str, dataset: str | None, input_size: int | None):
     try:
         return resolve(model, dataset, input_size, weights=False)
     except PresetError as exc:
-        raise click.BadParameter(str(exc), param_hint="--dataset") from None
+        raise click.BadParameter(cli_message(exc), param_hint="--dataset") from None
 
 
 def _snl_convention(spec) -> dict:

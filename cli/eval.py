@@ -32,7 +32,7 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     from reshape.train import evaluate, resolve_device
 
     run = load_trained(run_dir, data, root)
-    model, data = run.model, run.need_dataset("--data")
+    model, data = run.model, run.need_dataset("data")
     summary = summarize(run_dir)
     relus = summary["relus"]
     result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import RUN_DIR, Dataset, OutPath, echo_json, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
 
 
 @click.command("export")
@@ -40,6 +40,7 @@ def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str 
     """
     from reshape.report.export import CHECK_BATCH, export
 
+    name_params({"weights": "RUN_DIR (weights digest)", "timm_config": "--timm-config", "onnx": "--onnx"})
     result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset, force=force)
     if as_json:
         echo_json({"files": list(result.files), "onnx_max_diff": result.onnx_max_diff})

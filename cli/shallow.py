@@ -7,7 +7,7 @@ import click
 
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, human, resolve_target, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, human, name_params, resolve_target, user_errors
 from ._training import SETTING_OPTIONS, method_setting, training_options
 
 
@@ -64,8 +64,8 @@ def command(run_dir: str, relus: int | float, macs: int | float | None, mode: st
     mac_target = resolve_target(macs, c.macs) if macs is not None else None
     method = get_method("shallow")
     params = method.params(mode=mode, k=k, lr=opts["lr"], macs=mac_target)
-    labels = {**option_labels(method, setting), "budget": "--relus"}
-    result = method.fit(teacher, budget, out, setting, params, force=force, labels=labels)
+    name_params({**option_labels(method, setting), "budget": "--relus"})
+    result = method.fit(teacher, budget, out, setting, params, force=force)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ._common import Amount, AmountList, check_out, cost_table, echo_json, human, stdout_console, user_errors
+from ._common import (Amount, AmountList, check_out, cost_table, echo_json, human, name_params, stdout_console,
+                      user_errors)
 from .count import DATASETS
 
 #: The sweep's table, beside one spec per budget.
@@ -104,10 +105,10 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
     # The sweep folder is owned: another sweep's specs are never mixed in or partly overwritten.
     sweep_dir = RunDir(out)
     writes("synthesize", SUMMARY, "*-*-*.json")  # what --force may delete: the specs and their summary
+    name_params({"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"})
     sweep_dir.claim("synthesize", {"backbone": backbone, "dataset": dataset, "budgets": budgets, "macs": macs,
                                    "ranking": ranking, "round_to": round_to, "protocol": protocol},
-                    force=force, labels={"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"},
-                    inputs=[criticality_file] if criticality_file else [])
+                    force=force, inputs=[criticality_file] if criticality_file else [])
     rows = []
     for result in results:
         path = Path(out) / f"{backbone}-{dataset}-{result['explanation'].budget}.json"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
 from ._training import train_config, training_options
 
 
@@ -65,9 +65,10 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     if teacher:
         teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)
         load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
+    name_params(_option_labels())
     try:
         result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download, val=opts["val"]),
-                     teacher=teacher_run, parent=teacher, force=force, labels=_option_labels(),
+                     teacher=teacher_run, parent=teacher, force=force,
                      inputs=[model_or_spec] if Path(model_or_spec).is_file() else [])
         if not is_main():
             return

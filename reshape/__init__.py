@@ -1,6 +1,6 @@
 """reshape: design ReLU-lean convolutional networks for private inference.
 
-The public API is flat and lazy: ``import reshape`` is cheap (the CLI's ``--help``
+The public API is flat and lazy: ``import reshape`` is cheap (the CLI's help
 stays fast), and torch/timm load only when a name below is first used.
 
     spec -> build -> count -> train -> methods -> frontier / search -> report

@@ -3,7 +3,7 @@
 The constants live in ``tables/pi_costs.json``, one entry per protocol, each value
 with its published source. Profiles fitted to measurements (``reshape measure``,
 ``scripts/fit_pi_costs.py``) live apart in ``tables/pi_costs_measured.json``: they are
-named explicitly (``--protocol spu-cheetah``), never added to the published profiles
+named explicitly (protocol ``spu-cheetah``), never added to the published profiles
 that reports list for every result. A user file with the same layout overrides any subset
 (``{"delphi": {"relu_online_us": 20}}``) or adds a protocol (all keys given).
 

@@ -110,7 +110,7 @@ def criticality_ranking(dataset: str, stages: int,
         try:
             entry = tables.lookup("stage_criticality", dataset, "dataset with a default criticality")
         except ReshapeError as exc:
-            raise ReshapeError(f"{exc}; or pass a measured ranking (stage numbers, least critical "
+            raise ReshapeError(f"{exc.template}; or pass a measured ranking (stage numbers, least critical "
                                "first, e.g. 1,4,2,3)") from None
         ranking, source = entry["least_to_most"], entry["source"]
         if len(ranking) != stages:

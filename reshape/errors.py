@@ -3,12 +3,84 @@
 A ``ReshapeError`` is a problem with the user's input or environment (a bad spec, a
 missing dataset, an unreachable budget). The CLI prints its message on one line and
 exits 1; anything else is a bug and keeps its traceback.
+
+The library is called from Python and from the command line alike, so a message never
+spells a remedy as a command-line option. It names a parameter by placeholder instead:
+``$force``, ``$out`` (the names in ``PARAMS``), and ``${params.lam}`` for a key of a run's
+settings (a refusal that lists what differs). ``str(exc)`` reads them the way a Python
+caller writes them (``force=True``, ``out``, ``params.lam``); the CLI's error boundary
+reads them as the options of the command that runs (``render``). A ``$word`` not in
+``PARAMS`` is text, and so are braces without a ``$``. ``param`` names the parameter
+that is wrong, where one is.
 """
 from __future__ import annotations
 
+import re
+from typing import Callable, Mapping
+
+#: Flags a message may name: a Python caller reads ``$force`` as ``force=True``.
+FLAGS = ("force", "resume", "download", "retarget", "timm_config")
+#: Parameters a message may name that take a value: a Python caller reads ``$out`` as ``out``.
+VALUES = ("out", "cache", "storage", "study", "trials", "budget", "budgets", "data", "dataset", "root",
+          "input_size", "width", "limit", "val", "lr", "warmup_epochs", "batch_size", "device", "mode", "macs",
+          "leaf_modules")
+#: Every ``$name`` placeholder; any other ``$word`` in a message is text.
+PARAMS = frozenset(FLAGS + VALUES)
+_PLACEHOLDER = re.compile(r"\$(?:\{(?P<key>[^{}]+)\}|(?P<name>[a-z_][a-z0-9_]*))")
+
+
+def python_name(name: str) -> str:
+    """How a Python caller writes parameter ``name`` (a flag as ``name=True``)."""
+    return f"{name}=True" if name in FLAGS else name
+
+
+def run_key(key: str) -> str:
+    """The placeholder of ``key`` (dotted) of a run's settings, e.g. ``${params.lam}``."""
+    return "${" + key + "}"
+
 
 class ReshapeError(Exception):
-    """An error the user can fix; the message names what is wrong and what to do."""
+    """An error the user can fix; the message names what is wrong and what to do.
+
+    ``message`` may name parameters by placeholder (module docstring); it is kept as
+    ``template``. ``param`` is the parameter whose value is wrong, when one is.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.template = message
+        self.param = param
+
+    def render(self, name: Callable[[str], str] = python_name, keys: Mapping[str, str] | None = None) -> str:
+        """The message with each ``$name`` read by ``name`` and each ``${key}`` by ``keys``
+        (a key it lacks reads as itself)."""
+
+        def fill(m: re.Match[str]) -> str:
+            if m["key"]:
+                return (keys or {}).get(m["key"], m["key"])
+            return name(m["name"]) if m["name"] in PARAMS else m[0]
+
+        return _PLACEHOLDER.sub(fill, self.template)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ParamError(ReshapeError, ValueError):
+    """A parameter's value is wrong (out of range, or not for this data); the message starts with it."""
+
+    def __init__(self, param: str, problem: str) -> None:
+        super().__init__(f"${param} {problem}", param=param)
+
+
+class OwnershipError(ReshapeError):
+    """A path this call would write is not its to write: another command's or setting's run,
+    files it did not write, a file where a folder goes, an input or its folder, a device, or
+    a folder another process is writing. ``param`` names the path (``out`` unless said; None
+    for a path the caller did not give)."""
+
+    def __init__(self, message: str, *, param: str | None = "out") -> None:
+        super().__init__(message, param=param)
 
 
 class SpecError(ReshapeError, ValueError):

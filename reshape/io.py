@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ReshapeError
+from .errors import OwnershipError, ReshapeError
 
 _TEMP = re.compile(r"^\.(?P<target>.+)\.~(?P<pid>\d+)@(?P<host>.*)\.[A-Za-z0-9_]+\.tmp$")
 #: A temporary file of another machine's writer (a shared filesystem) counts as stale after this long.
@@ -53,11 +53,13 @@ def special_kind(path: str | os.PathLike[str]) -> str | None:
     return next((name for test, name in _SPECIAL if test(mode)), None)
 
 
-def refuse_special(path: str | os.PathLike[str], option: str = "--out") -> None:
-    """A one-line ``ReshapeError`` when ``path`` is a device, FIFO or socket."""
+def refuse_special(path: str | os.PathLike[str], param: str | None = "out") -> None:
+    """An ``OwnershipError`` when ``path`` (the value of ``param``; None for an output the
+    caller did not name) is a device, FIFO or socket."""
     kind = special_kind(path)
     if kind:
-        raise ReshapeError(f"{option} {path} is {kind}, not a regular file or folder; pick another path")
+        raise OwnershipError(f"{'$' + param if param else 'output'} {path} is {kind}, not a regular file or "
+                             "folder; pick another path", param=param)
 
 
 @contextlib.contextmanager
@@ -65,7 +67,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it over ``target`` on success
     (never over a device, FIFO or socket)."""
     target = Path(target)
-    refuse_special(target, "output")
+    refuse_special(target, None)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.~{os.getpid()}@{_host()}.", suffix=".tmp",
                                dir=target.parent)
@@ -89,14 +91,15 @@ LOCK_FILE = ".reshape.lock"
 _HELD: dict[Path, int] = {}
 
 
-def lock_folder(folder: str | os.PathLike[str], option: str = "--out") -> None:
+def lock_folder(folder: str | os.PathLike[str], param: str = "out") -> None:
     """Hold an exclusive advisory lock (``flock`` on ``folder/.reshape.lock``) until
     ``unlock_folder`` or the process ends (a killed writer releases it with its file handles).
 
-    A second writer of the same folder is refused at once, naming the holder's process and host,
-    so two identical commands never train into one folder. ``flock`` is honoured across
-    machines on NFS (Linux maps it to NFS byte-range locks). Taking it again in the holding
-    process is a no-op (a command that calls another in-process).
+    A second writer of the same folder is refused at once (an ``OwnershipError`` of ``param``),
+    naming the holder's process and host, so two identical commands never train into one
+    folder. ``flock`` is honoured across machines on NFS (Linux maps it to NFS byte-range
+    locks). Taking it again in the holding process is a no-op (a command that calls another
+    in-process).
     """
     folder = Path(folder)
     key = folder.resolve()
@@ -111,8 +114,8 @@ def lock_folder(folder: str | os.PathLike[str], option: str = "--out") -> None:
         except BlockingIOError:
             holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise ReshapeError(f"{option} {folder} is being written by {holder}; wait for it to finish, "
-                               f"or pick another {option}") from None
+            raise OwnershipError(f"${param} {folder} is being written by {holder}; wait for it to finish, "
+                                 f"or pick another ${param}", param=param) from None
         if _same_file(fd, path):
             break
         os.close(fd)  # its holder finished and removed it after we opened it: lock the file there now

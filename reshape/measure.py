@@ -9,7 +9,7 @@ plain ops with BN folded into the convolutions (``plan``), hands it to
 secure result against the PyTorch forward. The main package never imports jax.
 
 A measurement is written as ``pi_<protocol>_<field>.json`` in the run directory (or
-``--out``): the counts, the measured bytes/seconds (online and one-time setup apart, per
+``out``): the counts, the measured bytes/seconds (online and one-time setup apart, per
 layer kind), the published-constant estimate and the check. ``fit`` fits a cost profile
 (``reshape.cost`` constants) to several of them by least squares.
 """
@@ -305,7 +305,8 @@ def measure(source: str | os.PathLike[str], protocol: str = "cheetah", field: st
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ReshapeError(f"cannot write the measurement to {target}: {exc.strerror}; pass another --out") from None
+        raise ReshapeError(f"cannot write the measurement to {target}: {exc.strerror}; pass another $out",
+                           param="out") from None
     say("folding BN and tracing the plaintext forward")
     p = plan(model, spec)
     counted = count(model, spec.input_shape)
@@ -391,10 +392,10 @@ def write_smooth(measured: Iterable[Mapping[str, Any]], name: str, table: str | 
     path = Path(table)
     data = read_json(path, "cost table")
     if name not in data:
-        raise ReshapeError(f"{path} has no profile '{name}'; fit it first (--write {name})")
-    smooth = {"source": "per element, measured by `scripts/fit_pi_costs.py --smooth`; ops not listed: no estimate"}
+        raise ReshapeError(f"{path} has no profile '{name}'; fit a profile of that name first")
+    smooth = {"source": "per element, measured by `scripts/fit_pi_costs.py` (smooth ops); ops not listed: no estimate"}
     for m in measured:
-        where = (f"`scripts/fit_pi_costs.py --smooth {m['op']} --protocol {m['protocol']}` (SPU {m['runs'][0]['spu']}, "
+        where = (f"`scripts/fit_pi_costs.py`, {m['op']} under {m['protocol']} (SPU {m['runs'][0]['spu']}, "
                  f"{m['field'].upper()}, 2 parties, 127.0.0.1, {machine}), {date}: bytes, the difference of "
                  f"{' and '.join(str(r['elements']) for r in m['runs'])} elements; seconds, the larger run's "
                  f"per element (an upper bound)"
@@ -563,10 +564,10 @@ def write_profile(fitted: Mapping[str, Any], name: str, table: str | os.PathLike
     path = Path(table)
     data = read_json(path, "cost table") if path.is_file() else {
         "_about": "PI cost profiles fitted to `reshape measure` records (scripts/fit_pi_costs.py); same "
-                  "layout as pi_costs.json. Named explicitly (--protocol NAME), never listed with the "
+                  "layout as pi_costs.json. Named explicitly (as the protocol), never listed with the "
                   "published profiles."}
     where = (f"fit by `scripts/fit_pi_costs.py` over {fitted['networks']} networks measured with "
-             f"`reshape measure --protocol {fitted['protocol']}` (SPU 0.9.5, 2 parties, 127.0.0.1, {machine}), "
+             f"`reshape measure` under {fitted['protocol']} (SPU 0.9.5, 2 parties, 127.0.0.1, {machine}), "
              f"{date}; least squares with an intercept per part (ReLU layers on ReLUs, the rest on MACs); "
              f"max relative error of the totals {{err:.1%}}; runs: {', '.join(sources)}")
     entry = {"description": (f"Measured: SecretFlow SPU {fitted['protocol'].upper()}, FM64, two parties on one "

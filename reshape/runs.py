@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from ._version import __version__
-from .errors import ReshapeError
+from .errors import OwnershipError, ReshapeError, run_key
 from .io import (LOCK_FILE, is_bookkeeping, lock_folder, read_json, remove_stale_temps, unlock_folder,
                  write_bytes, write_json)
 from .spec import ArchSpec, load_spec, save_spec
@@ -57,7 +57,7 @@ _WRITES: dict[str, tuple[str, ...]] = {}
 
 def writes(method: str, *patterns: str) -> None:
     """Register the files (glob patterns) ``method`` writes into the folder it claims, beside
-    the run layout: what its ``--force`` may delete there, and nothing else."""
+    the run layout: what a forced rerun (``force``) may delete there, and nothing else."""
     _WRITES[method] = (*_WRITES.get(method, ()), *patterns)
 
 
@@ -67,7 +67,7 @@ _VARIANT_OF: dict[str, str] = {}
 
 def variant(name: str, of: str) -> None:
     """Register method ``name`` as a variant of ``of`` (one command, other defaults: ``reshape
-    senet --allocation uniform`` runs ``senet_uniform``): ``--force`` of either replaces the other's run."""
+    senet`` with a uniform allocation runs ``senet_uniform``): forcing either replaces the other's run."""
     _VARIANT_OF[name] = of
 
 
@@ -77,15 +77,16 @@ def written_by(method: str) -> tuple[str, ...]:
 
 
 def refuse_inputs(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]],
-                  option: str = "--out") -> None:
-    """Refuse an output folder that is an input's folder or holds an input (through symlinks and
-    ``..``): writing there, or ``--force`` clearing it, would destroy what the command reads."""
+                  param: str = "out") -> None:
+    """Refuse an output folder (the value of ``param``) that is an input's folder or holds an
+    input (through symlinks and ``..``): writing there, or a forced rerun clearing it, would
+    destroy what the call reads."""
     target = Path(out).resolve()
     for item in inputs:
         source = Path(item).resolve()
         if source == target or target in source.parents:
-            raise ReshapeError(f"{option} {out} is the folder of the input {item}; writing there would "
-                               f"destroy it: pick a new {option}")
+            raise OwnershipError(f"${param} {out} is the folder of the input {item}; writing there would "
+                                 f"destroy it: pick a new ${param}", param=param)
 
 
 def _manifest_or_none(run: "RunDir") -> Manifest | None:
@@ -116,10 +117,11 @@ def _default(obj: Any) -> Any:
 
 
 def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "",
-                labels: Mapping[str, str] | None = None, common: bool = False) -> list[str]:
+                common: bool = False) -> list[str]:
     """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened).
 
-    ``labels`` names a dotted key the way the user set it (``{"params.lam": "--lambda"}``);
+    Each dotted key is a placeholder (``reshape.errors.run_key``) for an error message: a
+    Python caller reads ``params.lam``, the command line the option that set it.
     ``common`` compares only the keys both sets have (two methods' params).
     """
     out = []
@@ -127,9 +129,9 @@ def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str
     for key in sorted(keys):
         a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
         if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.", labels, common)
+            out += differences(a, b, f"{prefix}{key}.", common)
         elif a != b:
-            out.append(f"{(labels or {}).get(prefix + key, prefix + key)}: {_short(a)} -> {_short(b)}")
+            out.append(f"{run_key(prefix + key)}: {_short(a)} -> {_short(b)}")
     return out
 
 
@@ -162,7 +164,7 @@ class Manifest:
             raise ReshapeError(f"{where} is not a reshape run manifest (no \"format\": \"{FORMAT}\")")
         if data.get("version") != VERSION:
             raise ReshapeError(f"{where} has manifest version {data.get('version')!r}; this tool reads "
-                               f"version {VERSION}: rerun the command that made it into a new --out")
+                               f"version {VERSION}: rerun the command that made it into a new $out")
         try:
             manifest = cls(method=str(data["method"]), params=dict(data["params"]),
                            fingerprint=str(data["fingerprint"]), status=str(data["status"]),
@@ -170,7 +172,7 @@ class Manifest:
                            summary=data.get("summary"), training=data.get("training"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ReshapeError(f"{where} is malformed ({type(exc).__name__}: {exc}); "
-                               "rerun the command that made it with --force") from None
+                               "rerun the command that made it with $force") from None
         if manifest.status not in STATUSES:
             raise ReshapeError(f"{where}: status must be one of {', '.join(STATUSES)}, got {manifest.status!r}")
         return manifest
@@ -215,25 +217,24 @@ class RunDir:
         manifest = self.manifest()
         if manifest is None:
             raise ReshapeError(f"{self.path} has no {MANIFEST_FILE}: it was written by reshape before 0.2 "
-                               "or by another tool; rerun the command that made it (into a new --out) "
+                               "or by another tool; rerun the command that made it (into a new $out) "
                                "to get a run this version can report")
         return manifest
 
     # -- ownership -------------------------------------------------------------------------
     def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
-              force: bool = False, labels: Mapping[str, str] | None = None,
-              fresh: str = "pass --force to start it over, or pick a new --out",
+              force: bool = False, fresh: str = "pass $force to start it over, or pick a new $out",
               inputs: Sequence[str | os.PathLike[str]] = (), lock: bool = True) -> Manifest:
         """Own this folder for ``method`` with ``params`` (every setting that changes the result).
 
         A new or empty folder gets a manifest; the same method and params continue (resume,
-        or read back when done); anything else is refused with the parameters that differ
-        (named by ``labels`` where given, e.g. as command-line options) and ``fresh`` says how
-        to start over. ``force`` deletes the old run first, only when it is a run of ``method``
-        holding nothing but what reshape writes (``RunDir.clear``). The folder is never the
-        folder of an input, nor holds one: ``parent`` (the teacher) and ``inputs`` (a spec
-        file), compared through symlinks and ``..``. Temporary files of interrupted writes
-        are removed from a folder once it is claimed.
+        or read back when done); anything else is refused (an ``OwnershipError``) with the
+        parameters that differ, and ``fresh`` says how to start over. ``force`` deletes the old
+        run first, only when it is a run of ``method`` holding nothing but what reshape writes
+        (``RunDir.clear``). The folder is never the folder of an input, nor holds one:
+        ``parent`` (the teacher) and ``inputs`` (a spec file), compared through symlinks and
+        ``..``. Temporary files of interrupted writes are removed from a folder once it is
+        claimed.
 
         With ``lock`` the folder is locked (``reshape.io.lock_folder``) until ``finish`` or the
         process ends, so a second writer is refused naming the first; a finished run of the
@@ -245,10 +246,10 @@ class RunDir:
         done = None if force else _manifest_or_none(self)
         if done is not None and done.status == "done" and (done.method, done.fingerprint) == (method, digest):
             return done
-        self._verdict(method, params, digest, force, labels, fresh, clear=False)  # refused: nothing written
+        self._verdict(method, params, digest, force, fresh, clear=False)  # refused: nothing written
         if lock:
             lock_folder(self.path)
-        existing = self._verdict(method, params, digest, force, labels, fresh, clear=True)  # again, locked
+        existing = self._verdict(method, params, digest, force, fresh, clear=True)  # again, locked
         if existing is not None:
             remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
             return existing
@@ -267,8 +268,8 @@ class RunDir:
         self.write(manifest)
         return manifest
 
-    def _verdict(self, method: str, params: dict[str, Any], digest: str, force: bool,
-                 labels: Mapping[str, str] | None, fresh: str, clear: bool) -> Manifest | None:
+    def _verdict(self, method: str, params: dict[str, Any], digest: str, force: bool, fresh: str,
+                 clear: bool) -> Manifest | None:
         """The run to continue (same method and params), None for a folder to start (after
         ``force`` cleared it, when ``clear``), or a refusal naming what differs."""
         existing = self._existing(method, force, clear)
@@ -276,33 +277,33 @@ class RunDir:
             return existing
         if existing.method != method:
             # Variants of one method (senet / senet_uniform) differ in params too: name them.
-            changed = differences(existing.params, params, labels=labels, common=True) \
+            changed = differences(existing.params, params, common=True) \
                 if set(existing.params) == set(params) else []
             what = f"a '{existing.method}' run, not '{method}'"
             what += f" ({'; '.join(changed[:4])})" if changed else ""
         else:
-            changed = differences(existing.params, params, labels=labels)
+            changed = differences(existing.params, params)
             what = f"a {method} run with other settings ({'; '.join(changed[:4]) or 'fingerprint differs'})"
-        raise ReshapeError(f"{self.path} holds {what}; {fresh}")
+        raise OwnershipError(f"{self.path} holds {what}; {fresh}")
 
     def _existing(self, method: str, force: bool, clear: bool = True) -> Manifest | None:
         """The manifest to check against; None after ``force`` cleared the folder (only checked
         that it may, without ``clear``)."""
         if self.path.exists() and not self.path.is_dir():
-            raise ReshapeError(f"{self.path} is a file, not a run directory; pick another --out")
+            raise OwnershipError(f"{self.path} is a file, not a run directory; pick another $out")
         if force and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
             self.clear(method, check_only=not clear)
             return None
         manifest = self.manifest()
         if manifest is None and self.path.is_dir() and any(not is_bookkeeping(e) for e in self.path.iterdir()):
             if self.exists():
-                raise ReshapeError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; move it "
-                                   "away (--force replaces only a run of this command), or pick a new --out")
-            raise ReshapeError(f"{self.path} holds files that are not a reshape run; pick an empty or new --out")
+                raise OwnershipError(f"{self.path} holds an older reshape run without {MANIFEST_FILE}; move "
+                                     "it away ($force replaces only a run of this command), or pick a new $out")
+            raise OwnershipError(f"{self.path} holds files that are not a reshape run; pick an empty or new $out")
         return manifest
 
     def clear(self, method: str, check_only: bool = False, also: Sequence[str] = ()) -> None:
-        """Delete a run of ``method`` (``--force``), keeping the folder itself.
+        """Delete a run of ``method`` (``force``), keeping the folder itself.
 
         Only a folder whose manifest names ``method`` is cleared, and only when everything
         in it is what reshape writes there (``foreign``): another command's run, an older
@@ -311,19 +312,19 @@ class RunDir:
         names what this folder's own record says ``method`` wrote there (``foreign``).
         """
         manifest = self.manifest()
-        how = "move it away or pick a new --out"
+        how = "move it away or pick a new $out"
         if manifest is None:
-            raise ReshapeError(f"{self.path} holds files that are not a reshape run of '{method}' (no "
-                               f"{MANIFEST_FILE}); --force replaces only a run of this command: {how}")
+            raise OwnershipError(f"{self.path} holds files that are not a reshape run of '{method}' (no "
+                                 f"{MANIFEST_FILE}); $force replaces only a run of this command: {how}")
         if _VARIANT_OF.get(manifest.method, manifest.method) != _VARIANT_OF.get(method, method):
-            raise ReshapeError(f"{self.path} holds a '{manifest.method}' run, not '{method}'; --force replaces "
-                               f"only a run of this command: {how}")
+            raise OwnershipError(f"{self.path} holds a '{manifest.method}' run, not '{method}'; $force replaces "
+                                 f"only a run of this command: {how}")
         stray = self.foreign(method, also)
         if stray:
             names = ", ".join(str(p.relative_to(self.path)) for p in stray[:5])
             more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
-            raise ReshapeError(f"{self.path} holds files reshape did not write ({names}{more}); --force "
-                               "deletes nothing it did not write: move them away, or pick a new --out")
+            raise OwnershipError(f"{self.path} holds files reshape did not write ({names}{more}); $force "
+                                 "deletes nothing it did not write: move them away, or pick a new $out")
         if check_only:
             return
         for entry in self.path.iterdir():
@@ -408,24 +409,26 @@ class RunDir:
 NETWORK_FILES = (SPEC_FILE, WEIGHTS_FILE, CHECKPOINT_FILE)
 
 
-def file_target(path: str | os.PathLike[str], option: str = "--out") -> Path:
-    """``path`` checked as the target of a file output (a plot, a spec, a JSON result): it
-    never lands inside the run of a network (``reshape synthesize --out runs/teacher/spec.json``
-    would corrupt that run). Checked before any work, so a long command does not fail at its
-    last step; that the path is a file, not a folder, the CLI's ``OutPath`` checks first.
+def file_target(path: str | os.PathLike[str], param: str = "out") -> Path:
+    """``path`` (the value of ``param``) checked as the target of a file output (a plot, a
+    spec, a JSON result): it never lands inside the run of a network (a synthesized spec
+    written to ``runs/teacher/spec.json`` would corrupt that run). Checked before any work, so
+    a long command does not fail at its last step; that the path is a file, not a folder, the
+    CLI's ``OutPath`` checks first.
     """
     path = Path(path)
     if any((path.parent / name).exists() for name in NETWORK_FILES):
-        raise ReshapeError(f"{option} {path} is inside the run directory {path.parent}; "
-                           "write it outside any run (pick another path)")
+        raise OwnershipError(f"${param} {path} is inside the run directory {path.parent}; "
+                             "write it outside any run (pick another path)", param=param)
     return path
 
 
-def not_a_run(path: str | os.PathLike[str], option: str) -> Path:
-    """``path`` as a folder that holds other runs (a cache), refused when it is a run itself."""
+def not_a_run(path: str | os.PathLike[str], param: str) -> Path:
+    """``path`` (the value of ``param``) as a folder that holds other runs (a cache), refused
+    when it is a run itself."""
     path = Path(path)
     if RunDir(path).exists():
-        raise ReshapeError(f"{option} {path} is a run directory; pick a folder of its own")
+        raise OwnershipError(f"${param} {path} is a run directory; pick a folder of its own", param=param)
     return path
 
 
@@ -489,7 +492,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
     except json.JSONDecodeError as exc:
         raise ReshapeError(f"{path} is damaged (line {exc.doc[:40]!r}: {exc.msg}); "
-                           "pass --force to start the run over") from None
+                           "pass $force to start the run over") from None
 
 
 # -- training compute -------------------------------------------------------------------------
@@ -640,10 +643,11 @@ class TrainedRun:
     dataset: str
     digest: str
 
-    def need_dataset(self, option: str, purpose: str = "") -> str:
-        """``dataset``, or a one-line error naming the ``option`` that supplies it."""
+    def need_dataset(self, param: str, purpose: str = "") -> str:
+        """``dataset``, or a one-line error naming the parameter ``param`` that supplies it."""
         if not self.dataset:
-            raise ReshapeError(f"{self.path} does not record its dataset; pass {option} NAME{purpose}")
+            raise ReshapeError(f"{self.path} does not record its dataset; name it with ${param}{purpose}",
+                               param=param)
         return self.dataset
 
 
@@ -681,7 +685,7 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
         return resolve_model(model, dataset, input_size, weights)
     if dataset or input_size:
         raise ReshapeError("a run directory is counted as trained, at its own input; "
-                           "drop --dataset/--input-size")
+                           "drop $dataset and $input_size")
     spec, net = load_run(model)
     return Resolved(net, spec.input_shape, spec, str(model))
 
@@ -689,4 +693,4 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
 def _require_run_dir(path: Path) -> None:
     if not is_run_dir(path):
         raise ReshapeError(f"{path} is not a run directory (no {SPEC_FILE}); "
-                           "create one with `reshape train ... --out DIR`")
+                           "train a network into it first (reshape train, or reshape.train.fit)")

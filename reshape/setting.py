@@ -1,7 +1,7 @@
 """``Setting``: what every method of one comparison shares, and its one set of defaults.
 
 A setting is plain data (no torch here), so the command line takes its option defaults
-from this dataclass and ``reshape snl`` and ``reshape frontier --methods snl`` mean the
+from this dataclass and ``reshape snl`` and SNL in ``reshape frontier`` mean the
 same network when run with defaults. ``reshape.methods`` turns it into training recipes
 (``Job.config``) and data (``Job.data``).
 

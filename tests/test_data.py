@@ -324,7 +324,7 @@ def test_missing_dataset_lists_every_path_searched_and_how_to_get_it(tmp_path, m
     with pytest.raises(ReshapeError) as err:
         data.load("cifar10")
     message = str(err.value)
-    assert all(str(root) in message for root in roots) and "--download" in message
+    assert all(str(root) in message for root in roots) and "pass download=True" in message and message.endswith(" as root")
     assert "/usr/share/datasets/fashion-mnist" in map(str, data.default_roots("fashion-mnist"))
     with pytest.raises(ReshapeError, match="apt-get install dataset-fashion-mnist"):
         data.load("fashion-mnist", root=str(tmp_path / "nowhere"))

@@ -1,5 +1,9 @@
-"""The CLI error boundary and the shared option types (issue 15, findings 3-5)."""
+"""The CLI error boundary and the shared option types (issue 15, findings 3-5); structured errors
+that name parameters, spelled for Python or the command line (issue 24, item 4)."""
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -7,9 +11,10 @@ import pytest
 import torch
 
 from reshape.analytic import spec_params
-from reshape.cli._common import parse_target, user_errors
-from reshape.errors import ReshapeError
-from reshape.models import build, spec_for
+from reshape.cli._common import NO_OPTION, name_params, option_name, parse_target, user_errors
+from reshape.errors import PARAMS, OwnershipError, ParamError, ReshapeError
+from reshape.models import build, narrow, spec_for
+from reshape.runs import RunDir
 
 
 def boundary(exc: BaseException, monkeypatch, debug: str | None = None) -> tuple[int | None, str]:
@@ -96,3 +101,71 @@ def test_a_spec_too_large_is_refused_before_allocating(tiny_spec):
                                           for i, s in enumerate(tiny_spec.stages)))
     with pytest.raises(ReshapeError, match=r"not enough memory to build .* stage widths 60000/8/8/16"):
         build(huge)
+
+
+# -- structured errors: the library names parameters, the CLI spells them (issue 24, item 4) -----
+def refused_claim(tmp_path) -> OwnershipError:
+    """The refusal of a folder holding another setting's run, as the library raises it."""
+    RunDir(tmp_path / "run").claim("probe", {"params": {"lam": 0.1}}, lock=False)
+    with pytest.raises(OwnershipError) as err:
+        RunDir(tmp_path / "run").claim("probe", {"params": {"lam": 0.2}}, lock=False)
+    return err.value
+
+
+def test_a_python_caller_is_told_its_own_parameter_names(tmp_path):
+    exc = refused_claim(tmp_path)
+    assert isinstance(exc, ReshapeError) and exc.param == "out"
+    assert str(exc) == (f"{tmp_path / 'run'} holds a probe run with other settings (params.lam: 0.1 -> 0.2); "
+                        "pass force=True to start it over, or pick a new out")
+
+
+def test_the_command_line_is_told_its_options(tmp_path, monkeypatch):
+    """The boundary spells ``$force``/``$out`` as options and a run key by the command's own name."""
+    exc = refused_claim(tmp_path)
+
+    @click.command()
+    @click.option("--out")
+    @click.option("--force", is_flag=True)
+    @user_errors
+    def command(out: str | None, force: bool) -> None:
+        name_params({"params.lam": "--lambda"})
+        raise exc
+
+    monkeypatch.delenv("RESHAPE_DEBUG", raising=False)
+    res = CliRunner().invoke(command, [])
+    assert res.exit_code == 1 and res.output == (
+        f"error: {tmp_path / 'run'} holds a probe run with other settings (--lambda: 0.1 -> 0.2); "
+        "pass --force to start it over, or pick a new --out\n")
+
+
+def test_a_wrong_value_names_its_parameter():
+    with pytest.raises(ParamError) as err:
+        narrow(spec_for("resnet18", "cifar10"), 0)
+    assert isinstance(err.value, ValueError) and err.value.param == "width"
+    assert str(err.value) == "width must be a positive integer, got 0"
+    assert err.value.render(option_name) == "--width must be a positive integer, got 0"
+
+
+def test_only_known_placeholders_are_replaced():
+    exc = ReshapeError("costs $5 in {braces}; $outside, $out, ${a.b} and $resume")
+    assert str(exc) == "costs $5 in {braces}; $outside, out, a.b and resume=True"
+    assert exc.render(option_name) == "costs $5 in {braces}; $outside, --out, a.b and resume=True"
+
+
+def test_every_parameter_a_message_names_is_an_option_of_some_command():
+    """``$name`` reads as ``--name`` (or its rename) on the command line: that option must exist."""
+    from reshape.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    options = {opt for name in COMMANDS for p in cli.get_command(ctx, name).params for opt in p.opts}
+    missing = {name: option_name(name) for name in PARAMS - set(NO_OPTION) if option_name(name) not in options}
+    assert not missing
+
+
+def test_every_placeholder_the_library_writes_is_known():
+    """A misspelt ``$name`` would reach the user as written: each one in a module or table is in PARAMS
+    (reshape/errors.py, which describes the syntax, aside)."""
+    root = Path(__file__).resolve().parents[1] / "reshape"
+    files = [f for f in [*root.rglob("*.py"), *root.joinpath("tables").glob("*.json")] if f.name != "errors.py"]
+    used = {name for f in files for name in re.findall(r"\$([a-z_][a-z0-9_]*)", f.read_text(encoding="utf-8"))}
+    assert used and used <= PARAMS, used - PARAMS

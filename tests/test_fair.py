@@ -74,7 +74,7 @@ def test_validation_images_are_carved_before_the_limit_and_never_trained_on():
     assert torch.equal(image, data.val[0][0])  # no augmentation: the same tensor every time
     plain = splits(DATA, limit=256, seed=0)
     assert plain.val is None and plain.key["val"] == 0
-    with pytest.raises(ReshapeError, match="--val 6,000 leaves no training images"):
+    with pytest.raises(ReshapeError, match="^val 6,000 leaves no training images"):
         splits(DATA, val=6000)
 
 

@@ -126,7 +126,7 @@ def test_other_settings_are_refused_naming_what_differs(finished, teacher, name,
     method = get_method(name)
     out = Path(finished[name].run)
     before = files(out)
-    with pytest.raises(ReshapeError, match=rf"{differs}: .*--force"):
+    with pytest.raises(ReshapeError, match=rf"{differs}: .*force=True"):
         method.fit(teacher, BUDGET, out, dataclasses.replace(SETTING, **setting),
                    method.params(**{**FAST.get(name, {}), **change}))
     assert files(out) == before

@@ -346,7 +346,7 @@ def test_export_config_takes_the_run_dataset(tmp_path, partial_spec):
 def test_export_errors(tmp_path, partial_spec):
     run_dir = make_run(tmp_path / "run", partial_spec)
     res = run("export", str(run_dir), "--out", str(tmp_path / "out"), "--timm-config")
-    assert res.exit_code == 1 and "pass --dataset" in res.output
+    assert res.exit_code == 1 and "name it with --dataset" in res.output
     (run_dir / "model.safetensors").unlink()
     res = run("export", str(run_dir), "--out", str(tmp_path / "out"))
     assert res.exit_code == 1 and "no trained weights" in res.output

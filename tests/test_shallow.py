@@ -58,7 +58,7 @@ def test_unreachable_targets_name_the_reachable_minimum():
     with pytest.raises(ReshapeError, match="the fewest is 9,200 of 10,000 MACs"):  # a, c, d merged
         select(SCORES, 900, 9199, **TOTAL)
     exact = [BlockScore("e", 1.0, 10, 100, 300, "exact")]
-    with pytest.raises(ReshapeError, match="in exact mode.*try --mode compact"):
+    with pytest.raises(ReshapeError, match="in exact mode.*set mode to compact"):
         select(exact, 990, 999, relus=1000, macs=1000)
     with pytest.raises(ReshapeError, match="leave 1,200 MACs, above the target 1,100"):
         select(exact, 990, 1100, relus=1000, macs=1000)

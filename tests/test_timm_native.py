@@ -36,7 +36,8 @@ def test_cifar_preset_on_a_timm_model_the_spec_cannot_express_is_refused(name):
     # Before: exit 0, counted with the ImageNet stem (seresnet18: 49,152 stem ReLUs at 32x32).
     assert res.exit_code == 2, res.output
     assert "CIFAR stem" in res.output and name in res.output and "Traceback" not in res.output
-    with pytest.raises(PresetError, match="--input-size 32"):
+    assert "--input-size 32 instead of --dataset" in res.output  # the library's parameters, as options
+    with pytest.raises(PresetError, match="input_size 32 instead of dataset"):
         resolve(name, "cifar100", weights=False)
 
 

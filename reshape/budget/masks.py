@@ -101,4 +101,4 @@ def check_budget(budget: int, total: int) -> None:
         raise ReshapeError(f"the ReLU budget must be at least 1, got {budget}")
     if budget > total:
         raise BudgetUnreachable(f"budget {budget:,} exceeds the teacher's {total:,} optimisable ReLUs; "
-                           "pick a smaller --budget")
+                           "pick a smaller $budget", param="budget")

@@ -99,7 +99,7 @@ def linearize_groups(model: nn.Module, groups: dict[str, Sequence[str]],
     """
     batches = list(batches)
     if not batches:
-        raise ReshapeError("the linearize estimator needs input batches (pass --data)")
+        raise ReshapeError("the linearize estimator needs input batches (a dataset's images); none were given")
     was_training = model.training
     model.eval()
     try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..errors import ReshapeError
+from ..errors import ParamError, ReshapeError
 from ..tables import dataset_preset
 from ..tables import load as load_table
 from ._idx import read_idx, write_idx
@@ -83,7 +83,7 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     if limit is None or limit >= len(dataset):
         return dataset
     if limit < 1:
-        raise ReshapeError(f"--limit must be a positive number of images, got {limit}")
+        raise ParamError("limit", f"must be a positive number of images, got {limit}")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     return Subset(dataset, order[:limit].tolist())
 
@@ -130,10 +130,10 @@ def splits(name: str, root: str | None = None, limit: int | None = None, seed: i
     validation = None
     if val:
         if isinstance(val, bool) or val < 0:
-            raise ReshapeError(f"--val must be a number of validation images >= 0, got {val!r}")
+            raise ParamError("val", f"must be a number of validation images >= 0, got {val!r}")
         if val >= len(whole):
-            raise ReshapeError(f"--val {val:,} leaves no training images: {name} has {len(whole):,}; "
-                               "give fewer validation images")
+            raise ParamError("val", f"{val:,} leaves no training images: {name} has {len(whole):,}; "
+                                    "give fewer validation images")
         order = torch.randperm(len(whole), generator=torch.Generator().manual_seed(seed)).tolist()
         validation = Subset(whole.unaugmented(), order[:val])
         rest = order[val:]

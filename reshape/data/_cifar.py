@@ -58,7 +58,7 @@ def _batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.tensor(labels, dtype=torch.long)
     except (pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ReshapeError(f"{path} is not a readable CIFAR batch ({type(exc).__name__}: {exc}); "
-                           f"delete it and fetch it again with --download") from None
+                           f"delete it and fetch it again with $download") from None
     if images.dtype != torch.uint8 or len(images) != len(labels):
         raise ReshapeError(f"{path} is not a CIFAR batch: {len(images)} uint8 images of 3x32x32 "
                            f"expected to match {len(labels)} labels")

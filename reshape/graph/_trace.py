@@ -60,7 +60,7 @@ def trace_module(model: nn.Module, leaf_modules: LeafSpec = ()) -> fx.GraphModul
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ReshapeError(
             f"cannot trace module '{where or '<root>'}' ({type(module).__name__}): {first}; "
-            f"make it an opaque node with leaf_modules=['{where}'] (CLI: --leaf {where})"
+            f"make it an opaque node: name '{where}' in $leaf_modules"
         ) from None
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
 

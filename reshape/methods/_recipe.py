@@ -1,7 +1,7 @@
 """The training-recipe knobs a method's params carry beyond the shared ``Setting``.
 
-``reshape senet`` and ``reshape snl`` take the trainer's recipe options (``--optimizer``,
-``--schedule``, ...; the recipes pass ``--schedule step`` for SENet as published). They
+``reshape senet`` and ``reshape snl`` take the trainer's recipe options (the optimizer,
+the schedule, ...; the recipes ask for the step schedule for SENet as published). They
 change the result, so they belong in the params, whose fingerprint guards the run
 folder: a rerun with another schedule is refused instead of read back. The defaults are
 ``TrainConfig``'s.

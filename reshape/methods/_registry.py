@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..errors import ReshapeError
+from ..errors import OwnershipError, ReshapeError
 from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
@@ -181,12 +181,10 @@ class Method:
         return _override(self.name, self.defaults, {**chosen, **overrides})
 
     def fit(self, teacher: TrainedRun | str | os.PathLike[str], budget: int, out: str | os.PathLike[str],
-            setting: Setting, params: Any = None, force: bool = False,
-            labels: Mapping[str, str] | None = None) -> MethodResult:
+            setting: Setting, params: Any = None, force: bool = False) -> MethodResult:
         """Fit ``teacher`` to ``budget`` ReLUs into ``out``; a finished run is read back.
 
-        ``labels`` names the run's keys in a refusal the way the caller set them
-        (``{"params.lam": "--lambda"}``, see ``RunDir.claim``).
+        ``out`` holding another run is refused (``RunDir.claim``) unless ``force``.
         """
         params = self.defaults if params is None else params
         if not isinstance(params, self.params_type):
@@ -197,13 +195,13 @@ class Method:
         if not isinstance(teacher, TrainedRun):
             teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
         teacher.model.eval().requires_grad_(False)
-        if Path(out).resolve() == teacher.path.resolve():  # --force would delete the teacher
-            raise ReshapeError(f"--out {out} is the teacher's run directory; pick a new --out")
+        if Path(out).resolve() == teacher.path.resolve():  # forcing it would delete the teacher
+            raise OwnershipError(f"$out {out} is the teacher's run directory; pick a new $out")
         run = RunDir(out)
         key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}
         fresh = not run.path.exists()
-        manifest = run.claim(self.name, key, parent=teacher.path, force=force, labels=labels)
+        manifest = run.claim(self.name, key, parent=teacher.path, force=force)
         if manifest.status == "done" and manifest.summary:
             return MethodResult.from_dict(manifest.summary)
         start = time.perf_counter()
@@ -242,7 +240,7 @@ def measure(method: Method, job: Job, params: Any, built: dict[str, Any], second
 
 def _release(run: RunDir) -> None:
     """Undo a claim that produced nothing (e.g. an unreachable budget found before any
-    training), so the same --out can be used again with other settings."""
+    training), so the same ``out`` can be used again with other settings."""
     run.abandon()
 
 

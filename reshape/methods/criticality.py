@@ -116,7 +116,7 @@ class Criticality:
     def from_dict(cls, data: Any, where: str = "criticality result") -> "Criticality":
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ReshapeError(f"{where} was not written by `reshape criticality` "
-                               f"(no \"format\": \"{FORMAT}\"); run that command and pass its --out file")
+                               f"(no \"format\": \"{FORMAT}\"); run that command and pass the file it writes")
         if data.get("version") != VERSION:
             raise ReshapeError(f"{where} has version {data.get('version')!r}; this tool reads version {VERSION}")
         try:
@@ -133,7 +133,7 @@ class Criticality:
 
 
 def load(path: str | os.PathLike[str]) -> Criticality:
-    """A result written by ``reshape criticality --out`` (or a cached ``criticality.json``)."""
+    """A result written by ``reshape criticality`` (or a cached ``criticality.json``)."""
     return Criticality.from_dict(read_json(path, "criticality file"), f"criticality file {path}")
 
 
@@ -163,7 +163,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
     key = training_key(spec, cfg, data)
     label = "-".join([Path(backbone).stem, *([f"w{width}"] if width else []), dataset, f"e{epochs}",
                       fingerprint(key)[:12]])
-    folder = not_a_run(cache_dir(cache), "--cache") / label
+    folder = not_a_run(cache_dir(cache), "cache") / label
     if (folder / RESULT_FILE).is_file():
         return dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder))
 

@@ -39,7 +39,7 @@ from ..values import POSITIVE, check_fields
 from ._registry import Job, nested, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
-# What --force may delete beside the run: the base (without Setting.shared) and the second method's files.
+# What a forced rerun may delete beside the run: the base (without Setting.shared) and the second method's files.
 writes("hybrenet", f"{BASE_METHOD}-*")
 writes("hybrenet_senet", f"{BASE_METHOD}-*", _senet.PLAN_FILE)
 writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE)

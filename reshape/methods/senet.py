@@ -51,7 +51,7 @@ from ._registry import Job, register_method
 
 PLAN_FILE = "senet.json"
 LOCATE_DIR = "locate"
-for _name in ("senet", "senet_uniform"):  # what --force may delete beside the run (locate/ is a stage run)
+for _name in ("senet", "senet_uniform"):  # what a forced rerun may delete beside the run (locate/ is a stage run)
     writes(_name, PLAN_FILE)
 ALLOCATIONS = ("sensitivity", "uniform")
 
@@ -140,7 +140,7 @@ def resolve_ranking(dataset: str, spec: ArchSpec, ranking: Sequence[int] | None 
     try:
         return criticality_ranking(dataset, len(spec.stages), ranking)[0]
     except ReshapeError as exc:
-        raise ReshapeError(f"{exc}; or pick another sensitivity estimator (pruning)") from None
+        raise ReshapeError(f"{exc.template}; or pick another sensitivity estimator (pruning)") from None
 
 
 def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "criticality",
@@ -362,4 +362,4 @@ def fit(job: Job, p: SENetParams) -> dict[str, Any]:
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
                 presets={"short": SHORT_RUN},
                 summary="SENet's stages with the same keep fraction in every layer")(fit)
-variant("senet_uniform", of="senet")  # `reshape senet --force` replaces either
+variant("senet_uniform", of="senet")  # forcing either replaces the other's run

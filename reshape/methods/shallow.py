@@ -44,7 +44,7 @@ from ..values import COUNT, FRACTION, POSITIVE, check_fields
 from ._registry import Job, nested, register_method
 
 LINEARIZED_DIR = "linearized"
-writes("shallow_senet", _senet.PLAN_FILE)  # what --force may delete beside the run
+writes("shallow_senet", _senet.PLAN_FILE)  # what a forced rerun may delete beside the run
 #: Learning-rate factor of the KD fine-tune after a compact merge (ours; see docs/shallow.md).
 COMPACT_LR_SCALE = 0.1
 
@@ -108,7 +108,7 @@ def select(scores: Sequence[BlockScore], relu_target: int, mac_target: int | Non
     if mac_target is not None and mac_target < floor_macs:
         raise ReshapeError(f"MAC target {mac_target:,} is out of reach in {mode} mode: the fewest is "
                            f"{floor_macs:,} of {macs:,} MACs" +
-                           ("; exact merges raise MACs, try --mode compact" if mode == "exact" else ""))
+                           ("; exact merges raise MACs, set $mode to compact" if mode == "exact" else ""))
     order = sorted(scores, key=lambda s: (s.score, -s.relus_saved))
     chosen: list[BlockScore] = []
     for s in order:
@@ -124,7 +124,7 @@ def select(scores: Sequence[BlockScore], relu_target: int, mac_target: int | Non
             macs += s.mac_change
     if mac_target is not None and macs > mac_target:
         raise ReshapeError(f"the blocks that meet the ReLU target leave {macs:,} MACs, above the "
-                           f"target {mac_target:,}; loosen --macs or use --mode compact")
+                           f"target {mac_target:,}; loosen $macs or set $mode to compact")
     return chosen
 
 

@@ -48,7 +48,7 @@ from ._registry import Job, register_method
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
 BINARIZED_FILE = "binarized.safetensors"
-writes("snl", RESULT_FILE, BINARIZED_FILE)  # what --force may delete beside the run
+writes("snl", RESULT_FILE, BINARIZED_FILE)  # what a forced rerun may delete beside the run
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..analytic import scale_width, total_relus
-from ..errors import ReshapeError
+from ..errors import ParamError, ReshapeError
 from ..spec import ArchSpec, load_spec
 from ..tables import dataset_preset
 from ._registry import build
@@ -55,7 +55,7 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
     ReLU masks are then built on the meta device, skipping weight initialisation.
     """
     if input_size is not None and input_size < 1:
-        raise ReshapeError(f"--input-size must be a positive integer, got {input_size}")
+        raise ParamError("input_size", f"must be a positive integer, got {input_size}")
     preset = dataset_preset(dataset) if dataset else None
     path = Path(model)
     if path.is_dir():
@@ -67,9 +67,10 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
         spec = read_timm(model)
     except NotASpec as exc:
         if preset and preset["stem"] != "imagenet":
-            raise PresetError(f"--dataset {dataset} sets the CIFAR stem (3x3 stride-1 conv, no max-pool), which "
-                              f"cannot be applied: {exc}; count it with its ImageNet stem at the dataset's size "
-                              f"with --input-size {preset['input_size']} instead of --dataset") from None
+            raise PresetError(f"$dataset {dataset} sets the CIFAR stem (3x3 stride-1 conv, no max-pool), which "
+                              f"cannot be applied: {exc.template}; count it with its ImageNet stem at the dataset's "
+                              f"size with $input_size {preset['input_size']} instead of $dataset",
+                              param="dataset") from None
     else:
         return _from_spec(spec, preset, input_size, model, stem=True, weights=weights)
     kwargs = {"num_classes": preset["num_classes"], "in_chans": preset["in_chans"]} if preset else {}
@@ -134,7 +135,7 @@ def spec_for(model_or_spec: str, dataset: str, width: int | None = None, retarge
                            f"{Path(model_or_spec) / 'spec.json'}")
     change = None if retarget else geometry_change(model_or_spec, dataset)
     if change:
-        raise ReshapeError(f"{change}; pass --retarget to train it so, or a dataset of its geometry")
+        raise ReshapeError(f"{change}; pass $retarget to train it so, or a dataset of its geometry")
     try:
         spec = resolve(model_or_spec, dataset, weights=False).spec
     except PresetError:  # a timm model the spec cannot express: the same answer for every dataset
@@ -149,7 +150,7 @@ def narrow(spec: ArchSpec, width: int) -> ArchSpec:
     """``spec`` with stem and stage 1 ``width`` wide and later stages scaled by the same factor
     (DeepReDuce's width scale with alpha = width / stage-1 width)."""
     if width < 1:
-        raise ReshapeError(f"--width must be a positive integer, got {width}")
+        raise ParamError("width", f"must be a positive integer, got {width}")
     scaled = scale_width(spec, width / spec.stages[0].width)
     return scaled.replace(stem=dataclasses.replace(scaled.stem, width=width),
                           name=f"{spec.name}_w{width}" if spec.name else "")

@@ -45,12 +45,12 @@ def read_timm(name: str) -> ArchSpec:
     try:
         return spec_of(model).replace(name=name)
     except ReshapeError as exc:
-        raise NotASpec(f"'{name}' is not expressible as a spec: {exc}") from None
+        raise NotASpec(f"'{name}' is not expressible as a spec: {exc.template}") from None
 
 
 def require_plain_resnet(name: str) -> ArchSpec:
     try:
         return read_timm(name)
     except ReshapeError as exc:
-        raise ReshapeError(f"{exc}; supported families: resnet18, resnet26, resnet34, resnet50, resnet101, "
+        raise ReshapeError(f"{exc.template}; supported families: resnet18, resnet26, resnet34, resnet50, resnet101, "
                            "resnet152 and specs") from None

@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ReshapeError
+from ..errors import OwnershipError, ReshapeError
 from ..io import atomic_path, write_bytes
 from ..runs import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, RunDir, load_trained, save_weights, writes
 from ..spec import ArchSpec, save_spec
 
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
-writes("export", ONNX_FILE, CONFIG_FILE)  # what --force may delete beside spec and weights
+writes("export", ONNX_FILE, CONFIG_FILE)  # what a forced rerun may delete beside spec and weights
 ONNX_OPSET = 17
 #: Largest |ONNX - PyTorch| difference accepted on the check batch (float32 logits).
 ONNX_TOLERANCE = 1e-4
@@ -60,19 +60,18 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     rewritten = (run_dir / GRAPH_FILE).is_file()
     if timm_config and rewritten:
         raise ReshapeError(f"{run_dir} is rewritten by graph passes ({GRAPH_FILE}); timm cannot rebuild "
-                           "it from its spec: export without --timm-config and load it with "
+                           "it from its spec: export without $timm_config and load it with "
                            "reshape.runs.load_run")
     dataset = None
-    if timm_config:  # before any file is written: a dataset that does not fit leaves --out untouched
-        dataset = run.need_dataset("--dataset", " for the config's mean/std")
+    if timm_config:  # before any file is written: a dataset that does not fit leaves ``out`` untouched
+        dataset = run.need_dataset("dataset", " for the config's mean/std")
         check_channels(spec, dataset)
-    if out.resolve() == run_dir.resolve():  # --force would delete the run being exported
-        raise ReshapeError(f"--out {out} is the run being exported; pick another folder")
+    if out.resolve() == run_dir.resolve():  # forcing it would delete the run being exported
+        raise OwnershipError(f"$out {out} is the run being exported; pick another folder")
     folder = RunDir(out)
     folder.claim("export", {"weights": run.digest, "rewritten": rewritten, "onnx": onnx, "timm_config": timm_config,
                             "dataset": dataset},
-                 parent=run_dir, force=force, labels={"weights": "RUN_DIR (weights digest)",
-                                                      "timm_config": "--timm-config", "onnx": "--onnx"})
+                 parent=run_dir, force=force)
     save_spec(spec, out / SPEC_FILE)
     if timm_config:
         save_timm(model, spec, dataset, out)
@@ -152,4 +151,5 @@ def check_channels(spec: ArchSpec, dataset: str) -> None:
     preset = dataset_preset(dataset)
     if preset["in_chans"] != spec.in_chans:
         raise ReshapeError(f"{dataset} images have {preset['in_chans']} channels but the network takes "
-                           f"{spec.in_chans}: its mean/std would not fit; pass the --dataset it was trained on")
+                           f"{spec.in_chans}: its mean/std would not fit; pass the $dataset it was trained on",
+                           param="dataset")

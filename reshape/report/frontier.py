@@ -29,7 +29,7 @@ from .plot import plot_frontier
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"
 FIGURE_FILE = "frontier.png"
-writes("frontier", CSV_FILE, MARKDOWN_FILE, FIGURE_FILE)  # what --force may delete beside the runs
+writes("frontier", CSV_FILE, MARKDOWN_FILE, FIGURE_FILE)  # what a forced rerun may delete beside the runs
 
 
 def profiles(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,7 +1,7 @@
 """Draw accuracy against ReLU count: our points with per-method fronts, published anchors.
 
 matplotlib is imported here only, with the Agg backend, so the rest of the tool (and
-``reshape --help``) never pays for it. The figure is written atomically in the format
+the CLI's help) never pays for it. The figure is written atomically in the format
 its suffix names (png, svg, pdf).
 """
 from __future__ import annotations

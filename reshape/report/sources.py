@@ -98,7 +98,7 @@ def _read_frontier(source: str, runs: list[Path], dataset: str | None, x: str, p
         runs = [run for run in runs if read_measured(run, protocol) is not None]
         if not runs:
             raise ReshapeError(f"{source}: no point of this frontier has a {result_name(protocol)}; measure "
-                               f"them first: `reshape measure {source}/METHOD/LABEL --protocol {protocol}`")
+                               f"them first under {protocol} (`reshape measure` on each {source}/METHOD/LABEL)")
     return [p for run in runs for p in read_source(str(run), dataset, x, protocol)]
 
 
@@ -112,7 +112,7 @@ def read_run(path: str | Path, dataset: str | None = None) -> list[Point]:
     config = load_config(path)
     if dataset and config is not None and config.dataset and config.dataset != dataset:
         raise ReshapeError(f"run {path} was trained on {config.dataset}, not {dataset}; "
-                           f"pass --dataset {config.dataset} or leave the run out")
+                           f"pass {config.dataset} as $dataset or leave the run out", param="dataset")
     summary = summarize(path)
     if summary["top1"] is None:
         return []
@@ -126,8 +126,8 @@ def _with_measured(point: Point, x: str, protocol: str) -> Point:
 
     record = read_measured(point.source, protocol)
     if record is None:
-        raise ReshapeError(f"{point.source} has no {result_name(protocol)}; measure it first: "
-                           f"`reshape measure {point.source} --protocol {protocol}`")
+        raise ReshapeError(f"{point.source} has no {result_name(protocol)}; measure it first under "
+                           f"{protocol} (`reshape measure`)")
     return dataclasses.replace(point, cost=float(record["measured"][X_AXES[x]]))
 
 

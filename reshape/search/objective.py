@@ -1,6 +1,6 @@
 """One search trial: sample a design -> spec -> exact count -> proxy training -> the trial's record.
 
-A trial targets one budget from ``--budgets`` (an Optuna categorical, ``budget``).
+A trial targets one of the study's ``budgets`` (an Optuna categorical, ``budget``).
 HybReNet trials solve their base width in closed form for that target (the largest
 width on the space's grid whose ReLUs fit it, ``reshape.analytic.largest_within``);
 plain-ResNet trials sample a width multiplier and may overshoot. With ReLU optimizer
@@ -152,7 +152,7 @@ def describe(d: Design) -> str:
 
 
 def trial_record(trial: Any) -> dict[str, Any]:
-    """What ``--json`` prints for a finished trial."""
+    """A finished trial as JSON data (what the search command prints as JSON)."""
     attrs = trial.user_attrs
     return {"number": trial.number, "params": trial.params, "budget": attrs.get("budget"),
             "relus": attrs.get("relus"), "macs": attrs.get("macs"), "top1": attrs.get("top1"),

@@ -123,7 +123,7 @@ def parse(data: Any, name: str) -> SearchSpace:
     try:
         stages = len(backbone_spec(data["backbone"]).stages)
     except ReshapeError as exc:
-        raise fail("backbone", f"is not usable: {exc}") from None
+        raise fail("backbone", f"is not usable: {exc.template}") from None
     senet, proxy = _object(data["senet"], "senet", fail), _object(data["proxy"], "proxy", fail)
     _keys(senet, "senet.", SENET_KEYS[family], fail)
     _keys(proxy, "proxy.", PROXY_KEYS, fail)

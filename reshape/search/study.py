@@ -31,7 +31,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import ReshapeError
+from ..errors import OwnershipError, ReshapeError
 from ..io import process_alive, refuse_special
 from ..runs import RunDir
 from ..train import TrainConfig
@@ -124,7 +124,7 @@ def schema_lock(engine_url: str) -> Iterator[None]:
 def _check_journal(file: Path, url: str) -> None:
     """Refuse a journal path that is not a journal: Optuna would append its records to any file
     (a user's notes, a device). A journal's first line is a JSON record with an ``op_code``."""
-    refuse_special(file, "--storage")
+    refuse_special(file, "storage")
     if not file.is_file() or file.stat().st_size == 0:
         return
     with open(file, "rb") as fh:
@@ -134,8 +134,8 @@ def _check_journal(file: Path, url: str) -> None:
     except ValueError:
         record = None
     if not isinstance(record, dict) or "op_code" not in record:
-        raise ReshapeError(f"--storage {url}: {file} is not an Optuna journal (its first line is not a journal "
-                           "record); pick a new file name for journal:PATH")
+        raise OwnershipError(f"$storage {url}: {file} is not an Optuna journal (its first line is not a journal "
+                             "record); pick a new file name for journal:PATH", param="storage")
 
 
 def missing_driver(url: str, exc: ImportError) -> str:
@@ -165,7 +165,7 @@ def open_study(storage: BaseStorage, name: str, setup: dict[str, Any], direction
             if saved.get(key) != value:
                 shown = "another search space" if key == "space" else f"{key} {saved.get(key)!r}, not {value!r}"
                 raise ReshapeError(f"study '{name}' was started with {shown}; rerun with the same "
-                                   "options or pick another --study")
+                                   "settings or pick another $study", param="study")
     study.sampler = make_sampler(sampler, seed + len(study.get_trials(deepcopy=False)))
     return study
 
@@ -257,14 +257,14 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
     from ..data import splits
 
     if trials < 1 or not budgets or min(budgets) < 1:
-        raise ReshapeError("--trials and every --budgets entry must be positive")
+        raise ReshapeError("$trials and every entry of $budgets must be positive")
     cfg = cfg.replace(dataset=data)
     setup = {"space": space.canonical, "data": data, "budgets": sorted(budgets), "macs": macs,
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
     # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
-    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study",
+    RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new $out for this study",
                       lock=False)  # shared by the study's workers; each trial's folder is locked
     objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
                           Path(out), macs, log, progress, root)

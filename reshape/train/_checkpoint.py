@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ReshapeError
+from ..errors import OwnershipError, ReshapeError
 from ..io import atomic_path, write_text
 from ..runs import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 
@@ -66,16 +66,16 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The run's checkpoint, or a ``ReshapeError`` when it is missing, damaged or foreign."""
     path = Path(run_dir, CHECKPOINT_FILE)
     if not path.is_file():
-        raise ReshapeError(f"no {CHECKPOINT_FILE} in {run_dir} to resume from; start without --resume")
+        raise ReshapeError(f"no {CHECKPOINT_FILE} in {run_dir} to resume from; start without $resume")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged or foreign file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise ReshapeError(f"checkpoint {path} is damaged or not a reshape checkpoint ({first}); "
-                           "move it away to start over, or pick another --out") from None
+        raise OwnershipError(f"checkpoint {path} is damaged or not a reshape checkpoint ({first}); "
+                             "move it away to start over, or pick another $out") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ReshapeError(f"checkpoint {path} was not written by reshape's trainer; "
-                           "move it away to start over, or pick another --out")
+        raise OwnershipError(f"checkpoint {path} was not written by reshape's trainer; "
+                             "move it away to start over, or pick another $out")
     if data.get("version") != VERSION:
         raise ReshapeError(f"checkpoint {path} has format version {data.get('version')!r}; "
                            f"this tool reads version {VERSION}")

@@ -1,6 +1,6 @@
 """One process or many: the device, the rank and the DDP wrapping the trainer runs with.
 
-Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1 in the environment) the
+Under ``torchrun`` with N processes (``WORLD_SIZE`` > 1 in the environment) the
 process group is initialised from the environment variables torchrun sets (NCCL on
 CUDA, gloo on CPU), each process takes the GPU ``LOCAL_RANK`` and only rank 0 writes
 files. A single process runs the same code with rank 0 of a world of 1.
@@ -58,7 +58,7 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise ReshapeError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ReshapeError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
+        raise ReshapeError(f"device '{name}' asked for but CUDA is not available; set $device to cpu", param="device")
     return device
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from torch import nn
 
 from ..data import Splits
-from ..errors import ReshapeError
+from ..errors import OwnershipError
 from ..models import build
 from ..runs import WEIGHTS_FILE, RunDir, canonical, chain_compute, compute_of, differences, fingerprint, load_weights, \
     own_compute
@@ -74,7 +74,7 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
         params: Mapping[str, Any] | None = None, method: str = "train",
         parent: str | os.PathLike[str] | None = None, owned: bool = False, force: bool = False,
-        progress: bool = True, labels: Mapping[str, str] | None = None,
+        progress: bool = True,
         inherits: str | os.PathLike[str] | None = None,
         inputs: Sequence[str | os.PathLike[str]] = ()) -> FitResult:
     """Train ``spec`` by ``cfg`` on ``data`` into ``out``, resume it, or read it back when done.
@@ -87,10 +87,10 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     read from its folder alone (``reshape.runs.compute_of``).
     A standalone training owns ``out`` as ``method``; a method's final stage, which trains
     in a folder the method already claimed, passes ``owned=True`` and is recorded as the
-    run's ``training``. ``labels`` names run keys as the caller's options in a refusal
-    (``train.epochs`` -> ``--epochs``). ``out`` is never the folder of ``parent`` (the teacher)
-    or of ``inputs`` (a spec file). Under torchrun only rank 0 locks ``out``: the other
-    ranks write nothing there.
+    run's ``training``. ``out`` holding another run or training is refused (an
+    ``OwnershipError`` naming what differs) unless ``force``; it is never the folder of
+    ``parent`` (the teacher) or of ``inputs`` (a spec file). Under torchrun only rank 0
+    locks ``out``: the other ranks write nothing there.
     """
     run = RunDir(out)
     key = training_key(spec, cfg, data, teacher, init_key, params)
@@ -98,16 +98,16 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     if owned:
         manifest = run.require_manifest()
     else:
-        manifest = run.claim(method, key, parent, force, labels=labels, inputs=inputs,
+        manifest = run.claim(method, key, parent, force, inputs=inputs,
                              lock=int(os.environ.get("RANK", "0")) == 0)
     record = manifest.training
     if record is not None and record.get("fingerprint") != digest:
         changed = "; ".join(differences(record.get("params", {}), key)[:4]) or "fingerprint differs"
-        raise ReshapeError(f"{out} holds a training with other settings ({changed}); "
-                           "pass --force to start it over, or pick a new --out")
+        raise OwnershipError(f"{out} holds a training with other settings ({changed}); "
+                             "pass $force to start it over, or pick a new $out")
     if record is None and has_checkpoint(out):
-        raise ReshapeError(f"{out} holds a checkpoint that its {run.manifest_file.name} does not record; "
-                           "pass --force to start it over, or pick a new --out")
+        raise OwnershipError(f"{out} holds a checkpoint that its {run.manifest_file.name} does not record; "
+                             "pass $force to start it over, or pick a new $out")
     build_model = model_fn or (lambda: build(spec))
     if record is not None and record.get("status") == "done":
         model = build_model()

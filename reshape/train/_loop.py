@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ..errors import ReshapeError
+from ..errors import OwnershipError, ReshapeError
 from ..layers import SoftMaskReLU
 from ..runs import SPEC_FILE, WEIGHTS_FILE, save_weights
 from ..spec import ArchSpec, save_spec
@@ -296,7 +296,7 @@ def _finite(loss: torch.Tensor, ctx: "_dist.Context", epoch: int, index: int, ou
     if not math.isfinite(value):
         where = f"the checkpoint of epoch {epoch} in {out} is kept" if epoch else "no epoch had finished"
         raise ReshapeError(f"loss became {value} at epoch {epoch + 1}, batch {index + 1}; "
-                           f"training stopped and {where}; lower --lr or add --warmup-epochs")
+                           f"training stopped and {where}; lower $lr or add $warmup_epochs")
     return value / ctx.world
 
 
@@ -305,7 +305,7 @@ def _train_loader(dataset: Dataset, cfg: TrainConfig,
     per_process = len(dataset) // ctx.world
     if per_process < cfg.batch_size:
         raise ReshapeError(f"the training set has {len(dataset)} images, fewer than one batch of "
-                           f"{cfg.batch_size} per process; lower --batch-size")
+                           f"{cfg.batch_size} per process; lower $batch_size")
     generator = torch.Generator()
     sampler = (DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=cfg.seed)
                if ctx.world > 1 else None)
@@ -338,13 +338,13 @@ def _open_run_dir(out: Path, spec: ArchSpec, cfg: TrainConfig, resume: bool) -> 
     """Check ``out`` before anything is written: the checkpoint to resume, or None for a new run."""
     if not resume:
         if (out / CHECKPOINT_FILE).exists():
-            raise ReshapeError(f"{out} already holds a training run; pass --resume to continue it "
-                               "or pick another --out")
+            raise OwnershipError(f"{out} already holds a training run; pass $resume to continue it "
+                                 "or pick another $out")
         return None
     checkpoint = load_checkpoint(out)
     if checkpoint.get("spec") != spec.to_dict():
-        raise ReshapeError(f"the checkpoint in {out} was trained for another network; "
-                           "resume with the same model/spec, or pick another --out")
+        raise OwnershipError(f"the checkpoint in {out} was trained for another network; "
+                             "resume with the same model/spec, or pick another $out")
     conflict = cfg.resume_conflict(TrainConfig.from_dict(checkpoint["config"]))
     if conflict:
         raise ReshapeError(f"cannot resume {out} with a different recipe: {conflict}")
