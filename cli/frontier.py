@@ -8,7 +8,7 @@ import click
 
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Target, cli_message, echo_json, user_errors
 from ._training import method_setting, training_options
 
 HELP = """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
@@ -141,7 +141,7 @@ def _usage(option: str) -> Iterator[None]:
     try:
         yield
     except ReshapeError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
+        raise click.BadParameter(cli_message(exc), param_hint=option) from None
 
 
 def _echo_point(row: dict[str, Any]) -> None:

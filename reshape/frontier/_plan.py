@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import BudgetUnreachable, ReshapeError
+from ..errors import BudgetUnreachable, OwnershipError, ReshapeError
 from ..io import is_bookkeeping, read_json, write_json
 from ..methods import Method, Setting, parent_config, setting_splits
 from ..runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
@@ -32,7 +32,7 @@ SHARED_DIR = "shared"
 TEACHERS_DIR = "teachers"
 UNREACHABLE_FILE = "unreachable.json"
 TEACHER = "teacher"
-writes(FRONTIER, SETTING_FILE, RESULTS_FILE, SHARED_DIR, TEACHERS_DIR)  # what --force may delete beside the points
+writes(FRONTIER, SETTING_FILE, RESULTS_FILE, SHARED_DIR, TEACHERS_DIR)  # what a forced rerun may delete beside the points
 
 BudgetSpec = int | float
 PointCallback = Callable[[dict[str, Any]], None]
@@ -199,7 +199,7 @@ def _check_teacher(teacher: TrainedRun, setting: Setting) -> int:
         changed = "; ".join(f"{k} {have[k]} vs {wanted[k]}" for k in wanted if have[k] != wanted[k])
         raise ReshapeError(f"teacher {teacher.path} was trained on other images than the students would be "
                            f"({changed}): their training could not be equal; train the teacher with the "
-                           "frontier's --data, --limit and --val, or give those of the teacher")
+                           "frontier's $data, $limit and $val, or give those of the teacher")
     return int(cfg_seed)
 
 
@@ -232,7 +232,7 @@ def _claim(out: Path, teacher: TrainedRun, setting: Setting, params: Mapping[str
     """
     run = RunDir(out)
     key = {"teacher": teacher.digest, "setting": canonical(setting.key)}
-    refuse_inputs(out, [teacher.path])  # before --force deletes anything
+    refuse_inputs(out, [teacher.path])  # before a forced rerun deletes anything
     if force:
         _clear(run, key, teacher.path)
     saved = _saved(out, key, params)
@@ -260,21 +260,21 @@ def _saved(out: Path, key: Mapping[str, Any], params: Mapping[str, Any]) -> dict
         return None
     saved = read_json(file, "frontier setting")
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ReshapeError(f"{file} is not a frontier setting; pick a new --out")
+        raise OwnershipError(f"{file} is not a frontier setting; pick a new $out")
     if saved.get("version") != VERSION:
-        raise ReshapeError(f"{out} holds a frontier of layout version {saved.get('version')} (this reshape "
-                           f"writes {VERSION}); pass --force to start it over, or pick a new --out")
+        raise OwnershipError(f"{out} holds a frontier of layout version {saved.get('version')} (this reshape "
+                             f"writes {VERSION}); pass $force to start it over, or pick a new $out")
     common = {m: saved["params"][m] for m in params if m in saved["params"]}
     changed = differences({"teacher": saved["teacher"], "setting": saved["setting"], "params": common},
                           {**key, "params": {m: params[m] for m in common}})
     if changed:
-        raise ReshapeError(f"{out} holds a frontier with another teacher or settings "
-                           f"({'; '.join(changed[:4])}); pass --force to start it over, or pick a new --out")
+        raise OwnershipError(f"{out} holds a frontier with another teacher or settings "
+                             f"({'; '.join(changed[:4])}); pass $force to start it over, or pick a new $out")
     return saved
 
 
 def _clear(run: RunDir, key: Mapping[str, Any], teacher: Path) -> None:
-    """``--force``: delete the frontier in ``run`` with ``RunDir.clear``, which deletes only what a
+    """``force``: delete the frontier in ``run`` with ``RunDir.clear``, which deletes only what a
     frontier wrote (its records and tables, ``teachers/``, ``shared/`` and the method folders
     its ``frontier.json`` names) and otherwise lists the rest and deletes nothing. A frontier
     written before it kept a run.json is owned first, and left as it was when refused."""
