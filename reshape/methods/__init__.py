@@ -7,7 +7,7 @@ A method is one file in this package that registers itself by name, timm-style::
         lr: float = 0.1
 
     @register_method("width", Params, family="baseline", summary="uniform width scaling")
-    def fit(job: Job, p: Params) -> dict:
+    def run(job: Job, p: Params) -> dict:
         spec = ...                                        # the network for job.budget
         job.train(spec, job.config(job.setting.epochs, p.lr))  # trains into job.out
         return {"alpha": alpha}                           # what it built and why

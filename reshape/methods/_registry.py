@@ -61,7 +61,7 @@ def parent_config(teacher: TrainedRun, setting: Setting, extra_epochs: int = 0, 
 # -- one call of a method ---------------------------------------------------------------------
 @dataclass
 class Job:
-    """What a method's ``fit`` works with: the teacher, the budget, its folder and the setting."""
+    """What a method's ``run`` works with: the teacher, the budget, its folder and the setting."""
 
     method: str
     teacher: TrainedRun
@@ -151,7 +151,9 @@ class MethodResult:
         return cls(**{**{k: v for k, v in data.items() if k in names}, "cached": cached})
 
 
-FitFn = Callable[[Job, Any], Mapping[str, Any]]
+#: A method's own work, ``run(job, params) -> built``: what ``Method.fit`` calls once the
+#: registry has claimed the folder and found no finished run there.
+RunFn = Callable[[Job, Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ class Method:
 
     name: str
     params_type: type
-    run: FitFn
+    run: RunFn
     family: str
     summary: str
     defaults: Any
@@ -301,9 +303,9 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register_method(name: str, params_type: type, *, family: str, summary: str, defaults: Any = None,
-                    presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[FitFn], FitFn]:
-    """Register ``fit(job, params) -> built`` under ``name``; ``defaults`` makes a variant
-    (the same fit with other default params, e.g. uniform allocation for SENet); ``presets``
+                    presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[RunFn], RunFn]:
+    """Register ``run(job, params) -> built`` under ``name``; ``defaults`` makes a variant
+    (the same run with other default params, e.g. uniform allocation for SENet); ``presets``
     names sets of overrides (``{"short": {"lam": 1e-4}}``; ``published``, the defaults, is
     always one), checked here so a bad preset fails at import, not in a user's run."""
     if family not in FAMILIES:
@@ -311,7 +313,7 @@ def register_method(name: str, params_type: type, *, family: str, summary: str, 
     if not (dataclasses.is_dataclass(params_type) and params_type.__dataclass_params__.frozen):
         raise TypeError(f"{name}: params must be a frozen dataclass")
 
-    def decorate(fn: FitFn) -> FitFn:
+    def decorate(fn: RunFn) -> RunFn:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
         method = Method(name, params_type, fn, family, summary,

@@ -29,7 +29,7 @@ class DeepReDuceParams:
 
 @register_method("deepreduce", DeepReDuceParams, family="baseline",
                  summary="DeepReDuce culling/thinning/stem-stride/width ladder, trained with KD")
-def fit(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
+def run(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
     spec, recipe = fit_budget(job.teacher.spec, job.budget, p.ranking)
     spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_deepreduce")
     job.train(spec, job.scratch_config(p.lr))

@@ -113,7 +113,7 @@ def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
 
 @register_method("hybrenet", HybReNetParams, family="ours",
                  summary="DeepReShape: the HybReNet synthesized for the budget, trained with KD")
-def fit(job: Job, p: HybReNetParams) -> dict[str, Any]:
+def run(job: Job, p: HybReNetParams) -> dict[str, Any]:
     spec, why = synthesize_for(job.teacher.spec, job.setting.data, job.budget, p)
     job.train(spec, job.scratch_config(p.lr))
     return _explain(spec, why)
@@ -151,11 +151,11 @@ def _base_then(job: Job, p: BaseParams,
 @register_method("hybrenet_senet", HybReNetSENetParams, family="ours",
                  presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SENet to the budget")
-def fit_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
+def run_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, ranking: _senet.stages(job, base, replace(p.senet, ranking=ranking)))
 
 
 @register_method("hybrenet_snl", HybReNetSNLParams, family="ours", presets={"short": nested("snl", _snl.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
-def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
+def run_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))

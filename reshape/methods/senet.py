@@ -186,8 +186,8 @@ class MaskLocator:
     and the rest of the epoch trains under the moved mask: without it a one-epoch location
     stage keeps its seeded random positions.
 
-    Made before the student exists and ``attach``-ed to it once built (``fit``'s ``init``),
-    since ``reshape.train.fit`` builds the student itself, after seeding.
+    Made before the student exists and ``attach``-ed to it once built (the ``init`` of
+    ``reshape.train.fit``, which builds the student itself, after seeding).
     """
 
     def __init__(self, teacher: nn.Module, epochs: int, move_at: int | None = None) -> None:
@@ -355,11 +355,11 @@ SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
 
 @register_method("senet", SENetParams, family="ours", presets={"short": SHORT_RUN},
                  summary="SENet: sensitivity allocation, learned ReLU locations, KD + attention transfer")
-def fit(job: Job, p: SENetParams) -> dict[str, Any]:
+def run(job: Job, p: SENetParams) -> dict[str, Any]:
     return stages(job, job.teacher, p)
 
 
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
                 presets={"short": SHORT_RUN},
-                summary="SENet's stages with the same keep fraction in every layer")(fit)
+                summary="SENet's stages with the same keep fraction in every layer")(run)
 variant("senet_uniform", of="senet")  # `reshape senet --force` replaces either

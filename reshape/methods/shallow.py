@@ -171,7 +171,7 @@ class ShallowSENetParams:
 
 @register_method("shallow", ShallowParams, family="ours",
                  summary="shallow blocks: the least sensitive blocks lose their inner ReLUs and merge into one conv")
-def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
+def run(job: Job, p: ShallowParams) -> dict[str, Any]:
     teacher, spec = job.teacher.model, job.teacher.spec
     if spec.preact:
         raise ReshapeError("shallow blocks cannot merge pre-activation (WRN) blocks: their BN runs before "
@@ -226,7 +226,7 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
 
 @register_method("shallow_senet", ShallowSENetParams, family="ours", presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="shallow blocks linearized down to keep x the teacher's ReLUs, then SENet to the budget")
-def fit_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
+def run_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
     relus = count(job.teacher.model, job.teacher.spec.input_shape).relus
     keep = max(job.budget, int(p.keep * relus))
     spec, blocks = linearize_spec(job.teacher.spec, job.teacher.model, keep, probe_batches(job.data.train))

@@ -261,7 +261,7 @@ def binarize(spec: ArchSpec, layer_sites: list[Site], layers: dict[str, SoftMask
 
 @register_method("snl", SNLParams, family="baseline", presets={"short": SHORT_RUN},
                  summary="SNL: L1-driven soft ReLU masks, binarized to the budget, KD fine-tune")
-def fit(job: Job, p: SNLParams) -> dict[str, Any]:
+def run(job: Job, p: SNLParams) -> dict[str, Any]:
     return stages(job, job.teacher, p)
 
 
