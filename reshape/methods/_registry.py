@@ -9,12 +9,13 @@ import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ReshapeError
 from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
+from ..values import Range
 
 FAMILIES = ("ours", "baseline")
 
@@ -56,6 +57,32 @@ def parent_config(teacher: TrainedRun, setting: Setting, extra_epochs: int = 0, 
                            "teacher with `reshape train`")
     return cfg.replace(epochs=cfg.epochs + extra_epochs, seed=setting.seed, dataset=setting.data,
                        device=setting.device, workers=setting.workers, compile=setting.compile, **changes)
+
+
+# -- params ------------------------------------------------------------------------------------
+def param(default: Any, help: str, *, allowed: Range | None = None, choices: Sequence[str] = (),
+          option: str | None = None) -> Any:
+    """A params field that describes itself: its ``default``, the ``help`` its command-line
+    option shows, what it may be (``allowed``, a ``Range``; ``choices``: ``check_params``
+    checks both), and ``option`` where the command line names it otherwise (``lam`` is
+    ``--lambda``). The command line makes its options from these (``cli/_params.py``), so a
+    default lives here alone."""
+    return field(default=default, metadata={"help": help, "allowed": allowed, "choices": tuple(choices),
+                                            "option": option})
+
+
+def check_params(params: Any, what: str, of: type | None = None) -> None:
+    """Check the fields of ``params`` (those of class ``of``, default its own) against their
+    ``param`` metadata: one line (``SNL lam must be ...``, ``unknown SENet allocation ...``)
+    naming a field as ``what field``. None means "not set" and passes a range."""
+    for f in dataclasses.fields(of or params):
+        value = getattr(params, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ReshapeError(f"unknown {what} {f.name} '{value}'; choose {', '.join(choices)}")
+        allowed = f.metadata.get("allowed")
+        if allowed is not None and value is not None:
+            allowed.check(f"{what} {f.name}", value)
 
 
 # -- one call of a method ---------------------------------------------------------------------

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..deepreduce import widest
-from ..values import POSITIVE, check_fields
-from ._registry import Job, register_method
+from ..values import POSITIVE
+from ._registry import Job, check_params, param, register_method
 
 
 @dataclass(frozen=True)
 class WidthParams:
-    lr: float = 0.1
+    lr: float = param(0.1, "Learning rate of the training from scratch (with KD).", allowed=POSITIVE)
 
     def __post_init__(self) -> None:
-        check_fields(self, "width", lr=POSITIVE)
+        check_params(self, "width")
 
 
 @register_method("width", WidthParams, family="baseline",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._checkpoint import (CHECKPOINT_FILE, METRICS_FILE, has_checkpoint, load_checkpoint,
                           read_metrics, seed_all)
-from ._config import CONFIG_FILE, RUNTIME_FIELDS, TrainConfig, load_config, save_config
+from ._config import CONFIG_FILE, OPTIMIZERS, RUNTIME_FIELDS, SCHEDULES, TrainConfig, load_config, save_config
 from ._dist import is_main, resolve_device, shutdown
 from ._distill import FeatureTaps, kd_loss, load_teacher
 from ._fit import FitResult, Teacher, fit, training_key
@@ -22,5 +22,5 @@ __all__ = [
     "TrainConfig", "run_epochs", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
     "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
     "seed_all", "is_main", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",
-    "CHECKPOINT_FILE", "METRICS_FILE", "CONFIG_FILE", "RUNTIME_FIELDS",
+    "CHECKPOINT_FILE", "METRICS_FILE", "CONFIG_FILE", "RUNTIME_FIELDS", "OPTIMIZERS", "SCHEDULES",
 ]
