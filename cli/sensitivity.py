@@ -1,6 +1,8 @@
 """``reshape sensitivity``: per-layer ReLU sensitivity and the allocation for a budget."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reshape.spec import GRANULARITIES
@@ -29,9 +31,6 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
     Example:
       reshape sensitivity runs/teacher --data fashion-mnist-mini --budget 20k
     """
-    from rich.console import Console
-    from rich.table import Table
-
     from reshape.budget.masks import sites
     from reshape.data import load, probe_batches
     from reshape.methods import senet
@@ -48,13 +47,21 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
         echo_json({"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": rows,
                    **({"per_stage": p.per_stage()} if budget else {})})
         return
-    table = Table(title=f"{run_dir}: ReLU sensitivity ({estimator})", title_justify="left")
-    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if budget else [])):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in rows:
-        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if budget else []
-        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
-    Console().print(table)
+    _print(f"{run_dir}: ReLU sensitivity ({estimator})", rows, budget is not None)
     if budget:
         click.echo(per_stage_line(p.per_stage()))
+
+
+def _print(title: str, rows: list[dict[str, Any]], allocated: bool) -> None:
+    """The per-layer table: size and sensitivity, and with a budget the ReLUs each layer keeps."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if allocated else [])):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in rows:
+        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if allocated else []
+        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
+    Console().print(table)
 
