@@ -1,8 +1,8 @@
-"""Does the trainer cost throughput? Images/s of ``reshape.train.train`` vs a plain torch loop.
+"""Does the trainer cost throughput? Images/s of ``reshape.train.run_epochs`` vs a plain torch loop.
 
 Both train the same narrow ResNet18 (fresh, same seed) on the same Fashion-MNIST-mini
 images with the same batch size, optimizer and schedule, interleaved in one run after one warm-up batch; the
-trainer's time is its whole ``train()`` call (checkpoint, weights and metrics writes
+trainer's time is its whole ``run_epochs()`` call (checkpoint, weights and metrics writes
 and the progress bar included). Prints the median images/s of each and their ratio
 (target: trainer >= 0.95x the plain loop), by wall clock and by process CPU time.
 
@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from reshape.data import load
 from reshape.models import build, spec_for
 from reshape.spec import ArchSpec
-from reshape.train import TrainConfig, make_optimizer, make_scheduler, train
+from reshape.train import TrainConfig, make_optimizer, make_scheduler, run_epochs
 
 
 def _plain(spec: ArchSpec, data: Dataset, cfg: TrainConfig) -> Callable[[], None]:
@@ -65,12 +65,12 @@ def _plain(spec: ArchSpec, data: Dataset, cfg: TrainConfig) -> Callable[[], None
 
 
 def _trainer(spec: ArchSpec, data: Dataset, cfg: TrainConfig) -> Callable[[], None]:
-    """The whole ``train()`` call, writing its run directory to a temporary folder."""
+    """The whole ``run_epochs()`` call, writing its run directory to a temporary folder."""
     model = build(spec)
 
     def run() -> None:
         with tempfile.TemporaryDirectory() as out:
-            train(model, spec, cfg, data, None, out)
+            run_epochs(model, spec, cfg, data, None, out)
 
     return run
 

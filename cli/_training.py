@@ -1,4 +1,4 @@
-"""Options every training command shares (train, senet, snl, shallow, search).
+"""Options every training command shares (train, criticality, search; a method command's setting).
 
     @training_options(epochs=15, lr=0.1)
     def command(..., **opts): cfg = train_config(opts, dataset=data)
@@ -45,9 +45,9 @@ _BASE = {"epochs": 15, "batch_size": BATCH_SIZE, "lr": 0.1, "optimizer": "sgd", 
          "kd_alpha": KD_ALPHA, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None, "val": 0}
 
 
-#: The options of a command that runs a registered method: its ``Setting`` and the method's lr
-#: (a method's recipe is fixed by its params; an option it would ignore is not offered).
-SETTING_OPTIONS = ("epochs", "batch_size", "lr", "kd_alpha", "seed", "workers", "device", "limit", "val")
+#: The ``Setting`` options of a command that runs a registered method (its params make the rest:
+#: ``cli/_params.py``).
+SETTING_OPTIONS = ("epochs", "batch_size", "kd_alpha", "seed", "workers", "device", "compile", "limit", "val")
 
 
 def training_options(*, only: tuple[str, ...] | None = None,

@@ -1,12 +1,15 @@
 """``reshape sensitivity``: per-layer ReLU sensitivity and the allocation for a budget."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reshape.spec import GRANULARITIES
 
-from ._budget import ESTIMATORS, per_stage_line
+from ._budget import ESTIMATORS, per_stage_line, teacher_run
 from ._common import RUN_DIR, Amount, Dataset, echo_json, user_errors
+from ._params import IntList
 
 
 @click.command("sensitivity")
@@ -14,33 +17,28 @@ from ._common import RUN_DIR, Amount, Dataset, echo_json, user_errors
 @click.option("--data", required=True, type=Dataset(), help="Dataset the run was trained on.")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="criticality", show_default=True)
-@click.option("--ranking", help="Stages least to most critical for the criticality estimator, e.g. 4,1,2,3; "
-              "default: the dataset's.")
+@click.option("--ranking", type=IntList(), help="Stages least to most critical for the criticality estimator, "
+              "e.g. 4,1,2,3; default: the dataset's.")
 @click.option("--budget", type=Amount(), help="Also show the per-layer ReLU counts for this budget.")
 @click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @user_errors
-def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: str | None, budget: int | None,
-            granularity: str, as_json: bool) -> None:
+def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: tuple[int, ...] | None,
+            budget: int | None, granularity: str, as_json: bool) -> None:
     """Print each ReLU layer's sensitivity (and its ReLU count for --budget) without training.
 
     \b
     Example:
       reshape sensitivity runs/teacher --data fashion-mnist-mini --budget 20k
     """
-    from rich.console import Console
-    from rich.table import Table
-
     from reshape.budget.masks import sites
     from reshape.data import load, probe_batches
     from reshape.methods import senet
 
-    from ._budget import teacher_and_data
-
-    t = teacher_and_data(run_dir, data, root, splits=False)
+    t = teacher_run(run_dir, data, root)
     batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
     total = sum(s.size for s in sites(t.spec, t.model))
-    order = senet.resolve_ranking(data, t.spec, _stages(ranking)) if estimator == "criticality" else None
+    order = senet.resolve_ranking(data, t.spec, ranking) if estimator == "criticality" else None
     p = senet.plan(t.spec, t.model, total if budget is None else budget, estimator, granularity, batches=batches,
                    ranking=order)
     rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
@@ -49,23 +47,21 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
         echo_json({"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": rows,
                    **({"per_stage": p.per_stage()} if budget else {})})
         return
-    table = Table(title=f"{run_dir}: ReLU sensitivity ({estimator})", title_justify="left")
-    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if budget else [])):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in rows:
-        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if budget else []
-        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
-    Console().print(table)
+    _print(f"{run_dir}: ReLU sensitivity ({estimator})", rows, budget is not None)
     if budget:
         click.echo(per_stage_line(p.per_stage()))
 
 
-def _stages(text: str | None) -> list[int] | None:
-    """``4,1,2,3`` as stage numbers (None when not given)."""
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"'{text}' is not a comma list of stage numbers (e.g. 4,1,2,3)",
-                                 param_hint="--ranking") from None
+def _print(title: str, rows: list[dict[str, Any]], allocated: bool) -> None:
+    """The per-layer table: size and sensitivity, and with a budget the ReLUs each layer keeps."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if allocated else [])):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in rows:
+        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if allocated else []
+        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
+    Console().print(table)
+

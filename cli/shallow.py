@@ -5,32 +5,19 @@ from typing import Any
 
 import click
 
-from reshape.setting import EPOCHS
+from ._budget import fit_method, method_arguments, teacher_run
+from ._common import Target, echo_json, human, resolve_target, user_errors
+from ._params import MethodCommand
 
-from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, human, name_params, resolve_target, user_errors
-from ._training import SETTING_OPTIONS, method_setting, training_options
 
-
-@click.command("shallow")
-@click.argument("run_dir", type=RUN_DIR)
-@click.option("--relus", required=True, type=Target(),
-              help="ReLU target per image: a count (300k, 1.2M) or a fraction of the model's "
-                   "(0.6, 60%; 1.0 is all of them, 1 is one ReLU).")
+@click.command("shallow", cls=MethodCommand, method="shallow", skip=("macs",))
+@method_arguments(click.option("--relus", required=True, type=Target(),
+                               help="ReLU target per image: a count (300k, 1.2M) or a fraction of the model's "
+                                    "(0.6, 60%; 1.0 is all of them, 1 is one ReLU)."))
 @click.option("--macs", type=Target(), help="Optional MAC target: a count (40M) or a fraction of the model's (0.8).")
-@click.option("--mode", type=click.Choice(["exact", "compact"]), default="compact", show_default=True,
-              help="exact: one lossless K x K conv per block (more MACs); compact: one k x k conv, "
-                   "least-squares fitted and KD fine-tuned (fewer MACs).")
-@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Kernel size of a compact merge.")
-@click.option("--data", required=True, type=Dataset(), help="Dataset the model in RUN_DIR was trained on.")
-@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--out", required=True, type=OutPath(directory=True), help="Output run directory.")
-@click.option("--force", is_flag=True, help="Start OUT over if it holds another run (deletes it).")
-@click.option("--json", "as_json", is_flag=True, help="Print the method's result as JSON.")
-@training_options(only=SETTING_OPTIONS, epochs=EPOCHS, lr=0.05)
 @user_errors
-def command(run_dir: str, relus: int | float, macs: int | float | None, mode: str, k: int, data: str, root: str | None,
-            out: str, force: bool, as_json: bool, **opts: Any) -> None:
+def command(run_dir: str, relus: int | float, macs: int | float | None, data: str, root: str | None, out: str,
+            force: bool, as_json: bool, **opts: Any) -> None:
     """Cut the ReLUs of the trained model in RUN_DIR to --relus by merging whole residual blocks.
 
     \b
@@ -52,20 +39,12 @@ def command(run_dir: str, relus: int | float, macs: int | float | None, mode: st
       reshape shallow runs/teacher --relus 0.7 --data fashion-mnist-mini --epochs 6 --out runs/shallow70
     """
     from reshape.accounting import count
-    from reshape.methods import get_method
-    from reshape.runs import load_trained
 
-    from ._budget import option_labels
-
-    setting = method_setting(opts, data, root)
-    teacher = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
+    teacher = teacher_run(run_dir, data, root)
     c = count(teacher.model, teacher.spec.input_shape)
-    budget = resolve_target(relus, c.relus)
-    mac_target = resolve_target(macs, c.macs) if macs is not None else None
-    method = get_method("shallow")
-    params = method.params(mode=mode, k=k, lr=opts["lr"], macs=mac_target)
-    name_params({**option_labels(method, setting), "budget": "--relus"})
-    result = method.fit(teacher, budget, out, setting, params, force=force)
+    mac_target = {} if macs is None else {"macs": resolve_target(macs, c.macs)}
+    result = fit_method("shallow", teacher, resolve_target(relus, c.relus), data, root, out, force, opts,
+                        budget_option="--relus", **mac_target)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -13,7 +13,7 @@ from reshape.layers import SoftMaskReLU
 from reshape.methods import senet, snl
 from reshape.models import build
 from reshape.runs import load_run
-from reshape.train import EpochEnd, TrainConfig, train
+from reshape.train import EpochEnd, TrainConfig, run_epochs
 
 CFG = TrainConfig(epochs=1, batch_size=16, lr=0.05)
 
@@ -32,7 +32,7 @@ def teacher(tmp_path_factory, data):
     spec = ArchSpec(block="basic", stages=tuple(Stage(w, 1) for w in (4, 8, 8, 16)),
                     stem=Stem("cifar", 4, 1), num_classes=3, in_chans=1, input_size=16)
     out = tmp_path_factory.mktemp("teacher")
-    train(build(spec), spec, CFG, data, None, out, progress=False)
+    run_epochs(build(spec), spec, CFG, data, None, out, progress=False)
     return out
 
 

@@ -89,7 +89,7 @@ class FakeTrainer:
         self.interrupt_at = interrupt_at
 
     def install(self, monkeypatch) -> "FakeTrainer":
-        monkeypatch.setattr("reshape.train._fit.train", self)
+        monkeypatch.setattr("reshape.train._fit.run_epochs", self)
         return self
 
     def __call__(self, model, spec, cfg, train_set, test_set, run_dir, **kwargs):
@@ -152,7 +152,7 @@ def test_cli_json_trains_once_and_feeds_synthesize(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a cached measurement must not train")
 
-    monkeypatch.setattr("reshape.train._fit.train", no_training)
+    monkeypatch.setattr("reshape.train._fit.run_epochs", no_training)
     table = run("criticality", *args)
     assert table.exit_code == 0, table.output
     assert "stage 2 only" in table.stdout and ",".join(map(str, data["ranking"])) in table.stdout

@@ -68,7 +68,7 @@ def test_a_finished_demo_reruns_without_training_or_exporting(demo, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a finished demo step ran again")
 
-    monkeypatch.setattr("reshape.train._fit.train", refuse)
+    monkeypatch.setattr("reshape.train._fit.run_epochs", refuse)
     monkeypatch.setattr("reshape.report.export.export", refuse)
     third = _demo(out)
     assert third.exit_code == 0, third.output

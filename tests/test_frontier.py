@@ -137,7 +137,7 @@ def test_rerun_reads_every_point_back_without_training(frontier, teacher, monkey
     def no_training(*args, **kwargs):
         raise AssertionError("a finished frontier point trained again")
 
-    monkeypatch.setattr("reshape.train._fit.train", no_training)
+    monkeypatch.setattr("reshape.train._fit.run_epochs", no_training)
     again = run_frontier(teacher, METHODS, BUDGETS, SETTING, result.out)
     assert again.cached and all(r.cached for r in again.results) and len(again.results) == 3
     strip = [{k: v for k, v in r.items() if k != "cached"} for r in result.rows]

@@ -18,7 +18,7 @@ from reshape.runs import WEIGHTS_FILE, RunDir, save_weights
 from reshape.spec import ArchSpec, Stage, Stem, save_spec
 from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
                            fit, load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,
-                           train)
+                           run_epochs)
 
 CFG = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=1, device="cpu")
 
@@ -65,16 +65,16 @@ def test_kd_loss_matches_a_hand_computed_kl():
 
 def test_resume_after_ctrl_c_ends_bit_identical(tmp_path, tiny_spec):
     data, test = _data(tiny_spec, 32, 0), _data(tiny_spec, 16, 1)
-    train(_model(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "full", progress=False)
+    run_epochs(_model(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "full", progress=False)
 
     # 32 images / batch 8 = 4 batches per epoch: stop in the middle of epoch 2
     with pytest.raises(TrainingInterrupted, match="epoch 1/3 is saved.*rerun the same command") as info:
-        train(_model(tiny_spec), tiny_spec, CFG, _CtrlCAfter(data, 32 + 12), test, tmp_path / "cut",
-              progress=False)
+        run_epochs(_model(tiny_spec), tiny_spec, CFG, _CtrlCAfter(data, 32 + 12), test, tmp_path / "cut",
+                   progress=False)
     assert info.value.completed == 1
     assert load_checkpoint(tmp_path / "cut")["epoch"] == 1
     assert [r["epoch"] for r in read_metrics(tmp_path / "cut")] == [1]
-    train(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
+    run_epochs(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
 
     full, cut = load_file(tmp_path / "full" / WEIGHTS_FILE), load_file(tmp_path / "cut" / WEIGHTS_FILE)
     assert full.keys() == cut.keys()
@@ -83,14 +83,14 @@ def test_resume_after_ctrl_c_ends_bit_identical(tmp_path, tiny_spec):
     strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
     assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))
     # resuming a finished run trains nothing and reports its last epoch
-    again = train(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
+    again = run_epochs(build(tiny_spec), tiny_spec, CFG, data, test, tmp_path / "cut", resume=True, progress=False)
     assert again == read_metrics(tmp_path / "cut")[-1] and again["epoch"] == 3
 
 
 def test_metrics_jsonl_lr_schedule_and_run_files(tmp_path, tiny_spec):
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, warmup_epochs=1, device="cpu")
-    metrics = train(_model(tiny_spec), tiny_spec, cfg, _data(tiny_spec, 32, 0), _data(tiny_spec, 8, 1),
-                    tmp_path, progress=False)
+    metrics = run_epochs(_model(tiny_spec), tiny_spec, cfg, _data(tiny_spec, 32, 0), _data(tiny_spec, 8, 1),
+                         tmp_path, progress=False)
     rows = read_metrics(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1] == metrics
     assert {"lr", "train_loss", "train_top1", "images_per_s", "epoch_s", "test_top1", "test_top5",
@@ -120,8 +120,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_spec):
         return torch.tensor(float("nan") if step.epoch == 2 else 0.0)
 
     with pytest.raises(ReshapeError, match="loss became nan at epoch 2, batch 1.*epoch 1"):
-        train(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
-              extra_loss=poison, progress=False)
+        run_epochs(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
+                   extra_loss=poison, progress=False)
     checkpoint = load_checkpoint(tmp_path)
     assert checkpoint["epoch"] == 1
     saved = load_file(tmp_path / WEIGHTS_FILE)
@@ -141,8 +141,8 @@ def test_bad_checkpoint_is_refused_and_left_alone(tmp_path, tiny_spec, content, 
     path.write_bytes(content)
     for resume, expected in ((True, message), (False, "already holds a training run")):
         with pytest.raises(ReshapeError, match=expected):
-            train(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
-                  resume=resume, progress=False)
+            run_epochs(_model(tiny_spec), tiny_spec, CFG, _data(tiny_spec, 32, 0), None, tmp_path,
+                       resume=resume, progress=False)
     assert path.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
 
@@ -163,8 +163,8 @@ def test_teacher_kd_feature_taps_and_callbacks(tmp_path, tiny_spec):
         end.metrics["callback_epoch"] = end.epoch
 
     spec = spec_of(student)
-    train(student, spec, CFG, _data(spec, 16, 0), None, tmp_path, teacher=teacher,
-          extra_loss=attention, callbacks=[count_epochs], progress=False)
+    run_epochs(student, spec, CFG, _data(spec, 16, 0), None, tmp_path, teacher=teacher,
+               extra_loss=attention, callbacks=[count_epochs], progress=False)
     assert seen == [True] * 6  # 2 batches x 3 epochs, each with teacher logits
     assert [r["callback_epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3]
     assert t_taps["layer4"].shape[1:] == (16, 2, 2) and s_taps["layer4"].shape[1:] == (8, 2, 2)
@@ -232,7 +232,7 @@ def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, mon
         raise AssertionError("a finished run must be read back, not trained")
 
     with monkeypatch.context() as patch:
-        patch.setattr("reshape.train._fit.train", no_training)
+        patch.setattr("reshape.train._fit.run_epochs", no_training)
         again = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out])  # rerunning is resuming: no --resume
     assert again.exit_code == 0, again.output
     assert again.stdout == first.stdout and "read back, nothing trained" in again.stderr

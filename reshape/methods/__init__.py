@@ -3,11 +3,14 @@
 A method is one file in this package that registers itself by name, timm-style::
 
     @dataclass(frozen=True)
-    class Params:                      # every knob that changes the result
-        lr: float = 0.1
+    class Params:                      # every knob that changes the result, with its help
+        lr: float = param(0.1, "Learning rate.", allowed=POSITIVE)
+
+        def __post_init__(self) -> None:
+            check_params(self, "width")   # a one-line error for a value out of its range
 
     @register_method("width", Params, family="baseline", summary="uniform width scaling")
-    def fit(job: Job, p: Params) -> dict:
+    def run(job: Job, p: Params) -> dict:
         spec = ...                                        # the network for job.budget
         job.train(spec, job.config(job.setting.epochs, p.lr))  # trains into job.out
         return {"alpha": alpha}                           # what it built and why
@@ -21,11 +24,11 @@ network and writes the summary. docs/architecture.md walks through adding a meth
 """
 from __future__ import annotations
 
-from ._registry import (Job, Method, MethodResult, Setting, get_method, list_methods, measure, nested,
-                        parent_config, register_method, setting_config, setting_splits)
+from ._registry import (Job, Method, MethodResult, Setting, check_params, get_method, list_methods, measure,
+                        nested, param, parent_config, register_method, setting_config, setting_splits)
 
 # Each method module registers itself on import (timm's pattern): import order is listing order.
 from . import width, deepreduce, snl, senet, hybrenet, shallow  # noqa: E402,F401  isort: skip
 
-__all__ = ["Job", "Method", "MethodResult", "Setting", "get_method", "list_methods", "measure", "nested",
-           "parent_config", "register_method", "setting_config", "setting_splits"]
+__all__ = ["Job", "Method", "MethodResult", "Setting", "check_params", "get_method", "list_methods", "measure",
+           "nested", "param", "parent_config", "register_method", "setting_config", "setting_splits"]

@@ -12,19 +12,25 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..train import TrainConfig
+from ..train import OPTIMIZERS, SCHEDULES, TrainConfig
+from ..values import COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SMOOTHING
+from ._registry import param
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Mixed into a params dataclass (as its base) for methods whose CLI exposes the recipe."""
 
-    optimizer: str = "sgd"
-    schedule: str = "cosine"
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    kd_temperature: float = 4.0
+    optimizer: str = param(TrainConfig.optimizer, "Optimizer (SNL's mask phase: Adam).", choices=OPTIMIZERS)
+    schedule: str = param(TrainConfig.schedule, "Learning-rate schedule (SNL's mask phase: constant).",
+                          choices=SCHEDULES)
+    weight_decay: float = param(TrainConfig.weight_decay, "Weight decay (SNL's mask phase: none).",
+                                allowed=NON_NEGATIVE)
+    warmup_epochs: int = param(TrainConfig.warmup_epochs, "Epochs of linear learning-rate warm-up.",
+                               allowed=COUNT_OR_ZERO)
+    label_smoothing: float = param(TrainConfig.label_smoothing, "Label smoothing of the CE loss.",
+                                   allowed=SMOOTHING)
+    kd_temperature: float = param(TrainConfig.kd_temperature, "Temperature of the KD loss.", allowed=POSITIVE)
 
     def __post_init__(self) -> None:
         TrainConfig(epochs=max(self.warmup_epochs, 0) + 1, **self.recipe())  # its checks, before any run starts

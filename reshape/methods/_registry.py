@@ -9,12 +9,13 @@ import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import OwnershipError, ReshapeError
 from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
+from ..values import Range
 
 FAMILIES = ("ours", "baseline")
 
@@ -58,10 +59,36 @@ def parent_config(teacher: TrainedRun, setting: Setting, extra_epochs: int = 0, 
                        device=setting.device, workers=setting.workers, compile=setting.compile, **changes)
 
 
+# -- params ------------------------------------------------------------------------------------
+def param(default: Any, help: str, *, allowed: Range | None = None, choices: Sequence[str] = (),
+          option: str | None = None) -> Any:
+    """A params field that describes itself: its ``default``, the ``help`` its command-line
+    option shows, what it may be (``allowed``, a ``Range``; ``choices``: ``check_params``
+    checks both), and ``option`` where the command line names it otherwise (``lam`` is
+    ``--lambda``). The command line makes its options from these (``cli/_params.py``), so a
+    default lives here alone."""
+    return field(default=default, metadata={"help": help, "allowed": allowed, "choices": tuple(choices),
+                                            "option": option})
+
+
+def check_params(params: Any, what: str, of: type | None = None) -> None:
+    """Check the fields of ``params`` (those of class ``of``, default its own) against their
+    ``param`` metadata: one line (``SNL lam must be ...``, ``unknown SENet allocation ...``)
+    naming a field as ``what field``. None means "not set" and passes a range."""
+    for f in dataclasses.fields(of or params):
+        value = getattr(params, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ReshapeError(f"unknown {what} {f.name} '{value}'; choose {', '.join(choices)}")
+        allowed = f.metadata.get("allowed")
+        if allowed is not None and value is not None:
+            allowed.check(f"{what} {f.name}", value)
+
+
 # -- one call of a method ---------------------------------------------------------------------
 @dataclass
 class Job:
-    """What a method's ``fit`` works with: the teacher, the budget, its folder and the setting."""
+    """What a method's ``run`` works with: the teacher, the budget, its folder and the setting."""
 
     method: str
     teacher: TrainedRun
@@ -151,7 +178,9 @@ class MethodResult:
         return cls(**{**{k: v for k, v in data.items() if k in names}, "cached": cached})
 
 
-FitFn = Callable[[Job, Any], Mapping[str, Any]]
+#: A method's own work, ``run(job, params) -> built``: what ``Method.fit`` calls once the
+#: registry has claimed the folder and found no finished run there.
+RunFn = Callable[[Job, Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -160,7 +189,7 @@ class Method:
 
     name: str
     params_type: type
-    run: FitFn
+    run: RunFn
     family: str
     summary: str
     defaults: Any
@@ -299,9 +328,9 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register_method(name: str, params_type: type, *, family: str, summary: str, defaults: Any = None,
-                    presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[FitFn], FitFn]:
-    """Register ``fit(job, params) -> built`` under ``name``; ``defaults`` makes a variant
-    (the same fit with other default params, e.g. uniform allocation for SENet); ``presets``
+                    presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[RunFn], RunFn]:
+    """Register ``run(job, params) -> built`` under ``name``; ``defaults`` makes a variant
+    (the same run with other default params, e.g. uniform allocation for SENet); ``presets``
     names sets of overrides (``{"short": {"lam": 1e-4}}``; ``published``, the defaults, is
     always one), checked here so a bad preset fails at import, not in a user's run."""
     if family not in FAMILIES:
@@ -309,7 +338,7 @@ def register_method(name: str, params_type: type, *, family: str, summary: str, 
     if not (dataclasses.is_dataclass(params_type) and params_type.__dataclass_params__.frozen):
         raise TypeError(f"{name}: params must be a frozen dataclass")
 
-    def decorate(fn: FitFn) -> FitFn:
+    def decorate(fn: RunFn) -> RunFn:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
         method = Method(name, params_type, fn, family, summary,

@@ -13,23 +13,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..deepreduce import fit_budget
-from ..values import POSITIVE, check_fields
-from ._registry import Job, register_method
+from ..values import POSITIVE
+from ._registry import Job, check_params, param, register_method
 
 
 @dataclass(frozen=True)
 class DeepReDuceParams:
-    #: Stages least to most critical (DeepReDuce's ResNet18 ranking; `reshape criticality` measures one).
-    ranking: tuple[int, ...] = (1, 4, 2, 3)
-    lr: float = 0.1
+    ranking: tuple[int, ...] = param((1, 4, 2, 3), "Stages least to most critical, the culling order "
+                                     "(DeepReDuce's ResNet18 ranking; `reshape criticality` measures one).")
+    lr: float = param(0.1, "Learning rate of the training from scratch (with KD).", allowed=POSITIVE)
 
     def __post_init__(self) -> None:
-        check_fields(self, "deepreduce", lr=POSITIVE)
+        check_params(self, "deepreduce")
 
 
 @register_method("deepreduce", DeepReDuceParams, family="baseline",
                  summary="DeepReDuce culling/thinning/stem-stride/width ladder, trained with KD")
-def fit(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
+def run(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
     spec, recipe = fit_budget(job.teacher.spec, job.budget, p.ranking)
     spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_deepreduce")
     job.train(spec, job.scratch_config(p.lr))

@@ -35,8 +35,8 @@ from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
-from ..values import POSITIVE, check_fields
-from ._registry import Job, nested, parent_config, register_method
+from ..values import POSITIVE
+from ._registry import Job, check_params, nested, param, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
 # What a forced rerun may delete beside the run: the base (without Setting.shared) and the second method's files.
@@ -47,17 +47,17 @@ writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE
 
 @dataclass(frozen=True)
 class HybReNetParams:
-    #: Stages least to most critical: the culling order and, by ReLU equalization, the stage
-    #: multipliers (this published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly). A
-    #: pipeline's SENet step ranks the stages by it too (one ranking per pipeline).
-    ranking: tuple[int, ...] = (1, 4, 2, 3)
-    #: At most this many times the teacher's MACs; None: no cap, so the network grows with the
-    #: budget (MACs and PI latency are reported with every result instead of capped).
-    macs: float | None = None
-    lr: float = 0.1
+    #: This published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly.
+    ranking: tuple[int, ...] = param((1, 4, 2, 3), "Stages least to most critical: the culling order and, by "
+                                     "ReLU equalization, the stage multipliers; a pipeline's SENet step ranks "
+                                     "the stages by it too (one ranking per pipeline).")
+    macs: float | None = param(None, "At most this many times the teacher's MACs (default: no cap, so the "
+                               "network grows with the budget; every result reports its MACs and PI cost).",
+                               allowed=POSITIVE)
+    lr: float = param(0.1, "Learning rate of the training from scratch (with KD).", allowed=POSITIVE)
 
     def __post_init__(self) -> None:
-        check_fields(self, "hybrenet", macs=POSITIVE, lr=POSITIVE)
+        check_params(self, "hybrenet", HybReNetParams)
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,17 @@ class BaseParams(HybReNetParams):
     """A HybReNet base with ``factor`` times the budget's ReLUs (published: about 2x), trained
     by the teacher's recipe."""
 
-    factor: float = 2.0
+    factor: float = param(2.0, "The base's ReLUs over the budget's (published: about 2).", allowed=POSITIVE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_fields(self, "hybrenet base", factor=POSITIVE)  # the base's ReLUs over the budget's
+        check_params(self, "hybrenet base", BaseParams)
 
 
 @dataclass(frozen=True)
 class HybReNetSENetParams(BaseParams):
-    #: The SENet step (its ``short`` preset: SENet's). Its ranking is the pipeline's
-    #: (``ranking``); another one is refused.
-    senet: _senet.SENetParams = _senet.SENetParams()
+    senet: _senet.SENetParams = param(_senet.SENetParams(), "The SENet step (its short preset: SENet's); its "
+                                      "ranking is the pipeline's, another one is refused.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,8 +87,7 @@ class HybReNetSENetParams(BaseParams):
 
 @dataclass(frozen=True)
 class HybReNetSNLParams(BaseParams):
-    #: The SNL step (its ``short`` preset: SNL's ``SHORT_RUN``).
-    snl: _snl.SNLParams = _snl.SNLParams()
+    snl: _snl.SNLParams = param(_snl.SNLParams(), "The SNL step (its short preset: SNL's).")
 
 
 def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
@@ -113,7 +111,7 @@ def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
 
 @register_method("hybrenet", HybReNetParams, family="ours",
                  summary="DeepReShape: the HybReNet synthesized for the budget, trained with KD")
-def fit(job: Job, p: HybReNetParams) -> dict[str, Any]:
+def run(job: Job, p: HybReNetParams) -> dict[str, Any]:
     spec, why = synthesize_for(job.teacher.spec, job.setting.data, job.budget, p)
     job.train(spec, job.scratch_config(p.lr))
     return _explain(spec, why)
@@ -151,11 +149,11 @@ def _base_then(job: Job, p: BaseParams,
 @register_method("hybrenet_senet", HybReNetSENetParams, family="ours",
                  presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SENet to the budget")
-def fit_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
+def run_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, ranking: _senet.stages(job, base, replace(p.senet, ranking=ranking)))
 
 
 @register_method("hybrenet_snl", HybReNetSNLParams, family="ours", presets={"short": nested("snl", _snl.SHORT_RUN)},
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
-def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
+def run_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))

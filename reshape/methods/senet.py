@@ -45,9 +45,9 @@ from ..io import read_json, write_json
 from ..runs import WEIGHTS_FILE, TrainedRun, load_weights, variant, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, FeatureTaps, Step, read_metrics
-from ..values import FRACTION, NON_NEGATIVE, POSITIVE, UNIT, check_fields
+from ..values import FRACTION, NON_NEGATIVE, POSITIVE, UNIT
 from ._recipe import Recipe
-from ._registry import Job, register_method
+from ._registry import Job, check_params, param, register_method
 
 PLAN_FILE = "senet.json"
 LOCATE_DIR = "locate"
@@ -60,35 +60,32 @@ ALLOCATIONS = ("sensitivity", "uniform")
 class SENetParams(Recipe):
     """Every SENet knob that changes the result (plus the training recipe, ``Recipe``)."""
 
-    estimator: str = "criticality"
-    #: Stages least to most critical, for the ``criticality`` estimator (measured with
-    #: ``reshape criticality``); None: the dataset's ranking (tables/stage_criticality.json).
-    ranking: tuple[int, ...] | None = None
-    allocation: str = "sensitivity"
-    granularity: str = "neuron"
-    #: Published 1000 (for 240-epoch final stages; it dominates short runs, docs/senet.md).
-    at_weight: float = 1000.0
+    estimator: str = param("criticality", "Per-layer ReLU sensitivity estimator (docs/senet.md).",
+                           choices=tuple(ESTIMATORS), option="--sensitivity")
+    ranking: tuple[int, ...] | None = param(None, "Stages least to most critical for the criticality "
+                                            "estimator, e.g. 4,1,2,3 (measured by `reshape criticality`; "
+                                            "default: the dataset's, tables/stage_criticality.json).")
+    allocation: str = param("sensitivity", "Per-layer ReLU counts by sensitivity, or uniform: the same keep "
+                            "fraction in every layer (the senet_uniform baseline).", choices=ALLOCATIONS)
+    granularity: str = param("neuron", "A mask per neuron (C x H x W) or per channel.", choices=GRANULARITIES)
+    at_weight: float = param(1000.0, "Weight of the attention-transfer loss in the final stage (published "
+                             "1000, for 240-epoch final stages; it dominates short runs, docs/senet.md).",
+                             allowed=NON_NEGATIVE)
     #: Final-stage CE and KD weights: the released 0.1 CE + 0.5 KD (rlnet README.md, natural
     #: CIFAR-10 stage 2; 0.5 CE is only the argparse default and the robust-training command).
     #: ``ce_weight`` None: 1 - ``kd_weight``, as in ``TrainConfig``.
-    ce_weight: float | None = 0.1
-    kd_weight: float = 0.5
-    lr: float = 0.05
-    #: Ours: also move the masks once halfway through the last locate epoch (then train under
-    #: them), so a one-epoch location stage places its masks (``MaskLocator``'s ``move_at``).
-    move_in_last_epoch: bool = False
-    #: Global magnitude-pruning density of the ``pruning`` and ``criticality`` estimators.
-    density: float = 0.1
+    ce_weight: float | None = param(0.1, "Weight of the CE loss in the final stage (released 0.1).",
+                                    allowed=NON_NEGATIVE)
+    kd_weight: float = param(0.5, "Weight of the KD loss in the final stage (released 0.5).", allowed=UNIT)
+    lr: float = param(0.05, "SGD lr of the location and final stages.", allowed=POSITIVE)
+    move_in_last_epoch: bool = param(False, "Ours: also move the masks once halfway through the last "
+                                     "location epoch, so that a one-epoch location stage places them.")
+    density: float = param(0.1, "Global magnitude-pruning density of the pruning and criticality estimators.",
+                           allowed=FRACTION)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name, value, allowed in (("estimator", self.estimator, tuple(ESTIMATORS)),
-                                     ("allocation", self.allocation, ALLOCATIONS),
-                                     ("granularity", self.granularity, GRANULARITIES)):
-            if value not in allowed:
-                raise ReshapeError(f"unknown SENet {name} '{value}'; choose {', '.join(allowed)}")
-        check_fields(self, "SENet", at_weight=NON_NEGATIVE, lr=POSITIVE, density=FRACTION, ce_weight=NON_NEGATIVE,
-                     kd_weight=UNIT)
+        check_params(self, "SENet")
         if self.ranking is not None:
             object.__setattr__(self, "ranking", tuple(self.ranking))
             stage_weights(self.ranking)
@@ -186,8 +183,8 @@ class MaskLocator:
     and the rest of the epoch trains under the moved mask: without it a one-epoch location
     stage keeps its seeded random positions.
 
-    Made before the student exists and ``attach``-ed to it once built (``fit``'s ``init``),
-    since ``reshape.train.fit`` builds the student itself, after seeding.
+    Made before the student exists and ``attach``-ed to it once built (the ``init`` of
+    ``reshape.train.fit``, which builds the student itself, after seeding).
     """
 
     def __init__(self, teacher: nn.Module, epochs: int, move_at: int | None = None) -> None:
@@ -355,11 +352,11 @@ SHORT_RUN: dict[str, Any] = {"at_weight": 100.0}
 
 @register_method("senet", SENetParams, family="ours", presets={"short": SHORT_RUN},
                  summary="SENet: sensitivity allocation, learned ReLU locations, KD + attention transfer")
-def fit(job: Job, p: SENetParams) -> dict[str, Any]:
+def run(job: Job, p: SENetParams) -> dict[str, Any]:
     return stages(job, job.teacher, p)
 
 
 register_method("senet_uniform", SENetParams, family="baseline", defaults=SENetParams(allocation="uniform"),
                 presets={"short": SHORT_RUN},
-                summary="SENet's stages with the same keep fraction in every layer")(fit)
+                summary="SENet's stages with the same keep fraction in every layer")(run)
 variant("senet_uniform", of="senet")  # forcing either replaces the other's run

@@ -40,8 +40,8 @@ from ..runs import save_recipe, save_rewritten, writes
 from ..spec import ArchSpec, ReluLayer
 from ..train import METRICS_FILE, evaluate, save_config
 from . import senet as _senet
-from ..values import COUNT, FRACTION, POSITIVE, check_fields
-from ._registry import Job, nested, register_method
+from ..values import COUNT, FRACTION, POSITIVE
+from ._registry import Job, check_params, nested, param, register_method
 
 LINEARIZED_DIR = "linearized"
 writes("shallow_senet", _senet.PLAN_FILE)  # what a forced rerun may delete beside the run
@@ -146,32 +146,31 @@ def linearize_spec(spec: ArchSpec, teacher: nn.Module, relus: int,
 
 @dataclass(frozen=True)
 class ShallowParams:
-    #: ``exact`` (lossless K x K merges, more MACs) or ``compact`` (k x k fitted merges, fewer MACs).
-    mode: str = "compact"
-    #: Kernel size of a compact merge.
-    k: int = 3
-    lr: float = 0.05
-    #: Optional MAC target (a count): mergeable blocks that lower MACs are added until it is met.
-    macs: int | None = None
+    mode: str = param("compact", "exact: one lossless K x K conv per block (more MACs); compact: one k x k "
+                      "conv, least-squares fitted and KD fine-tuned (fewer MACs).", choices=MODES)
+    k: int = param(3, "Kernel size of a compact merge.", allowed=COUNT)
+    lr: float = param(0.05, "Learning rate of the KD fine-tuning after linearizing (the one after a compact "
+                      "merge runs at a tenth of it).", allowed=POSITIVE)
+    macs: int | None = param(None, "Optional MAC target: mergeable blocks that lower MACs are added until it "
+                             "is met.", allowed=COUNT)
 
     def __post_init__(self) -> None:
-        check_fields(self, "shallow", k=COUNT, lr=POSITIVE, macs=COUNT)
+        check_params(self, "shallow")
 
 
 @dataclass(frozen=True)
 class ShallowSENetParams:
-    #: Blocks are linearized down to max(budget, this fraction of the teacher's ReLUs).
-    keep: float = 0.75
-    #: The SENet step (its ``short`` preset: SENet's).
-    senet: _senet.SENetParams = _senet.SENetParams()
+    keep: float = param(0.75, "Blocks are linearized down to max(budget, this fraction of the teacher's "
+                        "ReLUs).", allowed=FRACTION)
+    senet: _senet.SENetParams = param(_senet.SENetParams(), "The SENet step (its short preset: SENet's).")
 
     def __post_init__(self) -> None:
-        check_fields(self, "shallow_senet", keep=FRACTION)
+        check_params(self, "shallow_senet")
 
 
 @register_method("shallow", ShallowParams, family="ours",
                  summary="shallow blocks: the least sensitive blocks lose their inner ReLUs and merge into one conv")
-def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
+def run(job: Job, p: ShallowParams) -> dict[str, Any]:
     teacher, spec = job.teacher.model, job.teacher.spec
     if spec.preact:
         raise ReshapeError("shallow blocks cannot merge pre-activation (WRN) blocks: their BN runs before "
@@ -226,7 +225,7 @@ def fit(job: Job, p: ShallowParams) -> dict[str, Any]:
 
 @register_method("shallow_senet", ShallowSENetParams, family="ours", presets={"short": nested("senet", _senet.SHORT_RUN)},
                  summary="shallow blocks linearized down to keep x the teacher's ReLUs, then SENet to the budget")
-def fit_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
+def run_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
     relus = count(job.teacher.model, job.teacher.spec.input_shape).relus
     keep = max(job.budget, int(p.keep * relus))
     spec, blocks = linearize_spec(job.teacher.spec, job.teacher.model, keep, probe_batches(job.data.train))

@@ -41,9 +41,9 @@ from ..models import build
 from ..runs import TrainedRun, load_weights, save_weights, writes
 from ..spec import GRANULARITIES, ArchSpec
 from ..train import EpochEnd, Step, TrainConfig, load_checkpoint
-from ..values import AT_LEAST_ONE, COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, Range, check_fields
+from ..values import AT_LEAST_ONE, COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, Range
 from ._recipe import Recipe
-from ._registry import Job, register_method
+from ._registry import Job, check_params, param, register_method
 
 RESULT_FILE = "snl.json"
 MASK_DIR = "masks"
@@ -55,36 +55,33 @@ writes("snl", RESULT_FILE, BINARIZED_FILE)  # what a forced rerun may delete bes
 class SNLParams(Recipe):
     """Every SNL knob that changes the result (plus the fine-tuning recipe, ``Recipe``)."""
 
-    #: Initial L1 weight on the gates (published 1e-5; it assumes 100+ mask epochs).
-    lam: float = 1e-5
-    #: Factor on lambda at a check where the count did not fall (or fell behind ``reach_by``).
-    growth: float = 1.1
-    #: Checks before lambda may grow (published: 5 epochs, one check each).
-    warmup: int = 5
-    #: Adam lr of the weights in the mask phase (published 1e-3, constant, no weight decay).
-    mask_lr: float = 1e-3
-    #: Adam lr of the gates (published: the weights' 1e-3; no weight decay either).
-    gate_lr: float = 1e-3
-    #: Check the count every this many steps; None: once per epoch, as published.
-    check_every: int | None = None
-    #: With ``check_every``: the fraction of the mask phase by which the count should be within
-    #: budget; lambda also grows at a check where the count is above the log-linear path from
-    #: the total (at the end of the warm-up) to the budget (at that step). None: published rule only.
-    reach_by: float | None = None
-    #: Mask-phase epochs; None: the setting's first stage (``Setting.stages``).
-    mask_epochs: int | None = None
-    granularity: str = "neuron"
-    final_lr: float = 1e-3
-    #: A gate above this counts (and is kept) as a ReLU.
-    threshold: float = 1e-2
+    lam: float = param(1e-5, "Initial L1 weight on the masks (published 1e-5, for 100+ mask epochs).",
+                       allowed=NON_NEGATIVE, option="--lambda")
+    growth: float = param(1.1, "Factor on lambda at each check where the ReLU count did not fall (or is "
+                          "behind the path to the budget, with a deadline).", allowed=AT_LEAST_ONE,
+                          option="--lambda-growth")
+    warmup: int = param(5, "Checks before lambda may grow (published: 5 epochs, one check each).",
+                        allowed=COUNT_OR_ZERO, option="--lambda-warmup")
+    mask_lr: float = param(1e-3, "Adam lr of the weights in the mask phase (published 1e-3, constant, no "
+                           "weight decay).", allowed=POSITIVE)
+    gate_lr: float = param(1e-3, "Adam lr of the masks in the mask phase (published: the weights' 1e-3).",
+                           allowed=POSITIVE)
+    check_every: int | None = param(None, "Check the ReLU count every this many steps (default: once per "
+                                    "epoch, as published).", allowed=COUNT)
+    reach_by: float | None = param(None, "A deadline, with a check every few steps: the fraction of the mask "
+                                   "phase by which the count should be within the budget; lambda also grows "
+                                   "while the count is above the log-linear path there (default: none, the "
+                                   "published rule only).", allowed=FRACTION)
+    mask_epochs: int | None = param(None, "Epochs of the mask phase, fewer than the setting's (default: "
+                                    "half); the fine-tuning gets the rest.", allowed=COUNT)
+    granularity: str = param("neuron", "A mask per neuron (C x H x W) or per channel.", choices=GRANULARITIES)
+    final_lr: float = param(1e-3, "SGD lr of the fine-tuning (cosine, KD).", allowed=POSITIVE, option="--lr")
+    threshold: float = param(1e-2, "A mask above this counts (and is kept) as a ReLU.",
+                             allowed=Range(0, 1, low_open=True, high_open=True))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.granularity not in GRANULARITIES:
-            raise ReshapeError(f"unknown SNL granularity '{self.granularity}'; choose {', '.join(GRANULARITIES)}")
-        check_fields(self, "SNL", lam=NON_NEGATIVE, growth=AT_LEAST_ONE, warmup=COUNT_OR_ZERO, mask_lr=POSITIVE,
-                     gate_lr=POSITIVE, final_lr=POSITIVE, threshold=Range(0, 1, low_open=True, high_open=True),
-                     mask_epochs=COUNT, check_every=COUNT, reach_by=FRACTION)
+        check_params(self, "SNL")
         if self.reach_by is not None and self.check_every is None:
             raise ReshapeError(f"SNL reach_by needs check_every; got reach_by={self.reach_by}, check_every=None")
 
@@ -261,7 +258,7 @@ def binarize(spec: ArchSpec, layer_sites: list[Site], layers: dict[str, SoftMask
 
 @register_method("snl", SNLParams, family="baseline", presets={"short": SHORT_RUN},
                  summary="SNL: L1-driven soft ReLU masks, binarized to the budget, KD fine-tune")
-def fit(job: Job, p: SNLParams) -> dict[str, Any]:
+def run(job: Job, p: SNLParams) -> dict[str, Any]:
     return stages(job, job.teacher, p)
 
 

@@ -83,7 +83,7 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
-    """Whether ``run_dir`` holds a checkpoint to resume (pass as ``train(..., resume=...)``)."""
+    """Whether ``run_dir`` holds a checkpoint to resume (pass as ``run_epochs(..., resume=...)``)."""
     return Path(run_dir, CHECKPOINT_FILE).is_file()
 
 

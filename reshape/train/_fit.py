@@ -30,7 +30,7 @@ from ..runs import WEIGHTS_FILE, RunDir, canonical, chain_compute, compute_of, d
 from ..spec import ArchSpec
 from ._checkpoint import has_checkpoint, seed_all
 from ._config import RUNTIME_FIELDS, TrainConfig
-from ._loop import Callback, ExtraLoss, train
+from ._loop import Callback, ExtraLoss, run_epochs
 
 
 class Teacher(Protocol):
@@ -118,9 +118,9 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     model = build_model()
     if init is not None:
         init(model)
-    last = train(model, spec, cfg, data.train, data.test, run.path,
-                 teacher=None if teacher is None else teacher.model, extra_loss=extra_loss,
-                 callbacks=callbacks, resume=has_checkpoint(run.path), progress=progress, val_set=data.val)
+    last = run_epochs(model, spec, cfg, data.train, data.test, run.path,
+                      teacher=None if teacher is None else teacher.model, extra_loss=extra_loss,
+                      callbacks=callbacks, resume=has_checkpoint(run.path), progress=progress, val_set=data.val)
     last = canonical(last)
     inherited = compute_of(inherits)["phases"] if inherits is not None else []
     compute = chain_compute([*inherited, own_compute(run.path, method if not owned else manifest.method)])

@@ -1,6 +1,6 @@
 """The training loop every method shares, and evaluation.
 
-``train`` runs one recipe (``TrainConfig``) on a model and writes its run directory:
+``run_epochs`` runs one recipe (``TrainConfig``) on a model and writes its run directory:
 ``spec.json``, ``train_config.json``, ``model.safetensors``, ``checkpoint.pt`` and
 ``metrics.jsonl``, all updated after every epoch. Methods plug in at two points:
 
@@ -83,17 +83,17 @@ class TrainingInterrupted(KeyboardInterrupt):
         if completed:
             text = (f"interrupted; epoch {completed}/{epochs} is saved in {run_dir}: "
                     "rerun the same command to continue (reshape's commands and train.fit resume "
-                    "by themselves; train() needs resume=True)")
+                    "by themselves; run_epochs() needs resume=True)")
         else:
             text = f"interrupted before the first epoch finished; nothing saved in {run_dir} to resume"
         super().__init__(text)
 
 
-def train(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset,
-          test_set: Dataset | None, out_dir: str | os.PathLike[str],
-          teacher: nn.Module | str | os.PathLike[str] | None = None,
-          extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
-          resume: bool = False, progress: bool = True, val_set: Dataset | None = None) -> dict[str, Any]:
+def run_epochs(model: nn.Module, spec: ArchSpec, cfg: TrainConfig, train_set: Dataset,
+               test_set: Dataset | None, out_dir: str | os.PathLike[str],
+               teacher: nn.Module | str | os.PathLike[str] | None = None,
+               extra_loss: ExtraLoss | None = None, callbacks: Sequence[Callback] = (),
+               resume: bool = False, progress: bool = True, val_set: Dataset | None = None) -> dict[str, Any]:
     """Train ``model`` (built from ``spec``) by ``cfg``, writing the run to ``out_dir``.
 
     ``teacher`` is a model or a run directory; with one, the loss mixes in logit KD.
