@@ -97,7 +97,7 @@ def _own_fields_first(params_type: type) -> list[dataclasses.Field]:
 
 def option_name(f: dataclasses.Field) -> str:
     """The command-line option of params field ``f``."""
-    return f.metadata.get("option") or "--" + f.name.replace("_", "-")
+    return "--" + (f.metadata.get("option") or f.name).replace("_", "-")
 
 
 def _option(f: dataclasses.Field, flag: str, hint: Any, default: Any) -> click.Option:

@@ -65,7 +65,7 @@ def param(default: Any, help: str, *, allowed: Range | None = None, choices: Seq
     """A params field that describes itself: its ``default``, the ``help`` its command-line
     option shows, what it may be (``allowed``, a ``Range``; ``choices``: ``check_params``
     checks both), and ``option`` where the command line names it otherwise (``lam`` is
-    ``--lambda``). The command line makes its options from these (``cli/_params.py``), so a
+    ``lambda``). The command line makes its options from these (``cli/_params.py``), so a
     default lives here alone."""
     return field(default=default, metadata={"help": help, "allowed": allowed, "choices": tuple(choices),
                                             "option": option})

@@ -61,7 +61,7 @@ class SENetParams(Recipe):
     """Every SENet knob that changes the result (plus the training recipe, ``Recipe``)."""
 
     estimator: str = param("criticality", "Per-layer ReLU sensitivity estimator (docs/senet.md).",
-                           choices=tuple(ESTIMATORS), option="--sensitivity")
+                           choices=tuple(ESTIMATORS), option="sensitivity")
     ranking: tuple[int, ...] | None = param(None, "Stages least to most critical for the criticality "
                                             "estimator, e.g. 4,1,2,3 (measured by `reshape criticality`; "
                                             "default: the dataset's, tables/stage_criticality.json).")

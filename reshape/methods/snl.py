@@ -56,12 +56,12 @@ class SNLParams(Recipe):
     """Every SNL knob that changes the result (plus the fine-tuning recipe, ``Recipe``)."""
 
     lam: float = param(1e-5, "Initial L1 weight on the masks (published 1e-5, for 100+ mask epochs).",
-                       allowed=NON_NEGATIVE, option="--lambda")
+                       allowed=NON_NEGATIVE, option="lambda")
     growth: float = param(1.1, "Factor on lambda at each check where the ReLU count did not fall (or is "
                           "behind the path to the budget, with a deadline).", allowed=AT_LEAST_ONE,
-                          option="--lambda-growth")
+                          option="lambda-growth")
     warmup: int = param(5, "Checks before lambda may grow (published: 5 epochs, one check each).",
-                        allowed=COUNT_OR_ZERO, option="--lambda-warmup")
+                        allowed=COUNT_OR_ZERO, option="lambda-warmup")
     mask_lr: float = param(1e-3, "Adam lr of the weights in the mask phase (published 1e-3, constant, no "
                            "weight decay).", allowed=POSITIVE)
     gate_lr: float = param(1e-3, "Adam lr of the masks in the mask phase (published: the weights' 1e-3).",
@@ -75,7 +75,7 @@ class SNLParams(Recipe):
     mask_epochs: int | None = param(None, "Epochs of the mask phase, fewer than the setting's (default: "
                                     "half); the fine-tuning gets the rest.", allowed=COUNT)
     granularity: str = param("neuron", "A mask per neuron (C x H x W) or per channel.", choices=GRANULARITIES)
-    final_lr: float = param(1e-3, "SGD lr of the fine-tuning (cosine, KD).", allowed=POSITIVE, option="--lr")
+    final_lr: float = param(1e-3, "SGD lr of the fine-tuning (cosine, KD).", allowed=POSITIVE, option="lr")
     threshold: float = param(1e-2, "A mask above this counts (and is kept) as a ReLU.",
                              allowed=Range(0, 1, low_open=True, high_open=True))
 
