@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from . import compare
 from .errors import BudgetUnreachable, ReshapeError
 from .io import is_bookkeeping, read_json, write_json
-from .methods import Method, MethodResult, Setting, get_method, parent_config, setting_splits
+from .methods import Method, MethodResult, Setting, get_method, params_key, parent_config, setting_splits
 from .runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
                    summarize, written_by)
 
@@ -324,7 +324,7 @@ def plan_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequenc
     record = {**setting.key, "teacher": str(teacher.path), "teacher_digest": teacher.digest,
               "teacher_seed": teacher_seed, "seeds": seeds, "methods": list(chosen),
               "budgets": [dataclasses.asdict(b) for b in points],
-              "params": {name: canonical(dataclasses.asdict(p)) for name, (_, p) in chosen.items()}}
+              "params": {name: params_key(p) for name, (_, p) in chosen.items()}}
     return FrontierPlan(out, teacher, run_setting, chosen, points, seeds, record)
 
 
@@ -450,7 +450,7 @@ def _claim(out: Path, teacher: TrainedRun, setting: Setting, chosen: Mapping[str
     refuse_inputs(out, [teacher.path])
     if force and file.is_file():
         _clear(out, read_json(file, "frontier setting"))
-    params = {name: canonical(dataclasses.asdict(p)) for name, (_, p) in chosen.items()}
+    params = {name: params_key(p) for name, (_, p) in chosen.items()}
     wanted = {"teacher": teacher.digest, "setting": canonical(setting.key)}
     saved: dict[str, Any] = {"params": {}, "methods": [], "budgets": [], "seeds": []}
     if file.is_file():
@@ -525,7 +525,7 @@ def _point(method: Method, params: Any, point: Point, teacher: TrainedRun, setti
     """One point: fitted, read back, or recorded as unreachable."""
     budget = point.budget
     record = folder / UNREACHABLE_FILE
-    key = {"method": method.name, "budget": budget.relus, "params": canonical(dataclasses.asdict(params))}
+    key = {"method": method.name, "budget": budget.relus, "params": params_key(params)}
     extra = {"seed": point.seed, "fraction": budget.fraction, "label": budget.label}
     if record.is_file():
         saved = read_json(record, "unreachable point")

@@ -24,11 +24,11 @@ is the network.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..analytic import spec_macs, total_relus
-from ..deepreshape import Explanation, smallest, synthesize
+from ..deepreshape import Explanation, Shape, smallest, synthesize
 from ..errors import ReshapeError
 from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights, writes
 from ..spec import ArchSpec
@@ -36,13 +36,17 @@ from ..train import training_key
 from . import senet as _senet
 from . import snl as _snl
 from ..values import POSITIVE, check_fields
-from ._registry import Job, nested, parent_config, register_method
+from ._registry import OMIT_DEFAULT, Job, nested, parent_config, register_method
 
 BASE_METHOD = "hybrenet-base"
 # What --force may delete beside the run: the base (without Setting.shared) and the second method's files.
 writes("hybrenet", f"{BASE_METHOD}-*")
 writes("hybrenet_senet", f"{BASE_METHOD}-*", _senet.PLAN_FILE)
 writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE)
+
+
+#: The params that fix the HybReNet family (``reshape.deepreshape.Shape``), in its field order.
+SHAPE_FIELDS = ("multipliers", "cull", "thin", "depths")
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,24 @@ class HybReNetParams:
     #: budget (MACs and PI latency are reported with every result instead of capped).
     macs: float | None = None
     lr: float = 0.1
+    #: The family, fixed instead of chosen by the budget's regime (a search explores these):
+    #: stage multipliers as given, culled stage numbers, thinning, blocks per stage. None: the
+    #: rules' choice for the budget (DeepReShape's O(1) design), field by field.
+    multipliers: tuple[float, ...] | None = field(default=None, metadata={OMIT_DEFAULT: True})
+    cull: tuple[int, ...] | None = field(default=None, metadata={OMIT_DEFAULT: True})
+    thin: bool | None = field(default=None, metadata={OMIT_DEFAULT: True})
+    depths: tuple[int, ...] | None = field(default=None, metadata={OMIT_DEFAULT: True})
 
     def __post_init__(self) -> None:
         check_fields(self, "hybrenet", macs=POSITIVE, lr=POSITIVE)
+        for name in SHAPE_FIELDS:  # lists (JSON, a search space) become tuples: params are hashable data
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    def given(self) -> dict[str, Any]:
+        """The shape fields set (not None)."""
+        return {name: getattr(self, name) for name in SHAPE_FIELDS if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -93,16 +112,31 @@ class HybReNetSNLParams(BaseParams):
 
 
 def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
-    """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec."""
+    """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec (in the
+    family ``p`` fixes, if any)."""
     cap = None if p.macs is None else int(p.macs * spec_macs(teacher))
-    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking)
+    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking, shape=shape_for(teacher, dataset, relus, p))
+
+
+def shape_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> Shape | None:
+    """The family ``p`` fixes: None when it sets no shape field (the rules choose), else the
+    rules' choice for ``relus`` with the fields ``p`` sets replaced."""
+    given = p.given()
+    if not given:
+        return None
+    spec, why = synthesize(teacher, dataset, max(relus, total_relus(smallest(teacher, dataset, p.ranking))),
+                           criticality=p.ranking)
+    changes = {("culled" if name == "cull" else name): value for name, value in given.items()}
+    return replace(why.shape(spec.depths), **changes)
 
 
 def base_spec(teacher: ArchSpec, dataset: str, budget: int, p: BaseParams) -> tuple[ArchSpec, Explanation]:
     """The base for ``budget``: ``factor`` x the budget's ReLUs, or the smallest network the
     family allows on the teacher's spec where that is more (spec only, nothing trained)."""
-    floor = total_relus(smallest(teacher, dataset, p.ranking))
-    return synthesize_for(teacher, dataset, max(round(p.factor * budget), floor), p)
+    target = round(p.factor * budget)
+    shape = shape_for(teacher, dataset, target, p)
+    floor = total_relus(smallest(teacher, dataset, p.ranking, shape))
+    return synthesize_for(teacher, dataset, max(target, floor), p)
 
 
 def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
@@ -159,3 +193,13 @@ def fit_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
 def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))
+
+
+def synthesized_shape(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> dict[str, Any]:
+    """The shape fields (``SHAPE_FIELDS``) of the network the rules choose for ``budget`` under
+    ``p`` (a pipeline's: its base's): ``p`` with these set fits the same network. What a
+    search's warm start enqueues as its first trial."""
+    spec, why = base_spec(teacher, dataset, budget, p) if isinstance(p, BaseParams) else \
+        synthesize_for(teacher, dataset, budget, p)
+    shape = why.shape(spec.depths)
+    return {"multipliers": shape.multipliers, "cull": shape.culled, "thin": shape.thin, "depths": shape.depths}

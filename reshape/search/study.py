@@ -19,6 +19,7 @@ its training resumes from the last finished epoch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -33,10 +34,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ReshapeError
 from ..io import process_alive, refuse_special
-from ..runs import RunDir
+from ..methods import Setting
+from ..runs import RunDir, TrainedRun, canonical, load_trained
+from ..spec import ArchSpec
 from ..train import TrainConfig
-from .objective import RUN_OF, Objective
-from .space import SearchSpace
+from .objective import RUN_OF, WARM_START, Objective, PipelineObjective
+from .space import PipelineSpace, SearchSpace
 
 #: Study attr holding what a resumed study must be run with again (space, data, budgets, ...).
 SETUP_ATTR = "reshape_setup"
@@ -263,11 +266,80 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
+    objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
+                          Path(out), macs, log, progress, root)
+    return _work(study, study_name, setup, out, objective, trials, log)
+
+
+def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLike[str], budgets: Sequence[int],
+                    setting: Setting, trials: int, storage: str, study_name: str, out: str | os.PathLike[str],
+                    sampler: str = "tpe", warm_start: bool = False,
+                    log: Callable[[str], None] = print) -> optuna.Study:
+    """Run one worker of a pipeline study: every trial fits ``teacher`` to a budget with the
+    space's method and sampled params under ``setting`` (``PipelineObjective``). Bases the
+    trials share are trained once, in ``out/shared``.
+
+    With ``warm_start`` the network DeepReShape's rules synthesize for each budget enters the
+    study first (once, whoever starts it), so the search starts where O(1) design stops; a
+    space whose choices cannot express that network is refused before anything is written.
+    """
+    if trials < 1 or not budgets or min(budgets) < 1:
+        raise ReshapeError("--trials and every --budgets entry must be positive")
+    if not isinstance(teacher, TrainedRun):
+        teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
+    first = warm_start_trials(space, teacher.spec, setting.data, budgets) if warm_start else []
+    setup = {"space": space.canonical, "teacher": teacher.digest, "setting": canonical(setting.key),
+             "budgets": sorted(budgets), "warm_start": warm_start}
+    study = open_study(open_storage(storage), study_name, setup, ["maximize", "minimize"], sampler, setting.seed)
+    shared = dataclasses.replace(setting, shared=str(Path(out) / "shared"))
+    objective = PipelineObjective(space, sorted(budgets), teacher, shared, Path(out), log)
+    enqueue_once(study, first)
+    return _work(study, study_name, setup, out, objective, trials, log)
+
+
+def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """Per budget, the synthesized network as the space's trial params (Optuna's labels), or a
+    one-line error naming the param whose choices lack its value."""
+    from ..methods import get_method
+    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, synthesized_shape
+
+    method = get_method(space.method)
+    base = method.params(space.preset)
+    if not isinstance(base, HybReNetParams):
+        raise ReshapeError(f"a warm start enqueues the network DeepReShape synthesizes; {space.method} does not "
+                           "synthesize one (use a space of hybrenet, hybrenet_snl or hybrenet_senet)")
+    rows = []
+    for budget in sorted(budgets):
+        values = synthesized_shape(teacher, data, budget, base)
+        row: dict[str, Any] = {"budget": budget}
+        for param in space.params:
+            value = values[param.name] if param.name in SHAPE_FIELDS else _dotted(base, param.name)
+            row[param.name] = param.label_of(value, f"the synthesized network for budget {budget:,}")
+        rows.append(row)
+    return rows
+
+
+def _dotted(params: Any, name: str) -> Any:
+    for part in name.split("."):
+        params = getattr(params, part)
+    return params
+
+
+def enqueue_once(study: optuna.Study, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue each row's params as a warm-start trial unless the study already has one for its budget."""
+    have = {t.params.get("budget") for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WARM_START)}
+    for row in rows:
+        if row["budget"] not in have:
+            study.enqueue_trial(row, user_attrs={WARM_START: "synthesize"})
+
+
+def _work(study: optuna.Study, study_name: str, setup: dict[str, Any], out: str | os.PathLike[str],
+          objective: Callable[[optuna.Trial], tuple[float, ...]], trials: int,
+          log: Callable[[str], None]) -> optuna.Study:
+    """Own ``out`` for the study, then run this worker until the study holds ``trials`` trials."""
     # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
     RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new --out for this study",
                       lock=False)  # shared by the study's workers; each trial's folder is locked
-    objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
-                          Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
                lambda numbers: log(f"trials {numbers} were left running by a dead worker: failed and queued again"))
     return study
@@ -276,6 +348,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
 def done_line(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     top1 = f"top-1 {100 * attrs['top1']:.2f}%" if attrs.get("top1") is not None else "not trained"
+    if attrs.get("val_top1") is not None:
+        top1 += f" (val {100 * attrs['val_top1']:.2f}%)"
     fit = "within" if attrs["feasible"] else "OVER"
     return (f"trial {trial.number} done: {top1}  {attrs['relus']:,} ReLUs ({fit} budget "
             f"{attrs['budget']:,})  {attrs['macs']:,} MACs")
