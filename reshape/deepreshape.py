@@ -210,8 +210,8 @@ def _widen(spec: ArchSpec, stage: int, extra: int) -> ArchSpec:
 def _top_up(spec: ArchSpec, stage: int, relus: int, macs: int | None) -> int:
     """Whole channels ``stage`` can gain within both budgets (ReLUs are linear in them, MACs quadratic)."""
     extra = largest_within(lambda t: total_relus(_widen(spec, stage, t)), relus, 0)
-    if macs is not None:
-        extra = min(extra, largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0))
+    if macs is not None and spec_macs(_widen(spec, stage, extra)) > macs:  # only a binding cap is searched
+        extra = largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0)
     return extra
 
 
@@ -387,7 +387,10 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
     for family in _families(base, ranking, relus / base_relus, shape):
         min_k = family.min_k()
         k_relus = _largest(lambda k: total_relus(family.shape(k)), relus, 1)
-        k_macs = k_relus if macs is None else _largest(lambda k: spec_macs(family.shape(k)), macs, 1)
+        # A MAC cap that the ReLU width already meets does not bind (and a search for the largest
+        # width under a loose cap would probe widths no spec allows).
+        loose = macs is None or (k_relus >= 1 and spec_macs(family.shape(k_relus)) <= macs)
+        k_macs = k_relus if loose else _largest(lambda k: spec_macs(family.shape(k)), macs, 1)
         k_max = min(k_relus, k_macs)
         if k_max >= min_k:
             break

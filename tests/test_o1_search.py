@@ -55,6 +55,13 @@ def test_a_given_shape_is_solved_for_the_budget():
     assert why.relus == total_relus(spec) == 179_200 and spec.name == "HRN-2x2x2x-m200-cull1-d2111-thin"
 
 
+def test_a_loose_mac_cap_does_not_bind():
+    # Was: a cap far above the network's MACs searched widths past what a spec allows (SpecError).
+    free, _ = synthesize("resnet18", "cifar100", 180_000)
+    loose, why = synthesize("resnet18", "cifar100", 180_000, macs=10**15)
+    assert loose == free and not any("MAC budget binds" in r for r in why.reasons)
+
+
 def test_a_shape_that_does_not_fit_the_backbone_is_one_error():
     with pytest.raises(ReshapeError, match=r"multipliers \[2, 2\] must be 3 .*culled stages \[5\].*depths \[2, 1, 1\]"):
         synthesize("resnet18", "cifar100", 180_000, shape=Shape((2, 2), (5,), True, (2, 1, 1)))
@@ -77,7 +84,7 @@ def test_shape_params_are_field_by_field_and_keep_old_keys():
 def test_the_bundled_pipeline_space():
     space = load_space("hybrenet_snl")
     assert (space.family, space.method, space.preset) == ("pipeline", "hybrenet_snl", "short")
-    assert [p.name for p in space.params] == ["factor", "multipliers", "cull", "thin", "depths"]
+    assert [p.name for p in space.params] == ["factor", "multipliers", "cull", "thin", "depths", "macs"]
 
 
 @pytest.mark.parametrize("data, message", [
@@ -105,6 +112,20 @@ def test_a_warm_start_the_space_cannot_express_is_refused(teacher, tmp_path):
         search_pipeline(space, teacher, [total_relus(spec) // 2], SETTING, 2, f"journal:{tmp_path}/s.log", "s",
                         tmp_path / "out", warm_start=True)
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_a_fixed_param_serves_a_warm_start_only_where_the_network_is_the_same(teacher):
+    spec = load_trained(teacher, DATA).spec
+    budget = total_relus(spec) // 2
+
+    def space(macs: float) -> object:
+        return parse({"family": "pipeline", "method": "hybrenet_snl", "preset": "short",
+                      "params": {"factor": {"choices": [2.0, 3.0]}, "macs": {"choices": [macs]}}}, "capped.json")
+
+    rows = warm_start_trials(space(1000.0), spec, DATA, [budget])  # a cap that does not bind
+    assert rows == [{"budget": budget, "factor": 2.0}]  # the fixed param is not a trial param
+    with pytest.raises(ReshapeError, match=r"cannot express .* with its macs 1.0 the network differs"):
+        warm_start_trials(space(1.0), spec, DATA, [budget])
 
 
 def test_a_warm_started_study_trains_the_synthesized_network_first(teacher, tmp_path):

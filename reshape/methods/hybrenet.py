@@ -195,11 +195,15 @@ def fit_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))
 
 
+def network_for(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
+    """The network ``p`` synthesizes for ``budget`` (a pipeline's: its base), spec only."""
+    return base_spec(teacher, dataset, budget, p) if isinstance(p, BaseParams) else \
+        synthesize_for(teacher, dataset, budget, p)
+
+
 def synthesized_shape(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> dict[str, Any]:
     """The shape fields (``SHAPE_FIELDS``) of the network the rules choose for ``budget`` under
-    ``p`` (a pipeline's: its base's): ``p`` with these set fits the same network. What a
-    search's warm start enqueues as its first trial."""
-    spec, why = base_spec(teacher, dataset, budget, p) if isinstance(p, BaseParams) else \
-        synthesize_for(teacher, dataset, budget, p)
+    ``p``: ``p`` with these set fits the same network. What a search's warm start enqueues."""
+    spec, why = network_for(teacher, dataset, budget, p)
     shape = why.shape(spec.depths)
     return {"multipliers": shape.multipliers, "cull": shape.culled, "thin": shape.thin, "depths": shape.depths}

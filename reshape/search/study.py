@@ -299,9 +299,12 @@ def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLik
 
 def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budgets: Sequence[int]) -> list[dict[str, Any]]:
     """Per budget, the synthesized network as the space's trial params (Optuna's labels), or a
-    one-line error naming the param whose choices lack its value."""
+    one-line error naming the param whose choices cannot give it.
+
+    Shape params take the rules' choice; any other param its preset value, or the space's one
+    fixed value if that synthesizes the same network (a MAC cap that does not bind)."""
     from ..methods import get_method
-    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, synthesized_shape
+    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, network_for, synthesized_shape
 
     method = get_method(space.method)
     base = method.params(space.preset)
@@ -310,13 +313,26 @@ def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budget
                            "synthesize one (use a space of hybrenet, hybrenet_snl or hybrenet_senet)")
     rows = []
     for budget in sorted(budgets):
+        what = f"the synthesized network for budget {budget:,}"
+        o1, _ = network_for(teacher, data, budget, base)
         values = synthesized_shape(teacher, data, budget, base)
-        row: dict[str, Any] = {"budget": budget}
-        for param in space.params:
-            value = values[param.name] if param.name in SHAPE_FIELDS else _dotted(base, param.name)
-            row[param.name] = param.label_of(value, f"the synthesized network for budget {budget:,}")
-        rows.append(row)
+        values.update({p.name: _value(p, _dotted(base, p.name)) for p in space.params if p.name not in SHAPE_FIELDS})
+        chosen = {p.name: values[p.name] for p in space.params}
+        if network_for(teacher, data, budget, method.params(space.preset, **chosen))[0] != o1:
+            changed = [p.name for p in space.params if p.name not in SHAPE_FIELDS
+                       and values[p.name] != _dotted(base, p.name)]
+            raise ReshapeError(f"the search space cannot express {what}: with its {', '.join(changed)} "
+                               f"{', '.join(str(values[n]) for n in changed)} the network differs; add the "
+                               "preset's value to the space, or drop the warm start")
+        labels = {p.name: p.label_of(values[p.name], what) for p in space.params}
+        rows.append({"budget": budget, **{p.name: labels[p.name] for p in space.params if len(p.choices) != 1}})
     return rows
+
+
+def _value(param: Any, preset: Any) -> Any:
+    """The preset's value where the space offers it, else the space's one fixed value."""
+    wanted = list(preset) if isinstance(preset, tuple) else preset
+    return param.choices[0] if len(param.choices) == 1 and wanted not in param.choices else preset
 
 
 def _dotted(params: Any, name: str) -> Any:
