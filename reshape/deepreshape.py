@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 from . import tables
 from .analytic import largest_within, spec_macs, stage_relus, total_relus
-from .deepreduce import cull, thin
+from .deepreduce import cull, set_depths, thin
 from .errors import BudgetUnreachable, ReshapeError
 from .spec import ArchSpec, Stage
 
@@ -76,6 +76,32 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "within_tolerance": self.within_tolerance}
 
+    def shape(self, depths: Sequence[int]) -> Shape:
+        """The family chosen, as a ``Shape`` with the network's ``depths``: given to
+        ``synthesize`` for the same budget it makes the same network (a search's warm start)."""
+        plain = tuple(int(m) if float(m).is_integer() else m for m in self.multipliers)
+        return Shape(plain, tuple(self.culled), self.thinned, tuple(depths))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A HybReNet family given instead of chosen by the budget's regime (a search trial's, or a
+    user's): stage multipliers used as given, the culled stages, thinning, and blocks per stage
+    (None: the backbone's). The base width is still solved for the budget as the rules solve it,
+    so the shape the rules would choose gives exactly their network (``Explanation.shape``)."""
+
+    multipliers: tuple[float, ...]
+    culled: tuple[int, ...] = ()
+    thin: bool = False
+    depths: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: The regime entry of a given ``Shape`` (``Explanation.regime`` says "given").
+GIVEN = "given"
+
 
 def _rules() -> dict[str, Any]:
     return tables.load("deepreshape_rules")
@@ -88,6 +114,11 @@ def _tolerance() -> float:
 def _exact(x: Fraction) -> int | Fraction:
     """An integral Fraction as an int (integer widths take the exact, fast path)."""
     return x.numerator if x.denominator == 1 else x
+
+
+def _exact_number(x: float) -> int | Fraction:
+    """A given multiplier as the exact number the rules compute with (2.5 -> 5/2)."""
+    return _exact(Fraction(x).limit_denominator(10**6))
 
 
 def _plain(x: Fraction) -> float:
@@ -179,8 +210,8 @@ def _widen(spec: ArchSpec, stage: int, extra: int) -> ArchSpec:
 def _top_up(spec: ArchSpec, stage: int, relus: int, macs: int | None) -> int:
     """Whole channels ``stage`` can gain within both budgets (ReLUs are linear in them, MACs quadratic)."""
     extra = largest_within(lambda t: total_relus(_widen(spec, stage, t)), relus, 0)
-    if macs is not None:
-        extra = min(extra, largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0))
+    if macs is not None and spec_macs(_widen(spec, stage, extra)) > macs:  # only a binding cap is searched
+        extra = largest_within(lambda t: spec_macs(_widen(spec, stage, t)), macs, 0)
     return extra
 
 
@@ -263,23 +294,36 @@ class _Family:
         return ", ".join([hrn_shape(self.multipliers), *ops])
 
 
-def _families(base: ArchSpec, ranking: tuple[int, ...], fraction: float) -> list[_Family]:
-    """The regime the budget fraction reaches, then each lower one (the fallbacks)."""
+def _families(base: ArchSpec, ranking: tuple[int, ...], fraction: float,
+              shape: Shape | None = None) -> list[_Family]:
+    """The regime the budget fraction reaches, then each lower one (the fallbacks); a given
+    ``shape`` is the one family, without fallback."""
     regimes = _rules()["regimes"]
-    first = regimes.index(pick_regime(fraction))
     unit = Fraction(base.widths[0], _rules()["min_base_width"]["reference_width"])
+    if shape is not None:
+        regime = {"name": GIVEN, "multipliers": list(shape.multipliers), "cull": len(shape.culled),
+                  "thin": shape.thin, "reason": "the family was given (a search trial's or the user's), "
+                  "not chosen by the budget's regime; only the base width is solved for the budget"}
+        return [_Family(regime, tuple(sorted(shape.culled)), tuple(map(_exact_number, shape.multipliers)),
+                        base, unit)]
+    first = regimes.index(pick_regime(fraction))
     return [_Family(r, tuple(sorted(ranking[: r["cull"]])),
                     tuple(map(_exact, equalized_multipliers(r["multipliers"], ranking, r["cull"]))), base, unit)
             for r in regimes[first:]]
 
 
-def _setup(backbone: str | ArchSpec, dataset: str,
-           criticality: Sequence[int] | None) -> tuple[str, ArchSpec, tuple[int, ...], str]:
-    """The backbone's label, its spec at the dataset preset, and the criticality ranking with its source."""
+def _backbone(backbone: str | ArchSpec) -> ArchSpec:
+    return backbone_spec(backbone) if isinstance(backbone, str) else backbone
+
+
+def _setup(backbone: str | ArchSpec, dataset: str, criticality: Sequence[int] | None,
+           shape: Shape | None = None) -> tuple[str, ArchSpec, tuple[int, ...], str]:
+    """The backbone's label, its spec at the dataset preset (at ``shape``'s depths), and the
+    criticality ranking with its source."""
     from .models import apply_preset
 
     label = backbone if isinstance(backbone, str) else backbone.name or "spec"
-    base = backbone_spec(backbone) if isinstance(backbone, str) else backbone
+    base = _backbone(backbone)
     shape_stages = len(_rules()["regimes"][0]["multipliers"]) + 1
     if base.preact or len(base.stages) != shape_stages:
         raise ReshapeError(f"DeepReShape synthesis does not apply to '{label}': its rules (HRN-axbxcx "
@@ -287,20 +331,39 @@ def _setup(backbone: str | ArchSpec, dataset: str,
                            f"timm ResNets, and this is a {len(base.stages)}-stage {base.block} network")
     base = apply_preset(base.replace(relus=()), tables.dataset_preset(dataset))
     ranking, source = criticality_ranking(dataset, len(base.stages), criticality)
+    if shape is not None:
+        _check_shape(shape, len(base.stages))
+        base = set_depths(base, shape.depths) if shape.depths is not None else base
     return label, base, ranking, source
 
 
-def smallest(backbone: str | ArchSpec, dataset: str, criticality: Sequence[int] | None = None) -> ArchSpec:
-    """The smallest network ``synthesize`` can make for ``backbone``: the lowest regime's family
-    at its minimum base width (a budget below its ReLUs is unreachable)."""
-    _, base, ranking, _ = _setup(backbone, dataset, criticality)
-    family = _families(base, ranking, 0.0)[-1]
+def _check_shape(shape: Shape, stages: int) -> None:
+    """A given family must fit the backbone: one multiplier per stage after the first, stage
+    numbers in range, positive depths."""
+    problems = []
+    if len(shape.multipliers) != stages - 1 or not all(m > 0 for m in shape.multipliers):
+        problems.append(f"multipliers {list(shape.multipliers)} must be {stages - 1} positive numbers")
+    if len(set(shape.culled)) != len(shape.culled) or not all(1 <= c <= stages for c in shape.culled):
+        problems.append(f"culled stages {list(shape.culled)} must be distinct stage numbers in 1..{stages}")
+    if shape.depths is not None and (len(shape.depths) != stages or not all(d >= 1 for d in shape.depths)):
+        problems.append(f"depths {list(shape.depths)} must be {stages} positive block counts")
+    if problems:
+        raise ReshapeError(f"HybReNet shape: {'; '.join(problems)}")
+
+
+def smallest(backbone: str | ArchSpec, dataset: str, criticality: Sequence[int] | None = None,
+             shape: Shape | None = None) -> ArchSpec:
+    """The smallest network ``synthesize`` can make for ``backbone`` (with ``shape``: of that
+    family): the lowest regime's family at its minimum base width (a budget below its ReLUs is
+    unreachable)."""
+    _, base, ranking, _ = _setup(backbone, dataset, criticality, shape)
+    family = _families(base, ranking, 0.0, shape)[-1]
     return family.shape(family.min_k())
 
 
 def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | None = None,
-               criticality: Sequence[int] | None = None,
-               round_to: int = 8) -> tuple[ArchSpec, Explanation]:
+               criticality: Sequence[int] | None = None, round_to: int = 8,
+               shape: Shape | None = None) -> tuple[ArchSpec, Explanation]:
     """A HybReNet spec with at most ``relus`` ReLUs (and ``macs`` MACs) for ``dataset``.
 
     ``backbone`` is a timm plain ResNet name (resnet18/34/50, ...: full width) or a 4-stage
@@ -308,21 +371,26 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
     the dataset preset sets input, classes and stem. The regime is chosen against its
     ReLUs, and its stage-1 width ``w`` sets the width unit ``w/64``. ``criticality`` lists
     stages from least to most critical (default: the table's ranking for the dataset).
+    ``shape`` fixes the family (multipliers, culling, thinning, depths) instead of the regime:
+    a search explores families, the base width is still solved here.
     """
     from .models.hybrenet import hrn_shape, number_text
 
     for name, value in (("ReLU budget", relus), ("MAC budget", macs), ("round_to", round_to)):
         if value is not None and value < 1:
             raise ReshapeError(f"the {name} must be at least 1, got {value:,}")
-    label, base, ranking, source = _setup(backbone, dataset, criticality)
+    label, base, ranking, source = _setup(backbone, dataset, criticality, shape)
     rules, tol = _rules(), _tolerance()
     base_relus = total_relus(base)
     reasons = [f"budget {relus:,} = {relus / base_relus:.1%} of {label}'s {base_relus:,} ReLUs at {dataset} "
                f"-> regime '{pick_regime(relus / base_relus)['name']}'"]
-    for family in _families(base, ranking, relus / base_relus):
+    for family in _families(base, ranking, relus / base_relus, shape):
         min_k = family.min_k()
         k_relus = _largest(lambda k: total_relus(family.shape(k)), relus, 1)
-        k_macs = k_relus if macs is None else _largest(lambda k: spec_macs(family.shape(k)), macs, 1)
+        # A MAC cap that the ReLU width already meets does not bind (and a search for the largest
+        # width under a loose cap would probe widths no spec allows).
+        loose = macs is None or (k_relus >= 1 and spec_macs(family.shape(k_relus)) <= macs)
+        k_macs = k_relus if loose else _largest(lambda k: spec_macs(family.shape(k)), macs, 1)
         k_max = min(k_relus, k_macs)
         if k_max >= min_k:
             break
@@ -345,7 +413,8 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
     reasons += [
         f"regime '{regime['name']}': {regime['reason']}",
         f"criticality (least -> most critical stage) {list(ranking)}: {source}",
-        ("multipliers: the published " + hrn_shape(published) + " (the ranking orders its stage ReLU shares)"
+        (f"multipliers: given, {hrn_shape(published)}" if regime["name"] == GIVEN else
+         "multipliers: the published " + hrn_shape(published) + " (the ranking orders its stage ReLU shares)"
          if multipliers == published else
          f"multipliers: ReLU equalization of {hrn_shape(published)} for this ranking -> {hrn_shape(multipliers)} "
          f"(block-ReLU shares S1:S2:S3:S4 relative to stage 1 = {' : '.join(f'{float(x):.3g}' for x in shares)}; widths rounded "
@@ -371,6 +440,9 @@ def synthesize(backbone: str | ArchSpec, dataset: str, relus: int, macs: int | N
                            f"unspent; the most critical stage {stage} gets {extra} more channels")
             spec, topup = _widen(spec, stage, extra), (stage, extra)
     suffix = (f"+s{topup[0]}c{topup[1]}" if topup else "") + "".join(f"-cull{s}" for s in culled)
+    given_depths = shape is not None and shape.depths is not None
+    if given_depths and tuple(shape.depths) != tuple(_backbone(backbone).depths):
+        suffix += "-d" + "".join(map(str, shape.depths))
     spec = spec.replace(name=spec.name + suffix + ("-thin" if regime["thin"] else ""))
     explanation = Explanation(
         backbone=label, dataset=dataset, budget=relus, macs_budget=macs, regime=regime["name"],

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import BudgetUnreachable, OwnershipError, ReshapeError
 from ..io import is_bookkeeping, read_json, write_json
-from ..methods import Method, Setting, parent_config, setting_splits
+from ..methods import Method, Setting, params_key, parent_config, setting_splits
 from ..runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
                     summarize, writes)
 from ._options import method_params
@@ -157,7 +157,7 @@ def plan_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequenc
         teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
     teacher_seed = _check_teacher(teacher, setting)
     points = resolve_budgets(budgets, summarize(teacher.path)["relus"])
-    chosen_params = {name: canonical(dataclasses.asdict(p)) for name, (_, p) in chosen.items()}
+    chosen_params = {name: params_key(p) for name, (_, p) in chosen.items()}
     _claim(out, teacher, setting, chosen_params, points, seeds, force)
     run_setting = dataclasses.replace(setting, progress=False,
                                       shared=setting.shared or str(out / SHARED_DIR))
@@ -315,7 +315,7 @@ def _point(method: Method, params: Any, point: Point, teacher: TrainedRun, setti
     """One point's row: fitted, read back, or recorded as unreachable."""
     budget = point.budget
     record = folder / UNREACHABLE_FILE
-    key = {"method": method.name, "budget": budget.relus, "params": canonical(dataclasses.asdict(params))}
+    key = {"method": method.name, "budget": budget.relus, "params": params_key(params)}
     extra = {"seed": point.seed, "fraction": budget.fraction, "label": budget.label}
     if record.is_file():
         saved = read_json(record, "unreachable point")

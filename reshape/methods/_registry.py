@@ -18,6 +18,21 @@ from ..spec import ArchSpec
 from ..values import Range
 
 FAMILIES = ("ours", "baseline")
+#: Field metadata of a parameter added after runs were made: at its default it is left out of a
+#: run's key (``params_key``), so those runs keep their fingerprints and are read back.
+OMIT_DEFAULT = "omit_default"
+
+
+def params_key(params: Any) -> dict[str, Any]:
+    """``params`` as the plain data a run's key records: every field, nested params as dicts,
+    except a field marked ``OMIT_DEFAULT`` that holds its default."""
+    out = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        if f.metadata.get(OMIT_DEFAULT) and value == f.default:
+            continue
+        out[f.name] = params_key(value) if dataclasses.is_dataclass(value) else value
+    return canonical(out)
 
 
 @lru_cache(maxsize=4)
@@ -61,14 +76,15 @@ def parent_config(teacher: TrainedRun, setting: Setting, extra_epochs: int = 0, 
 
 # -- params ------------------------------------------------------------------------------------
 def param(default: Any, help: str, *, allowed: Range | None = None, choices: Sequence[str] = (),
-          option: str | None = None) -> Any:
+          option: str | None = None, omit_default: bool = False) -> Any:
     """A params field that describes itself: its ``default``, the ``help`` its command-line
     option shows, what it may be (``allowed``, a ``Range``; ``choices``: ``check_params``
     checks both), and ``option`` where the command line names it otherwise (``lam`` is
     ``lambda``). The command line makes its options from these (``cli/_params.py``), so a
-    default lives here alone."""
+    default lives here alone. ``omit_default``: a field added after runs were made
+    (``OMIT_DEFAULT``)."""
     return field(default=default, metadata={"help": help, "allowed": allowed, "choices": tuple(choices),
-                                            "option": option})
+                                            "option": option, OMIT_DEFAULT: omit_default})
 
 
 def check_params(params: Any, what: str, of: type | None = None) -> None:
@@ -227,7 +243,7 @@ class Method:
         if Path(out).resolve() == teacher.path.resolve():  # forcing it would delete the teacher
             raise OwnershipError(f"$out {out} is the teacher's run directory; pick a new $out")
         run = RunDir(out)
-        key = {"params": dataclasses.asdict(params), "budget": budget, "teacher": teacher.digest,
+        key = {"params": params_key(params), "budget": budget, "teacher": teacher.digest,
                "setting": setting.key}
         fresh = not run.path.exists()
         manifest = run.claim(self.name, key, parent=teacher.path, force=force)
@@ -263,7 +279,7 @@ def measure(method: Method, job: Job, params: Any, built: dict[str, Any], second
     costs = load_costs()
     pi = {p: estimate(run["relus"], run["macs"], run["depth"], p, costs).to_dict() for p in costs}
     return MethodResult(method.name, method.family, job.budget, str(job.out), run["relus"], run["macs"],
-                        run["depth"], top1, canonical(dataclasses.asdict(params)), canonical(built),
+                        run["depth"], top1, params_key(params), canonical(built),
                         pi, round(seconds, 1), val_top1=val_top1, compute=compute)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..analytic import spec_macs, total_relus
-from ..deepreshape import Explanation, smallest, synthesize
+from ..deepreshape import Explanation, Shape, smallest, synthesize
 from ..errors import ReshapeError
 from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights, writes
 from ..spec import ArchSpec
@@ -45,6 +45,10 @@ writes("hybrenet_senet", f"{BASE_METHOD}-*", _senet.PLAN_FILE)
 writes("hybrenet_snl", f"{BASE_METHOD}-*", _snl.RESULT_FILE, _snl.BINARIZED_FILE)
 
 
+#: The params that fix the HybReNet family (``reshape.deepreshape.Shape``), in its field order.
+SHAPE_FIELDS = ("multipliers", "cull", "thin", "depths")
+
+
 @dataclass(frozen=True)
 class HybReNetParams:
     #: This published CIFAR-100 ranking gives HRN-5x5x3x / 2x5x3x exactly.
@@ -55,9 +59,26 @@ class HybReNetParams:
                                "network grows with the budget; every result reports its MACs and PI cost).",
                                allowed=POSITIVE)
     lr: float = param(0.1, "Learning rate of the training from scratch (with KD).", allowed=POSITIVE)
+    # The family, fixed instead of chosen by the budget's regime (a search explores these); None
+    # is the rules' choice for the budget (DeepReShape's O(1) design), field by field.
+    multipliers: tuple[float, ...] | None = param(None, "Stage multipliers [a, b, c], used as given (default: "
+                                                  "the rules' for the budget).", omit_default=True)
+    cull: tuple[int, ...] | None = param(None, "Stages whose ReLUs are culled (default: the rules' for the "
+                                         "budget).", omit_default=True)
+    thin: bool | None = param(None, "Thin every block's post-add ReLU (default: the rules' choice for the "
+                              "budget).", omit_default=True)
+    depths: tuple[int, ...] | None = param(None, "Blocks per stage (default: the teacher's).", omit_default=True)
 
     def __post_init__(self) -> None:
         check_params(self, "hybrenet", HybReNetParams)
+        for name in SHAPE_FIELDS:  # lists (JSON, a search space) become tuples: params are hashable data
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    def given(self) -> dict[str, Any]:
+        """The shape fields set (not None)."""
+        return {name: getattr(self, name) for name in SHAPE_FIELDS if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -91,16 +112,31 @@ class HybReNetSNLParams(BaseParams):
 
 
 def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
-    """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec."""
+    """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec (in the
+    family ``p`` fixes, if any)."""
     cap = None if p.macs is None else int(p.macs * spec_macs(teacher))
-    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking)
+    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking, shape=shape_for(teacher, dataset, relus, p))
+
+
+def shape_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> Shape | None:
+    """The family ``p`` fixes: None when it sets no shape field (the rules choose), else the
+    rules' choice for ``relus`` with the fields ``p`` sets replaced."""
+    given = p.given()
+    if not given:
+        return None
+    spec, why = synthesize(teacher, dataset, max(relus, total_relus(smallest(teacher, dataset, p.ranking))),
+                           criticality=p.ranking)
+    changes = {("culled" if name == "cull" else name): value for name, value in given.items()}
+    return replace(why.shape(spec.depths), **changes)
 
 
 def base_spec(teacher: ArchSpec, dataset: str, budget: int, p: BaseParams) -> tuple[ArchSpec, Explanation]:
     """The base for ``budget``: ``factor`` x the budget's ReLUs, or the smallest network the
     family allows on the teacher's spec where that is more (spec only, nothing trained)."""
-    floor = total_relus(smallest(teacher, dataset, p.ranking))
-    return synthesize_for(teacher, dataset, max(round(p.factor * budget), floor), p)
+    target = round(p.factor * budget)
+    shape = shape_for(teacher, dataset, target, p)
+    floor = total_relus(smallest(teacher, dataset, p.ranking, shape))
+    return synthesize_for(teacher, dataset, max(target, floor), p)
 
 
 def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
@@ -157,3 +193,17 @@ def run_senet(job: Job, p: HybReNetSENetParams) -> dict[str, Any]:
                  summary="a HybReNet base with factor x the budget's ReLUs, trained once, then SNL to the budget")
 def run_snl(job: Job, p: HybReNetSNLParams) -> dict[str, Any]:
     return _base_then(job, p, lambda base, _: _snl.stages(job, base, p.snl))
+
+
+def network_for(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
+    """The network ``p`` synthesizes for ``budget`` (a pipeline's: its base), spec only."""
+    return base_spec(teacher, dataset, budget, p) if isinstance(p, BaseParams) else \
+        synthesize_for(teacher, dataset, budget, p)
+
+
+def synthesized_shape(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> dict[str, Any]:
+    """The shape fields (``SHAPE_FIELDS``) of the network the rules choose for ``budget`` under
+    ``p``: ``p`` with these set fits the same network. What a search's warm start enqueues."""
+    spec, why = network_for(teacher, dataset, budget, p)
+    shape = why.shape(spec.depths)
+    return {"multipliers": shape.multipliers, "cull": shape.culled, "thin": shape.thin, "depths": shape.depths}

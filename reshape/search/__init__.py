@@ -11,9 +11,10 @@ counted network, ``study`` opens storages and runs workers (docs/search.md).
 """
 from __future__ import annotations
 
-from .objective import Design, Objective, design, trial_record
-from .space import SearchSpace, bundled, load_space, parse
-from .study import completed, open_storage, open_study, run_worker, search
+from .objective import Design, Objective, PipelineObjective, design, trial_record
+from .space import PipelineSpace, SearchSpace, bundled, load_space, parse
+from .study import completed, open_storage, open_study, run_worker, search, search_pipeline, warm_start_trials
 
-__all__ = ["Design", "Objective", "SearchSpace", "bundled", "completed", "design",
-           "load_space", "open_storage", "open_study", "parse", "run_worker", "search", "trial_record"]
+__all__ = ["Design", "Objective", "PipelineObjective", "PipelineSpace", "SearchSpace", "bundled", "completed",
+           "design", "load_space", "open_storage", "open_study", "parse", "run_worker", "search", "search_pipeline",
+           "trial_record", "warm_start_trials"]

@@ -22,20 +22,24 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import deepreduce, tables
+from ..errors import BudgetUnreachable
 from ..analytic import largest_within, total_relus
 from ..accounting import count_spec
 from ..data import Splits
 from ..deepreshape import backbone_spec
 from ..methods import Setting, get_method
+from ..runs import TrainedRun
 from ..models import apply_preset
 from ..models.hybrenet import hybrenet
 from ..runs import SPEC_FILE
 from ..spec import ArchSpec, load_spec
 from ..train import TrainConfig, fit
-from .space import SearchSpace, WidthGrid
+from .space import PipelineSpace, SearchSpace, WidthGrid
 
 #: The trial attr that names the run directory's trial when a trial re-runs a killed one.
 RUN_OF = "run_of"
+#: The trial attr marking a trial a warm start enqueued (its value: what enqueued it).
+WARM_START = "warm_start"
 #: The trial's one constraint: ReLUs over its budget (feasible when <= 0).
 CONSTRAINT = "relus_over_budget"
 
@@ -134,12 +138,59 @@ class Objective:
         return {"relus": result.relus, "macs": result.macs, "top1": result.top1, "spec": spec.to_dict()}
 
     def _finish(self, trial: Any, record: dict[str, Any]) -> tuple[float, ...]:
-        record["feasible"] = record["relus"] <= record["budget"]
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
-        trial.set_constraint(CONSTRAINT, record["relus"] - record["budget"])
-        values = (record["top1"] or 0.0, float(record["relus"]))
-        return (*values, float(record["macs"])) if self.macs else values
+        return finish(trial, record, self.macs)
+
+
+def finish(trial: Any, record: dict[str, Any], macs: bool) -> tuple[float, ...]:
+    """Record ``record`` on the trial, set its budget constraint, and return its objective
+    values: the score (``score``, else test top-1; 0 when not trained), ReLUs[, MACs]."""
+    record["feasible"] = record["relus"] <= record["budget"]
+    for key, value in record.items():
+        trial.set_user_attr(key, value)
+    trial.set_constraint(CONSTRAINT, record["relus"] - record["budget"])
+    values = (record.get("score", record["top1"]) or 0.0, float(record["relus"]))
+    return (*values, float(record["macs"])) if macs else values
+
+
+class PipelineObjective:
+    """A trial of a ``PipelineSpace``: the registered method with the sampled params, fit from
+    ``teacher`` to the trial's budget under ``setting`` (its data, seed, epochs, validation
+    split), exactly as a frontier point; so every trial trains like the O(1) network does.
+
+    The score Optuna maximizes is the validation top-1 when the setting carves a validation
+    split (settings are chosen on it; test top-1 only reports), else test top-1, recorded
+    as such (``selected_on``).
+    """
+
+    def __init__(self, space: PipelineSpace, budgets: Sequence[int], teacher: TrainedRun, setting: Setting,
+                 out: Path, log: Callable[[str], None] = lambda line: None) -> None:
+        self.space, self.budgets, self.teacher, self.setting = space, tuple(budgets), teacher, setting
+        self.out, self.log = Path(out), log
+        self.method = get_method(space.method)
+
+    @property
+    def selected_on(self) -> str:
+        return "val" if self.setting.val else "test"
+
+    def __call__(self, trial: Any) -> tuple[float, ...]:
+        budget = trial.suggest_categorical("budget", list(self.budgets))
+        values = {p.name: p.sample(trial) for p in self.space.params}
+        run_dir = self.out / f"trial-{trial.user_attrs.get(RUN_OF, trial.number):04d}"
+        shown = "  ".join(f"{k}={v}" for k, v in values.items())
+        self.log(f"trial {trial.number}: {self.space.method} budget {budget:,}  {shown}  -> {run_dir}")
+        record: dict[str, Any] = {"budget": budget, "run_dir": str(run_dir), "selected_on": self.selected_on}
+        trial.set_user_attr("run_dir", record["run_dir"])  # while it trains too: where to watch or resume it
+        try:
+            result = self.method.fit(self.teacher, budget, run_dir, self.setting,
+                                     self.method.params(self.space.preset, **values))
+        except BudgetUnreachable as exc:  # the family cannot be that small: infeasible, nothing trained
+            record.update(relus=budget + 1, macs=0, top1=None, trained=False, unreachable=str(exc))
+            return finish(trial, record, False)
+        score = result.val_top1 if self.selected_on == "val" else result.top1
+        record.update(relus=result.relus, macs=result.macs, top1=result.top1, val_top1=result.val_top1,
+                      score=score, trained=True, spec=(result.built.get("base") or {}).get("spec"),
+                      compute=result.compute, seconds=result.seconds)
+        return finish(trial, record, False)
 
 
 def describe(d: Design) -> str:
@@ -156,5 +207,6 @@ def trial_record(trial: Any) -> dict[str, Any]:
     attrs = trial.user_attrs
     return {"number": trial.number, "params": trial.params, "budget": attrs.get("budget"),
             "relus": attrs.get("relus"), "macs": attrs.get("macs"), "top1": attrs.get("top1"),
-            "feasible": attrs.get("feasible"), "run_dir": attrs.get("run_dir")}
+            "val_top1": attrs.get("val_top1"), "feasible": attrs.get("feasible"), "run_dir": attrs.get("run_dir"),
+            "warm_start": attrs.get(WARM_START)}
 

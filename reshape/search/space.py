@@ -2,7 +2,9 @@
 
 A space names a network family (``hybrenet`` or ``resnet``), the timm backbone that
 gives its block kind and stage count, the architecture choices a trial samples, the
-ReLU optimizer and its knobs, and the proxy-training budget. Every sampled entry is
+ReLU optimizer and its knobs, and the proxy-training budget. A ``pipeline`` space instead
+names a registered method (``hybrenet_snl``), a params preset, and the params a trial
+samples: each trial is that method fit from a teacher, exactly as a frontier point is. Every sampled entry is
 ``{"choices": [...]}`` or an integer range ``{"low": L, "high": H, "step": S}``.
 Bundled spaces live in ``search_spaces/`` (``reshape.search_spaces``); docs/search.md
 documents the format. Keys starting with ``_`` are comments.
@@ -10,13 +12,14 @@ documents the format. Keys starting with ``_`` are comments.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ReshapeError
 
-FAMILIES: tuple[str, ...] = ("hybrenet", "resnet")
+FAMILIES: tuple[str, ...] = ("hybrenet", "resnet", "pipeline")
+PIPELINE_KEYS = ("family", "method", "preset", "params")
 #: "none": the architecture itself must fit the budget; "senet": train it with all its
 #: ReLUs as its own teacher, then SENet fits it to the budget.
 RELU_OPTIMIZERS: tuple[str, ...] = ("none", "senet")
@@ -38,6 +41,20 @@ class Param:
     low: int = 0
     high: int = 0
     step: int = 1
+
+    def label_of(self, value: Any, what: str) -> Any:
+        """The choice equal to ``value`` as Optuna sees it (lists as JSON text), to enqueue a
+        trial; a one-line error when the space has no such choice."""
+        wanted = list(value) if isinstance(value, tuple) else value
+        if not self.choices:
+            if isinstance(wanted, int) and self.low <= wanted <= self.high and (wanted - self.low) % self.step == 0:
+                return wanted
+            raise ReshapeError(f"the search space cannot express {what}: its {self.name} is {wanted!r}, not in "
+                               f"{self.low}..{self.high} by {self.step}; widen the range, or drop the warm start")
+        if wanted not in self.choices:
+            raise ReshapeError(f"the search space cannot express {what}: its {self.name} is {wanted}, not "
+                               f"among the choices {list(self.choices)}; add it to the space, or drop the warm start")
+        return json.dumps(wanted, separators=(",", ":")) if isinstance(wanted, list) else wanted
 
     def sample(self, trial: Any) -> Any:
         """The trial's value; list choices are offered to Optuna as their JSON text."""
@@ -89,7 +106,7 @@ def bundled() -> list[str]:
                   if p.name.endswith(".json"))
 
 
-def load_space(name_or_path: str) -> SearchSpace:
+def load_space(name_or_path: str) -> SearchSpace | PipelineSpace:
     """A bundled space by name (``hybrenet``) or a user's JSON file by path."""
     from importlib import resources
 
@@ -105,7 +122,20 @@ def load_space(name_or_path: str) -> SearchSpace:
     return parse(json.loads(text), name_or_path)
 
 
-def parse(data: Any, name: str) -> SearchSpace:
+@dataclass(frozen=True)
+class PipelineSpace:
+    """A registered method's params to search: every trial fits the teacher with ``method``
+    (its ``preset``, then the sampled ``params``), as a frontier point does."""
+
+    name: str
+    method: str
+    preset: str | None
+    params: tuple[Param, ...]
+    canonical: str = ""
+    family: str = "pipeline"
+
+
+def parse(data: Any, name: str) -> SearchSpace | PipelineSpace:
     """Validate ``data`` (a decoded space file); errors name the file and the bad key."""
     from ..deepreshape import backbone_spec
     from ..spec import GRANULARITIES
@@ -117,6 +147,8 @@ def parse(data: Any, name: str) -> SearchSpace:
     family = data.get("family")
     if family not in FAMILIES:
         raise fail("family", f"must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family == "pipeline":
+        return _pipeline(data, name, fail)
     _keys(data, "", (*COMMON_KEYS, *FAMILY_KEYS[family]), fail)
     if not isinstance(data["backbone"], str):
         raise fail("backbone", "must be a timm ResNet name such as resnet18")
@@ -165,6 +197,37 @@ def parse(data: Any, name: str) -> SearchSpace:
     return SearchSpace(name=name, family=family, backbone=data["backbone"], epochs=proxy["epochs"],
                        limit=proxy["limit"], test_limit=proxy["test_limit"],
                        canonical=json.dumps(data, sort_keys=True), **fields)
+
+
+def _pipeline(data: dict[str, Any], name: str, fail: Callable[[str, str], ReshapeError]) -> PipelineSpace:
+    """A pipeline space: the method registered, the preset its, every sampled param one of its
+    params and every choice a value it accepts (checked by building the params)."""
+    from ..methods import get_method, list_methods
+
+    _keys(data, "", PIPELINE_KEYS, fail)
+    if data["method"] not in list_methods():
+        raise fail("method", f"must be a registered method ({', '.join(list_methods())}), got {data['method']!r}")
+    method = get_method(data["method"])
+    preset = data["preset"]
+    if preset is not None and preset not in method.presets:
+        raise fail("preset", f"must be null or one of {', '.join(method.presets)}, got {preset!r}")
+    params = _object(data["params"], "params", fail)
+    if not params:
+        raise fail("params", "is empty; name at least one param to search")
+
+    def accepted(key: str) -> Callable[[Any], bool]:
+        def ok(value: Any) -> bool:
+            try:
+                method.params(preset, **{key: value})
+            except (ReshapeError, TypeError, ValueError):
+                return False
+            return True
+        return ok
+
+    fields = tuple(replace(_param(params[key], f"params.{key}", accepted(key),
+                                  f"a value {data['method']} accepts as {key}", fail), name=key) for key in params)
+    return PipelineSpace(name=name, method=data["method"], preset=preset, params=fields,
+                         canonical=json.dumps(data, sort_keys=True))
 
 
 # -- validation helpers --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ its training resumes from the last finished epoch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -33,10 +34,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OwnershipError, ReshapeError
 from ..io import process_alive, refuse_special
-from ..runs import RunDir
+from ..methods import Setting
+from ..runs import RunDir, TrainedRun, canonical, load_trained
+from ..spec import ArchSpec
 from ..train import TrainConfig
-from .objective import RUN_OF, Objective
-from .space import SearchSpace
+from .objective import RUN_OF, WARM_START, Objective, PipelineObjective
+from .space import PipelineSpace, SearchSpace
 
 #: Study attr holding what a resumed study must be run with again (space, data, budgets, ...).
 SETUP_ATTR = "reshape_setup"
@@ -256,18 +259,106 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
     """
     from ..data import splits
 
-    if trials < 1 or not budgets or min(budgets) < 1:
-        raise ReshapeError("$trials and every entry of $budgets must be positive")
+    _check_counts(trials, budgets)
     cfg = cfg.replace(dataset=data)
     setup = {"space": space.canonical, "data": data, "budgets": sorted(budgets), "macs": macs,
              "train": cfg.to_dict(), "limit": limit}
     directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
     study = open_study(open_storage(storage), study_name, setup, directions, sampler, cfg.seed)
+    objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
+                          Path(out), macs, log, progress, root)
+    return _work(study, study_name, setup, out, objective, trials, log)
+
+
+def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLike[str], budgets: Sequence[int],
+                    setting: Setting, trials: int, storage: str, study_name: str, out: str | os.PathLike[str],
+                    sampler: str = "tpe", warm_start: bool = False,
+                    log: Callable[[str], None] = print) -> optuna.Study:
+    """Run one worker of a pipeline study: every trial fits ``teacher`` to a budget with the
+    space's method and sampled params under ``setting`` (``PipelineObjective``). Bases the
+    trials share are trained once, in ``out/shared``.
+
+    With ``warm_start`` the network DeepReShape's rules synthesize for each budget enters the
+    study first (once, whoever starts it), so the search starts where O(1) design stops; a
+    space whose choices cannot express that network is refused before anything is written.
+    """
+    _check_counts(trials, budgets)
+    if not isinstance(teacher, TrainedRun):
+        teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
+    first = warm_start_trials(space, teacher.spec, setting.data, budgets) if warm_start else []
+    setup = {"space": space.canonical, "teacher": teacher.digest, "setting": canonical(setting.key),
+             "budgets": sorted(budgets), "warm_start": warm_start}
+    study = open_study(open_storage(storage), study_name, setup, ["maximize", "minimize"], sampler, setting.seed)
+    shared = dataclasses.replace(setting, shared=str(Path(out) / "shared"))
+    objective = PipelineObjective(space, sorted(budgets), teacher, shared, Path(out), log)
+    enqueue_once(study, first)
+    return _work(study, study_name, setup, out, objective, trials, log)
+
+
+def _check_counts(trials: int, budgets: Sequence[int]) -> None:
+    if trials < 1 or not budgets or min(budgets) < 1:
+        raise ReshapeError("$trials and every entry of $budgets must be positive")
+
+
+def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """Per budget, the synthesized network as the space's trial params (Optuna's labels), or a
+    one-line error naming the param whose choices cannot give it.
+
+    Shape params take the rules' choice; any other param its preset value, or the space's one
+    fixed value if that synthesizes the same network (a MAC cap that does not bind)."""
+    from ..methods import get_method
+    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, network_for, synthesized_shape
+
+    method = get_method(space.method)
+    base = method.params(space.preset)
+    if not isinstance(base, HybReNetParams):
+        raise ReshapeError(f"a warm start enqueues the network DeepReShape synthesizes; {space.method} does not "
+                           "synthesize one (use a space of hybrenet, hybrenet_snl or hybrenet_senet)")
+    rows = []
+    for budget in sorted(budgets):
+        what = f"the synthesized network for budget {budget:,}"
+        o1, _ = network_for(teacher, data, budget, base)
+        values = synthesized_shape(teacher, data, budget, base)
+        values.update({p.name: _value(p, _dotted(base, p.name)) for p in space.params if p.name not in SHAPE_FIELDS})
+        chosen = {p.name: values[p.name] for p in space.params}
+        if network_for(teacher, data, budget, method.params(space.preset, **chosen))[0] != o1:
+            changed = [p.name for p in space.params if p.name not in SHAPE_FIELDS
+                       and values[p.name] != _dotted(base, p.name)]
+            raise ReshapeError(f"the search space cannot express {what}: with its {', '.join(changed)} "
+                               f"{', '.join(str(values[n]) for n in changed)} the network differs; add the "
+                               "preset's value to the space, or drop the warm start")
+        labels = {p.name: p.label_of(values[p.name], what) for p in space.params}
+        rows.append({"budget": budget, **{p.name: labels[p.name] for p in space.params if len(p.choices) != 1}})
+    return rows
+
+
+def _value(param: Any, preset: Any) -> Any:
+    """The preset's value where the space offers it, else the space's one fixed value."""
+    wanted = list(preset) if isinstance(preset, tuple) else preset
+    return param.choices[0] if len(param.choices) == 1 and wanted not in param.choices else preset
+
+
+def _dotted(params: Any, name: str) -> Any:
+    for part in name.split("."):
+        params = getattr(params, part)
+    return params
+
+
+def enqueue_once(study: optuna.Study, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue each row's params as a warm-start trial unless the study already has one for its budget."""
+    have = {t.params.get("budget") for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WARM_START)}
+    for row in rows:
+        if row["budget"] not in have:
+            study.enqueue_trial(row, user_attrs={WARM_START: "synthesize"})
+
+
+def _work(study: optuna.Study, study_name: str, setup: dict[str, Any], out: str | os.PathLike[str],
+          objective: Callable[[optuna.Trial], tuple[float, ...]], trials: int,
+          log: Callable[[str], None]) -> optuna.Study:
+    """Own ``out`` for the study, then run this worker until the study holds ``trials`` trials."""
     # The trials' folder belongs to this study: another study's trial-NNNN would collide with its own.
     RunDir(out).claim("study", {"study": study_name, "setup": setup}, fresh="pick a new $out for this study",
                       lock=False)  # shared by the study's workers; each trial's folder is locked
-    objective = Objective(space, sorted(budgets), cfg, splits(data, root, limit, cfg.seed, test_limit=space.test_limit),
-                          Path(out), macs, log, progress, root)
     run_worker(study, objective, trials, lambda t: log(done_line(t)),
                lambda numbers: log(f"trials {numbers} were left running by a dead worker: failed and queued again"))
     return study
@@ -276,6 +367,8 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
 def done_line(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     top1 = f"top-1 {100 * attrs['top1']:.2f}%" if attrs.get("top1") is not None else "not trained"
+    if attrs.get("val_top1") is not None:
+        top1 += f" (val {100 * attrs['val_top1']:.2f}%)"
     fit = "within" if attrs["feasible"] else "OVER"
     return (f"trial {trial.number} done: {top1}  {attrs['relus']:,} ReLUs ({fit} budget "
             f"{attrs['budget']:,})  {attrs['macs']:,} MACs")
