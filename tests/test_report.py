@@ -166,7 +166,7 @@ def test_frontier_figure_with_published_panel(tmp_path):
     teacher = {"method": "teacher", "relus": 8000, "top1": 0.85}
     published = Published("cifar100", load_anchors("cifar100"), [Design("HRN-a", 25_000, 24_896, 39_000_000)])
     out = plot_frontier(rows, teacher, "t", tmp_path / "front.png", published=published,
-                        footer="machine x, 2026-01-01", baselines={"senet"})
+                        footer="machine x, 2026-01-01")
     two = plot_frontier(rows, teacher, "t", tmp_path / "two.png")
     assert out.read_bytes()[:4] == b"\x89PNG" and two.read_bytes()[:4] == b"\x89PNG"
     from PIL import Image
