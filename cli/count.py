@@ -1,11 +1,21 @@
 """``reshape count``: exact ReLU/MAC accounting and PI cost of one model."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._common import POSITIVE, cli_message, cost_table, echo_json, human, stdout_console, user_errors
 
 from reshape.tables import load as _load_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from reshape.accounting import Count, Priced
+    from reshape.cost import CostEstimate
+    from reshape.models import Resolved
 
 #: Presets whose geometry is fixed (an imagefolder's class count needs its files).
 DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classes"] is not None]
@@ -49,39 +59,29 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
       reshape count seresnet18 --input-size 32 --strict   # exit 1: SE gates multiply two activations
       reshape count vit_tiny_patch16_224 --dataset imagenet   # 0 ReLUs; GELUs and softmaxes listed
     """
-    from reshape.accounting import count
-    from reshape.cost import estimate
+    from reshape.accounting import count, price
     from reshape.errors import ReshapeError
 
     table = cost_table(protocol, costs)  # a wrong --protocol is exit 2 before any work
     resolved = resolve_model(model, dataset, input_size)
-    result = count(resolved.model, resolved.input_shape, convention)
-    if result.unsupported_ops:
-        ops = ", ".join(f"{op} x{n}" for op, n in result.unsupported_ops.items())
-        message = (f"{resolved.label} runs operators on its input that the accounting does not know "
-                   f"({ops}); they are counted as 0 (docs/accounting.md)")
-        if strict:
-            raise ReshapeError(message)
-        click.echo(f"warning: {message}", err=True)
-    if result.smooth:
-        click.echo(f"warning: {resolved.label} runs smooth nonlinearities ({_ops(result.smooth_ops)}); they are "
-                   f"not ReLUs and cost more than a comparison in every 2PC protocol: compare it with "
-                   f"ReLU networks by these counts, not by ReLUs alone (docs/accounting.md)", err=True)
-    total = estimate(result.relus, result.macs, result.nonlinear_depth, protocol, table, result.smooth_ops)
-    snl = _snl_convention(resolved.spec)
+    result = price(count(resolved.model, resolved.input_shape, convention), protocol, table, resolved.spec)
+    unknown, smooth = result.notes(resolved.label)
+    if unknown and strict:
+        raise ReshapeError(unknown)
+    for note in filter(None, (unknown, smooth)):
+        click.echo(f"warning: {note}", err=True)
     if as_json:
-        echo_json({
-            "model": resolved.label,
-            **result.to_dict(),
-            **snl,
-            "cost": total.to_dict(),
-            "spec": resolved.spec.to_dict() if resolved.spec else None,
-        })
+        echo_json({"model": resolved.label, **result.to_dict(),
+                   "spec": resolved.spec.to_dict() if resolved.spec else None})
         return
-    _print_tables(resolved.label, result, total, protocol, table, per_layer, snl)
+    console = stdout_console()
+    console.print(_stage_table(resolved.label, result, protocol))
+    _print_totals(console, result, protocol)
+    if per_layer:
+        console.print(_layer_table(result.count))
 
 
-def resolve_model(model: str, dataset: str | None, input_size: int | None):
+def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Resolved:
     """``reshape.runs.resolve`` for shape-only work; a preset the model cannot take is a usage
     error (exit 2) naming --dataset."""
     from reshape.models import PresetError
@@ -93,70 +93,63 @@ def resolve_model(model: str, dataset: str | None, input_size: int | None):
         raise click.BadParameter(cli_message(exc), param_hint="--dataset") from None
 
 
-def _snl_convention(spec) -> dict:
-    """SNL's published counts leave out the one ReLU layer its networks lack (the stem ReLU of
-    a ResNet, the final ReLU of a WRN); known for spec-built models only."""
-    from reshape.analytic import relus_snl, snl_omitted
-
-    if spec is None:
-        return {"relus_snl": None, "snl_omits": None}
-    return {"relus_snl": relus_snl(spec), "snl_omits": snl_omitted(spec)}
-
-
-def _ops(ops: dict[str, int]) -> str:
-    return ", ".join(f"{op} {n:,}" for op, n in ops.items())
-
-
-def _print_tables(label, result, total, protocol, table, per_layer, snl) -> None:
+def _stage_table(label: str, result: Priced, protocol: str) -> Table:
+    """Per stage and in total: every cost class this network has (ReLUs always), MACs, params, cost."""
     from rich.table import Table
 
-    from reshape.cost import estimate
-
-    console = stdout_console()
-    # the classes this network has: ReLUs always, the others where non-zero
+    counted = result.count
     classes = [("ReLUs", "relus"), *((name, attr) for name, attr in (("comparisons", "comparisons"),
-                                                                    ("smooth", "smooth"))
-                                     if getattr(result, attr))]
-    t = Table(title=f"{label}  input {'x'.join(map(str, result.input_shape))}  convention {result.convention}",
+                                                                    ("smooth", "smooth")) if getattr(counted, attr))]
+    t = Table(title=f"{label}  input {'x'.join(map(str, counted.input_shape))}  convention {counted.convention}",
               title_justify="left")
     for col in ("stage", *(name for name, _ in classes), "% ReLUs", "MACs", "% MACs", "params",
                 f"{protocol} online", f"{protocol} comm"):
         t.add_column(col, justify="left" if col == "stage" else "right")
-    for s in result.stages:
-        t.add_row(s.name, *(f"{getattr(s, attr):,}" for _, attr in classes), _pct(s.relus, result.relus),
-                  human(s.macs), _pct(s.macs, result.macs), human(s.params),
-                  *_cost_cells(estimate(s.relus, s.macs, 0, protocol, table, s.smooth_ops, network=False)))
-    t.add_row("total", *(f"{getattr(result, attr):,}" for _, attr in classes), "100%", human(result.macs), "100%",
-              human(result.params), *_cost_cells(total), style="bold")
-    console.print(t)
-    others = "".join(f"{name} {getattr(result, attr):,}  " for name, attr in classes[1:])
-    console.print(f"ReLUs {result.relus:,} ({_stem_note(result)})  {others}MACs {result.macs:,}  "
-                  f"params {result.params:,}  nonlinear depth {result.nonlinear_depth}  "
-                  f"(convention {result.convention})", highlight=False)
-    if result.smooth_ops:
-        console.print(f"smooth by op: {_ops(result.smooth_ops)}", highlight=False)
-    if snl["relus_snl"] is not None:
-        console.print(f"SNL's convention: {snl['relus_snl']:,} ReLUs (its networks have no "
-                      f"{snl['snl_omits']} layer)")
+    for s, cost in zip(counted.stages, result.stage_costs):
+        t.add_row(s.name, *(f"{getattr(s, attr):,}" for _, attr in classes), _pct(s.relus, counted.relus),
+                  human(s.macs), _pct(s.macs, counted.macs), human(s.params), *_cost_cells(cost))
+    t.add_row("total", *(f"{getattr(counted, attr):,}" for _, attr in classes), "100%", human(counted.macs), "100%",
+              human(counted.params), *_cost_cells(result.cost), style="bold")
+    return t
+
+
+def _print_totals(console: Console, result: Priced, protocol: str) -> None:
+    """The headline counts, SNL's convention where known, and the network's PI estimate."""
+    from reshape.accounting import ops_text
+
+    counted, total = result.count, result.cost
+    others = "".join(f"{name} {getattr(counted, name):,}  " for name in ("comparisons", "smooth")
+                     if getattr(counted, name))
+    console.print(f"ReLUs {counted.relus:,} ({_stem_note(counted)})  {others}MACs {counted.macs:,}  "
+                  f"params {counted.params:,}  nonlinear depth {counted.nonlinear_depth}  "
+                  f"(convention {counted.convention})", highlight=False)
+    if counted.smooth_ops:
+        console.print(f"smooth by op: {ops_text(counted.smooth_ops)}", highlight=False)
+    if result.relus_snl is not None:
+        console.print(f"SNL's convention: {result.relus_snl:,} ReLUs (its networks have no "
+                      f"{result.snl_omits} layer)")
     if total.unpriced:
         console.print(f"{protocol} estimate: none: the {protocol} profile has no cost for "
                       f"{', '.join(total.unpriced)} (docs/accounting.md; give one with --costs)", highlight=False)
     else:
-        console.print(
-            f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
-            f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline"
-        )
-    if per_layer:
-        lt = Table(title=f"layers  convention {result.convention}", title_justify="left")
-        for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "smooth", "MACs"):
-            lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
-        for layer in result.layers:
-            lt.add_row(layer.name or "(model forward)", layer.stage, layer.kind, "x".join(map(str, layer.shape)),
-                       f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.smooth:,}", f"{layer.macs:,}")
-        console.print(lt)
+        console.print(f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
+                      f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline")
 
 
-def _stem_note(result) -> str:
+def _layer_table(counted: Count) -> Table:
+    """Every ReLU, max-pool and linear layer (--per-layer)."""
+    from rich.table import Table
+
+    lt = Table(title=f"layers  convention {counted.convention}", title_justify="left")
+    for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "smooth", "MACs"):
+        lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
+    for layer in counted.layers:
+        lt.add_row(layer.name or "(model forward)", layer.stage, layer.kind, "x".join(map(str, layer.shape)),
+                   f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.smooth:,}", f"{layer.macs:,}")
+    return lt
+
+
+def _stem_note(result: Count) -> str:
     """What the headline ReLU count holds at the stem (SNL's convention is its own line)."""
     if result.stem_relus is None:
         return f"no stem split: {result.stage_split_reason}"
@@ -165,7 +158,7 @@ def _stem_note(result) -> str:
     return f"stem ReLU included; {result.relus_without_stem:,} without it"
 
 
-def _cost_cells(c) -> tuple[str, str]:
+def _cost_cells(c: CostEstimate) -> tuple[str, str]:
     if c.unpriced:
         return "no estimate", "no estimate"
     return f"{c.online_s:.2f}s", human(c.total_bytes) + "B"

@@ -1,10 +1,15 @@
 """``reshape graph``: the residual blocks of a model with their ReLUs and MACs."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._common import POSITIVE, echo_json, human, user_errors
 from .count import DATASETS, resolve_model
+
+if TYPE_CHECKING:
+    from reshape.graph import ModelGraph
 
 
 @click.command("graph")
@@ -39,7 +44,7 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     from pathlib import Path
 
     from reshape.errors import ReshapeError
-    from reshape.graph import predicted_macs, trace
+    from reshape.graph import block_costs, trace
     from reshape.runs import GRAPH_FILE, load_rewritten
 
     if Path(model, GRAPH_FILE).is_file():
@@ -49,10 +54,8 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
         _, mg = load_rewritten(model)
     else:
         resolved = resolve_model(model, dataset, input_size)
-        _check_leaves(model, resolved.model, leaves)
         mg = trace(resolved.model, resolved.input_shape, leaves)
-    blocks = [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
-               "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]
+    blocks = block_costs(mg)
     if as_json:
         echo_json({"model": model, "input_shape": list(mg.input_shape),
                    "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
@@ -60,21 +63,7 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     _print_table(model, mg.input_shape, mg, blocks)
 
 
-def _check_leaves(label: str, model, leaves: tuple[str, ...]) -> None:
-    """A --leaf naming no module of the model would be silently ignored by the tracer: refuse it."""
-    import difflib
-
-    from reshape.errors import ReshapeError
-
-    names = [name for name, _ in model.named_modules() if name]
-    for leaf in leaves:
-        if leaf not in names:
-            close = difflib.get_close_matches(leaf, names, n=3)
-            hint = f" (close matches: {', '.join(close)})" if close else " (module names look like layer1.0.conv1)"
-            raise ReshapeError(f"--leaf {leaf}: {label} has no module '{leaf}'{hint}")
-
-
-def _print_table(label: str, input_shape: tuple[int, ...], mg, blocks: list[dict]) -> None:
+def _print_table(label: str, input_shape: tuple[int, ...], mg: ModelGraph, blocks: list[dict]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table

@@ -1,9 +1,14 @@
 """``reshape pareto``: our results against ReLU count, with fronts and published anchors."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._common import OutPath, echo_json, stdout_console, user_errors
+
+if TYPE_CHECKING:
+    from reshape.report import Point
 
 
 @click.command("pareto")
@@ -45,41 +50,26 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     from rich.console import Console
     from rich.progress import Progress
 
-    from reshape.report import Point, load_anchors, mark_fronts
-    from reshape.report.plot import FORMATS, plot_front
-    from reshape.report.sources import read_source
-    from reshape.runs import file_target
+    from reshape.report.fronts import UNITS, fronts
+    from reshape.report.plot import FORMATS
 
     if out and not out.lower().endswith(FORMATS):
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
-    measured = x_axis != "relus"
-    if measured and (with_anchors or methods):
-        raise click.UsageError("published results have no measured cost: drop --anchors/--methods "
-                               "or use --x relus")
-    if out:
-        file_target(out)
-    wanted = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    anchors = load_anchors(dataset, wanted) if with_anchors or wanted else []
-    points = []
+    if x_axis in UNITS and (with_anchors or methods):
+        raise click.UsageError("published results have no measured cost: drop --anchors/--methods or use --x relus")
     err = Console(stderr=True)
     with Progress(transient=True, console=err, disable=not err.is_terminal) as progress:
         task = progress.add_task("reading sources", total=len(sources))
-        for source in sources:
-            points += read_source(source, dataset, x_axis, protocol)
-            progress.advance(task)
-    published = [Point(a.label, a.relus, a.top1, a.source, ours=False) for a in anchors if a.top1 is not None]
-    points = mark_fronts(points + published)
-    unit = {"measured-bytes": "bytes", "measured-seconds": "s"}.get(x_axis)
-    if out:
-        plot_front(points, anchors, dataset, out,
-                   xlabel=f"measured online {unit} per image, SPU {protocol} (log scale)" if measured else None)
+        points = fronts(sources, dataset, anchors=with_anchors, out=out, x=x_axis, protocol=protocol,
+                        methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
+                        on_source=lambda _: progress.advance(task))
     if as_json:
         echo_json([p.to_dict() for p in points])
         return
-    _print_table(points, dataset, out, unit)
+    _print_table(points, dataset, out, UNITS.get(x_axis))
 
 
-def _print_table(points, dataset: str, out: str | None, unit: str | None = None) -> None:
+def _print_table(points: list[Point], dataset: str, out: str | None, unit: str | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"{dataset}: top-1 against {f'measured {unit}' if unit else 'ReLUs'}",

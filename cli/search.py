@@ -1,10 +1,15 @@
 """``reshape search``: Optuna multi-objective search over a declarative space, resumable and shared."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from ._common import AmountList, Dataset, OutPath, echo_json, stdout_console, user_errors
+from ._common import AmountList, Dataset, OutPath, echo_json, human, stdout_console, user_errors
 from ._training import pop_training, train_config, training_options
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @click.command("search")
@@ -59,24 +64,18 @@ def command(space: str, data: str, root: str | None, budgets: list[int], trials:
     optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
     shared = pop_training(opts)
     space_ = load_space(space)
-    epochs = shared["epochs"] or space_.epochs
-    limit = shared["limit"] if shared["limit"] is not None else space_.limit
-    cfg = train_config({**shared, "epochs": epochs}, dataset=data)
+    epochs, limit = space_.proxy(shared.pop("epochs"), shared.pop("limit"))
     progress = Console(stderr=True)
-    study = search(space_, data, budgets, trials, storage, study_name, out, cfg, limit=limit, macs=macs,
-                   sampler=sampler, root=root, log=lambda line: progress.print(line, highlight=False))
+    study = search(space_, data, budgets, trials, storage, study_name, out,
+                   train_config(shared, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
+                   root=root, log=lambda line: progress.print(line, highlight=False))
     rows = [trial_record(t) for t in completed(study)]
-    if as_json:
-        echo_json(rows)
-    else:
-        stdout_console().print(_table(rows, study_name))
+    echo_json(rows) if as_json else stdout_console().print(_table(rows, study_name))
 
 
-def _table(rows: list[dict], study_name: str):
+def _table(rows: list[dict], study_name: str) -> Table:
     """The completed trials, best top-1 first."""
     from rich.table import Table
-
-    from ._common import human
 
     table = Table(title=f"study {study_name}: {len(rows)} complete trials")
     for column in ("trial", "budget", "ReLUs", "MACs", "top-1", "feasible", "params"):

@@ -1,8 +1,7 @@
 """``reshape synthesize``: a HybReNet spec for a ReLU budget, with the reasons for its shape."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,8 +9,11 @@ from ._common import (Amount, AmountList, check_out, cost_table, echo_json, huma
                       user_errors)
 from .count import DATASETS
 
-#: The sweep's table, beside one spec per budget.
-SUMMARY = "summary.json"
+if TYPE_CHECKING:
+    from reshape.synthesis import Sweep, Synthesized
+
+#: A refused sweep names its params as these options.
+_LABELS = {"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"}
 
 
 def _ranking(text: str | None, path: str | None) -> list[int] | None:
@@ -81,78 +83,26 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
         raise click.UsageError("give --criticality or --criticality-file, not both")
     if out is not None:
         check_out(out, directory=sweep is not None)
-    costs = cost_table(protocol)
-    from reshape.io import write_json
-    from reshape.runs import RunDir, file_target, writes
-    from reshape.spec import save_spec
+    from reshape.synthesis import design, sweep as sweep_to
 
-    ranking = _ranking(criticality, criticality_file)
-    base: Any = backbone
-    if width is not None:
-        from reshape.models import spec_for
-
-        base = spec_for(backbone, dataset, width)
-    budgets = sweep if sweep is not None else [relus]
-    if sweep is None and out:
-        file_target(out)
-    results = [_synthesize(base, dataset, b, macs, ranking, round_to, protocol, costs, len(budgets) > 1)
-               for b in budgets]
+    shared = dict(costs=cost_table(protocol), ranking=_ranking(criticality, criticality_file), width=width,
+                  macs=macs, round_to=round_to, protocol=protocol)  # a wrong --protocol first: exit 2
     if sweep is None:
-        if out:
-            save_spec(results[0]["spec"], out)
-        _report_one(results[0], out, as_json)
+        _report_one(design(backbone, dataset, relus, out=out, **shared), out, as_json)
         return
-    # The sweep folder is owned: another sweep's specs are never mixed in or partly overwritten.
-    sweep_dir = RunDir(out)
-    writes("synthesize", SUMMARY, "*-*-*.json")  # what --force may delete: the specs and their summary
-    name_params({"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"})
-    sweep_dir.claim("synthesize", {"backbone": backbone, "dataset": dataset, "budgets": budgets, "macs": macs,
-                                   "ranking": ranking, "round_to": round_to, "protocol": protocol},
-                    force=force, inputs=[criticality_file] if criticality_file else [])
-    rows = []
-    for result in results:
-        path = Path(out) / f"{backbone}-{dataset}-{result['explanation'].budget}.json"
-        save_spec(result["spec"], path)
-        rows.append(_summary_row(result, path))
-    write_json(Path(out) / SUMMARY, rows)
-    sweep_dir.finish({"specs": [row["spec"] for row in rows]})
-    echo_json(rows) if as_json else _print_sweep(rows, Path(out))
+    name_params(_LABELS)
+    done = sweep_to(out, backbone, dataset, sweep, force=force,
+                    inputs=[criticality_file] if criticality_file else [], **shared)
+    echo_json(done.rows) if as_json else _print_sweep(done)
 
 
-def _synthesize(backbone: Any, dataset: str, budget: int, macs: int | None,
-                ranking: list[int] | None, round_to: int, protocol: str,
-                costs: dict[str, dict[str, Any]], name_budget: bool) -> dict[str, Any]:
-    from reshape.cost import estimate
-    from reshape.accounting import count_spec
-    from reshape.deepreshape import synthesize
-    from reshape.errors import ReshapeError
-
-    try:
-        spec, why = synthesize(backbone, dataset, budget, macs, ranking, round_to)
-    except ReshapeError as exc:  # in a sweep, say which budget failed
-        raise ReshapeError(f"budget {budget:,}: {exc}" if name_budget else str(exc)) from None
-    counted = count_spec(spec)
-    cost = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol, costs)
-    return {"spec": spec, "explanation": why, "count": counted, "cost": cost}
-
-
-def _summary_row(result: dict[str, Any], path: Path) -> dict[str, Any]:
-    spec, why, counted = result["spec"], result["explanation"], result["count"]
-    return {"budget": why.budget, "spec": path.name, "shape": spec.name, "regime": why.regime,
-            "widths": list(spec.widths), "relus": counted.relus, "ratio": counted.relus / why.budget,
-            "macs": counted.macs, "params": counted.params,
-            f"{result['cost'].protocol}_online_s": result["cost"].online_s}
-
-
-def _report_one(result: dict[str, Any], out: str | None, as_json: bool) -> None:
-    spec, why, counted, cost = result["spec"], result["explanation"], result["count"], result["cost"]
+def _report_one(result: Synthesized, out: str | None, as_json: bool) -> None:
     if as_json:
-        counts = {k: v for k, v in counted.to_dict().items() if k != "layers"}
-        echo_json({"spec": spec.to_dict(), "explanation": why.to_dict(), "count": counts,
-                   "cost": cost.to_dict(), "out": out})
+        echo_json({**result.to_dict(), "out": out})
         return
     from rich.table import Table
 
+    spec, why, counted, cost = result.spec, result.explanation, result.count, result.cost
     console = stdout_console()
     t = Table(title=f"{spec.name}  ({spec.block} blocks, {spec.stem.kind} stem, "
                     f"input {spec.in_chans}x{spec.input_size}x{spec.input_size})  convention {counted.convention}",
@@ -179,16 +129,17 @@ def _report_one(result: dict[str, Any], out: str | None, as_json: bool) -> None:
         console.print(f"wrote {out}")
 
 
-def _print_sweep(rows: list[dict[str, Any]], out: Path) -> None:
+def _print_sweep(done: Sweep) -> None:
     from rich.table import Table
 
     from reshape.accounting import DEFAULT_CONVENTION
+    from reshape.synthesis import SUMMARY_FILE
 
-    t = Table(title=f"sweep -> {out}/ (summary.json)  convention {DEFAULT_CONVENTION}", title_justify="left")
+    t = Table(title=f"sweep -> {done.out}/ ({SUMMARY_FILE})  convention {DEFAULT_CONVENTION}", title_justify="left")
     for col in ("budget", "shape", "widths", "ReLUs", "ReLUs/B", "MACs", "online"):
         t.add_column(col, justify="left" if col in ("shape", "widths") else "right",
                      overflow="fold")
-    for r in rows:
+    for r in done.rows:
         online = next(v for k, v in r.items() if k.endswith("_online_s"))
         t.add_row(f"{r['budget']:,}", r["shape"], "/".join(map(str, r["widths"])),
                   f"{r['relus']:,}", f"{r['ratio']:.4f}", human(r["macs"]), f"{online:.2f}s")

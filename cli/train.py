@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
 from ._training import train_config, training_options
+
+if TYPE_CHECKING:
+    from reshape.train import FitResult
 
 
 @click.command("train")
@@ -50,43 +53,35 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
       reshape train spec.json --data cifar100 --teacher runs/r18 --out runs/student
       reshape eval runs/fm16
     """
-    from reshape.data import splits
-    from reshape.models import geometry_change, require_memory, spec_for
-    from reshape.runs import load_trained
-    from reshape.train import TrainingInterrupted, fit, is_main, load_teacher, shutdown
+    from reshape.train import TrainingInterrupted, is_main, shutdown, train_model
 
-    cfg = train_config(opts, dataset=data)
-    spec = spec_for(model_or_spec, data, width, retarget=retarget)
-    change = geometry_change(model_or_spec, data) if retarget else None
-    if change:
-        click.echo(f"retargeted: {change}", err=True)
-    require_memory(spec)  # before --out is claimed: a spec too large to build leaves nothing behind
-    teacher_run = None
-    if teacher:
-        teacher_run = load_trained(teacher, what=f"teacher {teacher}", check=False)
-        load_teacher(teacher_run, spec, data)  # another dataset or geometry fails before --out is touched
     name_params(_option_labels())
     try:
-        result = fit(out, spec, cfg, splits(data, root, opts["limit"], cfg.seed, download, val=opts["val"]),
-                     teacher=teacher_run, parent=teacher, force=force,
-                     inputs=[model_or_spec] if Path(model_or_spec).is_file() else [])
-        if not is_main():
-            return
-        metrics = result.metrics
-        if as_json:
-            echo_json(metrics)
-        else:
-            click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
-                       f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
-        if result.cached:
-            click.echo(f"{out} was already trained with these settings: read back, nothing trained "
-                       "(--force trains it again)", err=True)
+        result = train_model(model_or_spec, data, out, train_config(opts, dataset=data), root=root,
+                             limit=opts["limit"], val=opts["val"], download=download, width=width, teacher=teacher,
+                             retarget=retarget, force=force,
+                             log=lambda line: click.echo(line, err=True))
+        if is_main():
+            _report(out, result, as_json)
     except TrainingInterrupted as exc:
         if is_main():
             click.echo(str(exc), err=True)
         sys.exit(130)
     finally:
         shutdown()
+
+
+def _report(out: str, result: FitResult, as_json: bool) -> None:
+    """The last epoch's metrics, and whether they were read back rather than trained."""
+    metrics = result.metrics
+    if as_json:
+        echo_json(metrics)
+    else:
+        click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
+                   f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
+    if result.cached:
+        click.echo(f"{out} was already trained with these settings: read back, nothing trained "
+                   "(--force trains it again)", err=True)
 
 
 def _option_labels() -> dict[str, str]:

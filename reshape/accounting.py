@@ -42,6 +42,8 @@ from torch.utils.flop_counter import flop_registry
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ._probe import InputShape, input_shapes, meta_forward
+from .analytic import relus_snl, snl_omitted
+from .cost import CostEstimate, estimate
 
 if TYPE_CHECKING:
     from .spec import ArchSpec
@@ -480,6 +482,54 @@ def count_spec(spec: ArchSpec) -> Count:
     from .models import build_for_count
 
     return count(build_for_count(spec), spec.input_shape)
+
+
+def ops_text(ops: dict[str, int]) -> str:
+    """Ops and their counts as one phrase: ``gelu 1,024, softmax 64``."""
+    return ", ".join(f"{op} {n:,}" for op, n in ops.items())
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A count with its PI cost under one protocol, in total and per stage (a stage pays no
+    per-network constants), and, for a spec-built model, SNL's count: its networks lack one
+    ReLU layer (``snl_omits``), which its published counts leave out (None otherwise)."""
+
+    count: Count
+    cost: CostEstimate
+    stage_costs: tuple[CostEstimate, ...]
+    relus_snl: int | None = None
+    snl_omits: str | None = None
+
+    def notes(self, label: str) -> tuple[str | None, str | None]:
+        """What a reader of the count of ``label`` must be told, or None: the operators the
+        accounting does not know (counted as 0), and the smooth nonlinearities it runs."""
+        unknown = smooth = None
+        if self.count.unsupported_ops:
+            ops = ", ".join(f"{op} x{n}" for op, n in self.count.unsupported_ops.items())
+            unknown = (f"{label} runs operators on its input that the accounting does not know ({ops}); "
+                       "they are counted as 0 (docs/accounting.md)")
+        if self.count.smooth:
+            smooth = (f"{label} runs smooth nonlinearities ({ops_text(self.count.smooth_ops)}); they are not ReLUs "
+                      "and cost more than a comparison in every 2PC protocol: compare it with ReLU networks by "
+                      "these counts, not by ReLUs alone (docs/accounting.md)")
+        return unknown, smooth
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.count.to_dict(), "relus_snl": self.relus_snl, "snl_omits": self.snl_omits,
+                "cost": self.cost.to_dict()}
+
+
+def price(counted: Count, protocol: str = "delphi", costs: dict[str, dict[str, Any]] | None = None,
+          spec: ArchSpec | None = None) -> Priced:
+    """``counted`` priced under ``protocol`` (``costs``: the PI cost table, default the shipped
+    one with the measured profiles); ``spec``, when the model was built from one, adds SNL's count."""
+    total = estimate(counted.relus, counted.macs, counted.nonlinear_depth, protocol, costs, counted.smooth_ops)
+    stages = tuple(estimate(s.relus, s.macs, 0, protocol, costs, s.smooth_ops, network=False)
+                   for s in counted.stages)
+    if spec is None:
+        return Priced(counted, total, stages)
+    return Priced(counted, total, stages, relus_snl(spec), snl_omitted(spec))
 
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",

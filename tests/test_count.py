@@ -276,6 +276,28 @@ def test_unknown_ops_on_the_input_are_reported_not_zero():
     assert (c.relus, c.unsupported_ops) == (0, {})
 
 
+def test_price_adds_the_cost_per_stage_snls_count_and_the_notes(resnet18_cifar_spec):
+    """``reshape.accounting.price``: what `reshape count` prints, as one library call."""
+    from reshape.accounting import price
+    from reshape.cost import estimate
+
+    c = count(build(resnet18_cifar_spec), (3, 32, 32))
+    priced = price(c, "delphi", spec=resnet18_cifar_spec)
+    assert priced.cost == estimate(c.relus, c.macs, c.nonlinear_depth, "delphi")
+    stem = c.stage("stem")
+    assert priced.stage_costs[0] == estimate(stem.relus, stem.macs, 0, "delphi", network=False)
+    assert priced.stage_costs[0].online_s < priced.cost.online_s  # a stage pays no per-network constants
+    assert (priced.relus_snl, priced.snl_omits) == (491_520, "act1")  # SNL's networks have no stem ReLU
+    assert priced.notes("r18") == (None, None)
+    assert price(c).relus_snl is None  # no spec, no SNL count
+    data = priced.to_dict()
+    assert data["relus"] == 557_056 and data["relus_snl"] == 491_520 and data["cost"] == priced.cost.to_dict()
+    odd = price(count(Apply(lambda m, x: torch.sin(x) + F.gelu(x)), (2, 4, 4)))
+    unknown, smooth = odd.notes("odd")
+    assert unknown.startswith("odd runs operators") and "aten.sin x1" in unknown and "counted as 0" in unknown
+    assert smooth.startswith("odd runs smooth nonlinearities (gelu 32)")
+
+
 def test_activation_modules_agree_with_forward_hooks():
     """Peer check: the output sizes of the activation modules, read with forward hooks."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU6(inplace=True), nn.Conv2d(4, 4, 3),

@@ -327,6 +327,42 @@ def test_cli_sweep_writes_one_spec_per_budget_and_a_summary(tmp_path):
         assert total_relus(spec) == row["relus"] and 0.98 <= row["ratio"] <= 1
 
 
+def test_design_counts_prices_and_saves_what_the_rule_makes(tmp_path):
+    """``reshape.synthesis.design``: one budget's spec with its exact count and cost, saved to ``out``."""
+    from reshape.cost import estimate
+    from reshape.synthesis import design
+
+    made = design("resnet18", "cifar100", 180_000, out=tmp_path / "hrn.json")
+    spec, why = synthesize("resnet18", "cifar100", 180_000)
+    assert made.spec == spec == ArchSpec.from_json((tmp_path / "hrn.json").read_text())
+    assert made.explanation == why and made.budget == 180_000
+    assert made.count.relus == measured(spec).relus == 179_968
+    assert made.cost == estimate(made.count.relus, made.count.macs, made.count.nonlinear_depth, "delphi")
+    assert set(made.to_dict()) == {"spec", "explanation", "count", "cost"} and "layers" not in made.to_dict()["count"]
+    narrow = design("resnet18", "fashion-mnist-mini", 10_854, width=8, ranking=[1, 4, 2, 3])
+    assert narrow.spec == synthesize(spec_for("resnet18", "fashion-mnist-mini", 8), "fashion-mnist-mini", 10_854,
+                                     criticality=[1, 4, 2, 3])[0]
+
+
+def test_sweep_returns_its_designs_and_writes_them_with_a_summary(tmp_path):
+    from reshape.synthesis import SUMMARY_FILE, sweep
+
+    done = sweep(tmp_path / "s", "resnet18", "cifar100", [25_000, 50_000])
+    assert [d.budget for d in done.designs] == [25_000, 50_000]
+    assert [f.name for f in done.files] == ["resnet18-cifar100-25000.json", "resnet18-cifar100-50000.json"]
+    assert json.loads((tmp_path / "s" / SUMMARY_FILE).read_text()) == done.rows
+    for d, f in zip(done.designs, done.files):
+        assert ArchSpec.from_json(f.read_text()) == d.spec and d.count.relus <= d.budget
+    # a budget that cannot be met names itself, and nothing is claimed or written
+    with pytest.raises(ReshapeError, match="budget 5,000: .*smallest network"):
+        sweep(tmp_path / "t", "resnet18", "cifar100", [5_000, 50_000])
+    assert not (tmp_path / "t").exists()
+    # the width is part of what a sweep folder holds: another width is refused, not mixed in
+    sweep(tmp_path / "w", "resnet18", "cifar100", [25_000], width=32)
+    with pytest.raises(ReshapeError, match="width"):
+        sweep(tmp_path / "w", "resnet18", "cifar100", [25_000])
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["--relus", "5k"], 1, "smallest network of its family"),
     ([], 2, "exactly one of --relus"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from reshape.frontier import FrontierPlan
 from reshape.cli import cli
-from reshape.cli.demo import BASELINES, METHODS, OURS
+from reshape.demo import HYBRENETS, METHODS, run_demo
 from reshape.accounting import count, count_spec
 from reshape.runs import load_run
 from reshape.spec import load_spec
@@ -80,6 +81,30 @@ def test_a_finished_demo_reruns_without_training_or_exporting(demo, monkeypatch)
     assert "read back" in third.output
 
 
+def test_run_demo_returns_what_it_left_and_reads_it_all_back(demo):
+    """The library call behind `reshape demo`: a finished folder is read back, and the result
+    names the files and carries the frontier and the CIFAR-100 designs themselves."""
+    out, _, results, summary = demo
+    said: list[str] = []
+    done = run_demo(out, quick=True, say=said.append)
+    assert (done.summary, done.figure, done.export) == (out / "summary.md", out / "front.png", out / "export")
+    assert done.frontier.cached and [r["relus"] for r in done.frontier.rows] == [r["relus"] for r in results["rows"]]
+    assert done.designs.rows == json.loads((out / "cifar100" / "summary.json").read_text())
+    assert any(line.startswith("$ reshape train resnet18") for line in said)
+    assert any("up to date" in line and "(read back)" in line for line in said)
+    assert _untimed(done.summary.read_text()) == _untimed(summary)
+
+
+def test_the_summarys_teacher_command_reads_the_demos_teacher_back(demo):
+    """The demo trains its teacher through the library; the `reshape train` line it prints is the
+    same training (same fingerprint), so typing it reads the teacher back."""
+    out, _, _, summary = demo
+    line = next(x for x in summary.splitlines() if x.startswith("$ reshape train "))
+    res = CliRunner().invoke(cli, shlex.split(line)[2:])
+    assert res.exit_code == 0, res.output
+    assert "read back, nothing trained" in res.output
+
+
 def test_a_demo_of_other_settings_is_refused_naming_force(demo):
     """The full demo into the quick demo's folder: refused before anything trains (the demo
     folder's claim names what differs), with the way out."""
@@ -115,7 +140,7 @@ def test_every_method_at_both_budgets_with_exact_counts(demo):
 
 def test_the_full_demos_claim_budget_builds_a_5x5x3x_base():
     """Issue 22: one budget >= 30% so DeepReShape builds a 5x5x3x network (spec only)."""
-    from reshape.cli.demo import MODES
+    from reshape.demo import MODES
     from reshape.methods import get_method
     from reshape.methods.hybrenet import base_spec
     from reshape.models import spec_for
@@ -129,7 +154,7 @@ def test_the_full_demos_claim_budget_builds_a_5x5x3x_base():
 
 def test_the_best_hybrenet_is_exported_and_checked(demo):
     out, _, results, _ = demo
-    ours = [r for r in results["rows"] if r["method"] in OURS and r["reachable"]]
+    ours = [r for r in results["rows"] if r["method"] in HYBRENETS and r["reachable"]]
     best = max(ours, key=lambda r: (r["top1"], -r["relus"]))
     record = json.loads((out / "export" / "export.json").read_text())
     best_run = (out / "frontier" / best["run"]).resolve()  # results.json: relative to the frontier
@@ -160,10 +185,10 @@ def test_summary_opens_with_the_best_network_per_budget(demo):
         ranked = sorted((r for r in results["rows"] if r["budget"] == budget and r["reachable"]),
                         key=lambda r: (-r["top1"], r["relus"]))
         best, runner = ranked[0], ranked[1]
-        role = "ours" if best["method"] in OURS else "baseline"
-        assert best["method"] in OURS + BASELINES
+        assert best["method"] in METHODS
         line = next(x for x in answer.splitlines() if f"({budget:,})" in x)
-        assert f"**{best['method']}** ({role}), {100 * best['top1']:.2f}%" in line
+        # each method named by its registry family (SENet is "ours" there), never relabelled
+        assert f"**{best['method']}** ({best['family']}), {100 * best['top1']:.2f}%" in line
         assert f"next {runner['method']}" in line
     # the pairs, each a paired difference with the binomial standard error of one seed
     by = {(r["method"], r["budget"]): r["top1"] for r in results["rows"] if r["reachable"]}

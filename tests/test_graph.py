@@ -14,7 +14,7 @@ from reshape.cli import cli
 from reshape.accounting import count
 from reshape.errors import ReshapeError
 from reshape.runs import load_rewritten, save_rewritten
-from reshape.graph import (Step, block_inputs, fold_batchnorms, linearize,
+from reshape.graph import (Step, block_costs, block_inputs, fold_batchnorms, linearize,
                            max_relative_error, merge_block, merge_blocks, merge_chain, predicted_macs,
                            remove_activation, replay, trace)
 from reshape.graph.conv import compact, compose, fold_bn, fold_shortcut, to_padding_exact
@@ -255,6 +255,23 @@ def test_untraceable_module_names_the_module_and_the_leaf_option():
     mg = trace(model, (1, 8, 8), leaf_modules=["1"])
     assert mg.graph.nodes["_1"]["module_type"] == "_DataDependent"
     assert mg.graph.nodes["_1"]["shape"] == (2, 6, 6)
+
+
+def test_a_leaf_that_names_no_module_is_refused_with_close_matches():
+    """The tracer would ignore it silently; `reshape graph --leaf` reaches this check too."""
+    model = create("resnet18_cifar", num_classes=10)
+    with pytest.raises(ReshapeError, match=r"leaf module 'layer1\.0\.cnv1'.*close matches: layer1\.0\.conv1"):
+        trace(model, (3, 32, 32), ["layer1.0.cnv1"])
+    assert trace(model, (3, 32, 32), ["layer1.0.conv1", nn.Conv2d]).relus == 557_056  # names and types both
+
+
+def test_block_costs_adds_the_merged_macs_to_every_block():
+    mg = trace(create("resnet18_cifar", num_classes=10), (3, 32, 32))
+    rows = block_costs(mg)
+    assert [r["name"] for r in rows] == [b.name for b in mg.blocks]
+    assert [r["relus"] for r in rows] == [b.relus for b in mg.blocks]
+    assert (rows[0]["macs_exact_merge"], rows[0]["macs_compact_merge"]) == (104_857_600, 37_748_736)
+    assert rows[2]["macs_exact_merge"] == predicted_macs(mg, "layer2.0", "exact") == 102_760_448
 
 
 def test_cli_graph_json():

@@ -44,6 +44,8 @@ OPTION = re.compile(r"--[a-z][a-z-]+")
 EXEMPT = {
     "reshape/pi_backend/spu_run.py": "a standalone script for the backend environment with its own argparse "
                                      "options; no reshape module imports it",
+    "reshape/demo.py": "writes summary.md and the export README, whose commands reproduce each step: text for "
+                       "a person to run, never advice in an error",
     "reshape/frontier/_options.py": "frontier_command writes the `reshape frontier` command line that reproduces "
                                     "a frontier (results.json, the demo's summary.md): text for a person to run, "
                                     "never advice in an error",

@@ -123,6 +123,24 @@ def _row(method, label, top1, relus, family="ours", reachable=True, passes=1000)
             "seed": 0, "run": f"{method}/{label}", "within_budget": True, "compute": {"image_passes": passes}}
 
 
+def test_fronts_reads_sources_adds_anchors_and_plots(tmp_path):
+    """``reshape.report.fronts.fronts``: `reshape pareto` as one library call."""
+    from reshape.report.fronts import fronts
+
+    results = tmp_path / "r.csv"
+    results.write_text("method,relus,top1\nhrn,50000,74.1\nhrn,60000,73.0\nsnl,40000,70.0\n")
+    seen = []
+    points = fronts([str(results)], "cifar100", methods=["snl"], out=tmp_path / "front.png", on_source=seen.append)
+    assert seen == [str(results)] and (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
+    ours = [(p.method, p.relus, p.on_front) for p in points if p.ours]
+    assert ours == [("hrn", 50_000, True), ("hrn", 60_000, False), ("snl", 40_000, True)]  # fronts per method
+    published = [p for p in points if not p.ours]
+    assert published and all(p.method.startswith("SNL ") for p in published)  # --methods: only those published
+    assert all(p.ours for p in fronts([str(results)], "cifar100"))  # no anchors unless asked
+    with pytest.raises(ReshapeError, match="published results have no measured cost"):
+        fronts([str(results)], "cifar100", anchors=True, x="measured-bytes")
+
+
 def test_best_per_budget_ranks_accuracy_then_relus():
     from reshape.frontier import FrontierResult
 
@@ -148,7 +166,7 @@ def test_frontier_figure_with_published_panel(tmp_path):
     teacher = {"method": "teacher", "relus": 8000, "top1": 0.85}
     published = Published("cifar100", load_anchors("cifar100"), [Design("HRN-a", 25_000, 24_896, 39_000_000)])
     out = plot_frontier(rows, teacher, "t", tmp_path / "front.png", published=published,
-                        footer="machine x, 2026-01-01", baselines={"senet"})
+                        footer="machine x, 2026-01-01")
     two = plot_frontier(rows, teacher, "t", tmp_path / "two.png")
     assert out.read_bytes()[:4] == b"\x89PNG" and two.read_bytes()[:4] == b"\x89PNG"
     from PIL import Image

@@ -68,6 +68,12 @@ def test_bundled_spaces_load(name):
     assert space.family == name and space.backbone == "resnet18" and space.epochs >= 1
 
 
+def test_the_proxy_training_is_the_spaces_unless_the_caller_gives_its_own():
+    space = load_space("hybrenet")
+    assert space.proxy() == (space.epochs, space.limit)
+    assert space.proxy(epochs=7) == (7, space.limit) and space.proxy(limit=99) == (space.epochs, 99)
+
+
 def _edited(path: tuple[str, ...], value) -> dict:
     data = json.loads(json.dumps(SPACE))
     node = data

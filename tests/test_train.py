@@ -18,7 +18,7 @@ from reshape.runs import WEIGHTS_FILE, RunDir, save_weights
 from reshape.spec import ArchSpec, Stage, Stem, save_spec
 from reshape.train import (CHECKPOINT_FILE, FeatureTaps, TrainConfig, TrainingInterrupted, kd_loss,
                            fit, load_checkpoint, load_teacher, make_scheduler, read_metrics, save_config,
-                           run_epochs)
+                           run_epochs, train_model)
 
 CFG = TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=1, device="cpu")
 
@@ -185,6 +185,11 @@ def test_teacher_of_another_dataset_is_refused(tmp_path, tiny_spec):
                                    "--teacher", str(teacher_dir), "--out", str(tmp_path / "student")])
     assert res.exit_code == 1 and "trained on mnist" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "student").exists()
+    # the library call behind it refuses before claiming too
+    with pytest.raises(ReshapeError, match="trained on mnist"):
+        train_model("resnet18", "fashion-mnist-mini", tmp_path / "student", TrainConfig(epochs=1), width=4,
+                    teacher=teacher_dir)
+    assert not (tmp_path / "student").exists()
 
 
 def test_eval_json_reports_accuracy_and_relus(tmp_path):
@@ -243,6 +248,25 @@ def test_cli_train_rerun_reads_back_and_other_settings_are_refused(tmp_path, mon
     assert "after 2 epochs" in forced.stdout and len(read_metrics(out)) == 2
     gone = CliRunner().invoke(cli, [*TINY_TRAIN, "--out", out, "--resume"])  # issue 24: the ignored option is gone
     assert gone.exit_code == 2 and "No such option '--resume'" in gone.output
+
+
+def test_train_model_retargets_a_spec_file_saying_how_and_reads_a_finished_run_back(tmp_path):
+    """``reshape.train.train_model``: `reshape train` as a call (the demo trains its teacher with it)."""
+    from reshape.models import spec_for
+
+    spec_file = tmp_path / "cifar.json"
+    save_spec(spec_for("resnet18", "cifar10", 4), spec_file)
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    with pytest.raises(ReshapeError, match="retarget"):
+        train_model(str(spec_file), "fashion-mnist-mini", tmp_path / "run", cfg, limit=64)
+    assert not (tmp_path / "run").exists()
+    said = []
+    done = train_model(str(spec_file), "fashion-mnist-mini", tmp_path / "run", cfg, limit=64, retarget=True,
+                       log=said.append)
+    assert len(said) == 1 and said[0].startswith("retargeted: ") and not done.cached
+    assert spec_of(done.model).in_chans == 1 and done.top1 is not None
+    again = train_model(str(spec_file), "fashion-mnist-mini", tmp_path / "run", cfg, limit=64, retarget=True)
+    assert again.cached and again.metrics == done.metrics and again.fingerprint == done.fingerprint
 
 
 def test_cli_train_distills_from_a_loaded_teacher_run(tmp_path):

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from .ir import Block, ModelGraph, trace
-from .passes import (MergeReport, block_inputs, fold_batchnorms, linearize, merge_block, merge_blocks,
+from .passes import (MergeReport, block_costs, block_inputs, fold_batchnorms, linearize, merge_block, merge_blocks,
                      merge_chain, predicted_macs, remove_activation)
 from .recipe import Step, parse_recipe, replay
 from .verify import EXACT_TOLERANCE, max_relative_error
 
-__all__ = ["Block", "ModelGraph", "trace", "MergeReport", "block_inputs", "fold_batchnorms", "linearize",
+__all__ = ["Block", "ModelGraph", "trace", "MergeReport", "block_costs", "block_inputs", "fold_batchnorms", "linearize",
            "merge_block", "merge_blocks", "merge_chain", "predicted_macs", "remove_activation",
            "Step", "parse_recipe", "replay", "EXACT_TOLERANCE", "max_relative_error"]

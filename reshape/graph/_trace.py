@@ -11,6 +11,7 @@ second counter exists.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any, Iterable
 
 import torch
@@ -50,7 +51,10 @@ class _Tracer(fx.Tracer):
 
 
 def trace_module(model: nn.Module, leaf_modules: LeafSpec = ()) -> fx.GraphModule:
-    """``model`` as an fx GraphModule sharing its submodules; ReshapeError if it cannot be traced."""
+    """``model`` as an fx GraphModule sharing its submodules; ReshapeError if it cannot be traced
+    or a leaf named by its qualified name is none of its modules."""
+    leaf_modules = list(leaf_modules)
+    _check_leaves(model, [leaf for leaf in leaf_modules if isinstance(leaf, str)])
     tracer = _Tracer(leaf_modules)
     try:
         graph = tracer.trace(model)
@@ -63,6 +67,17 @@ def trace_module(model: nn.Module, leaf_modules: LeafSpec = ()) -> fx.GraphModul
             f"make it an opaque node: name '{where}' in $leaf_modules"
         ) from None
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _check_leaves(model: nn.Module, names: list[str]) -> None:
+    """A leaf name that is no module of ``model`` would be silently ignored by the tracer: refuse it."""
+    modules = [name for name, _ in model.named_modules() if name]
+    for leaf in names:
+        if leaf not in modules:
+            close = difflib.get_close_matches(leaf, modules, n=3)
+            hint = f"close matches: {', '.join(close)}" if close else "module names look like layer1.0.conv1"
+            raise ReshapeError(f"leaf module '{leaf}' of $leaf_modules: {type(model).__name__} has no module of "
+                               f"that name ({hint})", param="leaf_modules")
 
 
 class _NodeRecorder(fx.Interpreter):

@@ -201,6 +201,14 @@ def predicted_macs(mg: ModelGraph, block: str, mode: str = "exact", k: int = 3) 
     return conv_flop_count([1, c_in, *b.in_shape[1:]], [c_out, c_in, kernel, kernel], [1, c_out, *hw]) // 2
 
 
+def block_costs(mg: ModelGraph) -> list[dict[str, Any]]:
+    """Every block of ``mg`` as a dict, with the MACs it would have once linearized and merged,
+    exactly (``macs_exact_merge``) and compactly (``macs_compact_merge``): what a user weighs
+    before choosing the blocks to merge (None where a block cannot be merged)."""
+    return [{**b.to_dict(), "macs_exact_merge": predicted_macs(mg, b.name, "exact"),
+             "macs_compact_merge": predicted_macs(mg, b.name, "compact")} for b in mg.blocks]
+
+
 def _stride_before(mg: ModelGraph, block: Block, node: str) -> int:
     """Product of the strides of the branch's convs before ``node`` (the dilation its taps get)."""
     stride = 1

@@ -10,7 +10,7 @@ import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..compare import passes_text
 from ..errors import ReshapeError
@@ -95,17 +95,16 @@ def _legend(method: str, baseline: bool, group: Sequence[Mapping[str, Any]]) -> 
 
 def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any], title: str,
                   out: str | os.PathLike[str], profile: str = "delphi", published: Published | None = None,
-                  footer: str = "", baselines: Collection[str] | None = None) -> Path:
+                  footer: str = "") -> Path:
     """A frontier's figure: accuracy against ReLUs, and against the estimated PI latency
     (``profile``'s online + offline seconds, which also charges MACs: ReLUs are not the whole
     cost); with ``published``, a third panel of published results beside our designs.
 
     Each method's points are markers and its Pareto front on that panel's axis (no other
     point of the method cheaper and more accurate) a line through them, labelled by method
-    name; baselines (family ``baseline``) dashed with hollow markers, our pipelines solid;
-    the teacher a dashed horizontal line. ``rows`` are reachable points, top-1 a fraction.
-    ``baselines`` names the methods drawn as baselines where a comparison sets them apart
-    otherwise (the demo counts SENet among them). Rows aggregated over seeds
+    name; baselines (the registry's family ``baseline``) dashed with hollow markers, our
+    methods solid; the teacher a dashed horizontal line. ``rows`` are reachable points, top-1
+    a fraction. Rows aggregated over seeds
     (``reshape.compare.aggregate``) get error bars of one standard error, and the legend
     names each method's training in image-passes. ``footer`` (e.g. the machine and date) is
     printed under the panels.
@@ -125,7 +124,7 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], teacher: Mapping[str, Any],
     axes = ((by_relus, lambda r: r["relus"]), (by_latency, lambda r: r["pi"][profile]["total_s"]))
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         group = [r for r in rows if r["method"] == method]
-        baseline = group[0]["family"] == "baseline" if baselines is None else method in baselines
+        baseline = group[0]["family"] == "baseline"
         color, marker = colors[i % len(colors)], _MARKERS[i % len(_MARKERS)]
         style = dict(color=color, markersize=6, zorder=3, markerfacecolor="none" if baseline else color)
         for ax, x in axes:

@@ -97,6 +97,10 @@ class SearchSpace:
     #: The validated file as canonical JSON: a resumed study must be run with the same space.
     canonical: str = ""
 
+    def proxy(self, epochs: int | None = None, limit: int | None = None) -> tuple[int, int | None]:
+        """A trial's proxy training, epochs and training images: the caller's where given, else the space's."""
+        return epochs or self.epochs, self.limit if limit is None else limit
+
 
 def bundled() -> list[str]:
     """Names of the spaces shipped in ``reshape.search_spaces``."""
