@@ -9,6 +9,7 @@ The option types below catch the first kind while click parses, before any work 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import click
 
@@ -38,6 +39,18 @@ NO_OPTION = ("resume",)
 _NAMES = "reshape.names"
 
 # -- the error boundary ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def usage_errors(option: str) -> Iterator[None]:
+    """The library's refusal of ``option``'s value as click's usage error (exit 2), naming it:
+    for checks that need the library (a preset, a warm start) but judge the command line alone."""
+    from reshape.errors import ReshapeError
+
+    try:
+        yield
+    except ReshapeError as exc:
+        raise click.BadParameter(cli_message(exc), param_hint=option) from None
 
 
 def user_errors(fn: F) -> F:

@@ -1,14 +1,13 @@
 """``reshape frontier``: registered methods at several ReLU budgets from one trained teacher."""
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Dataset, OutPath, Target, cli_message, echo_json, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, usage_errors, user_errors
 from ._training import method_setting, training_options
 
 HELP = """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
@@ -123,25 +122,14 @@ def _parse(methods_text: str, preset: str | None, sets: tuple[str, ...],
     from reshape.setting import parse_seeds
 
     methods = _methods(methods_text)
-    with _usage("--preset"):
+    with usage_errors("--preset"):
         method_params(methods, {}, preset)
-    with _usage("--set"):
+    with usage_errors("--set"):
         params = parse_sets(sets, methods)
         method_params(methods, params, preset)
-    with _usage("--seeds"):
+    with usage_errors("--seeds"):
         seeds = parse_seeds(seeds_text)
     return methods, params, seeds
-
-
-@contextlib.contextmanager
-def _usage(option: str) -> Iterator[None]:
-    """The library's refusal of ``option``'s value as click's usage error (exit 2), naming it."""
-    from reshape.errors import ReshapeError
-
-    try:
-        yield
-    except ReshapeError as exc:
-        raise click.BadParameter(cli_message(exc), param_hint=option) from None
 
 
 def _echo_point(row: dict[str, Any]) -> None:

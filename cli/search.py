@@ -1,19 +1,23 @@
 """``reshape search``: Optuna multi-objective search over a declarative space, resumable and shared."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ._common import AmountList, Dataset, OutPath, echo_json, human, stdout_console, user_errors
-from ._training import pop_training, train_config, training_options
+from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, human, stdout_console, usage_errors, user_errors
+from ._training import method_setting, pop_training, train_config, training_options
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 
 @click.command("search")
-@click.option("--space", required=True, help="A bundled space (hybrenet, resnet) or a space JSON file.")
+@click.option("--space", required=True,
+              help="A bundled space (hybrenet, resnet: proxies; hybrenet_snl: a pipeline) or a space JSON file.")
+@click.option("--teacher", type=RUN_DIR, help="A pipeline space's teacher run: every trial fits it to its budget.")
+@click.option("--warm-start", is_flag=True,
+              help="Pipeline spaces: the network DeepReShape synthesizes for each budget is the study's first trial.")
 @click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
 @click.option("--budgets", required=True, type=AmountList(),
@@ -31,14 +35,20 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the completed trials as JSON.")
 @training_options(epochs=None, lr=0.05)
 @user_errors
-def command(space: str, data: str, root: str | None, budgets: list[int], trials: int, storage: str,
-            study_name: str, macs: bool, sampler: str, out: str, as_json: bool, **opts) -> None:
+def command(space: str, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
+            trials: int, storage: str, study_name: str, macs: bool, sampler: str, out: str, as_json: bool,
+            **opts) -> None:
     """Search architectures for the --budgets with Optuna and store every trial in --storage.
 
     Objectives: top-1 up, ReLUs down (and MACs down with --macs). Each trial targets
     one budget; the constraint ReLUs <= budget goes to the sampler. Each trial is
     counted exactly, proxy-trained (--epochs and --limit override the space's proxy)
     into OUT/trial-NNNN and evaluated on the test split.
+
+    A pipeline space (hybrenet_snl) searches a registered method's params instead:
+    every trial fits the --teacher to its budget exactly as `reshape frontier` does
+    (--epochs after the teacher, --val images scored and used to select, test
+    reported), and --warm-start enqueues the synthesized network first.
 
     Rerun the same command to resume: the study continues until it holds --trials
     COMPLETE trials; trials of killed workers are failed and queued again, and their
@@ -52,6 +62,8 @@ def command(space: str, data: str, root: str | None, budgets: list[int], trials:
           --trials 20 --storage journal:runs/search.log --study hrn --out runs/search
       reshape search --space my_space.json --data cifar100 --budgets 25k,50k,100k --macs \\
           --trials 200 --storage postgresql://me@db/optuna --study c100 --epochs 10
+      reshape search --space hybrenet_snl --teacher runs/teacher --data fashion-mnist --val 1000 \\
+          --budgets 13568 --trials 10 --warm-start --storage journal:runs/o1.log --study warm --out runs/o1
     """
     import logging
 
@@ -62,27 +74,55 @@ def command(space: str, data: str, root: str | None, budgets: list[int], trials:
     from reshape.search import completed, load_space, search, trial_record
 
     optuna.logging.set_verbosity(logging.ERROR)  # failures reach the user as one-line errors
-    shared = pop_training(opts)
     space_ = load_space(space)
-    epochs, limit = space_.proxy(shared.pop("epochs"), shared.pop("limit"))
-    progress = Console(stderr=True)
-    study = search(space_, data, budgets, trials, storage, study_name, out,
-                   train_config(shared, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
-                   root=root, log=lambda line: progress.print(line, highlight=False))
+    log = lambda line: Console(stderr=True).print(line, highlight=False)  # noqa: E731
+    if space_.family == "pipeline":
+        study = _pipeline(space_, teacher, warm_start, data, root, budgets, trials, storage, study_name, out,
+                          sampler, opts, log)
+    else:
+        if teacher or warm_start:
+            raise click.BadParameter("takes a pipeline space (hybrenet_snl); proxy spaces train from scratch",
+                                     param_hint="--teacher/--warm-start")
+        shared = pop_training(opts)
+        epochs, limit = space_.proxy(shared.pop("epochs"), shared.pop("limit"))
+        study = search(space_, data, budgets, trials, storage, study_name, out,
+                       train_config(shared, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
+                       root=root, log=log)
     rows = [trial_record(t) for t in completed(study)]
     echo_json(rows) if as_json else stdout_console().print(_table(rows, study_name))
 
 
+def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
+              trials: int, storage: str, study_name: str, out: str, sampler: str, opts: dict[str, Any],
+              log: Callable[[str], None]) -> Any:
+    """A pipeline study: the teacher and the Setting its trials share (as a frontier's), the warm
+    start checked against the space first (a space that cannot express it is a usage error)."""
+    from reshape.runs import load_trained
+    from reshape.search import search_pipeline, warm_start_trials
+    from reshape.setting import EPOCHS
+
+    if teacher is None:
+        raise click.BadParameter("a pipeline space fits a teacher: give its run directory", param_hint="--teacher")
+    setting = method_setting({**opts, "epochs": opts["epochs"] or EPOCHS}, data, root)
+    run = load_trained(teacher, data, root, what=f"teacher {teacher}")
+    if warm_start:
+        with usage_errors("--warm-start"):
+            warm_start_trials(space, run.spec, data, budgets)
+    return search_pipeline(space, run, budgets, setting, trials, storage, study_name, out, sampler=sampler,
+                           warm_start=warm_start, log=log)
+
+
 def _table(rows: list[dict], study_name: str) -> Table:
-    """The completed trials, best top-1 first."""
+    """The completed trials, best validation (else test) top-1 first."""
     from rich.table import Table
 
     table = Table(title=f"study {study_name}: {len(rows)} complete trials")
-    for column in ("trial", "budget", "ReLUs", "MACs", "top-1", "feasible", "params"):
+    for column in ("trial", "budget", "ReLUs", "MACs", "val", "top-1", "feasible", "params"):
         table.add_column(column, justify="left" if column == "params" else "right")
-    for row in sorted(rows, key=lambda r: -(r["top1"] or 0)):
+    percent = lambda x: f"{100 * x:.2f}%" if x is not None else "-"  # noqa: E731
+    for row in sorted(rows, key=lambda r: -(r["val_top1"] or r["top1"] or 0)):
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items() if k != "budget")
-        top1 = f"{100 * row['top1']:.2f}%" if row["top1"] is not None else "-"
-        table.add_row(str(row["number"]), human(row["budget"]), f"{row['relus']:,}", human(row["macs"]),
-                      top1, "yes" if row["feasible"] else "no", params)
+        number = f"{row['number']}{' (warm start)' if row['warm_start'] else ''}"
+        table.add_row(number, human(row["budget"]), f"{row['relus']:,}", human(row["macs"]), percent(row["val_top1"]),
+                      percent(row["top1"]), "yes" if row["feasible"] else "no", params)
     return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,46 @@ def test_a_warm_started_study_trains_the_synthesized_network_first(teacher, tmp_
     again = search_pipeline(space, teacher, [budget], SETTING, 2, f"journal:{tmp_path}/s.log", "s", tmp_path / "out",
                             warm_start=True)
     assert len(again.trials) == 2
+
+
+# -- reshape search with a pipeline space ---------------------------------------------------------
+def _search(tmp_path: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from reshape.cli import cli
+
+    return CliRunner().invoke(cli, ["search", "--data", DATA, "--storage", f"journal:{tmp_path}/s.log",
+                                    "--study", "s", "--out", str(tmp_path / "out"), "--limit", "256", "--val", "64",
+                                    "--epochs", "2", "--batch-size", "64", *args])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "hybrenet", "--budgets", "5k", "--trials", "1", "--warm-start"], "takes a pipeline space"),
+    (["--space", "hybrenet_snl", "--budgets", "5k", "--trials", "1"], "a pipeline space fits a teacher"),
+    (["--space", "hybrenet_snl", "--budgets", "5k", "--trials", "0", "--teacher", "x"], "--trials"),
+])
+def test_bad_pipeline_searches_are_usage_errors(tmp_path, args, message):
+    result = _search(tmp_path, *args)
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / "out").exists()
+
+
+def test_an_inexpressible_warm_start_is_a_usage_error_and_writes_nothing(teacher, tmp_path):
+    space = tmp_path / "narrow.json"
+    space.write_text(json.dumps({"family": "pipeline", "method": "hybrenet_snl", "preset": "short",
+                                 "params": {"multipliers": {"choices": [[4, 4, 4]]}}}))
+    result = _search(tmp_path, "--space", str(space), "--teacher", str(teacher), "--budgets", "5000",
+                     "--trials", "2", "--warm-start")
+    assert result.exit_code == 2 and "--warm-start" in result.output and "cannot express" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["narrow.json"]
+
+
+def test_a_warm_started_search_from_the_command_line(teacher, tmp_path):
+    spec = load_trained(teacher, DATA).spec
+    space = tmp_path / "small.json"
+    space.write_text(json.dumps({"family": "pipeline", "method": "hybrenet_snl", "preset": "short",
+                                 "params": {"factor": {"choices": [2.0, 3.0]}}}))
+    result = _search(tmp_path, "--space", str(space), "--teacher", str(teacher), "--budgets",
+                     str(total_relus(spec) // 2), "--trials", "1", "--warm-start", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["warm_start"] == "synthesize" and row["params"]["factor"] == 2.0 and row["val_top1"] is not None
