@@ -211,7 +211,7 @@ def test_a_frontier_without_run_json_is_read_back_and_then_owned(frontier, teach
     def no_training(*args, **kwargs):
         raise AssertionError("a finished frontier point trained again")
 
-    monkeypatch.setattr("reshape.train._fit.train", no_training)
+    monkeypatch.setattr("reshape.train._fit.run_epochs", no_training)
     again = run_frontier(teacher, METHODS, BUDGETS, SETTING, old)
     assert again.cached and len(again.results) == 3
     strip = [{k: v for k, v in r.items() if k not in ("cached", "run")} for r in result.rows]
