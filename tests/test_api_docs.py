@@ -123,8 +123,9 @@ def check_text(body: str) -> None:
     flat_shown = [n for layer in shown for n in layer]
     flat_contract = [n for layer in contract for n in layer]
     assert sorted(flat_shown) == sorted(set(flat_shown)), "a layer shown twice"
-    assert not set(flat_shown) - set(flat_contract), f"shown, not in the contract: {set(flat_shown) - set(flat_contract)}"
-    assert not set(flat_contract) - set(flat_shown), f"in the contract, not shown: {set(flat_contract) - set(flat_shown)}"
+    extra, absent = set(flat_shown) - set(flat_contract), set(flat_contract) - set(flat_shown)
+    assert not extra, f"shown, not in the contract: {extra}"
+    assert not absent, f"in the contract, not shown: {absent}"
     assert [sorted(l) for l in shown] == [sorted(l) for l in contract], \
         f"the layers differ in order or grouping:\n  shown    {shown}\n  contract {contract}"
 
