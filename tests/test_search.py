@@ -108,7 +108,7 @@ def test_missing_key_and_unknown_bundled_name(tmp_path):
     del data["thin"]
     with pytest.raises(ReshapeError, match="'thin' is missing"):
         parse(data, "x")
-    with pytest.raises(ReshapeError, match="unknown search space 'hybrid'.*hybrenet, resnet"):
+    with pytest.raises(ReshapeError, match="unknown search space 'hybrid'.*hybrenet, hybrenet_snl, resnet"):
         load_space("hybrid")
 
 
