@@ -29,9 +29,10 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from ._version import __version__
-from .errors import OwnershipError, ReshapeError, run_key
-from .io import (LOCK_FILE, is_bookkeeping, lock_folder, read_json, remove_stale_temps, unlock_folder,
-                 write_bytes, write_json)
+from .errors import OwnershipError, ReshapeError
+# canonical, differences and fingerprint live in reshape.io; they stay importable from here.
+from .io import (LOCK_FILE, canonical, differences, fingerprint, is_bookkeeping, lock_folder, read_json,
+                 remove_stale_temps, unlock_folder, write_bytes, write_json)
 from .spec import ArchSpec, load_spec, save_spec
 
 SPEC_FILE = "spec.json"
@@ -95,49 +96,6 @@ def _manifest_or_none(run: "RunDir") -> Manifest | None:
         return run.manifest()
     except ReshapeError:
         return None
-
-
-def canonical(obj: Any) -> Any:
-    """``obj`` as plain JSON data (tuples become lists), so equal settings compare equal."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=_default))
-
-
-def fingerprint(obj: Any) -> str:
-    """A short, stable digest of JSON-able ``obj``: equal settings give equal fingerprints."""
-    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "",
-                common: bool = False) -> list[str]:
-    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened).
-
-    Each dotted key is a placeholder (``reshape.errors.run_key``) for an error message: a
-    Python caller reads ``params.lam``, the command line the option that set it.
-    ``common`` compares only the keys both sets have (two methods' params).
-    """
-    out = []
-    keys = set(saved) & set(wanted) if common else set(saved) | set(wanted)
-    for key in sorted(keys):
-        a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.", common)
-        elif a != b:
-            out.append(f"{run_key(prefix + key)}: {_short(a)} -> {_short(b)}")
-    return out
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)

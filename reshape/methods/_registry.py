@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import OwnershipError, ReshapeError
-from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
+from ..io import canonical
+from ..runs import RunDir, TrainedRun, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
 from ..values import Range
