@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -15,6 +15,9 @@ from ..io import read_json, write_bytes, write_json
 from ..spec import ArchSpec, load_spec, save_spec
 from ._layout import GRAPH_FILE, SPEC_FILE, WEIGHTS_FILE, require_run_dir
 from ._manifest import RunDir
+
+if TYPE_CHECKING:  # models imports timm: loaded when a network is built, not with this module
+    from ..models import Resolved
 
 
 def load_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
@@ -148,14 +151,14 @@ def load_trained(path: str | os.PathLike[str], dataset: str | None = None, root:
     return TrainedRun(path, spec, model, trained_on, used, digest)
 
 
-def resolve(model: str, dataset: str | None = None, input_size: int | None = None,
-            weights: bool = True) -> Any:
-    """``reshape.models.resolve``, which also takes a run directory (counted as trained, at its input)."""
-    from ..models import Resolved
-    from ..models import resolve as resolve_model
+def resolve_model_or_run(model: str, dataset: str | None = None, input_size: int | None = None,
+                         weights: bool = True) -> Resolved:
+    """A model name or spec file (``reshape.models.resolve``), or a run directory (counted as
+    trained, at its own input): what ``reshape count`` takes."""
+    from ..models import Resolved, resolve
 
     if not Path(model).is_dir():
-        return resolve_model(model, dataset, input_size, weights)
+        return resolve(model, dataset, input_size, weights)
     if dataset or input_size:
         raise ReshapeError("a run directory is counted as trained, at its own input; "
                            "drop $dataset and $input_size")
