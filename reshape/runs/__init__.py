@@ -25,8 +25,8 @@ from __future__ import annotations
 from ..io import canonical, differences, fingerprint
 from ._layout import (CHECKPOINT_FILE, CONFIG_FILE, GRAPH_FILE, MANIFEST_FILE, METRICS_FILE, NETWORK_FILES,
                       RUN_FILES, RUN_MARKERS, SPEC_FILE, WEIGHTS_FILE, is_run_dir)
-from ._load import (TrainedRun, load_recipe, load_rewritten, load_run, load_trained, load_weights,
-                    resolve_model_or_run, save_recipe, save_rewritten, save_weights)
+from ._load import (TrainedRun, load_rewrite_steps, load_rewritten, load_run, load_trained, load_weights,
+                    resolve_model_or_run, save_rewrite_steps, save_rewritten, save_weights)
 from ._manifest import (FORMAT, STATUSES, VERSION, Manifest, RunDir, file_target, not_a_run, refuse_inputs,
                         variant, writes, written_by)
 from ._summary import (COMPUTE_TOTALS, NO_MANIFEST, PLAIN_TRAINING, chain_compute, compute_of, own_compute,
@@ -36,7 +36,7 @@ __all__ = [
     "RunDir", "Manifest", "writes", "variant", "written_by", "refuse_inputs", "file_target", "not_a_run",
     "canonical", "fingerprint", "differences",
     "summarize", "read_metrics", "own_compute", "chain_compute", "compute_of",
-    "load_weights", "save_weights", "save_recipe", "load_recipe", "save_rewritten", "load_rewritten",
+    "load_weights", "save_weights", "save_rewrite_steps", "load_rewrite_steps", "save_rewritten", "load_rewritten",
     "is_run_dir", "load_run", "TrainedRun", "load_trained", "resolve_model_or_run",
     "SPEC_FILE", "WEIGHTS_FILE", "GRAPH_FILE", "MANIFEST_FILE", "CONFIG_FILE", "CHECKPOINT_FILE", "METRICS_FILE",
     "RUN_MARKERS", "RUN_FILES", "NETWORK_FILES", "FORMAT", "VERSION", "STATUSES",

@@ -51,34 +51,34 @@ def save_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
 
 
 # -- rewritten runs (graph.json) ---------------------------------------------------------------
-def save_recipe(run_dir: str | os.PathLike[str], steps: list[Any]) -> None:
-    from ..graph.recipe import SCHEMA_VERSION
+def save_rewrite_steps(run_dir: str | os.PathLike[str], steps: list[Any]) -> None:
+    from ..graph.rewrite import SCHEMA_VERSION
 
     write_json(Path(run_dir, GRAPH_FILE),
                {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
 
 
-def load_recipe(run_dir: str | os.PathLike[str]) -> list[Any]:
+def load_rewrite_steps(run_dir: str | os.PathLike[str]) -> list[Any]:
     """The rewrite steps of ``run_dir/graph.json``; a malformed file is one clear error."""
-    from ..graph.recipe import parse_recipe
+    from ..graph.rewrite import parse_steps
 
     path = Path(run_dir, GRAPH_FILE)
-    return parse_recipe(read_json(path, "graph recipe"), str(path))
+    return parse_steps(read_json(path, "graph rewrite steps"), str(path))
 
 
 def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[Any], mg: Any) -> None:
     """Write spec.json, graph.json and model.safetensors of a rewritten model."""
     save_spec(spec, Path(run_dir, SPEC_FILE))
-    save_recipe(run_dir, steps)
+    save_rewrite_steps(run_dir, steps)
     save_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
 
 
 def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, Any]:
     """The spec and rewritten graph (a ``ModelGraph``) of a run with ``graph.json``, weights loaded."""
-    from ..graph.recipe import replay
+    from ..graph.rewrite import replay
 
     spec, model = load_run(run_dir, weights=False)
-    mg = replay(model, spec.input_shape, load_recipe(run_dir))
+    mg = replay(model, spec.input_shape, load_rewrite_steps(run_dir))
     load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
     return spec, mg
 
