@@ -32,7 +32,7 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     and merged into one conv, exactly or compactly (3x3), known before any training.
 
     MODEL is a timm model name, a spec JSON file or a run directory (one with a
-    graph.json rewrite steps is shown rewritten: linearized and merged blocks).
+    graph.json, its rewrite steps, is shown rewritten: linearized and merged blocks).
 
     \b
     Examples:
