@@ -82,13 +82,13 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
 
 
 def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Resolved:
-    """``reshape.runs.resolve`` for shape-only work; a preset the model cannot take is a usage
+    """``reshape.runs.resolve_model_or_run`` for shape-only work; a preset the model cannot take is a usage
     error (exit 2) naming --dataset."""
     from reshape.models import PresetError
-    from reshape.runs import resolve
+    from reshape.runs import resolve_model_or_run
 
     try:
-        return resolve(model, dataset, input_size, weights=False)
+        return resolve_model_or_run(model, dataset, input_size, weights=False)
     except PresetError as exc:
         raise click.BadParameter(cli_message(exc), param_hint="--dataset") from None
 

@@ -32,13 +32,13 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
     and merged into one conv, exactly or compactly (3x3), known before any training.
 
     MODEL is a timm model name, a spec JSON file or a run directory (one with a
-    graph.json recipe is shown rewritten: linearized and merged blocks).
+    graph.json, its rewrite steps, is shown rewritten: linearized and merged blocks).
 
     \b
     Examples:
       reshape graph resnet18 --dataset cifar100      # 8 BasicBlocks, 491,520 block ReLUs
       reshape graph resnet50 --json                  # 16 Bottlenecks
-      reshape graph runs/r18_shallow                 # a run with a graph.json recipe
+      reshape graph runs/r18_shallow                 # a run with graph.json rewrite steps
       reshape graph net.json --leaf layer1.0.attn    # keep an untraceable module opaque
     """
     from pathlib import Path

@@ -27,7 +27,7 @@ def command(as_json: bool) -> None:
     import dataclasses
 
     from reshape.methods import get_method, list_methods
-    from reshape.runs import canonical
+    from reshape.io import canonical
 
     rows = []
     for name in list_methods():

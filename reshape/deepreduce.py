@@ -8,7 +8,7 @@ thinning removes the post-add ReLU of every block (``act2`` of a BasicBlock,
 (stem included) by alpha, ``set_stem_stride`` downsamples in the stem (ReLUs / stride^2) and
 ``set_depths`` changes blocks per stage. The published CIFAR-100 ResNet18 models are
 named configurations in ``tables/deepreduce_configs.json``; ``apply`` replays one.
-``fit_budget`` picks a recipe for any budget by the ladder in ``tables/deepreduce_ladder.json``,
+``fit_budget`` picks the edits for any budget by the ladder in ``tables/deepreduce_ladder.json``,
 and ``widest`` is the plain width-scaling baseline.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from .analytic import require_unmasked, scale_width, total_relus
 from .errors import BudgetUnreachable, ReshapeError
 from .spec import ACTS_PER_BLOCK, FINAL_ACT, STEM_ACT, ArchSpec, ReluLayer, Stage
 
-#: The steps of a recipe, in the order ``apply`` runs them.
-RECIPE_KEYS = ("depths", "cull", "thin", "alpha", "stem_stride")
+#: The spec edits ``apply`` takes, in the order it runs them.
+EDIT_KEYS = ("depths", "cull", "thin", "alpha", "stem_stride")
 
 
 def stage_relu_names(spec: ArchSpec, stage: int) -> list[str]:
@@ -72,11 +72,11 @@ def set_depths(spec: ArchSpec, depths: Sequence[int]) -> ArchSpec:
 
 
 def apply(spec: ArchSpec, steps: Mapping[str, Any]) -> ArchSpec:
-    """Replay a DeepReDuce recipe: depths, cull, thin, alpha, stem_stride (in that order)."""
-    unknown = set(steps) - set(RECIPE_KEYS)
+    """Replay DeepReDuce edits: depths, cull, thin, alpha, stem_stride (in that order)."""
+    unknown = set(steps) - set(EDIT_KEYS)
     if unknown:
         raise ReshapeError(f"unknown DeepReDuce step(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(RECIPE_KEYS)}")
+                           f"known: {', '.join(EDIT_KEYS)}")
     if "depths" in steps:
         spec = set_depths(spec, steps["depths"])
     spec = cull(spec, steps.get("cull", ()))
@@ -105,7 +105,7 @@ def widest(spec: ArchSpec, budget: int) -> tuple[ArchSpec, float]:
 
 
 def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[ArchSpec, dict[str, Any]]:
-    """A DeepReDuce network for ``budget`` and the recipe that made it.
+    """A DeepReDuce network for ``budget`` and the edits that made it.
 
     Each rung of the ladder is width-scaled into the budget; of the rungs that keep
     alpha >= ``min_alpha`` the one spending the most ReLUs wins, else the widest.
@@ -131,7 +131,7 @@ def fit_budget(spec: ArchSpec, budget: int, ranking: Sequence[int]) -> tuple[Arc
             continue
         fits.append((shaped, {**steps, "alpha": alpha}))
     if not fits:
-        raise BudgetUnreachable(f"no DeepReDuce recipe reaches {budget:,} ReLUs; the last rung of "
+        raise BudgetUnreachable(f"no DeepReDuce edits reach {budget:,} ReLUs; the last rung of "
                            "tables/deepreduce_ladder.json at width 1 is the smallest network")
     wide = [f for f in fits if f[1]["alpha"] >= rules["min_alpha"]]
     if wide:  # max() keeps the first (least structural removal) of equal counts
@@ -145,8 +145,8 @@ def published(name: str) -> ArchSpec:
 
     entry = tables.lookup("deepreduce_configs", name, "DeepReDuce configuration")
     base = apply_preset(spec_from_timm(entry["backbone"]), tables.dataset_preset(entry["dataset"]))
-    recipe = {k: v for k, v in entry.items() if k in RECIPE_KEYS}
-    return apply(base, recipe).replace(name=f"deepreduce_{entry['backbone']}_{name}")
+    edits = {k: v for k, v in entry.items() if k in EDIT_KEYS}
+    return apply(base, edits).replace(name=f"deepreduce_{entry['backbone']}_{name}")
 
 
 def _check_stages(spec: ArchSpec, stages: Iterable[int]) -> None:

@@ -1,4 +1,4 @@
-"""Atomic file writes and safe JSON reads.
+"""Atomic file writes, safe JSON reads, folder locks, and fingerprints of JSON data.
 
 Every file the tool writes goes through here so that an interrupted run never leaves
 a half-written spec, checkpoint or result behind: data goes to a temporary file in
@@ -10,11 +10,16 @@ deletes those whose writer is gone (run directories call it when they are claime
 and never one that a live process is still writing. Every result file gets the
 permissions a plain ``open()`` would give it (0666 less the umask), whichever library
 wrote the bytes.
+
+``canonical`` and ``fingerprint`` make JSON-able settings comparable and digestible
+(run manifests, trainings, frontier keys), and ``differences`` names where two settings
+differ; they sit here, below every layer that keys anything, because they need only JSON.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -23,9 +28,9 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
-from .errors import OwnershipError, ReshapeError
+from .errors import OwnershipError, ReshapeError, run_key
 
 _TEMP = re.compile(r"^\.(?P<target>.+)\.~(?P<pid>\d+)@(?P<host>.*)\.[A-Za-z0-9_]+\.tmp$")
 #: A temporary file of another machine's writer (a shared filesystem) counts as stale after this long.
@@ -243,3 +248,47 @@ def parse_json(text: str, what: str = "JSON text") -> Any:
         raise ReshapeError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise ReshapeError(f"{what} is nested too deeply to read; a reshape file is a few levels deep") from None
+
+
+# -- fingerprints ---------------------------------------------------------------------------------
+def canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON data (tuples become lists), so equal settings compare equal."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_default))
+
+
+def fingerprint(obj: Any) -> str:
+    """A short, stable digest of JSON-able ``obj``: equal settings give equal fingerprints."""
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "",
+                common: bool = False) -> list[str]:
+    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened).
+
+    Each dotted key is a placeholder (``reshape.errors.run_key``) for an error message: a
+    Python caller reads ``params.lam``, the command line the option that set it.
+    ``common`` compares only the keys both sets have (two methods' params).
+    """
+    out = []
+    keys = set(saved) & set(wanted) if common else set(saved) | set(wanted)
+    for key in sorted(keys):
+        a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.", common)
+        elif a != b:
+            out.append(f"{run_key(prefix + key)}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -154,14 +154,14 @@ def test_widest_scales_every_width_into_the_budget():
 def test_fit_budget_spends_the_most_relus_among_rungs_with_alpha_at_least_half():
     # 25% = 27,136. Cull S1 (stem + stage 1 = 62,720 go) leaves 2,864 per w -> w = 9, 25,776,
     # alpha 0.5625; + thin leaves 1,432 per w -> w = 16 (alpha 1), only 22,912: cull wins.
-    spec, recipe = deepreduce.fit_budget(fashion16(), 27_136, (1, 4, 2, 3))
-    assert recipe == {"cull": [1], "thin": False, "stem_stride": 1, "alpha": 0.5625}
+    spec, edits = deepreduce.fit_budget(fashion16(), 27_136, (1, 4, 2, 3))
+    assert edits == {"cull": [1], "thin": False, "stem_stride": 1, "alpha": 0.5625}
     assert measured(spec).relus == 25_776
     # 2% = 2,170: no rung keeps alpha >= 0.5. Cull S1+S4, thin, stem stride 2 leaves stage 2
     # (2w x 7 x 7 x 2 layers) + stage 3 (4w x 4 x 4 x 2) = 324 per w -> w = 6 (1,944), wider
     # than cull S1 + thin + stride 2 (388 per w -> w = 5).
-    spec, recipe = deepreduce.fit_budget(fashion16(), 2_170, (1, 4, 2, 3))
-    assert recipe == {"cull": [1, 4], "thin": True, "stem_stride": 2, "alpha": 0.375}
+    spec, edits = deepreduce.fit_budget(fashion16(), 2_170, (1, 4, 2, 3))
+    assert edits == {"cull": [1, 4], "thin": True, "stem_stride": 2, "alpha": 0.375}
     assert measured(spec).relus == 1_944
 
 # -- synthesis ------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def test_linearized_form_trains_and_calibrated_compact_merge_runs():
     assert (report.kernel, report.padding) == (3, 1) and report.max_rel_error > 0
 
 
-def test_rewritten_model_saves_as_spec_recipe_and_weights(tiny_spec, tmp_path):
+def test_rewritten_model_saves_as_spec_rewrite_steps_and_weights(tiny_spec, tmp_path):
     steps = [Step("linearize", ("layer1.0", "layer2.0")), Step("merge", ("layer1.0",), mode="compact"),
              Step("merge", ("layer2.0",))]
     mg = replay(_randomize_bn(build(tiny_spec)), (1, 16, 16), steps)

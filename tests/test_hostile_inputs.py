@@ -323,7 +323,7 @@ def test_a_finished_run_is_read_back_without_writing(tmp_path, monkeypatch):
     """Regression: reading back a finished run in a read-only folder failed. A read-back now
     takes no lock and writes nothing (root ignores permission bits, so writing is made to fail)."""
     import reshape.io
-    import reshape.runs
+    import reshape.runs._manifest
 
     out = tmp_path / "run"
     args = ["train", "resnet18", "--data", DATA, "--width", "4", "--epochs", "1", "--limit", "64", "--out", str(out)]
@@ -332,7 +332,7 @@ def test_a_finished_run_is_read_back_without_writing(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied (read-only folder)")
 
-    for module in (reshape.io, reshape.runs):
+    for module in (reshape.io, reshape.runs._manifest):
         monkeypatch.setattr(module, "lock_folder", refuse)
     monkeypatch.setattr(reshape.io, "atomic_path", refuse)
     before = tree(out)

@@ -322,7 +322,7 @@ def test_smooth_op_measured_per_element_under_spu():
 def test_a_rewritten_shallow_block_run_is_measured(tiny_spec, tmp_path):
     """Issue 25: merged shallow blocks used to be refused; the plan now follows the rewritten
     graph (a merged conv keeps its own bias) and matches plaintext under SPU."""
-    from reshape.graph.recipe import Step, replay
+    from reshape.graph.rewrite import Step, replay
     from reshape.runs import save_rewritten
 
     _backend_or_skip()

@@ -371,7 +371,7 @@ def test_export_errors(tmp_path, partial_spec):
 
 
 def test_rewritten_run_exports_as_a_run_directory(tmp_path, tiny_spec):
-    from reshape.graph.recipe import Step, replay
+    from reshape.graph.rewrite import Step, replay
     from reshape.runs import save_rewritten
     from reshape.runs import load_run
 

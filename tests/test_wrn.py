@@ -185,7 +185,7 @@ def test_methods_accept_a_wrn(wrn_teacher, tmp_path, name, params, exact):
     if name == "senet":  # the final ReLU is planned under "head", with the other stages
         assert set(result.built["per_stage"]) == {"layer1", "layer2", "layer3", "head"}
     if name == "deepreduce":  # thinning rungs are skipped: a pre-activation block has no post-add ReLU
-        assert result.built["recipe"]["thin"] is False
+        assert result.built["edits"]["thin"] is False
 
 
 @pytest.mark.parametrize("name, params, message", [

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import BudgetUnreachable, OwnershipError, ReshapeError
-from ..io import is_bookkeeping, read_json, write_json
+from ..io import canonical, differences, fingerprint, is_bookkeeping, read_json, write_json
 from ..methods import Method, Setting, params_key, parent_config, setting_splits
-from ..runs import (RunDir, TrainedRun, canonical, compute_of, differences, fingerprint, load_trained, refuse_inputs,
-                    summarize, writes)
+from ..runs import RunDir, TrainedRun, compute_of, load_trained, refuse_inputs, summarize, writes
 from ._options import method_params
 
 FORMAT = "reshape.frontier"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from .ir import Block, ModelGraph, trace
 from .passes import (MergeReport, block_costs, block_inputs, fold_batchnorms, linearize, merge_block, merge_blocks,
                      merge_chain, predicted_macs, remove_activation)
-from .recipe import Step, parse_recipe, replay
+from .rewrite import Step, parse_steps, replay
 from .verify import EXACT_TOLERANCE, max_relative_error
 
 __all__ = ["Block", "ModelGraph", "trace", "MergeReport", "block_costs", "block_inputs", "fold_batchnorms", "linearize",
            "merge_block", "merge_blocks", "merge_chain", "predicted_macs", "remove_activation",
-           "Step", "parse_recipe", "replay", "EXACT_TOLERANCE", "max_relative_error"]
+           "Step", "parse_steps", "replay", "EXACT_TOLERANCE", "max_relative_error"]

@@ -25,12 +25,12 @@ network and writes the summary. docs/architecture.md walks through adding a meth
 from __future__ import annotations
 
 from ._registry import (OMIT_DEFAULT, Job, Method, MethodResult, Setting, check_params, get_method, list_methods,
-                        measure, nested, param, params_key, parent_config, register_method, setting_config,
-                        setting_splits)
+                        nested, param, params_key, parent_config, register_method, result_of,
+                        setting_config, setting_splits)
 
 # Each method module registers itself on import (timm's pattern): import order is listing order.
 from . import width, deepreduce, snl, senet, hybrenet, shallow  # noqa: E402,F401  isort: skip
 
 __all__ = ["OMIT_DEFAULT", "Job", "Method", "MethodResult", "Setting", "check_params", "get_method", "list_methods",
-           "measure", "nested", "param", "params_key", "parent_config", "register_method", "setting_config",
+           "nested", "param", "params_key", "parent_config", "register_method", "result_of", "setting_config",
            "setting_splits"]

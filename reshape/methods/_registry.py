@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import OwnershipError, ReshapeError
-from ..runs import RunDir, TrainedRun, canonical, compute_of, load_trained, summarize
+from ..io import canonical
+from ..runs import RunDir, TrainedRun, compute_of, load_trained, summarize
 from ..setting import Setting
 from ..spec import ArchSpec
 from ..values import Range
@@ -257,13 +258,14 @@ class Method:
             if fresh:
                 _release(run)
             raise
-        result = measure(self, job, params, built, time.perf_counter() - start)
+        result = result_of(self, job, params, built, time.perf_counter() - start)
         run.finish(result.to_dict())
         return result
 
 
-def measure(method: Method, job: Job, params: Any, built: dict[str, Any], seconds: float) -> MethodResult:
-    """Count the network a method left in ``job.out`` and read its accuracy from the run."""
+def result_of(method: Method, job: Job, params: Any, built: dict[str, Any], seconds: float) -> MethodResult:
+    """The ``MethodResult`` of a finished method: the network it left in ``job.out`` counted and
+    priced, its accuracy and compute read from the run. (Measured PI cost is ``reshape.measure``'s.)"""
     from ..cost import estimate, load_costs
 
     run = summarize(job.out)  # counts the saved network; top-1 from its training record

@@ -37,9 +37,9 @@ from ..analytic import total_relus
 from ..data import splits
 from ..deepreduce import cull
 from ..errors import ReshapeError
-from ..io import read_json, write_json
+from ..io import fingerprint, read_json, write_json
 from ..models import spec_for
-from ..runs import fingerprint, not_a_run
+from ..runs import not_a_run
 from ..spec import ArchSpec
 from ..train import TrainConfig, fit, training_key
 

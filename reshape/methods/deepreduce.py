@@ -30,7 +30,7 @@ class DeepReDuceParams:
 @register_method("deepreduce", DeepReDuceParams, family="baseline",
                  summary="DeepReDuce culling/thinning/stem-stride/width ladder, trained with KD")
 def run(job: Job, p: DeepReDuceParams) -> dict[str, Any]:
-    spec, recipe = fit_budget(job.teacher.spec, job.budget, p.ranking)
+    spec, edits = fit_budget(job.teacher.spec, job.budget, p.ranking)
     spec = spec.replace(name=f"{job.teacher.spec.name or 'net'}_deepreduce")
     job.train(spec, job.scratch_config(p.lr))
-    return {"recipe": recipe, "widths": list(spec.widths)}
+    return {"edits": edits, "widths": list(spec.widths)}

@@ -30,7 +30,8 @@ from typing import Any, Callable
 from ..analytic import spec_macs, total_relus
 from ..deepreshape import Explanation, Shape, smallest, synthesize
 from ..errors import ReshapeError
-from ..runs import WEIGHTS_FILE, TrainedRun, fingerprint, load_trained, load_weights, writes
+from ..io import fingerprint
+from ..runs import WEIGHTS_FILE, TrainedRun, load_trained, load_weights, writes
 from ..spec import ArchSpec
 from ..train import training_key
 from . import senet as _senet

@@ -36,7 +36,7 @@ from ..errors import BudgetUnreachable, ReshapeError
 from ..graph import ModelGraph, Step, block_inputs, merge_blocks, predicted_macs, replay, trace
 from ..graph.passes import MODES
 from ..io import write_text
-from ..runs import save_recipe, save_rewritten, writes
+from ..runs import save_rewrite_steps, save_rewritten, writes
 from ..spec import ArchSpec, ReluLayer
 from ..train import METRICS_FILE, evaluate, save_config
 from . import senet as _senet
@@ -189,11 +189,11 @@ def run(job: Job, p: ShallowParams) -> dict[str, Any]:
     first, second = (job.setting.epochs, 0) if p.mode == "exact" else job.setting.stages()
     lin_dir = job.out / LINEARIZED_DIR
     lin_cfg = job.config(first, p.lr)
-    linearized = job.train(spec, lin_cfg, out=lin_dir, init_key=job.teacher.digest, params=_recipe(steps),
+    linearized = job.train(spec, lin_cfg, out=lin_dir, init_key=job.teacher.digest, params=_rewrite_params(steps),
                            inherits=job.teacher.path,
                            model_fn=lambda: replay(copy.deepcopy(teacher).requires_grad_(True), shape,
                                                    steps).to_module())
-    save_recipe(lin_dir, steps)
+    save_rewrite_steps(lin_dir, steps)
     lin = ModelGraph.of(linearized.model.cpu(), shape)
     stats = {"linearized": _stats(lin.module, shape, linearized.top1)}
     steps = [*steps, Step("merge", blocks, mode=p.mode, k=p.k)]
@@ -203,9 +203,9 @@ def run(job: Job, p: ShallowParams) -> dict[str, Any]:
         # The fitted kernels start close to the fine-tuned block but without the BatchNorms
         # that steadied it: fine-tune them gently (full lr diverged in the demo).
         tuned = job.train(spec, job.config(second, p.lr * COMPACT_LR_SCALE),
-                          init_key=linearized.fingerprint, params=_recipe(steps), model_fn=merged.to_module,
+                          init_key=linearized.fingerprint, params=_rewrite_params(steps), model_fn=merged.to_module,
                           inherits=linearized.run)
-        save_recipe(job.out, steps)
+        save_rewrite_steps(job.out, steps)
         tuned.model.cpu()
         top1 = tuned.top1
     else:
@@ -232,7 +232,7 @@ def run_senet(job: Job, p: ShallowSENetParams) -> dict[str, Any]:
     return {"linearized_blocks": blocks, **_senet.stages(job, job.teacher, p.senet, spec=spec)}
 
 
-def _recipe(steps: list[Step]) -> dict[str, Any]:
+def _rewrite_params(steps: list[Step]) -> dict[str, Any]:
     """A rewrite stage's parameters, for its fingerprint: the graph steps it applies."""
     return {"graph": [s.to_dict() for s in steps]}
 

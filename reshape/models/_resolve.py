@@ -60,7 +60,7 @@ def resolve(model: str, dataset: str | None = None, input_size: int | None = Non
     path = Path(model)
     if path.is_dir():
         raise ReshapeError(f"{model} is a directory; models.resolve takes a model name or spec file "
-                           "(reshape.runs.resolve also takes run directories)")
+                           "(reshape.runs.resolve_model_or_run also takes run directories)")
     if path.suffix == ".json" or path.is_file():
         return _from_spec(load_spec(path), preset, input_size, str(path), stem=False, weights=weights)
     try:

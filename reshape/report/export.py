@@ -78,7 +78,7 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], onnx: b
     else:
         save_weights(model, out / WEIGHTS_FILE)
     files = [out / SPEC_FILE, out / WEIGHTS_FILE]
-    if rewritten:  # the recipe makes DIR a loadable run directory again
+    if rewritten:  # the rewrite steps make DIR a loadable run directory again
         write_bytes(out / GRAPH_FILE, (run_dir / GRAPH_FILE).read_bytes())
         files.append(out / GRAPH_FILE)
     diff = None

@@ -60,16 +60,16 @@ def design(space: SearchSpace, trial: Any, budgets: Sequence[int], data: str) ->
     budget = trial.suggest_categorical("budget", list(budgets))
     optimizer = space.relu_optimizer.sample(trial)
     base = apply_preset(backbone_spec(space.backbone).replace(relus=()), tables.dataset_preset(data))
-    recipe = {"depths": space.depths.sample(trial), "cull": space.cull.sample(trial),
-              "thin": space.thin.sample(trial)}
+    edits = {"depths": space.depths.sample(trial), "cull": space.cull.sample(trial),
+             "thin": space.thin.sample(trial)}
     if space.family == "hybrenet":
         multipliers = space.multipliers.sample(trial)
         expansion = space.expansion.sample(trial) if optimizer == "senet" else 1
-        shaped = deepreduce.apply(base, recipe)
+        shaped = deepreduce.apply(base, edits)
         spec = fit_width(lambda m: hybrenet(shaped, multipliers, m), int(expansion * budget),
                          space.base_width)
     else:
-        spec = deepreduce.apply(base, {**recipe, "alpha": space.width_multiplier.sample(trial)})
+        spec = deepreduce.apply(base, {**edits, "alpha": space.width_multiplier.sample(trial)})
     senet = optimizer == "senet"
     return Design(budget, spec, optimizer, space.allocation.sample(trial) if senet else "-",
                   space.granularity.sample(trial) if senet else "-")

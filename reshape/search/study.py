@@ -33,9 +33,9 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import OwnershipError, ReshapeError
-from ..io import process_alive, refuse_special
+from ..io import canonical, process_alive, refuse_special
 from ..methods import Setting
-from ..runs import RunDir, TrainedRun, canonical, load_trained
+from ..runs import RunDir, TrainedRun, load_trained
 from ..spec import ArchSpec
 from ..train import TrainConfig
 from .objective import RUN_OF, WARM_START, Objective, PipelineObjective

@@ -24,9 +24,9 @@ from torch import nn
 
 from ..data import Splits
 from ..errors import OwnershipError
+from ..io import canonical, differences, fingerprint
 from ..models import build
-from ..runs import WEIGHTS_FILE, RunDir, canonical, chain_compute, compute_of, differences, fingerprint, load_weights, \
-    own_compute
+from ..runs import WEIGHTS_FILE, RunDir, chain_compute, compute_of, load_weights, own_compute
 from ..spec import ArchSpec
 from ._checkpoint import has_checkpoint, seed_all
 from ._config import RUNTIME_FIELDS, TrainConfig

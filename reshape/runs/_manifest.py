@@ -1,56 +1,28 @@
-"""Run directories as a type: one layout, one manifest (``run.json``), one loader.
+"""The manifest (``run.json``) and ownership of a run directory, and the guards on output paths.
 
-A run directory holds one network and how it was made:
-
-* ``spec.json`` (the architecture), ``model.safetensors`` (weights and ReLU masks),
-  ``graph.json`` for a network rewritten by graph passes (replayed on load);
-* the trainer's ``train_config.json``, ``checkpoint.pt`` and ``metrics.jsonl``;
-* ``run.json``, the manifest: which method wrote the run, every parameter that changes
-  its result, their fingerprint, the parent run, the tool version, the status
-  (``running`` / ``done``) and the final summary. A training in the run adds a
-  ``training`` record of its own (fingerprint, status, last metrics), which is the
-  small done marker that ``reshape.train.fit`` reads back instead of the checkpoint.
-
-A run directory is owned: ``RunDir.claim`` refuses a folder that holds another
-method's or another configuration's run, naming the parameters that differ, and
-``force`` starts it over. Nothing guesses a run's method from its files.
+``RunDir.claim`` owns a folder for one method and configuration, ``writes`` and
+``variant`` register what a forced rerun may delete, and ``refuse_inputs``,
+``file_target`` and ``not_a_run`` keep outputs away from inputs and from other runs.
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from torch import nn
-
-from ._version import __version__
-from .errors import OwnershipError, ReshapeError, run_key
-from .io import (LOCK_FILE, is_bookkeeping, lock_folder, read_json, remove_stale_temps, unlock_folder,
-                 write_bytes, write_json)
-from .spec import ArchSpec, load_spec, save_spec
-
-SPEC_FILE = "spec.json"
-WEIGHTS_FILE = "model.safetensors"
-GRAPH_FILE = "graph.json"
-MANIFEST_FILE = "run.json"
-CONFIG_FILE = "train_config.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
+from .._version import __version__
+from ..errors import OwnershipError, ReshapeError
+from ..io import (LOCK_FILE, canonical, differences, fingerprint, is_bookkeeping, lock_folder, read_json,
+                  remove_stale_temps, unlock_folder, write_json)
+from ._layout import CONFIG_FILE, MANIFEST_FILE, NETWORK_FILES, RUN_FILES, RUN_MARKERS, WEIGHTS_FILE
 
 FORMAT = "reshape.run"
 VERSION = 1
 STATUSES = ("running", "done")
-#: The files that make a folder a run directory written by some version of this tool.
-RUN_MARKERS = (MANIFEST_FILE, SPEC_FILE, CHECKPOINT_FILE)
-#: What any command may write into a run directory it owns (glob patterns): the layout and
-#: measurements (``pi_<protocol>_<field>.json``); temporary files and the lock aside.
-RUN_FILES = (MANIFEST_FILE, SPEC_FILE, WEIGHTS_FILE, GRAPH_FILE, CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE,
-             "pi_*.json")
 #: What each command writes into its folder beside ``RUN_FILES``, as ``writes`` registered it.
 _WRITES: dict[str, tuple[str, ...]] = {}
 
@@ -95,49 +67,6 @@ def _manifest_or_none(run: "RunDir") -> Manifest | None:
         return run.manifest()
     except ReshapeError:
         return None
-
-
-def canonical(obj: Any) -> Any:
-    """``obj`` as plain JSON data (tuples become lists), so equal settings compare equal."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=_default))
-
-
-def fingerprint(obj: Any) -> str:
-    """A short, stable digest of JSON-able ``obj``: equal settings give equal fingerprints."""
-    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "",
-                common: bool = False) -> list[str]:
-    """``key: saved -> wanted`` for each leaf where two parameter sets differ (nested dicts flattened).
-
-    Each dotted key is a placeholder (``reshape.errors.run_key``) for an error message: a
-    Python caller reads ``params.lam``, the command line the option that set it.
-    ``common`` compares only the keys both sets have (two methods' params).
-    """
-    out = []
-    keys = set(saved) & set(wanted) if common else set(saved) | set(wanted)
-    for key in sorted(keys):
-        a, b = saved.get(key, "<unset>"), wanted.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.", common)
-        elif a != b:
-            out.append(f"{run_key(prefix + key)}: {_short(a)} -> {_short(b)}")
-    return out
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -405,10 +334,6 @@ class RunDir:
 
 
 # -- outputs that are not run directories ------------------------------------------------------
-#: Files that make a folder the run of a network (its manifest aside).
-NETWORK_FILES = (SPEC_FILE, WEIGHTS_FILE, CHECKPOINT_FILE)
-
-
 def file_target(path: str | os.PathLike[str], param: str = "out") -> Path:
     """``path`` (the value of ``param``) checked as the target of a file output (a plot, a
     spec, a JSON result): it never lands inside the run of a network (a synthesized spec
@@ -430,267 +355,3 @@ def not_a_run(path: str | os.PathLike[str], param: str) -> Path:
     if RunDir(path).exists():
         raise OwnershipError(f"${param} {path} is a run directory; pick a folder of its own", param=param)
     return path
-
-
-# -- what a finished run holds ------------------------------------------------------------------
-#: The method a standalone ``reshape train`` (``reshape.train.fit``) records: a network, not a
-#: method, so its label is the folder name (a sweep of trained networks stays one point each).
-PLAIN_TRAINING = "train"
-NO_MANIFEST = "(no run.json)"
-
-
-def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The one summary of a run that reports, ``reshape eval``, the demo and frontiers print.
-
-    ``method`` comes from ``run.json`` (None for an older run without one), ``relus``,
-    ``macs`` and ``depth`` from counting the saved network (stem ReLU included), ``top1``
-    (a fraction) from the manifest's summary or training record, else the last finished
-    epoch in ``metrics.jsonl`` (an unfinished or older run), and ``budget`` from the
-    method's params when it had one. ``label`` names the run in plots: the method, the
-    folder name for a plain training, ``<folder> (no run.json)`` for an older run.
-    """
-    from .accounting import count
-
-    path = Path(path)
-    _require_run_dir(path)
-    manifest = RunDir(path).manifest()
-    spec, model = load_run(path)
-    c = count(model, spec.input_shape)
-    summary = (manifest.summary or {}) if manifest else {}
-    training = ((manifest.training or {}).get("last") or {}) if manifest else {}
-    top1 = summary.get("top1", summary.get("test_top1", training.get("test_top1")))
-    if top1 is None:
-        top1 = _last_top1(path)
-    budget = summary.get("budget", (manifest.params.get("budget") if manifest else None))
-    if manifest is None:
-        label = f"{path.name} {NO_MANIFEST}"
-    else:
-        label = path.name if manifest.method == PLAIN_TRAINING else manifest.method
-    return {"run": str(path), "method": manifest.method if manifest else None, "label": label,
-            "status": manifest.status if manifest else None, "relus": c.relus, "macs": c.macs,
-            "depth": c.nonlinear_depth, "top1": None if top1 is None else float(top1), "budget": budget,
-            "dataset": RunDir(path).trained_on()}
-
-
-def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of ``metrics.jsonl`` (one JSON row per finished epoch); none when it is absent.
-
-    A last line cut short (a process killed while appending it) is no row: the epoch it
-    belonged to has no checkpoint either, and a resumed run writes it again.
-    """
-    path = Path(run_dir, METRICS_FILE)
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    if lines and not text.endswith("\n"):
-        try:
-            json.loads(lines[-1])
-        except json.JSONDecodeError:
-            lines.pop()
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise ReshapeError(f"{path} is damaged (line {exc.doc[:40]!r}: {exc.msg}); "
-                           "pass $force to start the run over") from None
-
-
-# -- training compute -------------------------------------------------------------------------
-#: A compute record: what the weights of a run received in training, its parents' included.
-#: ``phases`` lists each training the weights went through (the teacher's, a base's, each
-#: stage's), oldest first; the totals are their sums (None where a phase predates the record).
-COMPUTE_TOTALS = ("image_passes", "steps", "seconds")
-
-
-def own_compute(run_dir: str | os.PathLike[str], method: str) -> dict[str, Any]:
-    """The training done in ``run_dir`` itself, from its finished epochs in ``metrics.jsonl``
-    (a resumed run's rows are its final weights' epochs: those after the checkpoint are cut);
-    unknown (None) where no epoch or one without counts is recorded."""
-    rows = read_metrics(run_dir)
-    known = bool(rows) and all("train_images" in r for r in rows)
-    return {"run": Path(run_dir).name, "method": method, "epochs": len(rows),
-            "image_passes": sum(int(r["train_images"]) for r in rows) if known else None,
-            "steps": sum(int(r["steps"]) for r in rows) if known else None,
-            "seconds": round(sum(float(r.get("epoch_s", 0.0)) for r in rows), 1)}
-
-
-def chain_compute(phases: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """A compute record of ``phases`` (oldest first): the phases and their summed totals."""
-    totals = {k: None if any(p.get(k) is None for p in phases) else sum(p[k] for p in phases)
-              for k in COMPUTE_TOTALS}
-    if totals["seconds"] is not None:
-        totals["seconds"] = round(totals["seconds"], 1)
-    return {**totals, "phases": [dict(p) for p in phases]}
-
-
-def compute_of(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The compute recorded for the weights in ``run_dir``; a run trained before the record
-    existed counts its own epochs only, and its totals say unknown (None)."""
-    manifest = RunDir(run_dir).manifest()
-    record = ((manifest.training or {}).get("compute") if manifest else None)
-    if record:
-        return record
-    return chain_compute([own_compute(run_dir, manifest.method if manifest else "unknown")])
-
-
-def _last_top1(path: Path) -> float | None:
-    """The last ``test_top1`` in ``metrics.jsonl``, if any."""
-    return next((row["test_top1"] for row in reversed(read_metrics(path)) if "test_top1" in row), None)
-
-
-# -- weights ---------------------------------------------------------------------------------
-def load_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
-    """Load safetensors weights, failing clearly when they belong to another network."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError) as exc:
-        raise ReshapeError(f"cannot read weights {file}: {exc}") from None
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        first = (missing or unexpected or wrong)[0]
-        kind = "missing" if missing else "unexpected" if unexpected else "shape mismatch at"
-        raise ReshapeError(f"weights {file} do not match the spec ({kind} '{first}'"
-                           f" and {len(missing) + len(unexpected) + len(wrong) - 1} more)")
-    model.load_state_dict(state)
-
-
-def save_weights(model: nn.Module, file: str | os.PathLike[str]) -> None:
-    """Write the weights through ``reshape.io`` (safetensors' own ``save_file`` writes a
-    temporary file of its own, 0600, that an interrupted run could not name or clean up)."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_bytes(file, save(state))
-
-
-# -- rewritten runs (graph.json) ---------------------------------------------------------------
-def save_recipe(run_dir: str | os.PathLike[str], steps: list[Any]) -> None:
-    from .graph.recipe import SCHEMA_VERSION
-
-    write_json(Path(run_dir, GRAPH_FILE),
-               {"schema_version": SCHEMA_VERSION, "steps": [s.to_dict() for s in steps]})
-
-
-def load_recipe(run_dir: str | os.PathLike[str]) -> list[Any]:
-    """The rewrite steps of ``run_dir/graph.json``; a malformed file is one clear error."""
-    from .graph.recipe import parse_recipe
-
-    path = Path(run_dir, GRAPH_FILE)
-    return parse_recipe(read_json(path, "graph recipe"), str(path))
-
-
-def save_rewritten(run_dir: str | os.PathLike[str], spec: ArchSpec, steps: list[Any], mg: Any) -> None:
-    """Write spec.json, graph.json and model.safetensors of a rewritten model."""
-    save_spec(spec, Path(run_dir, SPEC_FILE))
-    save_recipe(run_dir, steps)
-    save_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
-
-
-def load_rewritten(run_dir: str | os.PathLike[str]) -> tuple[ArchSpec, Any]:
-    """The spec and rewritten graph (a ``ModelGraph``) of a run with ``graph.json``, weights loaded."""
-    from .graph.recipe import replay
-
-    spec, model = load_run(run_dir, weights=False)
-    mg = replay(model, spec.input_shape, load_recipe(run_dir))
-    load_weights(mg.to_module(), Path(run_dir, WEIGHTS_FILE))
-    return spec, mg
-
-
-# -- loading ------------------------------------------------------------------------------------
-def is_run_dir(path: str | os.PathLike[str]) -> bool:
-    return Path(path, SPEC_FILE).is_file()
-
-
-def load_run(path: str | os.PathLike[str], weights: bool = True) -> tuple[ArchSpec, nn.Module]:
-    """The spec and model of a run directory, with its saved weights when there are any.
-
-    A rewritten run (``graph.json``) loads as its rewritten module; ``weights=False``
-    always gives the network the spec describes, freshly built.
-    """
-    from .models import build
-
-    path = Path(path)
-    _require_run_dir(path)
-    if weights and (path / GRAPH_FILE).is_file():
-        spec, rewritten = load_rewritten(path)
-        return spec, rewritten.to_module()
-    spec = load_spec(path / SPEC_FILE)
-    model = build(spec)
-    if weights and (path / WEIGHTS_FILE).is_file():
-        load_weights(model, path / WEIGHTS_FILE)
-    return spec, model
-
-
-@dataclass(frozen=True)
-class TrainedRun:
-    """A run directory loaded with its trained weights.
-
-    ``trained_on`` is the dataset its training config records ("" when it records none);
-    ``dataset`` is the one the run is used on: the one asked for, else ``trained_on``.
-    ``digest`` identifies the weights (a student's fingerprint records its teacher by it).
-    """
-
-    path: Path
-    spec: ArchSpec
-    model: nn.Module
-    trained_on: str
-    dataset: str
-    digest: str
-
-    def need_dataset(self, param: str, purpose: str = "") -> str:
-        """``dataset``, or a one-line error naming the parameter ``param`` that supplies it."""
-        if not self.dataset:
-            raise ReshapeError(f"{self.path} does not record its dataset; name it with ${param}{purpose}",
-                               param=param)
-        return self.dataset
-
-
-def load_trained(path: str | os.PathLike[str], dataset: str | None = None, root: str | None = None,
-                 what: str | None = None, check: bool = True) -> TrainedRun:
-    """Run ``path`` with its trained weights, for use on ``dataset`` (default: the one it was trained on).
-
-    One loader for eval, teachers, the methods and export, so a missing training or a
-    network of other classes or input fails the same way everywhere. With ``check`` the
-    network must fit the dataset's classes and input (``root`` locates its files when
-    the preset counts classes from a folder); ``what`` names the run in errors.
-    """
-    from .data import check_fits, info
-
-    path = Path(path)
-    what = what or str(path)
-    _require_run_dir(path)
-    run = RunDir(path)
-    digest = run.weights_digest()
-    spec, model = load_run(path)
-    trained_on = run.trained_on()
-    used = dataset or trained_on
-    if check and used:
-        check_fits(spec, info(used, root), what, f"{used} needs", "pass the dataset it was trained on")
-    return TrainedRun(path, spec, model, trained_on, used, digest)
-
-
-def resolve(model: str, dataset: str | None = None, input_size: int | None = None,
-            weights: bool = True) -> Any:
-    """``reshape.models.resolve``, which also takes a run directory (counted as trained, at its input)."""
-    from .models import Resolved
-    from .models import resolve as resolve_model
-
-    if not Path(model).is_dir():
-        return resolve_model(model, dataset, input_size, weights)
-    if dataset or input_size:
-        raise ReshapeError("a run directory is counted as trained, at its own input; "
-                           "drop $dataset and $input_size")
-    spec, net = load_run(model)
-    return Resolved(net, spec.input_shape, spec, str(model))
-
-
-def _require_run_dir(path: Path) -> None:
-    if not is_run_dir(path):
-        raise ReshapeError(f"{path} is not a run directory (no {SPEC_FILE}); "
-                           "train a network into it first (reshape train, or reshape.train.fit)")

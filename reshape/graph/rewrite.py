@@ -1,4 +1,4 @@
-"""Rewrites as data: a recipe of linearize/merge steps replayed on a freshly built model.
+"""Rewrites as data: linearize/merge steps replayed on a freshly built model.
 
 A rewritten model (linearized blocks in padding-exact form, merged convs) has no
 ArchSpec of its own. It saves as its spec + ``graph.json`` (the steps) +
@@ -41,7 +41,7 @@ class Step:
 
 
 def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) -> ModelGraph:
-    """Trace ``model`` and apply ``steps`` in order (merges were verified when the recipe was
+    """Trace ``model`` and apply ``steps`` in order (merges were verified when the steps were
     made; here they only rebuild the structure that the saved weights fill)."""
     mg = trace(model, input_shape)
     for step in steps:
@@ -52,8 +52,8 @@ def replay(model: nn.Module, input_shape: tuple[int, ...], steps: list[Step]) ->
     return mg
 
 
-def parse_recipe(data: Any, where: str) -> list[Step]:
-    """The steps of a recipe read from ``where`` (``graph.json``); every malformed field is a
+def parse_steps(data: Any, where: str) -> list[Step]:
+    """The rewrite steps read from ``where`` (``graph.json``); every malformed field is a
     ReshapeError naming it. Files are read and written by ``reshape.runs``."""
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise ReshapeError(f"{where}: schema_version must be {SCHEMA_VERSION}")
