@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 METHODS = ("snl", "hybrenet_snl")
 PRESETS: dict[str, dict[str, Any]] = {
@@ -74,10 +74,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.preset = "quick"
-    for key, value in PRESETS[args.preset].items():
+    preset_values(parser, args, PRESETS)
+    args.work = args.work or f"runs/frontier-{args.preset}"
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (two-stage methods get half each)")
+    args.methods = choose_methods(parser, args.methods)
+    args.params = params(parser, args.methods, args.sets)
+    return args
+
+
+def preset_values(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  presets: dict[str, dict[str, Any]]) -> None:
+    """Every option left unset takes the chosen preset's value; the budget fractions and the
+    seeds become lists (a bad one is a usage error)."""
+    for key, value in presets[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.work = args.work or f"runs/frontier-{args.preset}"
     from reshape.errors import ReshapeError
     from reshape.setting import parse_seeds
 
@@ -86,11 +98,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.seeds = parse_seeds(args.seeds)
     except (ValueError, ReshapeError) as exc:
         parser.error(f"--fractions takes numbers in (0, 1] and --seeds integers >= 0: {exc}")
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2 (two-stage methods get half each)")
-    args.methods = choose_methods(parser, args.methods)
-    args.params = params(parser, args.methods, args.sets)
-    return args
 
 
 def choose_methods(parser: argparse.ArgumentParser, text: str | None) -> list[str]:
@@ -202,7 +209,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry(parse: Callable[[list[str]], argparse.Namespace], run: Callable[[argparse.Namespace, list[str]], int],
+          argv: list[str] | None = None) -> int:
+    """A benchmark's main: its options parsed, it run, a library refusal one line and exit 1."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     from reshape.errors import ReshapeError
@@ -212,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReshapeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry(parse, run, argv)
 
 
 if __name__ == "__main__":

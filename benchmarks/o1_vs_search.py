@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))  # the frontier benchmark's teacher and preset
-from frontier import PRESET, train_teacher  # noqa: E402
+from frontier import PRESET, entry, preset_values, train_teacher  # noqa: E402
 
 METHOD = "hybrenet_snl"
 SPACE = "hybrenet_snl"
@@ -70,19 +70,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--record", help="Also write the table, curves, goals and machine to this small JSON.")
     parser.add_argument("--figure", help="Also copy the figure here (docs/figures/...).")
     args = parser.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    preset_values(parser, args, PRESETS)
     args.work = Path(args.work or f"runs/o1-vs-search-{args.preset}")
     args.storage = args.storage or f"journal:{args.work / 'search' / 'studies.log'}"
-    from reshape.errors import ReshapeError
-    from reshape.setting import parse_seeds
-
-    try:
-        args.fractions = [float(f) for f in args.fractions.split(",")]
-        args.seeds = parse_seeds(args.seeds)
-    except (ValueError, ReshapeError) as exc:
-        parser.error(f"--fractions takes numbers in (0, 1] and --seeds integers >= 0: {exc}")
     if args.trials < SHORT_N or args.warm_trials < 1:
         if args.preset != "quick":
             parser.error(f"--trials must be at least {SHORT_N} and --warm-trials at least 1")
@@ -294,15 +284,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse(argv)
-    from reshape.errors import ReshapeError
-
-    try:
-        return run(args, argv)
-    except ReshapeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return entry(parse, run, argv)
 
 
 if __name__ == "__main__":
