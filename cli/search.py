@@ -12,33 +12,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
-@click.command("search")
-@click.option("--space", required=True,
-              help="A bundled space (hybrenet, resnet: proxies; hybrenet_snl: a pipeline) or a space JSON file.")
-@click.option("--teacher", type=RUN_DIR, help="A pipeline space's teacher run: every trial fits it to its budget.")
-@click.option("--warm-start", is_flag=True,
-              help="Pipeline spaces: the network DeepReShape synthesizes for each budget is the study's first trial.")
-@click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
-@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--budgets", required=True, type=AmountList(),
-              help="ReLU budgets a trial may target, comma separated: 25k,50k,100k.")
-@click.option("--trials", type=click.IntRange(min=1), required=True,
-              help="COMPLETE trials the study should hold in total (all workers, all runs).")
-@click.option("--storage", required=True,
-              help="journal:PATH (processes on one machine) or an SQLAlchemy URL (machines).")
-@click.option("--study", "study_name", required=True, help="Study name inside the storage.")
-@click.option("--macs", is_flag=True, help="Minimize MACs as a third objective.")
-@click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True,
-              help="Constrained multi-objective sampler (seeded with --seed).")
-@click.option("--out", default="runs/search", show_default=True, type=OutPath(directory=True),
-              help="Folder for the trials' run directories (trial-NNNN).")
-@click.option("--json", "as_json", is_flag=True, help="Print the completed trials as JSON.")
-@training_options(epochs=None, lr=0.05)
-@user_errors
-def command(space: str, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
-            trials: int, storage: str, study_name: str, macs: bool, sampler: str, out: str, as_json: bool,
-            **opts) -> None:
-    """Search architectures for the --budgets with Optuna and store every trial in --storage.
+HELP = """Search architectures for the --budgets with Optuna and store every trial in --storage.
 
     Objectives: top-1 up, ReLUs down (and MACs down with --macs). Each trial targets
     one budget; the constraint ReLUs <= budget goes to the sampler. Each trial is
@@ -64,7 +38,35 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
           --trials 200 --storage postgresql://me@db/optuna --study c100 --epochs 10
       reshape search --space hybrenet_snl --teacher runs/teacher --data fashion-mnist --val 1000 \\
           --budgets 13568 --trials 10 --warm-start --storage journal:runs/o1.log --study warm --out runs/o1
-    """
+"""
+
+
+@click.command("search", help=HELP)
+@click.option("--space", required=True,
+              help="A bundled space (hybrenet, resnet: proxies; hybrenet_snl: a pipeline) or a space JSON file.")
+@click.option("--teacher", type=RUN_DIR, help="A pipeline space's teacher run: every trial fits it to its budget.")
+@click.option("--warm-start", is_flag=True,
+              help="Pipeline spaces: the network DeepReShape synthesizes for each budget is the study's first trial.")
+@click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
+@click.option("--budgets", required=True, type=AmountList(),
+              help="ReLU budgets a trial may target, comma separated: 25k,50k,100k.")
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="COMPLETE trials the study should hold in total (all workers, all runs).")
+@click.option("--storage", required=True,
+              help="journal:PATH (processes on one machine) or an SQLAlchemy URL (machines).")
+@click.option("--study", "study_name", required=True, help="Study name inside the storage.")
+@click.option("--macs", is_flag=True, help="Minimize MACs as a third objective.")
+@click.option("--sampler", type=click.Choice(["tpe", "nsga2"]), default="tpe", show_default=True,
+              help="Constrained multi-objective sampler (seeded with --seed).")
+@click.option("--out", default="runs/search", show_default=True, type=OutPath(directory=True),
+              help="Folder for the trials' run directories (trial-NNNN).")
+@click.option("--json", "as_json", is_flag=True, help="Print the completed trials as JSON.")
+@training_options(epochs=None, lr=0.05)
+@user_errors
+def command(space: str, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
+            trials: int, storage: str, study_name: str, macs: bool, sampler: str, out: str, as_json: bool,
+            **opts) -> None:
     import logging
 
     import optuna
