@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import optuna
+
 from .. import deepreduce, tables
 from ..errors import BudgetUnreachable
 from ..analytic import largest_within, total_relus
@@ -183,9 +185,9 @@ class PipelineObjective:
         try:
             result = self.method.fit(self.teacher, budget, run_dir, self.setting,
                                      self.method.params(self.space.preset, **values))
-        except BudgetUnreachable as exc:  # the family cannot be that small: infeasible, nothing trained
-            record.update(relus=budget + 1, macs=0, top1=None, trained=False, unreachable=str(exc))
-            return finish(trial, record, False)
+        except BudgetUnreachable as exc:  # no network of this design exists: nothing to score or count
+            trial.set_user_attr("unreachable", str(exc))
+            raise optuna.TrialPruned(f"unreachable: {exc}") from None
         score = result.val_top1 if self.selected_on == "val" else result.top1
         record.update(relus=result.relus, macs=result.macs, top1=result.top1, val_top1=result.val_top1,
                       score=score, trained=True, spec=(result.built.get("base") or {}).get("spec"),
