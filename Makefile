@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo readme-figure test bench bench-fair clean pi-backend
+.PHONY: demo readme-figure test bench bench-fair bench-o1 clean pi-backend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(STAMP)
 bench-fair: $(STAMP)
 	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt-get install -y -q dataset-fashion-mnist
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/frontier.py --preset fair --record docs/results/frontier-fair.json
+
+# Issue 26: DeepReShape's O(1) synthesis + SNL beside cold and warm-started Optuna searches of the
+# same pipeline at 10/33/50% of the teacher's ReLUs, 3 seeds (hours on 2 cores), resumable.
+bench-o1: $(STAMP)
+	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt-get install -y -q dataset-fashion-mnist
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/o1_vs_search.py --preset cpu --record docs/results/o1-vs-search.json --figure docs/figures/o1-vs-search.png
 
 # The SPU backend of `reshape measure`, in its own environment: SPU needs Python 3.11,
 # numpy < 2 and jax 0.4.34, so it never becomes a dependency of the main package
