@@ -26,10 +26,19 @@ def test_pyproject_lists_every_package():
     assert listed == _package_dirs()
 
 
+_BUILT = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    """What the copy leaves out: build products anywhere, and the output folders at the top
+    (``runs/``, ``demo-out/``) but not the package ``reshape/runs``."""
+    top = {"runs", "demo-out"} & set(names) if Path(folder) == ROOT else set()
+    return set(_BUILT(folder, names)) | top
+
+
 def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "runs"))
+    shutil.copytree(ROOT, src, ignore=_not_source)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "--no-index", "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
     wheel = next((tmp_path / "dist").glob("reshape-*.whl"))
