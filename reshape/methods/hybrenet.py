@@ -112,11 +112,13 @@ class HybReNetSNLParams(BaseParams):
     snl: _snl.SNLParams = param(_snl.SNLParams(), "The SNL step (its short preset: SNL's).")
 
 
-def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> tuple[ArchSpec, Explanation]:
+def synthesize_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams,
+                   shape: Shape | None = None) -> tuple[ArchSpec, Explanation]:
     """The HybReNet for ``relus`` ReLUs, synthesized against the teacher's own spec (in the
-    family ``p`` fixes, if any)."""
+    family ``p`` fixes, if any: ``shape`` when the caller has it already)."""
     cap = None if p.macs is None else int(p.macs * spec_macs(teacher))
-    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking, shape=shape_for(teacher, dataset, relus, p))
+    shape = shape if shape is not None else shape_for(teacher, dataset, relus, p)
+    return synthesize(teacher, dataset, relus, macs=cap, criticality=p.ranking, shape=shape)
 
 
 def shape_for(teacher: ArchSpec, dataset: str, relus: int, p: HybReNetParams) -> Shape | None:
@@ -137,7 +139,7 @@ def base_spec(teacher: ArchSpec, dataset: str, budget: int, p: BaseParams) -> tu
     target = round(p.factor * budget)
     shape = shape_for(teacher, dataset, target, p)
     floor = total_relus(smallest(teacher, dataset, p.ranking, shape))
-    return synthesize_for(teacher, dataset, max(target, floor), p)
+    return synthesize_for(teacher, dataset, max(target, floor), p, shape)  # the family whose floor this is
 
 
 def _explain(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
@@ -205,6 +207,10 @@ def network_for(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams)
 def synthesized_shape(teacher: ArchSpec, dataset: str, budget: int, p: HybReNetParams) -> dict[str, Any]:
     """The shape fields (``SHAPE_FIELDS``) of the network the rules choose for ``budget`` under
     ``p``: ``p`` with these set fits the same network. What a search's warm start enqueues."""
-    spec, why = network_for(teacher, dataset, budget, p)
+    return shape_fields(*network_for(teacher, dataset, budget, p))
+
+
+def shape_fields(spec: ArchSpec, why: Explanation) -> dict[str, Any]:
+    """The family of a synthesized network as the params that fix it (``SHAPE_FIELDS``)."""
     shape = why.shape(spec.depths)
     return {"multipliers": shape.multipliers, "cull": shape.culled, "thin": shape.thin, "depths": shape.depths}

@@ -307,7 +307,7 @@ def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budget
     Shape params take the rules' choice; any other param its preset value, or the space's one
     fixed value if that synthesizes the same network (a MAC cap that does not bind)."""
     from ..methods import get_method
-    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, network_for, synthesized_shape
+    from ..methods.hybrenet import SHAPE_FIELDS, HybReNetParams, network_for, shape_fields
 
     method = get_method(space.method)
     base = method.params(space.preset)
@@ -317,8 +317,8 @@ def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budget
     rows = []
     for budget in sorted(budgets):
         what = f"the synthesized network for budget {budget:,}"
-        o1, _ = network_for(teacher, data, budget, base)
-        values = synthesized_shape(teacher, data, budget, base)
+        o1, why = network_for(teacher, data, budget, base)
+        values = shape_fields(o1, why)
         values.update({p.name: _value(p, _dotted(base, p.name)) for p in space.params if p.name not in SHAPE_FIELDS})
         chosen = {p.name: values[p.name] for p in space.params}
         if network_for(teacher, data, budget, method.params(space.preset, **chosen))[0] != o1:
