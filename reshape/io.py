@@ -117,16 +117,28 @@ def lock_folder(folder: str | os.PathLike[str], param: str = "out") -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "another process"
+            holder = _holder(fd)
             os.close(fd)
             raise OwnershipError(f"${param} {folder} is being written by {holder}; wait for it to finish, "
                                  f"or pick another ${param}", param=param) from None
         if _same_file(fd, path):
             break
         os.close(fd)  # its holder finished and removed it after we opened it: lock the file there now
-    os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} on {_host()}".encode())
+    name = f"process {os.getpid()} on {_host()}".encode()
+    os.pwrite(fd, name, 0)
+    os.ftruncate(fd, len(name))
     _HELD[key] = fd
+
+
+def _holder(fd: int, patience: float = 2.0) -> str:
+    """The name the lock's holder wrote; it writes it just after taking the lock, so a refusal
+    in between waits for it briefly rather than naming nobody."""
+    deadline = time.monotonic() + patience
+    while True:
+        name = os.pread(fd, 256, 0).decode("utf-8", "replace").strip()
+        if name or time.monotonic() > deadline:
+            return name or "another process"
+        time.sleep(0.02)
 
 
 def unlock_folder(folder: str | os.PathLike[str]) -> None:

@@ -293,6 +293,28 @@ def test_a_second_writer_is_refused_naming_the_holder(world, tmp_path):
         holder.wait()
 
 
+def test_a_writer_refused_while_the_holder_names_itself_still_names_it(tmp_path):
+    """Regression (CI): a second writer that tried the lock between the holder taking it and
+    writing its name read an empty lock file and said "another process". The refusal waits
+    briefly for the name."""
+    import fcntl
+    import threading
+
+    from reshape.errors import OwnershipError
+    from reshape.io import LOCK_FILE, lock_folder
+    tmp_path.joinpath(LOCK_FILE).touch()
+    fd = os.open(tmp_path / LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, nameless: the holder's window
+    timer = threading.Timer(0.2, os.write, (fd, b"process 4242 on elsewhere"))
+    timer.start()
+    try:
+        with pytest.raises(OwnershipError, match="being written by process 4242 on elsewhere"):
+            lock_folder(tmp_path)
+    finally:
+        timer.join()
+        os.close(fd)
+
+
 # -- the backend comes from the installation, never the working directory ---------------------------
 def test_measure_never_runs_a_backend_planted_in_the_working_directory(world, tmp_path, monkeypatch):
     """Regression: `reshape measure` ran ./.venv-pi/bin/python from the working directory."""
