@@ -132,27 +132,27 @@ def check_text(body: str) -> None:
 
 def check_python(body: str, line: int, tmp: Path, added: list[str]) -> None:
     """A ```python block runs in a namespace of its own. One that registers a method is the
-    file a newcomer adds as ``reshape/methods/<name>.py``: it is written to a file and imported
-    as that module (its relative imports resolve), and must register a baseline by that name."""
-    import importlib.util
-
-    from reshape.methods import get_method, list_methods
+    file a newcomer adds as ``reshape/methods/<name>.py``: it is written to a folder of the
+    package's path and found by ``discover()`` as a file dropped into the package is (nothing
+    else edited), and must register a baseline by that name."""
+    import reshape.methods as methods
 
     added_here = re.search(r'@register_method\("(\w+)"', body)
     if added_here is None:
         exec(compile(body, f"{ARCHITECTURE}:{line}", "exec"), {"__name__": "__main__"})
         return
     name = added_here[1]
-    assert name not in list_methods(), f"the example method '{name}' is shipped: it is no longer an example"
-    path = tmp / "added" / f"{name}.py"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(body)
-    spec = importlib.util.spec_from_file_location(f"reshape.methods.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    added.append(name)
-    spec.loader.exec_module(module)
-    assert list_methods()[-1] == name and get_method(name).family == "baseline"
+    assert name not in methods.list_methods(), f"the example method '{name}' is shipped: it is no longer an example"
+    folder = tmp / "added"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.py").write_text(body)
+    methods.__path__.append(str(folder))
+    try:
+        found = methods.discover()
+    finally:
+        methods.__path__.remove(str(folder))
+    added.extend(found)
+    assert found == [name] and methods.list_methods()[-1] == name and methods.get_method(name).family == "baseline"
 
 
 def check_console(body: str, line: int) -> None:

@@ -24,13 +24,32 @@ network and writes the summary. docs/architecture.md walks through adding a meth
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import sys
+
 from ._registry import (OMIT_DEFAULT, Job, Method, MethodResult, Setting, check_params, get_method, list_methods,
                         nested, param, params_key, parent_config, register_method, result_of,
                         setting_config, setting_splits)
 
-# Each method module registers itself on import (timm's pattern): import order is listing order.
-from . import width, deepreduce, snl, senet, hybrenet, shallow  # noqa: E402,F401  isort: skip
+#: The shipped methods in listing order; any other module of this package lists after them, by name.
+ORDER = ("width", "deepreduce", "snl", "senet", "hybrenet", "shallow")
 
-__all__ = ["OMIT_DEFAULT", "Job", "Method", "MethodResult", "Setting", "check_params", "get_method", "list_methods",
-           "nested", "param", "params_key", "parent_config", "register_method", "result_of", "setting_config",
+
+def discover() -> list[str]:
+    """Import every public module of this package, shipped methods first (``ORDER``): each
+    registers itself on import (timm's pattern), so a new method is one file here and nothing
+    else. Returns the modules this call imported (none once all are)."""
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    names = [n for n in ORDER if n in found] + sorted(found - set(ORDER))
+    new = [n for n in names if f"{__name__}.{n}" not in sys.modules]
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}")
+    return new
+
+
+discover()
+
+__all__ = ["OMIT_DEFAULT", "Job", "Method", "MethodResult", "Setting", "check_params", "discover", "get_method",
+           "list_methods", "nested", "param", "params_key", "parent_config", "register_method", "result_of", "setting_config",
            "setting_splits"]
