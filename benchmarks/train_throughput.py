@@ -12,7 +12,7 @@ On a CPU shared with other jobs wall-clock images/s swing with the others' load;
 CPU-time figure (images per CPU-second of this process) is the steadier comparison
 there, best with OMP_NUM_THREADS=1 so that no thread spin-waits.
 
-``--shared`` measures what the CLI's OpenMP setting (``reshape.cli.configure_threads``:
+``--shared`` measures what the CLI's OpenMP setting (``reshape.threads.configure_threads``:
 OMP_WAIT_POLICY=PASSIVE, one thread per available CPU) is worth on a loaded machine:
 the trainer's images/s with OpenMP's defaults and with the CLI's setting, each on a
 quiet machine and next to competing busy processes (a pure-Python busy loop per
@@ -121,7 +121,7 @@ def trainer_vs_plain(args: argparse.Namespace) -> None:
 #: ``reshape``'s main() does (``configure_threads``).
 POLICIES = {
     "openmp-default": "",
-    "reshape-cli": "from reshape.cli import configure_threads; configure_threads(); ",
+    "reshape-cli": "from reshape.threads import configure_threads; configure_threads(); ",
 }
 _CHILD = ("import runpy, sys; {setup}sys.argv = [{script!r}, '--measure', *{argv!r}]; "
           "runpy.run_path({script!r}, run_name='__main__')")
@@ -144,7 +144,7 @@ def _child(policy: str, argv: list[str]) -> dict[str, object]:
 
 def shared(args: argparse.Namespace) -> None:
     """img/s with OpenMP's defaults and with the CLI's setting, on a quiet and on a loaded machine."""
-    from reshape.cli import available_cpus
+    from reshape.threads import available_cpus
 
     argv = ["--width", str(args.width), "--images", str(args.images), "--epochs", str(args.epochs),
             "--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]

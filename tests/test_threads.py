@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from reshape import cli
+from reshape import threads
 
 PROBE = """
 import json, os, sys
@@ -44,7 +44,7 @@ def probe(env: dict[str, str], cpus: list[int] | None = None, *args: str) -> dic
 def test_main_sets_a_passive_policy_and_the_available_cpus_before_torch():
     got = probe({})
     assert got["policy"] == "PASSIVE"
-    assert int(got["threads"]) == got["torch_threads"] == cli.available_cpus()
+    assert int(got["threads"]) == got["torch_threads"] == threads.available_cpus()
     assert not got["torch_loaded_by_main"]
 
 
@@ -58,7 +58,7 @@ def test_what_the_user_set_is_left_alone():
     got = probe({"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"})
     assert (got["policy"], got["threads"], got["torch_threads"]) == ("ACTIVE", "1", 1)
     got = probe({"OMP_WAIT_POLICY": "ACTIVE"})  # one set, the other still chosen
-    assert (got["policy"], got["threads"]) == ("ACTIVE", str(cli.available_cpus()))
+    assert (got["policy"], got["threads"]) == ("ACTIVE", str(threads.available_cpus()))
 
 
 def test_help_stays_fast_and_does_not_load_torch():
@@ -68,20 +68,20 @@ def test_help_stays_fast_and_does_not_load_torch():
 def test_nothing_changes_once_torch_is_loaded():
     """Called from inside a program that imported torch: its threads are its own choice."""
     env: dict[str, str] = {}
-    assert "torch" in sys.modules and cli.configure_threads(env) == {} and env == {}
+    assert "torch" in sys.modules and threads.configure_threads(env) == {} and env == {}
 
 
 @pytest.mark.parametrize("cpu_max, expected", [("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)])
 def test_a_cgroup_cpu_quota_caps_the_thread_count(tmp_path, monkeypatch, cpu_max, expected):
     # cpu.max "QUOTA PERIOD": 150000/100000 = 1.5 CPUs -> 2 threads, 0.5 -> 1; "max" = no quota
     (tmp_path / "cpu.max").write_text(cpu_max + "\n")
-    monkeypatch.setattr(cli, "_CGROUP_V2", tmp_path / "cpu.max")
+    monkeypatch.setattr(threads, "_CGROUP_V2", tmp_path / "cpu.max")
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert cli.available_cpus() == (affinity if expected is None else min(affinity, expected))
+    assert threads.available_cpus() == (affinity if expected is None else min(affinity, expected))
 
 
 def test_configure_threads_sets_only_what_is_unset(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch")  # as before torch is imported
     env = {"OMP_NUM_THREADS": "2"}
-    assert cli.configure_threads(env) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert threads.configure_threads(env) == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert env == {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
