@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import json
 import os
-import re
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -25,10 +21,9 @@ import click
 
 from reshape import values
 from reshape.errors import ReshapeError, python_name
+from reshape.io import writable_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
-_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
 #: Set to 1 to see the traceback behind any one-line error (for bug reports).
 DEBUG_ENV = "RESHAPE_DEBUG"
 #: Library parameters (``reshape.errors.PARAMS``) whose option is not ``--`` and the name in dashes.
@@ -92,21 +87,13 @@ def refuse_empty(kwargs: dict[str, Any]) -> None:
 
 
 def user_message(exc: BaseException) -> str | None:
-    """The one-line message for an error the user can act on, or None for a bug (keep its traceback)."""
-    from reshape.errors import first_line, is_out_of_memory
+    """The one-line message for an error the user can act on (``reshape.errors.user_error``,
+    its parameters named as this command's options), or None for a bug (keep its traceback)."""
+    from reshape.errors import user_error
 
-    if isinstance(exc, ReshapeError):
-        return cli_message(exc)
-    if isinstance(exc, UnicodeDecodeError):
-        from reshape.io import not_utf8
-
-        name = _file_being_read(exc)
-        return not_utf8(name, exc) if name else not_utf8("file", exc, "an input")
-    if isinstance(exc, OSError):
-        return _os_message(exc)
-    if is_out_of_memory(exc):
-        return (f"not enough memory ({first_line(exc)}); use a narrower model (--width), a smaller "
-                "--batch-size or a machine with more memory")
+    error = user_error(exc)
+    if error is not None:
+        return cli_message(error)
     if isinstance(exc, ValueError):
         return f"{exc} (if this looks like a bug, rerun with {DEBUG_ENV}=1 and report the traceback)"
     return None
@@ -139,61 +126,7 @@ def cli_message(exc: ReshapeError) -> str:
     return exc.render(option_name, _names())
 
 
-def _os_message(exc: OSError) -> str:
-    """``cannot use PATH: reason``, naming both paths of a failed rename or copy."""
-    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
-    reason = exc.strerror or str(exc)
-    return f"cannot use {paths}: {reason}" if paths else f"file system error: {reason}"
-
-
-def _file_being_read(exc: BaseException) -> str | None:
-    """The name of the innermost text file open in the frames of ``exc`` (the one that failed to decode)."""
-    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        for value in frame.f_locals.values():
-            if isinstance(value, io.TextIOWrapper) and isinstance(getattr(value, "name", None), str):
-                return value.name
-    return None
-
-
 # -- numbers ------------------------------------------------------------------------------------
-
-
-def parse_amount(text: str, what: str = "value") -> int:
-    """Parse 180k, 1.2M, 1.5G or 180000 into an integer."""
-    m = _NUMBER.match(str(text))
-    if not m:
-        raise click.BadParameter(f"{what} must look like 180k, 1.2M, 1.5G or 180000, got {text!r}")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if value != int(value):
-        raise click.BadParameter(f"{what} {text!r} is not a whole number")
-    return int(value)
-
-
-def parse_target(text: str, what: str = "value") -> int | float:
-    """A target as a count (``300k``, ``1.2M``, ``300000``) or as a fraction of the model's own
-    count: a percentage (``70%``) or a number with a decimal point in (0, 1] (``0.7``, ``1.0``).
-
-    A float is a fraction, an int a count; so ``1`` is one ReLU and ``1.0`` all of them.
-    """
-    item = str(text).strip()
-    try:
-        if re.fullmatch(r"[0-9]*\.?[0-9]+%", item):
-            value: int | float = float(item[:-1]) / 100
-        elif re.fullmatch(r"[0-9]*\.[0-9]+", item):
-            value = float(item)
-        else:
-            value = parse_amount(item, what)
-    except click.BadParameter:
-        value = 0
-    if isinstance(value, float) and 0 < value <= 1 or isinstance(value, int) and value >= 1:
-        return value
-    raise click.BadParameter(f"{what} {text!r} is neither a count (300k, 1.2M, 300000; at least 1) nor a "
-                             "fraction of the model's in (0, 1] (0.7, 1.0 or 70%)")
-
-
-def resolve_target(target: int | float, total: int) -> int:
-    """A ``parse_target`` value as a count: a fraction of ``total``, or the count itself."""
-    return int(target * total) if isinstance(target, float) else target
 
 
 class Amount(click.ParamType):
@@ -206,9 +139,9 @@ class Amount(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
-            number = value if isinstance(value, int) else parse_amount(value)
-        except click.BadParameter as exc:
-            self.fail(exc.message, param, ctx)
+            number = value if isinstance(value, int) else values.parse_amount(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         if number < self.minimum:
             self.fail(f"must be at least {self.minimum:,} (like 50k, 1.2M or 50000), got {value!r}", param, ctx)
         return number
@@ -230,7 +163,7 @@ class AmountList(click.ParamType):
 
 
 class Target(click.ParamType):
-    """A count or a fraction of the model's (``parse_target``); ``many`` takes a comma list."""
+    """A count or a fraction of the model's (``reshape.values.parse_target``); ``many`` takes a comma list."""
 
     name = "target"
 
@@ -242,10 +175,10 @@ class Target(click.ParamType):
             return value
         try:
             if not self.many:
-                return parse_target(value)
-            items = [parse_target(part, "each entry") for part in str(value).split(",") if part.strip()]
-        except click.BadParameter as exc:
-            self.fail(exc.message, param, ctx)
+                return values.parse_target(value)
+            items = [values.parse_target(part, "each entry") for part in str(value).split(",") if part.strip()]
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         if not items:
             self.fail(f"give at least one, e.g. 2%,5%,10k; got {value!r}", param, ctx)
         return items
@@ -318,33 +251,6 @@ class OutPath(click.Path):
         if problem:
             self.fail(problem, param, ctx)
         return path
-
-
-def writable_problem(path: Path, directory: bool) -> str | None:
-    """Why ``path`` cannot be written as a file (or created as a folder), or None when it can.
-
-    Tries a temporary file in the folder that would hold it (removed at once): permission
-    bits alone say nothing for root or for special file systems such as /proc. A device,
-    FIFO or socket is never written (renaming over ``/dev/null`` would replace the device).
-    """
-    from reshape.io import special_kind
-
-    kind = special_kind(path)
-    if kind:
-        return f"'{path}' is {kind}, not a regular {'folder' if directory else 'file'}; pick another path."
-    if path.exists() and path.is_dir() != directory:
-        return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
-    parent = path if directory and path.is_dir() else path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"cannot create {path}: {parent} is a file, not a folder"
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        return f"cannot write {path}: {parent} does not take new files ({exc.strerror or exc})"
-    return None
 
 
 def check_out(path: str, directory: bool, hint: str = "--out") -> None:

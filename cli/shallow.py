@@ -5,8 +5,10 @@ from typing import Any
 
 import click
 
+from reshape.values import resolve_target
+
 from ._budget import fit_method, method_arguments, teacher_run
-from ._common import Target, echo_json, human, resolve_target, user_errors
+from ._common import Target, echo_json, human, user_errors
 from ._params import MethodCommand
 
 

@@ -15,7 +15,9 @@ that is wrong, where one is.
 """
 from __future__ import annotations
 
+import io
 import re
+import traceback
 from typing import Callable, Mapping
 
 #: Flags a message may name: a Python caller reads ``$force`` as ``force=True``.
@@ -114,3 +116,35 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     """The first line of ``exc``'s message (its type when empty), cut to ``limit`` characters."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def not_utf8(path: str, exc: UnicodeDecodeError, what: str = "file") -> str:
+    """The message for a file that does not decode as UTF-8, with where it stops decoding."""
+    return f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+
+
+def user_error(exc: BaseException) -> ReshapeError | None:
+    """``exc`` as the one-line error the user can act on (a file that is not text, a file
+    system refusal, memory), or None for anything else: a bug keeps its traceback."""
+    if isinstance(exc, ReshapeError):
+        return exc
+    if isinstance(exc, UnicodeDecodeError):
+        name = _file_being_read(exc)
+        return ReshapeError(not_utf8(name, exc) if name else not_utf8("file", exc, "an input"))
+    if isinstance(exc, OSError):
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        reason = exc.strerror or str(exc)
+        return ReshapeError(f"cannot use {paths}: {reason}" if paths else f"file system error: {reason}")
+    if is_out_of_memory(exc):
+        return ReshapeError(f"not enough memory ({first_line(exc)}); use a narrower model ($width), a smaller "
+                            "$batch_size or a machine with more memory")
+    return None
+
+
+def _file_being_read(exc: BaseException) -> str | None:
+    """The name of the innermost text file open in the frames of ``exc`` (the one that failed to decode)."""
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        for value in frame.f_locals.values():
+            if isinstance(value, io.TextIOWrapper) and isinstance(getattr(value, "name", None), str):
+                return value.name
+    return None

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import OwnershipError, ReshapeError, run_key
+from .errors import OwnershipError, ReshapeError, not_utf8, run_key
 
 _TEMP = re.compile(r"^\.(?P<target>.+)\.~(?P<pid>\d+)@(?P<host>.*)\.[A-Za-z0-9_]+\.tmp$")
 #: A temporary file of another machine's writer (a shared filesystem) counts as stale after this long.
@@ -240,9 +240,29 @@ def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
         raise ReshapeError(not_utf8(path, exc, what)) from None
 
 
-def not_utf8(path: str | os.PathLike[str], exc: UnicodeDecodeError, what: str = "file") -> str:
-    """The message for a file that does not decode as UTF-8, with where it stops decoding."""
-    return f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+def writable_problem(path: Path, directory: bool) -> str | None:
+    """Why ``path`` cannot be written as a file (or created as a folder), or None when it can.
+
+    Tries a temporary file in the folder that would hold it (removed at once): permission
+    bits alone say nothing for root or for special file systems such as /proc. A device,
+    FIFO or socket is never written (renaming over ``/dev/null`` would replace the device).
+    """
+    kind = special_kind(path)
+    if kind:
+        return f"'{path}' is {kind}, not a regular {'folder' if directory else 'file'}; pick another path."
+    if path.exists() and path.is_dir() != directory:
+        return f"{'Directory' if directory else 'File'} '{path}' is {'a file' if directory else 'a directory'}."
+    parent = path if directory and path.is_dir() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {path}: {parent} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {parent} does not take new files ({exc.strerror or exc})"
+    return None
 
 
 def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:

@@ -10,6 +10,7 @@ refuses what the command line refuses, with the same words.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +84,46 @@ def check_fields(obj: Any, what: str, **ranges: Range) -> None:
         value = getattr(obj, name)
         if value is not None:
             allowed.check(f"{what} {name}", value)
+
+
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
+
+
+def parse_amount(text: str, what: str = "value") -> int:
+    """180k, 1.2M, 1.5G or 180000 as an integer (ReLU and MAC budgets are written this way);
+    a ``ValueError`` saying what a count looks like otherwise."""
+    m = _NUMBER.match(str(text))
+    if not m:
+        raise ValueError(f"{what} must look like 180k, 1.2M, 1.5G or 180000, got {text!r}")
+    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if value != int(value):
+        raise ValueError(f"{what} {text!r} is not a whole number")
+    return int(value)
+
+
+def parse_target(text: str, what: str = "value") -> int | float:
+    """A target as a count (``300k``, ``1.2M``, ``300000``) or as a fraction of the model's own
+    count: a percentage (``70%``) or a number with a decimal point in (0, 1] (``0.7``, ``1.0``).
+
+    A float is a fraction, an int a count; so ``1`` is one ReLU and ``1.0`` all of them.
+    """
+    item = str(text).strip()
+    try:
+        if re.fullmatch(r"[0-9]*\.?[0-9]+%", item):
+            value: int | float = float(item[:-1]) / 100
+        elif re.fullmatch(r"[0-9]*\.[0-9]+", item):
+            value = float(item)
+        else:
+            value = parse_amount(item, what)
+    except ValueError:
+        value = 0
+    if isinstance(value, float) and 0 < value <= 1 or isinstance(value, int) and value >= 1:
+        return value
+    raise ValueError(f"{what} {text!r} is neither a count (300k, 1.2M, 300000; at least 1) nor a "
+                     "fraction of the model's in (0, 1] (0.7, 1.0 or 70%)")
+
+
+def resolve_target(target: int | float, total: int) -> int:
+    """A ``parse_target`` value as a count: a fraction of ``total``, or the count itself."""
+    return int(target * total) if isinstance(target, float) else target

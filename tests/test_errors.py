@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from reshape.analytic import spec_params
-from reshape.cli._common import NO_OPTION, name_params, option_name, parse_target, user_errors
+from reshape.cli._common import NO_OPTION, name_params, option_name, user_errors
 from reshape.errors import PARAMS, OwnershipError, ParamError, ReshapeError
 from reshape.models import build, narrow, spec_for
 from reshape.runs import RunDir
+from reshape.values import parse_target
 
 
 def boundary(exc: BaseException, monkeypatch, debug: str | None = None) -> tuple[int | None, str]:
@@ -81,7 +82,7 @@ def test_a_target_is_a_count_or_a_fraction(text, value):
 
 @pytest.mark.parametrize("text", ["1.5", "0", "0.0", "150%", "0%", "-1", "abc", "1.5.2"])
 def test_a_target_neither_count_nor_fraction_is_refused(text):
-    with pytest.raises(click.BadParameter):
+    with pytest.raises(ValueError, match="neither a count"):
         parse_target(text)
 
 
