@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import POSITIVE, cli_message, cost_table, echo_json, human, stdout_console, user_errors
+from reshape.report.render import human, stdout_console
+
+from ._common import POSITIVE, cli_message, cost_table, echo_json, user_errors
 
 from reshape.tables import load as _load_table
 

@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import POSITIVE, echo_json, human, user_errors
+from reshape.report.render import human
+
+from ._common import POSITIVE, echo_json, user_errors
 from .count import DATASETS, resolve_model
 
 if TYPE_CHECKING:

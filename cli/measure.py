@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ._common import OutPath, echo_json, human, stdout_console, user_errors
+from reshape.report.render import human, stdout_console
+
+from ._common import OutPath, echo_json, user_errors
 
 
 @click.command("measure")

@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import OutPath, echo_json, stdout_console, user_errors
+from reshape.report.render import stdout_console
+
+from ._common import OutPath, echo_json, user_errors
 
 if TYPE_CHECKING:
     from reshape.report import Point

@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, human, stdout_console, usage_errors, user_errors
+from reshape.report.render import human, stdout_console
+
+from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, usage_errors, user_errors
 from ._training import method_setting, pop_training, train_config, training_options
 
 if TYPE_CHECKING:

@@ -6,7 +6,9 @@ from typing import Any
 import click
 
 from ._budget import fit_method, method_arguments, teacher_run
-from ._common import Target, echo_json, human, resolve_target, user_errors
+from reshape.report.render import human
+
+from ._common import Target, echo_json, resolve_target, user_errors
 from ._params import MethodCommand
 
 

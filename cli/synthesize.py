@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import (Amount, AmountList, check_out, cost_table, echo_json, human, name_params, stdout_console,
-                      user_errors)
+from reshape.report.render import human, stdout_console
+
+from ._common import Amount, AmountList, check_out, cost_table, echo_json, name_params, user_errors
 from .count import DATASETS
 
 if TYPE_CHECKING:
