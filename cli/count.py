@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 import click
 
 from reshape.report import views
-from reshape.report.render import stdout_console
 
 from ._common import POSITIVE, cli_message, cost_table, echo_json, user_errors
 
@@ -72,7 +71,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         echo_json({"model": resolved.label, **result.to_dict(),
                    "spec": resolved.spec.to_dict() if resolved.spec else None})
         return
-    stdout_console().print(views.count_view(resolved.label, result, protocol, per_layer, costs_option="--costs"))
+    views.stdout_console().print(views.count_view(resolved.label, result, protocol, per_layer, costs_option="--costs"))
 
 
 def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Resolved:

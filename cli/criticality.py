@@ -6,7 +6,7 @@ import sys
 import click
 
 from reshape.report import run_views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 
 from ._common import POSITIVE, Dataset, OutPath, echo_json, user_errors
 from ._training import pop_training, train_config, training_options

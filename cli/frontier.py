@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from reshape.report import run_views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 from reshape.setting import EPOCHS
 
 from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, usage_errors, user_errors

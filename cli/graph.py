@@ -4,7 +4,6 @@ from __future__ import annotations
 import click
 
 from reshape.report import views
-from reshape.report.render import stdout_console
 
 from ._common import POSITIVE, echo_json, user_errors
 from .count import DATASETS, resolve_model
@@ -58,4 +57,4 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
         echo_json({"model": model, "input_shape": list(mg.input_shape),
                    "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
         return
-    stdout_console(pipe_width=None).print(views.graph_view(model, mg, blocks))
+    views.stdout_console(pipe_width=None).print(views.graph_view(model, mg, blocks))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import click
 
 from reshape.report import views
-from reshape.report.render import stdout_console
 
 from ._common import OutPath, echo_json, user_errors
 
@@ -54,4 +53,4 @@ def command(source: str, protocol: str, field: str, out: str | None, link: str, 
                 err.print(text)
 
         record = measure(source, protocol, field, out, link, weights, progress=progress)
-    echo_json(record) if as_json else stdout_console().print(views.measurement_view(record))
+    echo_json(record) if as_json else views.stdout_console().print(views.measurement_view(record))

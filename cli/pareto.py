@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from reshape.report import run_views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 
 from ._common import OutPath, echo_json, user_errors
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import click
 
 from reshape.report import run_views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 
 from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, usage_errors, user_errors
 from ._training import method_setting, pop_training, train_config, training_options

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from reshape.report import run_views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 from reshape.spec import GRANULARITIES
 
 from ._budget import ESTIMATORS, teacher_run

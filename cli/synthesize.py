@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from reshape.report import views
-from reshape.report.render import stdout_console
+from reshape.report.views import stdout_console
 
 from ._common import Amount, AmountList, check_out, cost_table, echo_json, name_params, user_errors
 from .count import DATASETS

@@ -25,7 +25,7 @@ from ..frontier import FrontierResult
 from ..io import write_text
 from ..runs import writes
 from .plot import plot_frontier
-from .render import percent
+from .views import percent
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"

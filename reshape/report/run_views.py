@@ -1,11 +1,11 @@
 """What the commands that train, fit, search and compare print: views of trained results,
 returned as rich tables and lines or as plain strings, never printed (``reshape.report.views``
-has those of what a network is and costs, and says how a command uses them)."""
+has those of what a network is and costs, the cells both are built of, and how a command uses them)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .render import group, human, pct, percent, plain, styled, table
+from .views import group, human, pct, percent, plain, styled, table
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -78,6 +78,7 @@ def demo_line(done: Any) -> str:
 def methods_text(rows: Sequence[Mapping[str, Any]]) -> str:
     """``reshape methods``: each method's family, summary, params with defaults, and presets."""
     def listed(params: Mapping[str, Any]) -> str:
+        """Params as ``name=value`` pairs."""
         return ", ".join(f"{k}={param_text(v)}" for k, v in params.items())
 
     return "\n".join(
@@ -144,6 +145,7 @@ def shallow_view(out: str, built: dict[str, Any]) -> Group:
 def trials_table(rows: Sequence[Mapping[str, Any]], study_name: str) -> Table:
     """``reshape search``: the completed trials, best validation (else test) top-1 first."""
     def trial(row: Mapping[str, Any]) -> tuple[str, ...]:
+        """One trial's cells."""
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items() if k != "budget")
         return (f"{row['number']}{' (warm start)' if row['warm_start'] else ''}", human(row["budget"]),
                 f"{row['relus']:,}", human(row["macs"]), percent(row["val_top1"]), percent(row["top1"]),
