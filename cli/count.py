@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 import click
 
 from reshape.report import views
+from reshape.tables import load as _load_table
 
 from ._common import POSITIVE, cli_message, cost_table, echo_json, user_errors
-
-from reshape.tables import load as _load_table
 
 if TYPE_CHECKING:
     from reshape.models import Resolved

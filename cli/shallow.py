@@ -5,10 +5,10 @@ from typing import Any
 
 import click
 
-from ._budget import fit_method, method_arguments, teacher_run
 from reshape.report import run_views
 from reshape.report.views import stdout_console
 
+from ._budget import fit_method, method_arguments, teacher_run
 from ._common import Target, echo_json, resolve_target, user_errors
 from ._params import MethodCommand
 

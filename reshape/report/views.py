@@ -59,6 +59,11 @@ def cost_cells(cost: CostEstimate) -> tuple[str, str]:
     return f"{cost.online_s:.2f}s", human(cost.total_bytes) + "B"
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """An input or output shape as ``3x32x32``."""
+    return "x".join(map(str, shape))
+
+
 def table(title: str | None, header: Sequence[str], rows: Iterable[Sequence[str]] = (), *,
           left: int | Collection[str] = 1, no_wrap: bool | Collection[str] = False, overflow: str = "ellipsis",
           title_justify: str = "left", **options: Any) -> Table:
@@ -77,7 +82,7 @@ def table(title: str | None, header: Sequence[str], rows: Iterable[Sequence[str]
 
 
 def plain(line: str) -> Text:
-    """A line printed as written: no numbers or paths coloured (rich's highlighting is for tables' notes)."""
+    """A line as written: rich colours no number or path in it (the dense headlines and notes)."""
     from rich.text import Text
 
     return Text.from_markup(line)
@@ -98,20 +103,12 @@ def group(*parts: RenderableType | None) -> Group:
 
 
 def stdout_console(pipe_width: int | None = 400) -> Console:
-    """A rich console for stdout; a pipe or a log gets tables ``pipe_width`` wide (None: rich's 80),
-    whole rather than squeezed to 80 columns."""
+    """A rich console for stdout; a pipe or a log gets ``pipe_width`` columns, whole tables rather than
+    ones squeezed to 80 (None: rich's own choice, 80 columns in a pipe, as some commands have always had)."""
     from rich.console import Console
 
     console = Console()
     return console if console.is_terminal or pipe_width is None else Console(width=pipe_width)
-
-
-# -- shapes -------------------------------------------------------------------------------------
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    """An input or output shape as ``3x32x32``."""
-    return "x".join(map(str, shape))
 
 
 # -- reshape count ------------------------------------------------------------------------------
