@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import click
 
+from reshape.report import run_views
 from reshape.setting import EPOCHS
 
 from ._common import RUN_DIR, Amount, Dataset, OutPath, name_params
@@ -71,18 +72,4 @@ def report(result: Any, as_json: bool) -> None:
     """The result of a method run: one line, or ``MethodResult.to_dict()`` as JSON."""
     from ._common import echo_json
 
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    top1 = f"{100 * result.top1:.2f}%" if result.top1 is not None else "-"
-    note = "  (finished earlier: read back)" if result.cached else ""
-    click.echo(f"{result.run}: {result.method}  ReLUs {result.relus:,} (budget {result.budget:,})  "
-               f"MACs {result.macs:,}  test top-1 {top1}{note}")
-
-
-def per_stage_line(per_stage: dict[str, int]) -> str:
-    """The plan's split of the kept ReLUs over the stages, e.g. ``stem 12 (1.1%)  layer1 ...``."""
-    total = sum(per_stage.values()) or 1
-    order = sorted(per_stage, key=lambda stage: (stage != "stem", len(stage), stage))  # JSON read-backs sort keys
-    return "ReLUs per stage: " + "  ".join(f"{stage} {per_stage[stage]:,} ({100 * per_stage[stage] / total:.1f}%)"
-                                           for stage in order)
+    echo_json(result.to_dict()) if as_json else click.echo(run_views.method_line(result))

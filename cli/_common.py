@@ -267,22 +267,6 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
 
 
-def human(n: float) -> str:
-    """1234567 -> '1.23M' for tables."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:g}"
-
-
-def stdout_console() -> Any:
-    """A rich console for stdout; a pipe or a log gets whole tables, not ones squeezed to 80 columns."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=400)
-
-
 def cost_table(protocol: str, costs: str | None = None) -> dict[str, dict[str, Any]]:
     """The PI cost profiles (``--costs`` applied) with ``--protocol`` checked against them: an
     unknown protocol is a usage error (exit 2) before any work starts."""

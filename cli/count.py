@@ -5,16 +5,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import POSITIVE, cli_message, cost_table, echo_json, human, stdout_console, user_errors
-
+from reshape.report import views
 from reshape.tables import load as _load_table
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
+from ._common import POSITIVE, cli_message, cost_table, echo_json, user_errors
 
-    from reshape.accounting import Count, Priced
-    from reshape.cost import CostEstimate
+if TYPE_CHECKING:
     from reshape.models import Resolved
 
 #: Presets whose geometry is fixed (an imagefolder's class count needs its files).
@@ -74,11 +70,7 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
         echo_json({"model": resolved.label, **result.to_dict(),
                    "spec": resolved.spec.to_dict() if resolved.spec else None})
         return
-    console = stdout_console()
-    console.print(_stage_table(resolved.label, result, protocol))
-    _print_totals(console, result, protocol)
-    if per_layer:
-        console.print(_layer_table(result.count))
+    views.stdout_console().print(views.count_view(resolved.label, result, protocol, per_layer, costs_option="--costs"))
 
 
 def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Resolved:
@@ -91,78 +83,3 @@ def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Re
         return resolve_model_or_run(model, dataset, input_size, weights=False)
     except PresetError as exc:
         raise click.BadParameter(cli_message(exc), param_hint="--dataset") from None
-
-
-def _stage_table(label: str, result: Priced, protocol: str) -> Table:
-    """Per stage and in total: every cost class this network has (ReLUs always), MACs, params, cost."""
-    from rich.table import Table
-
-    counted = result.count
-    classes = [("ReLUs", "relus"), *((name, attr) for name, attr in (("comparisons", "comparisons"),
-                                                                    ("smooth", "smooth")) if getattr(counted, attr))]
-    t = Table(title=f"{label}  input {'x'.join(map(str, counted.input_shape))}  convention {counted.convention}",
-              title_justify="left")
-    for col in ("stage", *(name for name, _ in classes), "% ReLUs", "MACs", "% MACs", "params",
-                f"{protocol} online", f"{protocol} comm"):
-        t.add_column(col, justify="left" if col == "stage" else "right")
-    for s, cost in zip(counted.stages, result.stage_costs):
-        t.add_row(s.name, *(f"{getattr(s, attr):,}" for _, attr in classes), _pct(s.relus, counted.relus),
-                  human(s.macs), _pct(s.macs, counted.macs), human(s.params), *_cost_cells(cost))
-    t.add_row("total", *(f"{getattr(counted, attr):,}" for _, attr in classes), "100%", human(counted.macs), "100%",
-              human(counted.params), *_cost_cells(result.cost), style="bold")
-    return t
-
-
-def _print_totals(console: Console, result: Priced, protocol: str) -> None:
-    """The headline counts, SNL's convention where known, and the network's PI estimate."""
-    from reshape.accounting import ops_text
-
-    counted, total = result.count, result.cost
-    others = "".join(f"{name} {getattr(counted, name):,}  " for name in ("comparisons", "smooth")
-                     if getattr(counted, name))
-    console.print(f"ReLUs {counted.relus:,} ({_stem_note(counted)})  {others}MACs {counted.macs:,}  "
-                  f"params {counted.params:,}  nonlinear depth {counted.nonlinear_depth}  "
-                  f"(convention {counted.convention})", highlight=False)
-    if counted.smooth_ops:
-        console.print(f"smooth by op: {ops_text(counted.smooth_ops)}", highlight=False)
-    if result.relus_snl is not None:
-        console.print(f"SNL's convention: {result.relus_snl:,} ReLUs (its networks have no "
-                      f"{result.snl_omits} layer)")
-    if total.unpriced:
-        console.print(f"{protocol} estimate: none: the {protocol} profile has no cost for "
-                      f"{', '.join(total.unpriced)} (docs/accounting.md; give one with --costs)", highlight=False)
-    else:
-        console.print(f"{protocol} estimate: online {total.online_s:.2f}s, offline {total.offline_s:.2f}s, "
-                      f"communication {human(total.online_bytes)}B online + {human(total.offline_bytes)}B offline")
-
-
-def _layer_table(counted: Count) -> Table:
-    """Every ReLU, max-pool and linear layer (--per-layer)."""
-    from rich.table import Table
-
-    lt = Table(title=f"layers  convention {counted.convention}", title_justify="left")
-    for col in ("layer", "stage", "kind", "output", "ReLUs", "comparisons", "smooth", "MACs"):
-        lt.add_column(col, justify="left" if col in ("layer", "stage", "kind") else "right")
-    for layer in counted.layers:
-        lt.add_row(layer.name or "(model forward)", layer.stage, layer.kind, "x".join(map(str, layer.shape)),
-                   f"{layer.relus:,}", f"{layer.comparisons:,}", f"{layer.smooth:,}", f"{layer.macs:,}")
-    return lt
-
-
-def _stem_note(result: Count) -> str:
-    """What the headline ReLU count holds at the stem (SNL's convention is its own line)."""
-    if result.stem_relus is None:
-        return f"no stem split: {result.stage_split_reason}"
-    if result.stem_relus == 0:
-        return "the stem has no ReLU"
-    return f"stem ReLU included; {result.relus_without_stem:,} without it"
-
-
-def _cost_cells(c: CostEstimate) -> tuple[str, str]:
-    if c.unpriced:
-        return "no estimate", "no estimate"
-    return f"{c.online_s:.2f}s", human(c.total_bytes) + "B"
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
+from reshape.report import run_views
+from reshape.report.views import stdout_console
+
 from ._common import POSITIVE, Dataset, OutPath, echo_json, user_errors
 from ._training import pop_training, train_config, training_options
-
-if TYPE_CHECKING:
-    from reshape.methods.criticality import Criticality
 
 
 @click.command("criticality")
@@ -64,34 +63,7 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
         write_json(out, result.to_dict())
     if as_json:
         echo_json(result.to_dict())
-    else:
-        _print(result, out)
-
-
-def _print(result: Criticality, out: str | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def pct(acc: float) -> str:
-        return f"{100 * acc:.2f}%"
-
-    width = f" --width {result.width}" if result.width else ""
-    epochs = result.recipe["epochs"]
-    table = Table(title=f"{result.backbone}{width} on {result.dataset}: stage criticality "
-                        f"({epochs} epoch{'s' if epochs != 1 else ''} each)", title_justify="left")
-    for col in ("network", "ReLUs", "test top-1", "criticality"):
-        table.add_column(col, justify="left" if col == "network" else "right")
-    table.add_row("all ReLUs", f"{result.full_relus:,}", pct(result.acc_full), "1")
-    for k, (acc, score, relus) in enumerate(zip(result.stage_acc, result.scores, result.stage_relus), start=1):
-        table.add_row(f"stage {k} only" + (" (+ stem)" if k == 1 else ""), f"{relus:,}", pct(acc),
-                      "n/a" if score is None else f"{score:.3f}")
-    table.add_row("all linear", "0", pct(result.acc_lin), "0")
-    console = Console()
-    console.print(table)
-    if result.acc_full <= result.acc_lin:
-        console.print("note: the all-ReLU network did not beat the linear one; train longer (--epochs) "
-                      "for a meaningful criticality", style="yellow")
-    ranking = ",".join(map(str, result.ranking))
-    console.print(f"ranking, least -> most critical: {ranking}  "
-                  f"(reshape synthesize ... --criticality {ranking})", highlight=False)
-    console.print(f"cached in {result.folder}" + (f"; wrote {out}" if out else ""), highlight=False)
+        return
+    stdout_console(pipe_width=None).print(run_views.criticality_view(
+        result, out, width_option="--width", epochs_option="--epochs",
+        ranking_use="reshape synthesize ... --criticality"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from reshape.report import run_views
+
 from ._common import OutPath, user_errors
 
 
@@ -50,4 +52,4 @@ def command(out: str, quick: bool, force: bool) -> None:
 
     console = Console(stderr=True)
     done = run_demo(out, quick=quick, force=force, say=lambda line: console.print(line, highlight=False, markup=False))
-    console.print(f"[bold green]demo done[/] in {done.seconds:.0f} s: {done.summary}, {done.figure}, {done.export}/")
+    console.print(run_views.demo_line(done))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from reshape.report import run_views
+
 from ._common import POSITIVE, RUN_DIR, Dataset, echo_json, user_errors
 
 
@@ -39,5 +41,4 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     if as_json:
         echo_json({"run": run_dir, "method": summary["method"], "data": data, **result, "relus": relus})
         return
-    click.echo(f"{run_dir} ({summary['label']}) on {data}: top-1 {100 * result['top1']:.2f}%  "
-               f"top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}  ReLUs {relus:,}")
+    click.echo(run_views.eval_line(run_dir, summary["label"], data, result, relus))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from reshape.report import run_views
+
 from ._common import RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
 
 
@@ -38,15 +40,11 @@ def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str 
       reshape export runs/senet-50k --out export/senet-50k --onnx --timm-config
       reshape export runs/teacher --out export/teacher --json
     """
-    from reshape.report.export import CHECK_BATCH, export
+    from reshape.report.export import export
 
     name_params({"weights": "RUN_DIR (weights digest)", "timm_config": "--timm-config", "onnx": "--onnx"})
     result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset, force=force)
     if as_json:
         echo_json({"files": list(result.files), "onnx_max_diff": result.onnx_max_diff})
         return
-    for file in result.files:
-        click.echo(f"wrote {file}")
-    if result.onnx_max_diff is not None:
-        click.echo(f"ONNX check: max |onnxruntime - PyTorch| = {result.onnx_max_diff:.3g} "
-                   f"on a batch of {CHECK_BATCH}")
+    click.echo(run_views.export_lines(result))

@@ -5,6 +5,8 @@ from typing import Any
 
 import click
 
+from reshape.report import run_views
+from reshape.report.views import stdout_console
 from reshape.setting import EPOCHS
 
 from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, usage_errors, user_errors
@@ -111,7 +113,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     if as_json:
         echo_json(result.to_dict())
         return
-    _print_table(result)
+    stdout_console(pipe_width=200).print(run_views.frontier_view(result))
     click.echo(f"wrote {', '.join(str(f) for f in [result.out / 'results.json', *files])}")
 
 
@@ -137,27 +139,3 @@ def _echo_point(row: dict[str, Any]) -> None:
     from reshape.report.frontier import describe
 
     click.echo(describe(row), err=True)
-
-
-def _print_table(result: Any) -> None:
-    """The frontier's table, whether its training agrees, its pairs and its iso-accuracy ReLUs."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from reshape.report.frontier import compute_note, iso_table, pairs_table, table
-
-    console = Console()
-    if not console.is_terminal:  # a log or pipe: the whole table, not one squeezed to 80 columns
-        console = Console(width=200)
-    for title, (header, body) in ((f"Frontier on {result.setting['data']}", table(result)),
-                                  ("Paired: ours - baseline (points, same seed)", pairs_table(result)),
-                                  ("ReLUs at iso-accuracy", iso_table(result))):
-        if not body:
-            continue
-        view = Table(title=title, title_justify="left")
-        for i, col in enumerate(header):
-            view.add_column(col, justify="left" if i < 3 else "right")
-        for row in body:
-            view.add_row(*row)
-        console.print(view)
-    console.print(compute_note(result), highlight=False)

@@ -1,15 +1,12 @@
 """``reshape graph``: the residual blocks of a model with their ReLUs and MACs."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from ._common import POSITIVE, echo_json, human, user_errors
-from .count import DATASETS, resolve_model
+from reshape.report import views
 
-if TYPE_CHECKING:
-    from reshape.graph import ModelGraph
+from ._common import POSITIVE, echo_json, user_errors
+from .count import DATASETS, resolve_model
 
 
 @click.command("graph")
@@ -60,30 +57,4 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
         echo_json({"model": model, "input_shape": list(mg.input_shape),
                    "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
         return
-    _print_table(model, mg.input_shape, mg, blocks)
-
-
-def _print_table(label: str, input_shape: tuple[int, ...], mg: ModelGraph, blocks: list[dict]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    types = ", ".join(sorted({b["type"] for b in blocks}))
-    t = Table(title=f"{label}  input {'x'.join(map(str, input_shape))}  {types}", title_justify="left",
-              box=box.SIMPLE_HEAD)
-    for col in ("block", "s", "shortcut", "ReLUs", "inner", "MACs", "exact", "compact"):
-        t.add_column(col, justify="left" if col in ("block", "shortcut") else "right", no_wrap=True)
-    for b in blocks:
-        t.add_row(b["name"], str(b["stride"]), b["shortcut"], f"{b['relus']:,}", f"{b['inner_relus']:,}",
-                  human(b["macs"]), _macs(b["macs_exact_merge"]), _macs(b["macs_compact_merge"]))
-    console = Console()
-    console.print(t)
-    in_blocks = sum(b["relus"] for b in blocks)
-    console.print("s: stride; inner: the ReLUs the shallow-block method removes; "
-                  "exact/compact: the block's MACs once linearized and merged into one conv")
-    console.print(f"ReLUs {mg.relus:,} ({in_blocks:,} in {len(blocks)} blocks, "
-                  f"{mg.relus - in_blocks:,} outside)  MACs {mg.macs:,}")
-
-
-def _macs(value: int | None) -> str:
-    return "-" if value is None else human(value)
+    views.stdout_console(pipe_width=None).print(views.graph_view(model, mg, blocks))

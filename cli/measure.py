@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ._common import OutPath, echo_json, human, stdout_console, user_errors
+from reshape.report import views
+
+from ._common import OutPath, echo_json, user_errors
 
 
 @click.command("measure")
@@ -51,40 +53,4 @@ def command(source: str, protocol: str, field: str, out: str | None, link: str, 
                 err.print(text)
 
         record = measure(source, protocol, field, out, link, weights, progress=progress)
-    if as_json:
-        echo_json(record)
-        return
-    _print(record)
-
-
-def _print(r: dict) -> None:
-    from rich.table import Table
-
-    m, c, b = r["measured"], r["counts"], r["backend"]
-    table = Table(title=f"{r['source']}: SPU {b['protocol']} {b['field']}, 2 parties ({b['link']} link), "
-                        f"weights {b['weights']}", title_justify="left")
-    for column in ("part", "bytes", "send actions", "seconds"):
-        table.add_column(column, justify="left" if column == "part" else "right")
-    table.add_row("online (total)", human(m["online_bytes"]), str(m["send_actions"]), f"{m['online_s']:.3f}")
-    for kind, row in m["by_kind"].items():
-        table.add_row(f"  {kind}", human(row["bytes"]), str(row["send_actions"]), f"{row['seconds']:.3f}",
-                      style="dim")
-    table.add_row("one-time setup", human(m["setup_bytes"]), "", f"{m['setup_s']:.3f}")
-    console = stdout_console()
-    console.print(table)
-    relu, vs = r["relu_part"], r["measured_over_estimated"]
-    console.print(f"ReLUs {c['relus']:,}  MACs {human(c['macs'])}", highlight=False)
-    if relu["per_kept_relu"] is not None:
-        split = (f": {relu['slope_per_kept_relu']:.1f} B per kept ReLU ({relu['profile']} slope) + "
-                 f"{human(relu['fixed_bytes'])}B fixed" if "profile" in relu else "")
-        console.print(f"ReLU part {human(relu['bytes'])}B{split}; {relu['per_kept_relu']:.1f} B per kept ReLU "
-                      f"with the fixed part", highlight=False)
-    console.print(f"linear part (convolutions and the rest) {human(r['linear_part']['bytes'])}B", highlight=False)
-    ratios = [f"{name} {v['ratio']:.2f} ({what} {v['profile']})" for name, what, v in (
-        ("ReLU part", "vs the per-ReLU constant of", vs["relu_part_over_published"]),
-        ("total", "vs the measured profile", vs.get("total_over_measured_profile"))) if v and v["ratio"] is not None]
-    if ratios:
-        console.print("measured/estimated bytes: " + "; ".join(ratios), highlight=False)
-    console.print(f"check: max |MPC - plaintext| = {r['check']['max_abs_diff']:.2e} "
-                  f"(outputs up to {r['check']['max_abs_output']:.3g})")
-    console.print(f"written to {r['file']}")
+    echo_json(record) if as_json else views.stdout_console().print(views.measurement_view(record))

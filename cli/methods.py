@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from reshape.report import run_views
+
 from ._common import echo_json, user_errors
 
 
@@ -35,20 +37,4 @@ def command(as_json: bool) -> None:
         rows.append({"name": name, "family": method.family, "summary": method.summary,
                      "params": canonical(dataclasses.asdict(method.defaults)),
                      "presets": canonical(dict(method.presets))})
-    if as_json:
-        echo_json(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['name']} ({row['family']}): {row['summary']}")
-        params = ", ".join(f"{k}={_show(v)}" for k, v in row["params"].items())
-        click.echo(f"    params: {params or 'none'}")
-        click.echo(f"    presets: {', '.join(row['presets'])}"
-                   + "".join(f"; {name}: " + ", ".join(f"{k}={_show(v)}" for k, v in over.items())
-                             for name, over in row["presets"].items() if over))
-
-
-def _show(value: object) -> str:
-    """A default as it is written after --set (tuples as comma lists)."""
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
+    echo_json(rows) if as_json else click.echo(run_views.methods_text(rows))

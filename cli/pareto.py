@@ -1,14 +1,12 @@
 """``reshape pareto``: our results against ReLU count, with fronts and published anchors."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from ._common import OutPath, echo_json, stdout_console, user_errors
+from reshape.report import run_views
+from reshape.report.views import stdout_console
 
-if TYPE_CHECKING:
-    from reshape.report import Point
+from ._common import OutPath, echo_json, user_errors
 
 
 @click.command("pareto")
@@ -66,27 +64,4 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
     if as_json:
         echo_json([p.to_dict() for p in points])
         return
-    _print_table(points, dataset, out, UNITS.get(x_axis))
-
-
-def _print_table(points: list[Point], dataset: str, out: str | None, unit: str | None) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{dataset}: top-1 against {f'measured {unit}' if unit else 'ReLUs'}",
-                  title_justify="left")
-    table.add_column("method")
-    table.add_column("ReLUs", justify="right", no_wrap=True)
-    if unit:
-        table.add_column(f"measured {unit}", justify="right", no_wrap=True)
-    table.add_column("top-1 %", justify="right", no_wrap=True)
-    table.add_column("on front", no_wrap=True)
-    table.add_column("source")
-    for p in sorted(points, key=lambda p: (not p.ours, p.method, p.x)):
-        cost = [f"{p.cost:,.0f}" if unit == "bytes" else f"{p.cost:.3f}"] if unit else []
-        table.add_row(p.method if p.ours else f"{p.method} (published)", f"{p.relus:,}", *cost,
-                      f"{p.top1:.2f}", "yes" if p.on_front else "", p.source,
-                      style=None if p.ours else "dim")
-    console = stdout_console()
-    console.print(table)
-    if out:
-        console.print(f"plot written to {out}")
+    stdout_console().print(run_views.points_view(points, dataset, out, UNITS.get(x_axis)))

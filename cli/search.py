@@ -1,16 +1,15 @@
 """``reshape search``: Optuna multi-objective search over a declarative space, resumable and shared."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import click
 
-from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, human, stdout_console, usage_errors, user_errors
+from reshape.report import run_views
+from reshape.report.views import stdout_console
+
+from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, usage_errors, user_errors
 from ._training import method_setting, pop_training, train_config, training_options
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
 
 HELP = """Search architectures for the --budgets with Optuna and store every trial in --storage.
 
@@ -91,7 +90,7 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
                        train_config(shared, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
                        root=root, log=log)
     rows = [trial_record(t) for t in completed(study)]
-    echo_json(rows) if as_json else stdout_console().print(_table(rows, study_name))
+    echo_json(rows) if as_json else stdout_console().print(run_views.trials_table(rows, study_name))
 
 
 def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
@@ -112,19 +111,3 @@ def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root
             warm_start_trials(space, run.spec, data, budgets)
     return search_pipeline(space, run, budgets, setting, trials, storage, study_name, out, sampler=sampler,
                            warm_start=warm_start, log=log)
-
-
-def _table(rows: list[dict], study_name: str) -> Table:
-    """The completed trials, best validation (else test) top-1 first."""
-    from rich.table import Table
-
-    table = Table(title=f"study {study_name}: {len(rows)} complete trials")
-    for column in ("trial", "budget", "ReLUs", "MACs", "val", "top-1", "feasible", "params"):
-        table.add_column(column, justify="left" if column == "params" else "right")
-    percent = lambda x: f"{100 * x:.2f}%" if x is not None else "-"  # noqa: E731
-    for row in sorted(rows, key=lambda r: -(r["val_top1"] or r["top1"] or 0)):
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items() if k != "budget")
-        number = f"{row['number']}{' (warm start)' if row['warm_start'] else ''}"
-        table.add_row(number, human(row["budget"]), f"{row['relus']:,}", human(row["macs"]), percent(row["val_top1"]),
-                      percent(row["top1"]), "yes" if row["feasible"] else "no", params)
-    return table

@@ -5,7 +5,9 @@ from typing import Any
 
 import click
 
-from ._budget import fit_method, method_arguments, per_stage_line, report, teacher_run
+from reshape.report import run_views
+
+from ._budget import fit_method, method_arguments, report, teacher_run
 from ._common import user_errors
 from ._params import MethodCommand
 
@@ -38,4 +40,4 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     result = fit_method(name, teacher_run(run_dir, data, root), budget, data, root, out, force, opts)
     report(result, as_json)
     if not as_json:
-        click.echo(per_stage_line(result.built["per_stage"]))
+        click.echo(run_views.per_stage_line(result.built["per_stage"]))

@@ -1,13 +1,13 @@
 """``reshape sensitivity``: per-layer ReLU sensitivity and the allocation for a budget."""
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from reshape.report import run_views
+from reshape.report.views import stdout_console
 from reshape.spec import GRANULARITIES
 
-from ._budget import ESTIMATORS, per_stage_line, teacher_run
+from ._budget import ESTIMATORS, teacher_run
 from ._common import RUN_DIR, Amount, Dataset, echo_json, user_errors
 from ._params import IntList
 
@@ -47,21 +47,7 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
         echo_json({"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": rows,
                    **({"per_stage": p.per_stage()} if budget else {})})
         return
-    _print(f"{run_dir}: ReLU sensitivity ({estimator})", rows, budget is not None)
+    title = f"{run_dir}: ReLU sensitivity ({estimator})"
+    stdout_console(pipe_width=None).print(run_views.sensitivity_table(title, rows, budget is not None))
     if budget:
-        click.echo(per_stage_line(p.per_stage()))
-
-
-def _print(title: str, rows: list[dict[str, Any]], allocated: bool) -> None:
-    """The per-layer table: size and sensitivity, and with a budget the ReLUs each layer keeps."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in ("layer", "ReLUs in layer", "sensitivity", *(["allocated", "kept %"] if allocated else [])):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in rows:
-        extra = [f"{r['relus']:,}", f"{100 * r['relus'] / r['size']:.1f}%"] if allocated else []
-        table.add_row(r["layer"], f"{r['size']:,}", f"{r['sensitivity']:.4g}", *extra)
-    Console().print(table)
-
+        click.echo(run_views.per_stage_line(p.per_stage()))

@@ -5,10 +5,12 @@ from typing import Any
 
 import click
 
+from reshape.report import run_views
+from reshape.report.views import stdout_console
 from reshape.values import resolve_target
 
 from ._budget import fit_method, method_arguments, teacher_run
-from ._common import Target, echo_json, human, user_errors
+from ._common import Target, echo_json, user_errors
 from ._params import MethodCommand
 
 
@@ -50,34 +52,4 @@ def command(run_dir: str, relus: int | float, macs: int | float | None, data: st
     if as_json:
         echo_json(result.to_dict())
         return
-    _print(out, result.built)
-
-
-def _print(out: str, built: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    stages = ("before", "linearized", "after")
-    t = Table(title=f"{out}: shallow blocks, {built['mode']} merge", title_justify="left")
-    t.add_column("")
-    for stage in stages:
-        t.add_column(stage, justify="right")
-    t.add_row("ReLUs", *(f"{built[s]['relus']:,}" for s in stages))
-    t.add_row("MACs", *(human(built[s]["macs"]) for s in stages))
-    t.add_row("nonlinear depth", *(str(built[s]["nonlinear_depth"]) for s in stages))
-    t.add_row("test top-1", *(_pct(built[s]["top1"]) for s in stages))
-    console.print(t)
-    errors = {m["name"]: m["max_rel_error"] for m in built["merges"]}
-    b = Table(title="blocks by score (KD-loss rise per ReLU saved)", title_justify="left")
-    for col in ("block", "score", "KD rise", "ReLUs saved", "MAC change", "merged", "merge error"):
-        b.add_column(col, justify="left" if col == "block" else "right")
-    for s in sorted(built["scores"], key=lambda s: s["score"]):
-        merged = s["block"] in errors
-        b.add_row(s["block"], f"{s['score']:.3g}", f"{s['sensitivity']:.3g}", f"{s['relus_saved']:,}",
-                  f"{s['mac_change']:+,}", "yes" if merged else "", f"{errors[s['block']]:.1e}" if merged else "")
-    console.print(b)
-
-
-def _pct(top1: float | None) -> str:
-    return "-" if top1 is None else f"{100 * top1:.2f}%"
+    stdout_console(pipe_width=None).print(run_views.shallow_view(out, result.built))

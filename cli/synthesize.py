@@ -1,16 +1,13 @@
 """``reshape synthesize``: a HybReNet spec for a ReLU budget, with the reasons for its shape."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from ._common import (Amount, AmountList, check_out, cost_table, echo_json, human, name_params, stdout_console,
-                      user_errors)
-from .count import DATASETS
+from reshape.report import views
+from reshape.report.views import stdout_console
 
-if TYPE_CHECKING:
-    from reshape.synthesis import Sweep, Synthesized
+from ._common import Amount, AmountList, check_out, cost_table, echo_json, name_params, user_errors
+from .count import DATASETS
 
 #: A refused sweep names its params as these options.
 _LABELS = {"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"}
@@ -88,59 +85,10 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
     shared = dict(costs=cost_table(protocol), ranking=_ranking(criticality, criticality_file), width=width,
                   macs=macs, round_to=round_to, protocol=protocol)  # a wrong --protocol first: exit 2
     if sweep is None:
-        _report_one(design(backbone, dataset, relus, out=out, **shared), out, as_json)
+        one = design(backbone, dataset, relus, out=out, **shared)
+        echo_json({**one.to_dict(), "out": out}) if as_json else stdout_console().print(views.design_view(one, out))
         return
     name_params(_LABELS)
     done = sweep_to(out, backbone, dataset, sweep, force=force,
                     inputs=[criticality_file] if criticality_file else [], **shared)
-    echo_json(done.rows) if as_json else _print_sweep(done)
-
-
-def _report_one(result: Synthesized, out: str | None, as_json: bool) -> None:
-    if as_json:
-        echo_json({**result.to_dict(), "out": out})
-        return
-    from rich.table import Table
-
-    spec, why, counted, cost = result.spec, result.explanation, result.count, result.cost
-    console = stdout_console()
-    t = Table(title=f"{spec.name}  ({spec.block} blocks, {spec.stem.kind} stem, "
-                    f"input {spec.in_chans}x{spec.input_size}x{spec.input_size})  convention {counted.convention}",
-              title_justify="left")
-    for col in ("stage", "width", "depth", "ReLUs", "% ReLUs", "MACs"):
-        t.add_column(col, justify="left" if col == "stage" else "right")
-    shape = {"stem": (spec.stem.width, 1), **{f"layer{i}": (s.width, s.depth)
-                                               for i, s in enumerate(spec.stages, start=1)}}
-    for s in counted.stages:
-        width, depth = shape.get(s.name, ("", ""))
-        t.add_row(s.name, str(width), str(depth), f"{s.relus:,}",
-                  f"{100 * s.relus / counted.relus:.1f}%", human(s.macs))
-    t.add_row("total", "", "", f"{counted.relus:,}", "100%", human(counted.macs), style="bold")
-    console.print(t)
-    console.print(f"ReLUs {counted.relus:,} of budget {why.budget:,} ({counted.relus / why.budget:.2%}; "
-                  f"stem ReLU included)  MACs {counted.macs:,}  params {counted.params:,}  "
-                  f"nonlinear depth {counted.nonlinear_depth}")
-    console.print(f"{cost.protocol} estimate: online {cost.online_s:.2f}s, offline {cost.offline_s:.2f}s, "
-                  f"communication {human(cost.total_bytes)}B")
-    console.print("why this shape:")
-    for reason in why.reasons:
-        console.print(f"  - {reason}", highlight=False)
-    if out:
-        console.print(f"wrote {out}")
-
-
-def _print_sweep(done: Sweep) -> None:
-    from rich.table import Table
-
-    from reshape.accounting import DEFAULT_CONVENTION
-    from reshape.synthesis import SUMMARY_FILE
-
-    t = Table(title=f"sweep -> {done.out}/ ({SUMMARY_FILE})  convention {DEFAULT_CONVENTION}", title_justify="left")
-    for col in ("budget", "shape", "widths", "ReLUs", "ReLUs/B", "MACs", "online"):
-        t.add_column(col, justify="left" if col in ("shape", "widths") else "right",
-                     overflow="fold")
-    for r in done.rows:
-        online = next(v for k, v in r.items() if k.endswith("_online_s"))
-        t.add_row(f"{r['budget']:,}", r["shape"], "/".join(map(str, r["widths"])),
-                  f"{r['relus']:,}", f"{r['ratio']:.4f}", human(r["macs"]), f"{online:.2f}s")
-    stdout_console().print(t)
+    echo_json(done.rows) if as_json else stdout_console().print(views.sweep_table(done))

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
+from reshape.report import run_views
+
 from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
 from ._training import train_config, training_options
-
-if TYPE_CHECKING:
-    from reshape.train import FitResult
 
 
 @click.command("train")
@@ -62,26 +60,15 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
                              retarget=retarget, force=force,
                              log=lambda line: click.echo(line, err=True))
         if is_main():
-            _report(out, result, as_json)
+            echo_json(result.metrics) if as_json else click.echo(run_views.trained_line(out, result))
+            if result.cached:
+                click.echo(run_views.read_back_line(out, again="--force trains it again"), err=True)
     except TrainingInterrupted as exc:
         if is_main():
             click.echo(str(exc), err=True)
         sys.exit(130)
     finally:
         shutdown()
-
-
-def _report(out: str, result: FitResult, as_json: bool) -> None:
-    """The last epoch's metrics, and whether they were read back rather than trained."""
-    metrics = result.metrics
-    if as_json:
-        echo_json(metrics)
-    else:
-        click.echo(f"{out}: test top-1 {100 * metrics['test_top1']:.2f}%  "
-                   f"top-5 {100 * metrics['test_top5']:.2f}%  after {metrics['epoch']} epochs")
-    if result.cached:
-        click.echo(f"{out} was already trained with these settings: read back, nothing trained "
-                   "(--force trains it again)", err=True)
 
 
 def _option_labels() -> dict[str, str]:

@@ -4,7 +4,8 @@
 ``sources`` reads our results (run directories, result CSVs, Optuna studies) as
 points, ``pareto`` marks the non-dominated ones, ``plot`` draws them (matplotlib is
 imported only there), ``export`` writes a run in portable forms (spec, safetensors,
-ONNX, timm config).
+ONNX, timm config). ``views`` and ``run_views`` build what each command prints (rich
+tables and lines, returned for the command line to print).
 """
 from __future__ import annotations
 

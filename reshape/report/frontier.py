@@ -25,6 +25,7 @@ from ..frontier import FrontierResult
 from ..io import write_text
 from ..runs import writes
 from .plot import plot_frontier
+from .views import percent
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "results.md"
@@ -48,13 +49,6 @@ def describe(row: Mapping[str, Any]) -> str:
     trained = f", {passes_text(passes)} image-passes" if passes else ""
     return f"{where}: {top1} at {row['relus']:,} ReLUs{trained}" + (
         " (read back)" if row["cached"] else f" in {row['seconds']} s")
-
-
-def percent(mean: float | None, se: float | None = None) -> str:
-    """A top-1 fraction as a percentage, with its standard error when it has one."""
-    if mean is None:
-        return "-"
-    return f"{100 * mean:.2f}%" + ("" if se is None else f" ± {100 * se:.2f}")
 
 
 def table(result: FrontierResult) -> tuple[list[str], list[list[str]]]:
