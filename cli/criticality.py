@@ -42,25 +42,18 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
       reshape criticality resnet18 --data cifar100 --root ~/data --epochs 10 --json
       reshape synthesize --backbone resnet18 --dataset cifar100 --relus 180k --criticality-file crit.json
     """
-    from reshape.io import write_json
     from reshape.methods import criticality
-    from reshape.runs import file_target
     from reshape.train import TrainingInterrupted
-
-    if out:
-        file_target(out)  # before hours of training, not after
 
     shared = pop_training(opts)
     cfg = train_config(shared, dataset=data)
     try:
         result = criticality.measure(backbone, data, cfg.epochs, width=width, root=root, cache=cache,
-                                     limit=shared["limit"], recipe=cfg)
+                                     limit=shared["limit"], recipe=cfg, out=out)
     except TrainingInterrupted as exc:
         click.echo(f"interrupted; finished proxy runs are kept in {exc.run_dir.parent}: "
                    "rerun the same command to resume", err=True)
         sys.exit(130)
-    if out:
-        write_json(out, result.to_dict())
     if as_json:
         echo_json(result.to_dict())
         return

@@ -39,7 +39,7 @@ from ..deepreduce import cull
 from ..errors import ReshapeError
 from ..io import fingerprint, read_json, write_json
 from ..models import spec_for
-from ..runs import not_a_run
+from ..runs import file_target, not_a_run
 from ..spec import ArchSpec
 from ..train import TrainConfig, fit, training_key
 
@@ -148,14 +148,17 @@ def cache_dir(cache: str | os.PathLike[str] | None = None) -> Path:
 def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = None,
             root: str | None = None, cache: str | os.PathLike[str] | None = None,
             limit: int | None = None, recipe: TrainConfig | None = None,
-            progress: bool = True) -> Criticality:
+            progress: bool = True, out: str | os.PathLike[str] | None = None) -> Criticality:
     """Measure (or read from the cache) the stage criticality of ``backbone`` on ``dataset``.
 
     ``backbone`` is a timm ResNet name or a spec JSON sized for ``dataset`` as ``reshape
     train`` does, narrowed to ``width`` when given. Every proxy network trains ``epochs``
     epochs with ``recipe`` (default: ``TrainConfig()``), from the same seed, on at most
-    ``limit`` training images; accuracy is top-1 on the full test split.
+    ``limit`` training images; accuracy is top-1 on the full test split. ``out``: also write
+    the result JSON there (the path is checked before any training, not after).
     """
+    if out is not None:
+        file_target(out)
     # proxies of the backbone's stages at the dataset's geometry: resizing is the point here
     spec = spec_for(backbone, dataset, width, retarget=True)
     cfg = (recipe or TrainConfig()).replace(epochs=epochs, dataset=dataset)
@@ -165,7 +168,7 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
                       fingerprint(key)[:12]])
     folder = not_a_run(cache_dir(cache), "cache") / label
     if (folder / RESULT_FILE).is_file():
-        return dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder))
+        return _written(dataclasses.replace(load(folder / RESULT_FILE), folder=str(folder)), out)
 
     specs = proxy_specs(spec)
     if progress:
@@ -185,6 +188,13 @@ def measure(backbone: str, dataset: str, epochs: int = 3, width: int | None = No
         stage_relus=tuple(total_relus(specs[f"stage{k}"]) for k in range(1, n + 1)),
         folder=str(folder))
     write_json(folder / RESULT_FILE, result.to_dict())
+    return _written(result, out)
+
+
+def _written(result: Criticality, out: str | os.PathLike[str] | None) -> Criticality:
+    """``result``, written to ``out`` too when given."""
+    if out is not None:
+        write_json(out, result.to_dict())
     return result
 
 
