@@ -72,14 +72,7 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
       reshape synthesize --backbone resnet18 --width 8 --dataset fashion-mnist-mini --relus 10k --out my.json
       reshape count hrn.json     # the same counts, from the spec file
     """
-    if (relus is None) == (sweep is None):
-        raise click.UsageError("give exactly one of --relus B or --sweep B1,B2,...")
-    if sweep is not None and out is None:
-        raise click.UsageError("--sweep writes one spec per budget: give --out DIR")
-    if criticality and criticality_file:
-        raise click.UsageError("give --criticality or --criticality-file, not both")
-    if out is not None:
-        check_out(out, directory=sweep is not None)
+    _check(relus, sweep, out, criticality, criticality_file)
     from reshape.synthesis import design, sweep as sweep_to
 
     shared = dict(costs=cost_table(protocol), ranking=_ranking(criticality, criticality_file), width=width,
@@ -92,3 +85,16 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
     done = sweep_to(out, backbone, dataset, sweep, force=force,
                     inputs=[criticality_file] if criticality_file else [], **shared)
     echo_json(done.rows) if as_json else stdout_console().print(views.sweep_table(done))
+
+
+def _check(relus: int | None, sweep: list[int] | None, out: str | None, criticality: str | None,
+           criticality_file: str | None) -> None:
+    """Usage errors (exit 2) of options that go together, before any work."""
+    if (relus is None) == (sweep is None):
+        raise click.UsageError("give exactly one of --relus B or --sweep B1,B2,...")
+    if sweep is not None and out is None:
+        raise click.UsageError("--sweep writes one spec per budget: give --out DIR")
+    if criticality and criticality_file:
+        raise click.UsageError("give --criticality or --criticality-file, not both")
+    if out is not None:
+        check_out(out, directory=sweep is not None)

@@ -57,8 +57,7 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     try:
         result = train_model(model_or_spec, data, out, train_config(opts, dataset=data), root=root,
                              limit=opts["limit"], val=opts["val"], download=download, width=width, teacher=teacher,
-                             retarget=retarget, force=force,
-                             log=lambda line: click.echo(line, err=True))
+                             retarget=retarget, force=force, log=lambda line: click.echo(line, err=True))
         if is_main():
             echo_json(result.metrics) if as_json else click.echo(run_views.trained_line(out, result))
             if result.cached:

@@ -91,3 +91,15 @@ def test_only_the_command_line_imports_click(tmp_path):
                      'source_modules = ["reshape"]\nforbidden_modules = ["click"]\n')
     res = lint(str(probe))
     assert res.returncode == 1 and "reshape.cli" in res.stdout and "-> click" in res.stdout
+
+
+def test_no_command_line_function_is_over_40_lines():
+    """Issue 24: a command parses, calls one library function and prints; one that grows past
+    40 lines (docstring included) holds work that belongs in the library."""
+    import ast
+
+    long = [f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in sorted((ROOT / "cli").glob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 40]
+    assert not long, long
