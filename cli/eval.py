@@ -22,23 +22,15 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
 
     Prints the method that made the run (from its run.json), top-1/top-5 accuracy and
     the model's exact ReLU count per image (stem ReLU included). With --json, top1 and
-    top5 are fractions and method is null for a run without run.json (an older version).
+    top5 are fractions, method is null for a run without run.json (an older version) and
+    label is how plots name the run.
 
     \b
     Examples:
       reshape eval runs/fm16
       reshape eval runs/r18 --data cifar100 --root ~/data --json
     """
-    from reshape.data import load
-    from reshape.runs import load_trained, summarize
-    from reshape.train import evaluate, resolve_device
+    from reshape.train import evaluate_run
 
-    run = load_trained(run_dir, data, root)
-    model, data = run.model, run.need_dataset("data")
-    summary = summarize(run_dir)
-    relus = summary["relus"]
-    result = evaluate(model.to(resolve_device(device)), load(data, "test", root), batch_size)
-    if as_json:
-        echo_json({"run": run_dir, "method": summary["method"], "data": data, **result, "relus": relus})
-        return
-    click.echo(run_views.eval_line(run_dir, summary["label"], data, result, relus))
+    result = evaluate_run(run_dir, data, root, batch_size, device)
+    echo_json(result) if as_json else click.echo(run_views.eval_line(result))

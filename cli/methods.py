@@ -26,15 +26,7 @@ def command(as_json: bool) -> None:
       reshape methods
       reshape methods --json
     """
-    import dataclasses
+    from reshape.methods import describe_methods
 
-    from reshape.methods import get_method, list_methods
-    from reshape.io import canonical
-
-    rows = []
-    for name in list_methods():
-        method = get_method(name)
-        rows.append({"name": name, "family": method.family, "summary": method.summary,
-                     "params": canonical(dataclasses.asdict(method.defaults)),
-                     "presets": canonical(dict(method.presets))})
+    rows = describe_methods()
     echo_json(rows) if as_json else click.echo(run_views.methods_text(rows))

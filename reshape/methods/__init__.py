@@ -28,9 +28,9 @@ import importlib
 import pkgutil
 import sys
 
-from ._registry import (OMIT_DEFAULT, Job, Method, MethodResult, Setting, check_params, get_method, list_methods,
-                        nested, param, params_key, parent_config, register_method, result_of,
-                        setting_config, setting_splits)
+from ._registry import (OMIT_DEFAULT, Job, Method, MethodResult, Setting, check_params, describe_methods,
+                        get_method, list_methods, nested, param, params_key, parent_config, register_method,
+                        result_of, setting_config, setting_splits)
 
 #: The shipped methods in listing order; any other module of this package lists after them, by name.
 ORDER = ("width", "deepreduce", "snl", "senet", "hybrenet", "shallow")
@@ -50,6 +50,6 @@ def discover() -> list[str]:
 
 discover()
 
-__all__ = ["OMIT_DEFAULT", "Job", "Method", "MethodResult", "Setting", "check_params", "discover", "get_method",
-           "list_methods", "nested", "param", "params_key", "parent_config", "register_method", "result_of", "setting_config",
-           "setting_splits"]
+__all__ = ["OMIT_DEFAULT", "Job", "Method", "MethodResult", "Setting", "check_params", "describe_methods",
+           "discover", "get_method", "list_methods", "nested", "param", "params_key", "parent_config",
+           "register_method", "result_of", "setting_config", "setting_splits"]

@@ -381,6 +381,14 @@ def list_methods() -> list[str]:
     return list(_REGISTRY)
 
 
+def describe_methods() -> list[dict[str, Any]]:
+    """Every registered method as ``reshape methods`` lists it: name, family, summary, the
+    defaults of its params and its presets (canonical JSON values)."""
+    return [{"name": m.name, "family": m.family, "summary": m.summary,
+             "params": canonical(dataclasses.asdict(m.defaults)), "presets": canonical(dict(m.presets))}
+            for m in _REGISTRY.values()]
+
+
 def get_method(name: str) -> Method:
     if name not in _REGISTRY:
         raise ReshapeError(f"unknown method '{name}'; choose from {', '.join(_REGISTRY)}")

@@ -34,10 +34,11 @@ def read_back_line(out: str, again: str) -> str:
     return f"{out} was already trained with these settings: read back, nothing trained ({again})"
 
 
-def eval_line(run_dir: str, label: str, data: str, scores: Mapping[str, float], relus: int) -> str:
-    """``reshape eval``: a run's test accuracy and loss, and its exact ReLU count."""
-    return (f"{run_dir} ({label}) on {data}: top-1 {percent(scores['top1'])}  top-5 {percent(scores['top5'])}  "
-            f"loss {scores['loss']:.4f}  ReLUs {relus:,}")
+def eval_line(scored: Mapping[str, Any]) -> str:
+    """``reshape eval`` (``reshape.train.evaluate_run``): a run's test accuracy and loss, and its
+    exact ReLU count."""
+    return (f"{scored['run']} ({scored['label']}) on {scored['data']}: top-1 {percent(scored['top1'])}  "
+            f"top-5 {percent(scored['top5'])}  loss {scored['loss']:.4f}  ReLUs {scored['relus']:,}")
 
 
 def method_line(result: MethodResult) -> str:

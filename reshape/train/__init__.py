@@ -16,10 +16,10 @@ from ._distill import FeatureTaps, kd_loss, load_teacher
 from ._fit import FitResult, Teacher, fit, training_key
 from ._loop import (Callback, EpochEnd, ExtraLoss, Step, TrainingInterrupted, evaluate,
                     make_optimizer, make_scheduler, run_epochs)
-from ._model import train_model
+from ._model import evaluate_run, train_model
 
 __all__ = [
-    "fit", "FitResult", "train_model", "Teacher", "training_key", "has_checkpoint",
+    "fit", "FitResult", "train_model", "evaluate_run", "Teacher", "training_key", "has_checkpoint",
     "TrainConfig", "run_epochs", "evaluate", "kd_loss", "FeatureTaps", "load_teacher", "Step",
     "EpochEnd", "ExtraLoss", "Callback", "TrainingInterrupted", "make_optimizer", "make_scheduler",
     "seed_all", "is_main", "resolve_device", "load_checkpoint", "read_metrics", "load_config", "save_config", "shutdown",
