@@ -9,14 +9,14 @@ import click
 from reshape.report import run_views
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Amount, Dataset, OutPath, name_params
+from ._common import RUN_DIR, Count, Dataset, OutPath, name_params
 from ._params import chosen_params, option_labels
 from ._training import SETTING_OPTIONS, method_setting, training_options
 
 #: ``reshape.budget.sensitivity.ESTIMATORS`` (named here so the CLI loads without torch; a test keeps them equal).
 ESTIMATORS = ("criticality", "pruning", "linearize")
 #: The ReLU budget of ``senet`` and ``snl`` (``shallow`` takes ``--relus``, a count or a fraction).
-BUDGET = click.option("--budget", type=Amount(), required=True, help="ReLU budget per image: 50k, 1.2M or 50000.")
+BUDGET = click.option("--budget", type=Count(), required=True, help="ReLU budget per image: 50k, 1.2M or 50000.")
 
 
 def method_arguments(budget: Callable[..., Any] = BUDGET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -129,59 +129,31 @@ def cli_message(exc: ReshapeError) -> str:
 # -- numbers ------------------------------------------------------------------------------------
 
 
-class Amount(click.ParamType):
-    """A count written as 180k / 1.2M / 180000, at least ``minimum`` (a budget of 0 is a mistake)."""
+class Count(click.ParamType):
+    """A count written as 180k / 1.2M / 180000, at least 1 (a budget of 0 is a mistake); with
+    ``fractions`` also a share of the model's own (70%, 0.7: ``reshape.values.parse_target``);
+    ``many`` takes a comma list of them."""
 
-    name = "amount"
+    name = "count"
 
-    def __init__(self, minimum: int = 1) -> None:
-        self.minimum = minimum
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            number = value if isinstance(value, int) else values.parse_amount(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if number < self.minimum:
-            self.fail(f"must be at least {self.minimum:,} (like 50k, 1.2M or 50000), got {value!r}", param, ctx)
-        return number
-
-
-class AmountList(click.ParamType):
-    """Comma-separated counts (``25k,50k,100k``), at least one."""
-
-    name = "amounts"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
-        if isinstance(value, list):
-            return value
-        amount = Amount()
-        items = [amount.convert(part.strip(), param, ctx) for part in str(value).split(",") if part.strip()]
-        if not items:
-            self.fail(f"give at least one count, e.g. 25k,50k,100k; got {value!r}", param, ctx)
-        return items
-
-
-class Target(click.ParamType):
-    """A count or a fraction of the model's (``reshape.values.parse_target``); ``many`` takes a comma list."""
-
-    name = "target"
-
-    def __init__(self, many: bool = False) -> None:
-        self.many = many
+    def __init__(self, fractions: bool = False, many: bool = False) -> None:
+        self.fractions, self.many = fractions, many
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, (int, float, list)):
             return value
+        parts = [part.strip() for part in str(value).split(",") if part.strip()] if self.many else [value]
+        parse = values.parse_target if self.fractions else values.parse_amount
         try:
-            if not self.many:
-                return values.parse_target(value)
-            items = [values.parse_target(part, "each entry") for part in str(value).split(",") if part.strip()]
+            items = [parse(part, "each entry" if self.many else "value") for part in parts]
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         if not items:
-            self.fail(f"give at least one, e.g. 2%,5%,10k; got {value!r}", param, ctx)
-        return items
+            self.fail(f"give at least one, e.g. {'2%,5%,10k' if self.fractions else '25k,50k,100k'}; got {value!r}",
+                      param, ctx)
+        if not self.fractions and min(items) < 1:
+            self.fail(f"must be at least 1 (like 50k, 1.2M or 50000), got {value!r}", param, ctx)
+        return items if self.many else items[0]
 
 
 #: Counts that must be at least 1 (epochs, batch size, widths, image limits).

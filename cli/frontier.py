@@ -9,7 +9,7 @@ from reshape.report import run_views
 from reshape.report.views import stdout_console
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Dataset, OutPath, Target, echo_json, usage_errors, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Count, echo_json, usage_errors, user_errors
 from ._training import method_setting, training_options
 
 HELP = """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
@@ -64,7 +64,7 @@ def _methods(text: str) -> list[str]:
 @click.command("frontier", help=HELP)
 @click.argument("teacher_run", type=RUN_DIR)
 @click.option("--methods", "methods_text", required=True, help="Comma-separated registered methods (`reshape methods`).")
-@click.option("--budgets", required=True, type=Target(many=True),
+@click.option("--budgets", required=True, type=Count(fractions=True, many=True),
               help="Comma-separated budgets: 2% (or 0.02) of the teacher's ReLUs, or counts 10k, 5000 "
                    "(1.0 is all of them, 1 is one ReLU).")
 @click.option("--data", type=Dataset(), help="Dataset every method trains on (default: the one the teacher records).")

@@ -8,7 +8,7 @@ import click
 from reshape.report import run_views
 from reshape.report.views import stdout_console
 
-from ._common import RUN_DIR, AmountList, Dataset, OutPath, echo_json, usage_errors, user_errors
+from ._common import RUN_DIR, Count, Dataset, OutPath, echo_json, usage_errors, user_errors
 from ._training import method_setting, pop_training, train_config, training_options
 
 HELP = """Search architectures for the --budgets with Optuna and store every trial in --storage.
@@ -48,7 +48,7 @@ HELP = """Search architectures for the --budgets with Optuna and store every tri
               help="Pipeline spaces: the network DeepReShape synthesizes for each budget is the study's first trial.")
 @click.option("--data", required=True, type=Dataset(), help="Dataset name (fashion-mnist-mini, cifar100, ...).")
 @click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files.")
-@click.option("--budgets", required=True, type=AmountList(),
+@click.option("--budgets", required=True, type=Count(many=True),
               help="ReLU budgets a trial may target, comma separated: 25k,50k,100k.")
 @click.option("--trials", type=click.IntRange(min=1), required=True,
               help="COMPLETE trials the study should hold in total (all workers, all runs).")

@@ -8,7 +8,7 @@ from reshape.report.views import stdout_console
 from reshape.spec import GRANULARITIES
 
 from ._budget import ESTIMATORS, teacher_run
-from ._common import RUN_DIR, Amount, Dataset, echo_json, user_errors
+from ._common import RUN_DIR, Count, Dataset, echo_json, user_errors
 from ._params import IntList
 
 
@@ -19,7 +19,7 @@ from ._params import IntList
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="criticality", show_default=True)
 @click.option("--ranking", type=IntList(), help="Stages least to most critical for the criticality estimator, "
               "e.g. 4,1,2,3; default: the dataset's.")
-@click.option("--budget", type=Amount(), help="Also show the per-layer ReLU counts for this budget.")
+@click.option("--budget", type=Count(), help="Also show the per-layer ReLU counts for this budget.")
 @click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @user_errors

@@ -10,15 +10,15 @@ from reshape.report.views import stdout_console
 from reshape.values import resolve_target
 
 from ._budget import fit_method, method_arguments, teacher_run
-from ._common import Target, echo_json, user_errors
+from ._common import Count, echo_json, user_errors
 from ._params import MethodCommand
 
 
 @click.command("shallow", cls=MethodCommand, method="shallow", skip=("macs",))
-@method_arguments(click.option("--relus", required=True, type=Target(),
+@method_arguments(click.option("--relus", required=True, type=Count(fractions=True),
                                help="ReLU target per image: a count (300k, 1.2M) or a fraction of the model's "
                                     "(0.6, 60%; 1.0 is all of them, 1 is one ReLU)."))
-@click.option("--macs", type=Target(), help="Optional MAC target: a count (40M) or a fraction of the model's (0.8).")
+@click.option("--macs", type=Count(fractions=True), help="Optional MAC target: a count (40M) or a fraction of the model's (0.8).")
 @user_errors
 def command(run_dir: str, relus: int | float, macs: int | float | None, data: str, root: str | None, out: str,
             force: bool, as_json: bool, **opts: Any) -> None:

@@ -6,7 +6,7 @@ import click
 from reshape.report import views
 from reshape.report.views import stdout_console
 
-from ._common import Amount, AmountList, check_out, cost_table, echo_json, name_params, user_errors
+from ._common import Count, check_out, cost_table, echo_json, name_params, user_errors
 from .count import DATASETS
 
 #: A refused sweep names its params as these options.
@@ -37,15 +37,15 @@ def _stages(text: str) -> list[int]:
 @click.option("--width", type=click.IntRange(min=1),
               help="Narrow the backbone first, as `reshape train --width` does (stem and stage-1 width W): "
                    "the HybReNet of a narrow teacher, e.g. the demo's resnet18 --width 8.")
-@click.option("--relus", type=Amount(), help="ReLU budget B, e.g. 180k, 1.2M or 180000.")
-@click.option("--macs", type=Amount(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
+@click.option("--relus", type=Count(), help="ReLU budget B, e.g. 180k, 1.2M or 180000.")
+@click.option("--macs", type=Count(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
 @click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
               help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
 @click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published "
                                     "ranking). It picks the culled stage and, by ReLU equalization, the stage multipliers.")
 @click.option("--criticality-file", type=click.Path(exists=True, dir_okay=False),
               help="Take the ranking from this `reshape criticality --out` JSON instead.")
-@click.option("--sweep", type=AmountList(), help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
+@click.option("--sweep", type=Count(many=True), help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
 @click.option("--out", type=click.Path(), help="Spec JSON to write (a directory with --sweep).")
 @click.option("--force", is_flag=True, help="With --sweep: start --out DIR over if it holds another sweep (deletes it).")
 @click.option("--protocol", default="delphi", show_default=True, help="PI protocol of the cost estimate.")
