@@ -448,6 +448,9 @@ def _start_together(url: str, workers: int) -> list[BaseException | None]:
     return errors
 
 
+# open_storage silences Optuna's heartbeat warning with catch_warnings, which is not thread-safe:
+# between threads the filter can be restored under another's feet (processes never share it).
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_workers_starting_together_on_a_fresh_postgres_database(postgres_url):
     """Regression: workers started at the same moment on a fresh database crashed creating
     Optuna's tables (UniqueViolation on pg_type_typname_nsp_index, DuplicateObject) in about
