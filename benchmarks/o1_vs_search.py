@@ -20,7 +20,9 @@ For each budget (a fraction of the teacher's ReLUs) and seed, on one teacher per
 
 Every stage reads back what is done: rerun the same command to go on. Writes WORK/o1 (the
 O(1) frontier), WORK/search/<cold|warm>-<label>-seed<S> (each study's trials), WORK/results.json
-and WORK/o1-vs-search.png; with --record FILE a small JSON for docs/results/.
+and WORK/o1-vs-search.png; with --record FILE a small JSON for docs/results/. They are written
+after every finished budget-and-seed point too (``"partial": true``, the budgets with points so
+far), so a run that a session's end stops leaves what it measured.
 """
 from __future__ import annotations
 
@@ -229,10 +231,7 @@ def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    import shutil
-
     from reshape.frontier import run_frontier
-    from reshape.io import write_json
     from reshape.methods import get_method
     from reshape.methods.hybrenet import synthesize_for
     from reshape.runs import load_trained
@@ -263,12 +262,27 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                            "o1_spent": {"image_passes": row["compute"]["image_passes"],
                                         "seconds": row["compute"]["seconds"]},
                            "design_s": design_s, "cold": cold, "warm": warm})
-    table = side_by_side(points, args.fractions, min(SHORT_N, args.trials))
+            if len(points) < len(args.fractions) * len(args.seeds):
+                report(args, o1, command, points, partial=True)  # a killed run leaves what it has measured
+    report(args, o1, command, points, partial=False)
+    return 0
+
+
+def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[str, Any]], partial: bool) -> None:
+    """The side-by-side table, goals, curves and figure of the points measured so far; with
+    ``partial`` the budgets still running are left out of the table and the record says so."""
+    import shutil
+
+    from reshape.io import write_json
+
+    fractions = [f for f in args.fractions if any(p["fraction"] == f for p in points)]
+    table = side_by_side(points, fractions, min(SHORT_N, args.trials))
     verdicts = goals(table, args.trials, args.warm_trials)
     storage = "journal file (one machine)" if args.storage.startswith("journal:") else "database (shared)"
     result = {"preset": args.preset, "command": command, "machine": o1.machine, "storage": storage,
-              "setting": o1.setting, "trials": args.trials, "warm_trials": args.warm_trials, "table": table,
-              "goals": verdicts,
+              "setting": o1.setting, "trials": args.trials, "warm_trials": args.warm_trials,
+              "partial": partial, "points_done": len(points), "points_total": len(args.fractions) * len(args.seeds),
+              "table": table, "goals": verdicts,
               "curves": [{"fraction": p["fraction"], "seed": p["seed"],
                           **{k: [None if c is None else round(100 * c["top1"], 2) for c in p[k]["curve"]]
                              for k in ("cold", "warm")}} for p in points]}
@@ -279,8 +293,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.record:
         write_json(args.record, result)
     print(json.dumps(table, indent=1)[:4000])
-    print("\n".join(["goals (issue 26)", *verdicts]))
-    return 0
+    print("\n".join([f"goals (issue 26){' so far' if partial else ''}", *verdicts]), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
