@@ -14,7 +14,7 @@ import pytest
 
 from reshape import tables
 from reshape.analytic import total_relus
-from reshape.deepreshape import Shape, backbone_spec, smallest, synthesize
+from reshape.deepreshape import Shape, backbone_spec, synthesize
 from reshape.errors import ReshapeError
 from reshape.methods import get_method, params_key, setting_config, setting_splits
 from reshape.methods.hybrenet import base_spec, synthesized_shape
