@@ -37,14 +37,13 @@ _NAMES = "reshape.names"
 
 
 @contextlib.contextmanager
-def usage_errors(option: str) -> Iterator[None]:
-    """The library's refusal of ``option``'s value as click's usage error (exit 2), naming it:
-    for checks that need the library (a preset, a warm start) but judge the command line alone."""
-    from reshape.errors import ReshapeError
-
+def usage_errors(option: str, kind: type[ReshapeError] = ReshapeError) -> Iterator[None]:
+    """The library's refusal (a ``kind`` of error) of ``option``'s value as click's usage error
+    (exit 2), naming it: for checks that need the library (a preset, a warm start, a protocol)
+    but judge the command line alone."""
     try:
         yield
-    except ReshapeError as exc:
+    except kind as exc:
         raise click.BadParameter(cli_message(exc), param_hint=option) from None
 
 
@@ -245,8 +244,6 @@ def cost_table(protocol: str, costs: str | None = None) -> dict[str, dict[str, A
     from reshape.cost import check_protocol, load_costs
 
     table = load_costs(costs, measured=True)
-    try:
+    with usage_errors("--protocol"):
         check_protocol(protocol, table)
-    except ReshapeError as exc:
-        raise click.BadParameter(cli_message(exc), param_hint="--protocol") from None
     return table

@@ -8,7 +8,7 @@ import click
 from reshape.report import views
 from reshape.tables import load as _load_table
 
-from ._common import POSITIVE, cli_message, cost_table, echo_json, user_errors
+from ._common import POSITIVE, cost_table, echo_json, usage_errors, user_errors
 
 if TYPE_CHECKING:
     from reshape.models import Resolved
@@ -79,7 +79,5 @@ def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Re
     from reshape.models import PresetError
     from reshape.runs import resolve_model_or_run
 
-    try:
+    with usage_errors("--dataset", PresetError):
         return resolve_model_or_run(model, dataset, input_size, weights=False)
-    except PresetError as exc:
-        raise click.BadParameter(cli_message(exc), param_hint="--dataset") from None
