@@ -1,11 +1,7 @@
-"""The ``reshape`` command line.
-
-Subcommands load lazily: ``reshape --help`` imports click only, and each command
-imports torch/timm when it runs. To add a command, write ``cli/<name>.py`` with a
-click command called ``command`` and list it in ``COMMANDS``.
-
-``main`` first sets OpenMP up for a machine that others share
-(``reshape.threads.configure_threads``), before anything imports torch.
+"""The ``reshape`` command line: ``main`` sets OpenMP up for a shared machine
+(``reshape.threads``), then each command module loads only when it runs, so ``reshape
+--help`` imports click alone. A command is ``cli/<name>.py`` with a click ``command``,
+listed in ``COMMANDS``.
 """
 from __future__ import annotations
 
@@ -62,6 +58,10 @@ def cli() -> None:
     Every ReLU costs a garbled circuit in PI, so the ReLU count decides latency and
     communication. reshape counts it exactly, synthesizes networks for a ReLU budget
     and trains them. Run `reshape COMMAND --help` for details.
+
+    A command that writes a run resumes when run again: a finished run is read back,
+    an interrupted one continues from its last finished epoch, and one made with other
+    settings is refused, naming what differs (--force starts it over).
     """
 
 

@@ -1,11 +1,8 @@
-"""Helpers shared by CLI commands: the error boundary, option types, number parsing, JSON output.
+"""Helpers shared by CLI commands: the error boundary, option types, JSON output.
 
-Exit codes (docs/architecture.md, "Errors and exit codes"): 2 when a value on the command
-line is wrong by itself (it does not parse, is out of range, names nothing that exists, or
-is a path that is missing, of the wrong kind or not writable), so the user fixes the command
-line; 1 when the values are fine but what they point to is not (a file's contents, a run's
-state, a dataset that does not fit the model, memory, the file system during the work).
-The option types below catch the first kind while click parses, before any work starts.
+Exit codes (docs/architecture.md, "Errors and exit codes"): 2 for a value wrong by itself,
+caught by the option types below while click parses, before any work; 1 for what it
+points to (a file's contents, a run's state, memory) and failures during the work.
 """
 from __future__ import annotations
 
@@ -59,8 +56,8 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors print themselves and exit 2; Exit/Abort are click's own control flow
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as exc:
+            click.echo(str(exc) or "interrupted", err=True)  # a TrainingInterrupted says what a rerun resumes
             sys.exit(130)
         except Exception as exc:
             message = user_message(exc)
@@ -102,6 +99,14 @@ def name_params(names: Mapping[str, str]) -> None:
     """Name library parameters and run keys as the running command's options where its own
     differ (``budget`` -> ``--relus``, ``params.lam`` -> ``--lambda``), for its error messages."""
     click.get_current_context().meta[_NAMES] = dict(names)
+
+
+def option_labels(*prefixes: str, **keys: str) -> dict[str, str]:
+    """The run keys under ``prefixes`` (``train.epochs``, ``params.lam``) named as the running
+    command's options (``--epochs``, ``--lambda``), and other ``keys`` as given, so that a
+    refused rerun says which option differs (for ``name_params``)."""
+    options = [p for p in click.get_current_context().command.params if isinstance(p, click.Option)]
+    return {f"{prefix}.{p.name}": p.opts[0] for prefix in prefixes for p in options} | keys
 
 
 def _names() -> dict[str, str]:
@@ -186,6 +191,26 @@ UNIT = Real(values.UNIT)
 AT_LEAST_ONE = Real(values.AT_LEAST_ONE)
 
 
+class IntList(click.ParamType):
+    """Comma-separated integers (``4,1,2,3``), as a tuple; ``what`` they are names them in an error."""
+
+    name = "ints"
+
+    def __init__(self, what: str = "integers") -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(int(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            items = ()
+        if not items:
+            self.fail(f"give comma-separated {self.what} such as 1,4,2,3; got {value!r}", param, ctx)
+        return items
+
+
 class Dataset(click.ParamType):
     """A dataset preset name (reshape/tables/datasets.json); an unknown one names close matches."""
 
@@ -236,6 +261,19 @@ def check_out(path: str, directory: bool, hint: str = "--out") -> None:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
+
+
+def emit(as_json: bool, data: Any, view: Any, pipe_width: int | None = 400) -> None:
+    """What every command prints: ``data`` as JSON with --json, else ``view`` (a line of text,
+    or a rich renderable on a console ``pipe_width`` wide in a pipe: ``views.stdout_console``)."""
+    from reshape.report.views import stdout_console
+
+    if as_json:
+        echo_json(data)
+    elif isinstance(view, str):
+        click.echo(view)
+    else:
+        stdout_console(pipe_width).print(view)
 
 
 def cost_table(protocol: str, costs: str | None = None) -> dict[str, dict[str, Any]]:

@@ -1,46 +1,26 @@
-"""Command-line options made from a registered method's params dataclass.
+"""Method commands (``reshape senet``, ``snl``, ``shallow``; ``sensitivity`` shares the teacher).
 
-Each field becomes one option (``reshape.methods.param`` metadata): its name is the
-field's (``at_weight`` -> ``--at-weight``) unless the field names another (``lam`` ->
-``--lambda``), its type follows the annotation and the field's range or choices, its help
-is the field's, and the default it shows is the registered method's. A command passes on
-only the options given on the command line (and ``--preset``), so the defaults live in
-the dataclass alone: ``reshape snl`` with no options builds ``get_method("snl").params()``.
-
-Reading a params dataclass imports its method and so torch; ``MethodCommand`` makes the
-options the first time click asks for them (to parse or to print help), so importing a
-command module stays cheap.
+One option per params field (``reshape.methods.param`` metadata: name, type, range, help,
+default), and only the options given are passed on, so a default lives in the dataclass
+alone (docs/architecture.md, "Params"). Reading params imports torch, so ``MethodCommand``
+makes its options only when click first asks for them.
 """
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 import click
 from click.core import ParameterSource
 
+from reshape.report import run_views
+from reshape.setting import EPOCHS
 from reshape.values import Range
 
-from ._common import Real
-
-
-class IntList(click.ParamType):
-    """Comma-separated integers (``4,1,2,3``), as a tuple."""
-
-    name = "ints"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            items = tuple(int(part) for part in str(value).split(",") if part.strip())
-        except ValueError:
-            items = ()
-        if not items:
-            self.fail(f"give comma-separated integers such as 4,1,2,3; got {value!r}", param, ctx)
-        return items
+from ._common import RUN_DIR, Count, Dataset, IntList, OutPath, Real, emit, name_params, option_labels
+from ._training import SETTING_OPTIONS, method_setting, training_options
 
 
 class MethodCommand(click.Command):
@@ -143,12 +123,61 @@ def chosen_params(name: str, opts: dict[str, Any], **extra: Any) -> Any:
     return get_method(name).params(opts.pop("preset", None), **given, **extra)
 
 
-def option_labels(method: Any, setting: Any) -> dict[str, str]:
-    """The run keys of ``method`` named as the running command's options (``params.lam`` ->
-    ``--lambda``), so a refused rerun says which option differs; keys without an option keep
-    their name (the budget's is the command's to give)."""
-    offered = {opt for p in click.get_current_context().command.params for opt in p.opts}
-    wanted = {f"params.{f.name}": option_name(f) for f in dataclasses.fields(method.params_type)}
-    wanted |= {f"setting.{k}": "--" + k.replace("_", "-") for k in setting.key}
-    return {key: option for key, option in wanted.items() if option in offered} | \
-        {"teacher": "teacher RUN_DIR (weights digest)"}
+#: ``reshape.budget.sensitivity.ESTIMATORS`` (named here so the CLI loads without torch; a test keeps them equal).
+ESTIMATORS = ("criticality", "pruning", "linearize")
+#: The ReLU budget of ``senet`` and ``snl`` (``shallow`` takes ``--relus``, a count or a fraction).
+BUDGET = click.option("--budget", type=Count(), required=True, help="ReLU budget per image: 50k, 1.2M or 50000.")
+
+
+def method_arguments(budget: Callable[..., Any] = BUDGET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """RUN_DIR, ``budget``, --data, --root, --out, --force, --json and the ``Setting`` options:
+    what every method command takes besides its params (``MethodCommand`` adds those)."""
+    decorators = [
+        click.argument("run_dir", type=RUN_DIR),
+        budget,
+        click.option("--data", required=True, type=Dataset(), help="Dataset the teacher was trained on."),
+        click.option("--root", type=click.Path(file_okay=False), help="Folder holding the dataset files."),
+        click.option("--out", required=True, type=OutPath(directory=True), help="Output run directory."),
+        click.option("--force", is_flag=True,
+                     help="Start over: deletes the run in --out (one with other settings is refused without it)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+        training_options(only=SETTING_OPTIONS, epochs=EPOCHS),
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return decorate
+
+
+def teacher_run(run_dir: str, data: str, root: str | None) -> Any:
+    """The trained teacher of ``run_dir`` (a ``TrainedRun``), refused when it was trained on
+    another dataset than ``data`` or does not fit its classes and input."""
+    from reshape.runs import load_trained
+    from reshape.train import load_teacher
+
+    run = load_trained(run_dir, data, root, what=f"teacher {run_dir}")
+    load_teacher(run, run.spec, data)
+    return run
+
+
+def fit_method(name: str, teacher: Any, budget: int, data: str, root: str | None, out: str, force: bool,
+               opts: dict[str, Any], budget_option: str = "--budget", **extra: Any) -> Any:
+    """Run method ``name`` (``reshape.methods``) as a command and return its ``MethodResult``:
+    the params its options choose (``chosen_params``; ``extra``: those the command works out)
+    under the ``Setting`` the rest make (``--epochs`` is every stage after the teacher, as in
+    ``reshape frontier``). A refused rerun names the budget as ``budget_option``."""
+    from reshape.methods import get_method
+
+    method = get_method(name)
+    params = chosen_params(name, opts, **extra)
+    setting = method_setting(opts, data, root)
+    name_params(option_labels("params", "setting", teacher="teacher RUN_DIR (weights digest)", budget=budget_option))
+    return method.fit(teacher, budget, out, setting, params, force=force)
+
+
+def report(result: Any, as_json: bool) -> None:
+    """The result of a method run: one line, or ``MethodResult.to_dict()`` as JSON."""
+    emit(as_json, result.to_dict(), run_views.method_line(result))

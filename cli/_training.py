@@ -1,11 +1,5 @@
-"""Options every training command shares (train, criticality, search; a method command's setting).
-
-    @training_options(epochs=15, lr=0.1)
-    def command(..., **opts): cfg = train_config(opts, dataset=data)
-
-Each command sets its own defaults; the option names, help and TrainConfig
-mapping live here once.
-"""
+"""Options every training command shares (train, criticality, search; a method command's
+``Setting``), named, typed and explained once; each command sets its own defaults."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -17,34 +11,29 @@ from reshape.setting import BATCH_SIZE, KD_ALPHA
 
 from ._common import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, UNIT, Real
 
-#: option name -> (click decls, click kwargs); defaults are filled per command.
-_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "epochs": (("--epochs",), {"type": POSITIVE, "help": "Training epochs; for a method, every stage after the "
-                                                         "teacher together (two-stage methods split them)."}),
-    "batch_size": (("--batch-size",), {"type": POSITIVE, "help": "Batch size (per process under torchrun)."}),
-    "lr": (("--lr",), {"type": POSITIVE_FLOAT, "help": "Peak learning rate."}),
-    "optimizer": (("--optimizer",), {"type": click.Choice(["sgd", "adamw"])}),
-    "weight_decay": (("--weight-decay",), {"type": NON_NEGATIVE_FLOAT}),
-    "schedule": (("--schedule",), {"type": click.Choice(["cosine", "step", "constant"])}),
-    "warmup_epochs": (("--warmup-epochs",), {"type": NON_NEGATIVE}),
-    "label_smoothing": (("--label-smoothing",), {"type": Real(values.SMOOTHING)}),
-    "kd_temperature": (("--kd-temperature",), {"type": POSITIVE_FLOAT}),
-    "kd_alpha": (("--kd-alpha",), {"type": UNIT, "help": "Weight of the KD term (CE gets 1 - alpha) when distilling."}),
-    "seed": (("--seed",), {"type": int}),
-    "workers": (("--workers",), {"type": NON_NEGATIVE, "help": "DataLoader worker processes."}),
-    "device": (("--device",), {"help": "auto, cpu, cuda or cuda:N."}),
-    "compile": (("--compile", "compile"), {"is_flag": True, "help": "Run the model through torch.compile."}),
-    "limit": (("--limit",), {"type": POSITIVE, "help": "Train on at most this many images (a seeded subset; quick runs)."}),
-    "val": (("--val",), {"type": NON_NEGATIVE, "help": "Validation images carved from the training split "
-                                                       "(seeded; never trained on; settings are chosen on them)."}),
+#: option name -> (click type, default unless the command sets one, help); ``compile`` is a flag.
+_OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
+    "epochs": (POSITIVE, 15, "Training epochs; for a method, every stage after the teacher together "
+                             "(two-stage methods split them)."),
+    "batch_size": (POSITIVE, BATCH_SIZE, "Batch size (per process under torchrun)."),
+    "lr": (POSITIVE_FLOAT, 0.1, "Peak learning rate."),
+    "optimizer": (click.Choice(["sgd", "adamw"]), "sgd", None),
+    "weight_decay": (NON_NEGATIVE_FLOAT, 5e-4, None),
+    "schedule": (click.Choice(["cosine", "step", "constant"]), "cosine", None),
+    "warmup_epochs": (NON_NEGATIVE, 0, None),
+    "label_smoothing": (Real(values.SMOOTHING), 0.0, None),
+    "kd_temperature": (POSITIVE_FLOAT, 4.0, None),
+    "kd_alpha": (UNIT, KD_ALPHA, "Weight of the KD term (CE gets 1 - alpha) when distilling."),
+    "seed": (int, 0, None),
+    "workers": (NON_NEGATIVE, 0, "DataLoader worker processes."),
+    "device": (None, "auto", "auto, cpu, cuda or cuda:N."),
+    "compile": (None, False, "Run the model through torch.compile."),
+    "limit": (POSITIVE, None, "Train on at most this many images (a seeded subset; quick runs)."),
+    "val": (NON_NEGATIVE, 0, "Validation images carved from the training split (seeded; never trained on; "
+                             "settings are chosen on them)."),
 }
 #: Options that are not TrainConfig fields.
 _RUN_ONLY = {"limit", "val"}
-_BASE = {"epochs": 15, "batch_size": BATCH_SIZE, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
-         "schedule": "cosine", "warmup_epochs": 0, "label_smoothing": 0.0, "kd_temperature": 4.0,
-         "kd_alpha": KD_ALPHA, "seed": 0, "workers": 0, "device": "auto", "compile": False, "limit": None, "val": 0}
-
-
 #: The ``Setting`` options of a command that runs a registered method (its params make the rest:
 #: ``cli/_params.py``).
 SETTING_OPTIONS = ("epochs", "batch_size", "kd_alpha", "seed", "workers", "device", "compile", "limit", "val")
@@ -53,16 +42,17 @@ SETTING_OPTIONS = ("epochs", "batch_size", "kd_alpha", "seed", "workers", "devic
 def training_options(*, only: tuple[str, ...] | None = None,
                      **defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the shared training options (or ``only`` those) to a click command, with per-command defaults."""
-    unknown = set(defaults) - set(_BASE)
+    unknown = set(defaults) - set(_OPTIONS)
     if unknown:
         raise TypeError(f"no training option {sorted(unknown)}")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in reversed([n for n in _OPTIONS if only is None or n in only]):
-            decls, kwargs = _OPTIONS[name]
-            value = defaults.get(name, _BASE[name])
-            extra = {} if kwargs.get("is_flag") else {"default": value, "show_default": value is not None}
-            fn = click.option(*decls, **kwargs, **extra)(fn)
+            kind, default, help = _OPTIONS[name]
+            value = defaults.get(name, default)
+            flag = "--" + name.replace("_", "-")
+            fn = (click.option(flag, name, is_flag=True, help=help) if name == "compile" else
+                  click.option(flag, type=kind, default=value, show_default=value is not None, help=help))(fn)
         return fn
 
     return decorate
@@ -73,11 +63,6 @@ def train_config(opts: dict[str, Any], **overrides: Any):
     from reshape.train import TrainConfig
 
     return TrainConfig(**{k: opts[k] for k in _OPTIONS if k in opts and k not in _RUN_ONLY}, **overrides)
-
-
-def pop_training(opts: dict[str, Any]) -> dict[str, Any]:
-    """Split the shared training options out of a command's keyword arguments."""
-    return {k: opts.pop(k) for k in list(opts) if k in _OPTIONS}
 
 
 def method_setting(opts: dict[str, Any], data: str, root: str | None) -> Any:

@@ -1,17 +1,12 @@
 """``reshape count``: exact ReLU/MAC accounting and PI cost of one model."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from reshape.report import views
 from reshape.tables import load as _load_table
 
-from ._common import POSITIVE, cost_table, echo_json, usage_errors, user_errors
-
-if TYPE_CHECKING:
-    from reshape.models import Resolved
+from ._common import POSITIVE, cost_table, emit, usage_errors, user_errors
 
 #: Presets whose geometry is fixed (an imagefolder's class count needs its files).
 DATASETS = [name for name, p in _load_table("datasets").items() if p["num_classes"] is not None]
@@ -57,27 +52,18 @@ def command(model: str, dataset: str | None, input_size: int | None, per_layer: 
     """
     from reshape.accounting import count, price
     from reshape.errors import ReshapeError
+    from reshape.models import PresetError
+    from reshape.runs import resolve_model_or_run
 
     table = cost_table(protocol, costs)  # a wrong --protocol is exit 2 before any work
-    resolved = resolve_model(model, dataset, input_size)
+    with usage_errors("--dataset", PresetError):
+        resolved = resolve_model_or_run(model, dataset, input_size, weights=False)
     result = price(count(resolved.model, resolved.input_shape, convention), protocol, table, resolved.spec)
     unknown, smooth = result.notes(resolved.label)
     if unknown and strict:
         raise ReshapeError(unknown)
     for note in filter(None, (unknown, smooth)):
         click.echo(f"warning: {note}", err=True)
-    if as_json:
-        echo_json({"model": resolved.label, **result.to_dict(),
-                   "spec": resolved.spec.to_dict() if resolved.spec else None})
-        return
-    views.stdout_console().print(views.count_view(resolved.label, result, protocol, per_layer, costs_option="--costs"))
+    emit(as_json, {"model": resolved.label, **result.to_dict(), "spec": resolved.spec and resolved.spec.to_dict()},
+         views.count_view(resolved.label, result, protocol, per_layer, costs_option="--costs"))
 
-
-def resolve_model(model: str, dataset: str | None, input_size: int | None) -> Resolved:
-    """``reshape.runs.resolve_model_or_run`` for shape-only work; a preset the model cannot take is a usage
-    error (exit 2) naming --dataset."""
-    from reshape.models import PresetError
-    from reshape.runs import resolve_model_or_run
-
-    with usage_errors("--dataset", PresetError):
-        return resolve_model_or_run(model, dataset, input_size, weights=False)

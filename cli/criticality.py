@@ -6,10 +6,9 @@ import sys
 import click
 
 from reshape.report import run_views
-from reshape.report.views import stdout_console
 
-from ._common import POSITIVE, Dataset, OutPath, echo_json, user_errors
-from ._training import pop_training, train_config, training_options
+from ._common import POSITIVE, Dataset, OutPath, emit, user_errors
+from ._training import train_config, training_options
 
 
 @click.command("criticality")
@@ -45,18 +44,14 @@ def command(backbone: str, data: str, root: str | None, width: int | None, cache
     from reshape.methods import criticality
     from reshape.train import TrainingInterrupted
 
-    shared = pop_training(opts)
-    cfg = train_config(shared, dataset=data)
+    cfg = train_config(opts, dataset=data)
     try:
         result = criticality.measure(backbone, data, cfg.epochs, width=width, root=root, cache=cache,
-                                     limit=shared["limit"], recipe=cfg, out=out)
+                                     limit=opts["limit"], recipe=cfg, out=out)
     except TrainingInterrupted as exc:
         click.echo(f"interrupted; finished proxy runs are kept in {exc.run_dir.parent}: "
                    "rerun the same command to resume", err=True)
         sys.exit(130)
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    stdout_console(pipe_width=None).print(run_views.criticality_view(
+    emit(as_json, result.to_dict(), run_views.criticality_view(
         result, out, width_option="--width", epochs_option="--epochs",
-        ranking_use="reshape synthesize ... --criticality"))
+        ranking_use="reshape synthesize ... --criticality"), pipe_width=None)

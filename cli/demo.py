@@ -23,22 +23,19 @@ def command(out: str, quick: bool, force: bool) -> None:
     with every method under equal training, export the best HybReNet and draw the front it sits on.
 
     \b
-    1. reshape train resnet18 --width 8 --limit 2000 --val 500: the teacher, on the
-       2,000 images every network trains on (500 more held out for validation);
-    2. the frontier (reshape.frontier.run_frontier, as `reshape frontier`): at 5% and 33%
-       of the teacher's ReLUs, the HybReNet `reshape synthesize` makes for the budget
-       (hybrenet), a HybReNet base reduced by SNL or SENet (hybrenet_snl,
-       hybrenet_senet), and the methods they are paired with, SNL, SENet and
-       DeepReDuce; every network the teacher's training plus 2 student epochs, each row
-       with its training (image-passes), exact ReLUs, top-1, MACs and DELPHI latency;
+    1. the teacher: resnet18 --width 8 on 2,000 images, 500 more held out for validation;
+    2. the frontier (as `reshape frontier`) at 5% and 33% of its ReLUs: the synthesized
+       HybReNet, HybReNet bases reduced by SNL or SENet, and their baselines SNL, SENet
+       and DeepReDuce, each with the teacher's training plus 2 student epochs, its
+       image-passes, exact ReLUs, top-1, MACs and DELPHI latency;
     3. reshape synthesize for CIFAR-100 at 25k-180k ReLUs, beside the published results;
-    4. reshape export of the most accurate HybReNet: spec, safetensors, ONNX (checked
-       against PyTorch), timm config, in OUT/export/ with a README to rebuild it;
-    5. OUT/front.png (three panels) and OUT/summary.md: the best network at each budget,
-       each pair (ours - baseline, with its standard error) and the command behind every row.
+    4. reshape export of the most accurate HybReNet (spec, safetensors, ONNX checked
+       against PyTorch, timm config) into OUT/export/, with a README to rebuild it;
+    5. OUT/front.png and OUT/summary.md: the best network per budget, each pair (ours -
+       baseline, with its standard error) and the command behind every row.
 
-    Every step resumes: a rerun reads back what is done (seconds after a finished demo)
-    and finishes what a kill interrupted. Takes about 3 minutes on 2 CPU cores.
+    Every step resumes: a rerun reads back what is done and finishes what a kill
+    interrupted. Takes about 3 minutes on 2 CPU cores.
 
     \b
     Examples:

@@ -5,7 +5,7 @@ import click
 
 from reshape.report import run_views
 
-from ._common import POSITIVE, RUN_DIR, Dataset, echo_json, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, emit, user_errors
 
 
 @click.command("eval")
@@ -33,4 +33,4 @@ def command(run_dir: str, data: str | None, root: str | None, batch_size: int, d
     from reshape.train import evaluate_run
 
     result = evaluate_run(run_dir, data, root, batch_size, device)
-    echo_json(result) if as_json else click.echo(run_views.eval_line(result))
+    emit(as_json, result, run_views.eval_line(result))

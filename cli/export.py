@@ -5,7 +5,7 @@ import click
 
 from reshape.report import run_views
 
-from ._common import RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, emit, name_params, user_errors
 
 
 @click.command("export")
@@ -44,7 +44,5 @@ def command(run_dir: str, out: str, onnx: bool, timm_config: bool, dataset: str 
 
     name_params({"weights": "RUN_DIR (weights digest)", "timm_config": "--timm-config", "onnx": "--onnx"})
     result = export(run_dir, out, onnx=onnx, timm_config=timm_config, dataset=dataset, force=force)
-    if as_json:
-        echo_json({"files": list(result.files), "onnx_max_diff": result.onnx_max_diff})
-        return
-    click.echo(run_views.export_lines(result))
+    emit(as_json, {"files": list(result.files), "onnx_max_diff": result.onnx_max_diff},
+         run_views.export_lines(result))

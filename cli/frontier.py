@@ -6,34 +6,24 @@ from typing import Any
 import click
 
 from reshape.report import run_views
-from reshape.report.views import stdout_console
 from reshape.setting import EPOCHS
 
-from ._common import RUN_DIR, Dataset, OutPath, Count, echo_json, usage_errors, user_errors
+from ._common import RUN_DIR, Dataset, OutPath, Count, emit, usage_errors, user_errors
 from ._training import method_setting, training_options
 
 HELP = """Fit TEACHER_RUN to every budget with every method, once per seed; write the table, CSV and plot.
 
-Each point is its own run directory OUT/METHOD/LABEL/seed<S>. Training is equal by
-construction: every student trains --epochs after its parent on the same images
-(the teacher's: it must have been trained with the same --data, --limit and --val);
-a network trained from scratch gets the teacher's epochs on top; a HybReNet base is
-trained as the teacher was. Every row shows its training (image-passes, parents
-included); rows that differ by more than 5% name no best. Seeds other than the
-teacher's own retrain the teacher's recipe with that seed (OUT/teachers/). The pairs
-of our pipelines and their baselines are printed as paired differences with their
-standard error over seeds, and as the ReLUs ours needs at iso-accuracy.
+Training is equal by construction (docs/frontier.md): every student trains --epochs
+after its parent on the teacher's images (the teacher must have been trained with the
+same --data, --limit and --val), and every row shows its image-passes, parents included.
+Pairs of our pipelines and their baselines are printed as paired differences (mean ±
+standard error over --seeds) and as the ReLUs ours needs at iso-accuracy. Each point is
+a run directory OUT/METHOD/LABEL/seed<S>: a rerun reads finished points back, resumes a
+partial one and extends the frontier with more methods, budgets or seeds (--force starts
+over). Writes OUT/results.json, results.csv, results.md and frontier.png.
 
-Finished points are read back and a partial one resumes; rerun with more methods,
-budgets or seeds to extend a frontier (the same teacher and settings are required;
---force starts over). Writes OUT/results.json, results.csv, results.md and
-frontier.png. A budget a method cannot reach is reported as unreachable.
-
-With --storage the points become trials of one Optuna study there: run this command
-once (it takes points too, waits for the others' and writes the results) and the same
-command with --worker in any number of processes, on machines that share --out. A
-killed worker's point is queued again and resumes from its last checkpoint
-(docs/scaling.md).
+With --storage the points are trials of one Optuna study: run the command once, and the
+same command with --worker in any number of processes sharing --out (docs/scaling.md).
 
 \b
 Examples:
@@ -47,18 +37,6 @@ Examples:
   reshape frontier runs/teacher --methods width,deepreduce --budgets 5%,10%,25% --epochs 2 \\
       --out /shared/frontier --storage postgresql://me@db/optuna --worker   # on every GPU
 """
-
-
-def _methods(text: str) -> list[str]:
-    from reshape.methods import list_methods
-
-    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    unknown = [n for n in names if n not in list_methods()]
-    if unknown or not names:
-        what = f"unknown method '{unknown[0]}'" if unknown else "give at least one method"
-        raise click.BadParameter(f"{what}; registered: {', '.join(list_methods())} "
-                                 "(`reshape methods` describes them)", param_hint="--methods")
-    return names
 
 
 @click.command("frontier", help=HELP)
@@ -90,7 +68,7 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     """Parse the options, run the frontier (alone, or sharing --storage with other processes), print it."""
     from reshape.errors import ReshapeError
     from reshape.frontier import frontier_command, run_frontier
-    from reshape.report.frontier import write_frontier
+    from reshape.report.frontier import describe, write_frontier
     from reshape.runs import RunDir
 
     if worker and not storage:
@@ -102,28 +80,28 @@ def command(teacher_run: str, methods_text: str, budgets: list[int | float], dat
     if not data:
         raise ReshapeError(f"{teacher_run} does not record its dataset; pass --data NAME")
     setting = method_setting({**opts, "seed": seeds[0]}, data, root)
-    result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force,
-                          on_point=None if as_json else _echo_point, seeds=seeds, preset=preset,
+    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    result = run_frontier(teacher_run, methods, budgets, setting, out, params, force=force, seeds=seeds, preset=preset,
+                          on_point=None if as_json else lambda row: say(describe(row)), storage=storage, worker=worker,
                           command=frontier_command(teacher_run, methods, budgets, setting, seeds, sets, out, preset),
-                          storage=storage, worker=worker, log=lambda line: click.echo(line, err=True))
+                          log=say)
     if result is None:
-        click.echo("worker done: no point is waiting", err=True)
+        say("worker done: no point is waiting")
         return
     files = write_frontier(result)
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    stdout_console(pipe_width=200).print(run_views.frontier_view(result))
-    click.echo(f"wrote {', '.join(str(f) for f in [result.out / 'results.json', *files])}")
+    emit(as_json, result.to_dict(), run_views.frontier_view(result), pipe_width=200)
+    if not as_json:
+        click.echo(f"wrote {', '.join(str(f) for f in [result.out / 'results.json', *files])}")
 
 
 def _parse(methods_text: str, preset: str | None, sets: tuple[str, ...],
            seeds_text: str) -> tuple[list[str], dict[str, dict[str, str]], tuple[int, ...]]:
     """The methods, their --set params and the seeds; a wrong value is a usage error of its option."""
-    from reshape.frontier import method_params, parse_sets
+    from reshape.frontier import method_params, parse_methods, parse_sets
     from reshape.setting import parse_seeds
 
-    methods = _methods(methods_text)
+    with usage_errors("--methods"):
+        methods = parse_methods(methods_text)
     with usage_errors("--preset"):
         method_params(methods, {}, preset)
     with usage_errors("--set"):
@@ -133,9 +111,3 @@ def _parse(methods_text: str, preset: str | None, sets: tuple[str, ...],
         seeds = parse_seeds(seeds_text)
     return methods, params, seeds
 
-
-def _echo_point(row: dict[str, Any]) -> None:
-    """One line per point on stderr as it finishes (the progress bar shows the running one)."""
-    from reshape.report.frontier import describe
-
-    click.echo(describe(row), err=True)

@@ -5,8 +5,8 @@ import click
 
 from reshape.report import views
 
-from ._common import POSITIVE, echo_json, user_errors
-from .count import DATASETS, resolve_model
+from ._common import POSITIVE, emit, usage_errors, user_errors
+from .count import DATASETS
 
 
 @click.command("graph")
@@ -38,23 +38,12 @@ def command(model: str, dataset: str | None, input_size: int | None, leaves: tup
       reshape graph runs/r18_shallow                 # a run with graph.json rewrite steps
       reshape graph net.json --leaf layer1.0.attn    # keep an untraceable module opaque
     """
-    from pathlib import Path
+    from reshape.graph import block_costs
+    from reshape.models import PresetError
+    from reshape.runs import trace_model_or_run
 
-    from reshape.errors import ReshapeError
-    from reshape.graph import block_costs, trace
-    from reshape.runs import GRAPH_FILE, load_rewritten
-
-    if Path(model, GRAPH_FILE).is_file():
-        if dataset or input_size or leaves:
-            raise ReshapeError("a rewritten run is shown as it was traced, at its own input; "
-                               "drop --dataset/--input-size/--leaf")
-        _, mg = load_rewritten(model)
-    else:
-        resolved = resolve_model(model, dataset, input_size)
-        mg = trace(resolved.model, resolved.input_shape, leaves)
+    with usage_errors("--dataset", PresetError):
+        mg = trace_model_or_run(model, dataset, input_size, leaves)
     blocks = block_costs(mg)
-    if as_json:
-        echo_json({"model": model, "input_shape": list(mg.input_shape),
-                   "relus": mg.relus, "macs": mg.macs, "blocks": blocks})
-        return
-    views.stdout_console(pipe_width=None).print(views.graph_view(model, mg, blocks))
+    emit(as_json, {"model": model, "input_shape": list(mg.input_shape), "relus": mg.relus, "macs": mg.macs,
+                   "blocks": blocks}, views.graph_view(model, mg, blocks), pipe_width=None)

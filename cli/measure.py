@@ -5,7 +5,7 @@ import click
 
 from reshape.report import views
 
-from ._common import OutPath, echo_json, user_errors
+from ._common import OutPath, emit, user_errors
 
 
 @click.command("measure")
@@ -41,16 +41,8 @@ def command(source: str, protocol: str, field: str, out: str | None, link: str, 
       reshape measure spec.json --protocol semi2k --out measured/ --json
       reshape measure runs/senet-10k --protocol cheetah --weights public
     """
-    from rich.console import Console
-
     from reshape.measure import measure
 
-    err = Console(stderr=True)
-    with err.status("measuring", spinner="dots") as status:
-        def progress(text: str) -> None:
-            status.update(text)
-            if not err.is_terminal:
-                err.print(text)
-
+    with views.spinner("measuring") as progress:
         record = measure(source, protocol, field, out, link, weights, progress=progress)
-    echo_json(record) if as_json else views.stdout_console().print(views.measurement_view(record))
+    emit(as_json, record, views.measurement_view(record))

@@ -5,7 +5,7 @@ import click
 
 from reshape.report import run_views
 
-from ._common import echo_json, user_errors
+from ._common import emit, user_errors
 
 
 @click.command("methods")
@@ -29,4 +29,4 @@ def command(as_json: bool) -> None:
     from reshape.methods import describe_methods
 
     rows = describe_methods()
-    echo_json(rows) if as_json else click.echo(run_views.methods_text(rows))
+    emit(as_json, rows, run_views.methods_text(rows))

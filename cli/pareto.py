@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import click
 
-from reshape.report import run_views
-from reshape.report.views import stdout_console
+from reshape.report import run_views, views
 
-from ._common import OutPath, echo_json, user_errors
+from ._common import OutPath, emit, user_errors
 
 
 @click.command("pareto")
@@ -45,9 +44,6 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
       reshape pareto results.csv --dataset cifar10 --json
       reshape pareto demo-out/frontier --dataset fashion-mnist-mini --x measured-bytes --protocol semi2k
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
     from reshape.report.fronts import UNITS, fronts
     from reshape.report.plot import FORMATS
 
@@ -55,13 +51,8 @@ def command(sources: tuple[str, ...], dataset: str, with_anchors: bool, methods:
         raise click.BadParameter(f"use a {', '.join(FORMATS)} file, got {out}", param_hint="--out")
     if x_axis in UNITS and (with_anchors or methods):
         raise click.UsageError("published results have no measured cost: drop --anchors/--methods or use --x relus")
-    err = Console(stderr=True)
-    with Progress(transient=True, console=err, disable=not err.is_terminal) as progress:
-        task = progress.add_task("reading sources", total=len(sources))
+    with views.progress_bar("reading sources", len(sources)) as advance:
         points = fronts(sources, dataset, anchors=with_anchors, out=out, x=x_axis, protocol=protocol,
                         methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
-                        on_source=lambda _: progress.advance(task))
-    if as_json:
-        echo_json([p.to_dict() for p in points])
-        return
-    stdout_console().print(run_views.points_view(points, dataset, out, UNITS.get(x_axis)))
+                        on_source=lambda _: advance())
+    emit(as_json, [p.to_dict() for p in points], run_views.points_view(points, dataset, out, UNITS.get(x_axis)))

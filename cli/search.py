@@ -6,28 +6,21 @@ from typing import Any, Callable
 import click
 
 from reshape.report import run_views
-from reshape.report.views import stdout_console
 
-from ._common import RUN_DIR, Count, Dataset, OutPath, echo_json, usage_errors, user_errors
-from ._training import method_setting, pop_training, train_config, training_options
+from ._common import RUN_DIR, Count, Dataset, OutPath, emit, usage_errors, user_errors
+from ._training import method_setting, train_config, training_options
 
 HELP = """Search architectures for the --budgets with Optuna and store every trial in --storage.
 
-    Objectives: top-1 up, ReLUs down (and MACs down with --macs). Each trial targets
-    one budget; the constraint ReLUs <= budget goes to the sampler. Each trial is
-    counted exactly, proxy-trained (--epochs and --limit override the space's proxy)
-    into OUT/trial-NNNN and evaluated on the test split.
+    Objectives: top-1 up, ReLUs down (and MACs down with --macs); each trial targets one
+    budget, the constraint ReLUs <= budget goes to the sampler. A proxy space trains each
+    network from scratch into OUT/trial-NNNN, scored on the test split (--epochs and --limit override its proxy). A
+    pipeline space (hybrenet_snl) fits the --teacher to the budget as `reshape frontier`
+    does, selecting on --val images; --warm-start enqueues the synthesized network first.
 
-    A pipeline space (hybrenet_snl) searches a registered method's params instead:
-    every trial fits the --teacher to its budget exactly as `reshape frontier` does
-    (--epochs after the teacher, --val images scored and used to select, test
-    reported), and --warm-start enqueues the synthesized network first.
-
-    Rerun the same command to resume: the study continues until it holds --trials
-    COMPLETE trials; trials of killed workers are failed and queued again, and their
-    training resumes from the last finished epoch. Start the command several times
-    with one journal file to share a study on one machine, or with one database URL
-    to share it across machines.
+    Rerun the same command to resume until the study holds --trials COMPLETE trials (a
+    killed worker's trial is queued again and resumes its training). Several processes
+    share a study through one journal file, machines through one database URL.
 
     \b
     Examples:
@@ -69,7 +62,6 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
     import logging
 
     import optuna
-
     from rich.console import Console
 
     from reshape.search import completed, load_space, search, trial_record
@@ -84,13 +76,12 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
         if teacher or warm_start:
             raise click.BadParameter("takes a pipeline space (hybrenet_snl); proxy spaces train from scratch",
                                      param_hint="--teacher/--warm-start")
-        shared = pop_training(opts)
-        epochs, limit = space_.proxy(shared.pop("epochs"), shared.pop("limit"))
+        epochs, limit = space_.proxy(opts.pop("epochs"), opts.pop("limit"))
         study = search(space_, data, budgets, trials, storage, study_name, out,
-                       train_config(shared, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
+                       train_config(opts, dataset=data, epochs=epochs), limit=limit, macs=macs, sampler=sampler,
                        root=root, log=log)
     rows = [trial_record(t) for t in completed(study)]
-    echo_json(rows) if as_json else stdout_console().print(run_views.trials_table(rows, study_name))
+    emit(as_json, rows, run_views.trials_table(rows, study_name))
 
 
 def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],

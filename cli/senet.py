@@ -7,9 +7,8 @@ import click
 
 from reshape.report import run_views
 
-from ._budget import fit_method, method_arguments, report, teacher_run
 from ._common import user_errors
-from ._params import MethodCommand
+from ._params import MethodCommand, fit_method, method_arguments, report, teacher_run
 
 
 @click.command("senet", cls=MethodCommand, method="senet")
@@ -20,7 +19,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     """Fit the teacher in RUN_DIR to a ReLU --budget with SENet and write the result to --out.
 
     \b
-    Stages (each resumable: rerun the same command after an interruption):
+    Stages:
     1. per-layer ReLU sensitivity -> per-layer counts summing to the budget (senet.json);
     2. ReLU locations: masks move each epoch to where student and teacher activations
        differ most (OUT/locate/);
@@ -28,8 +27,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
 
     --epochs is stages 2 and 3 together (half each), as in `reshape frontier`; --kd-alpha
     is stage 2's KD weight. The plan's ReLUs per stage are printed (and in --json under
-    built.per_stage). A finished run is read back; a run in --out with other settings is
-    refused (--force starts it over). --allocation uniform runs the `senet_uniform` baseline.
+    built.per_stage). --allocation uniform runs the `senet_uniform` baseline.
 
     \b
     Example:

@@ -4,12 +4,10 @@ from __future__ import annotations
 import click
 
 from reshape.report import run_views
-from reshape.report.views import stdout_console
 from reshape.spec import GRANULARITIES
 
-from ._budget import ESTIMATORS, teacher_run
-from ._common import RUN_DIR, Count, Dataset, echo_json, user_errors
-from ._params import IntList
+from ._common import RUN_DIR, Count, Dataset, emit, user_errors
+from ._params import ESTIMATORS, IntList, teacher_run
 
 
 @click.command("sensitivity")
@@ -31,23 +29,10 @@ def command(run_dir: str, data: str, root: str | None, estimator: str, ranking: 
     Example:
       reshape sensitivity runs/teacher --data fashion-mnist-mini --budget 20k
     """
-    from reshape.budget.masks import sites
-    from reshape.data import load, probe_batches
-    from reshape.methods import senet
+    from reshape.methods.senet import sensitivity_report
 
-    t = teacher_run(run_dir, data, root)
-    batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
-    total = sum(s.size for s in sites(t.spec, t.model))
-    order = senet.resolve_ranking(data, t.spec, ranking) if estimator == "criticality" else None
-    p = senet.plan(t.spec, t.model, total if budget is None else budget, estimator, granularity, batches=batches,
-                   ranking=order)
-    rows = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
-             **({"relus": p.counts[n]} if budget else {})} for n in p.sizes]
-    if as_json:
-        echo_json({"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": rows,
-                   **({"per_stage": p.per_stage()} if budget else {})})
-        return
+    report = sensitivity_report(teacher_run(run_dir, data, root), data, root, estimator, granularity, budget, ranking)
     title = f"{run_dir}: ReLU sensitivity ({estimator})"
-    stdout_console(pipe_width=None).print(run_views.sensitivity_table(title, rows, budget is not None))
-    if budget:
-        click.echo(run_views.per_stage_line(p.per_stage()))
+    emit(as_json, report, run_views.sensitivity_table(title, report["layers"], budget is not None), pipe_width=None)
+    if budget and not as_json:
+        click.echo(run_views.per_stage_line(report["per_stage"]))

@@ -6,12 +6,10 @@ from typing import Any
 import click
 
 from reshape.report import run_views
-from reshape.report.views import stdout_console
 from reshape.values import resolve_target
 
-from ._budget import fit_method, method_arguments, teacher_run
-from ._common import Count, echo_json, user_errors
-from ._params import MethodCommand
+from ._common import Count, emit, user_errors
+from ._params import MethodCommand, fit_method, method_arguments, teacher_run
 
 
 @click.command("shallow", cls=MethodCommand, method="shallow", skip=("macs",))
@@ -25,8 +23,7 @@ def command(run_dir: str, relus: int | float, macs: int | float | None, data: st
     """Cut the ReLUs of the trained model in RUN_DIR to --relus by merging whole residual blocks.
 
     \b
-    Stages (rerun the same command after an interruption to resume; a finished
-    OUT is read back, and OUT holding other settings is refused unless --force):
+    Stages:
     1. score each block: rise in KD loss when its inner ReLUs become identity, per
        ReLU saved; take blocks in increasing score order until --relus (and --macs)
        is met;
@@ -49,7 +46,4 @@ def command(run_dir: str, relus: int | float, macs: int | float | None, data: st
     mac_target = {} if macs is None else {"macs": resolve_target(macs, c.macs)}
     result = fit_method("shallow", teacher, resolve_target(relus, c.relus), data, root, out, force, opts,
                         budget_option="--relus", **mac_target)
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    stdout_console(pipe_width=None).print(run_views.shallow_view(out, result.built))
+    emit(as_json, result.to_dict(), run_views.shallow_view(out, result.built), pipe_width=None)

@@ -5,9 +5,8 @@ from typing import Any
 
 import click
 
-from ._budget import fit_method, method_arguments, report, teacher_run
 from ._common import user_errors
-from ._params import MethodCommand
+from ._params import MethodCommand, fit_method, method_arguments, report, teacher_run
 
 
 @click.command("snl", cls=MethodCommand, method="snl")
@@ -21,9 +20,7 @@ def command(run_dir: str, budget: int, data: str, root: str | None, out: str, fo
     count (a > threshold) is within the budget or --mask-epochs run out (OUT/masks/);
     the B largest masks are then kept (OUT/snl.json). Phase 2 fine-tunes with the binary
     masks fixed (--lr, KD) for the rest of --epochs, which counts both phases as in
-    `reshape frontier --methods snl` (the same defaults give the same network). Rerun the
-    same command to resume; a finished run is read back, a run in --out with other
-    settings is refused (--force starts it over).
+    `reshape frontier --methods snl` (the same defaults give the same network).
 
     \b
     Example:

@@ -4,30 +4,12 @@ from __future__ import annotations
 import click
 
 from reshape.report import views
-from reshape.report.views import stdout_console
 
-from ._common import Count, check_out, cost_table, echo_json, name_params, user_errors
+from ._common import Count, IntList, check_out, cost_table, emit, name_params, user_errors
 from .count import DATASETS
 
 #: A refused sweep names its params as these options.
 _LABELS = {"budgets": "--sweep", "ranking": "--criticality", "round_to": "--round-to"}
-
-
-def _ranking(text: str | None, path: str | None) -> list[int] | None:
-    """The explicit ranking, the one measured in a criticality file, or None for the default."""
-    if path:
-        from reshape.methods.criticality import load
-
-        return list(load(path).ranking)
-    return _stages(text) if text else None
-
-
-def _stages(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"must be stage numbers separated by commas (e.g. 1,4,2,3), got {text!r}",
-                                 param_hint="--criticality") from None
 
 
 @click.command("synthesize")
@@ -41,8 +23,9 @@ def _stages(text: str) -> list[int]:
 @click.option("--macs", type=Count(), help="Optional MAC budget, e.g. 1.5G: the widest shape meeting both.")
 @click.option("--round-to", type=click.IntRange(min=1), default=8, show_default=True,
               help="Round the base width down to a multiple of this (made finer when it misses B by > 2%).")
-@click.option("--criticality", help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published "
-                                    "ranking). It picks the culled stage and, by ReLU equalization, the stage multipliers.")
+@click.option("--criticality", type=IntList("stage numbers"),
+              help="Stages from least to most critical, e.g. 1,4,2,3 (default: the dataset's published ranking). "
+                   "It picks the culled stage and, by ReLU equalization, the stage multipliers.")
 @click.option("--criticality-file", type=click.Path(exists=True, dir_okay=False),
               help="Take the ranking from this `reshape criticality --out` JSON instead.")
 @click.option("--sweep", type=Count(many=True), help="Comma-separated budgets (e.g. 25k,50k,100k,180k,300k): one spec per budget into --out DIR.")
@@ -52,7 +35,7 @@ def _stages(text: str) -> list[int]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @user_errors
 def command(backbone: str, dataset: str, width: int | None, relus: int | None, macs: int | None, round_to: int,
-            criticality: str | None, criticality_file: str | None, sweep: list[int] | None,
+            criticality: tuple[int, ...] | None, criticality_file: str | None, sweep: list[int] | None,
             out: str | None, force: bool, protocol: str, as_json: bool) -> None:
     """Synthesize a HybReNet for a ReLU budget (DeepReShape), in O(1): no training, no search.
 
@@ -79,15 +62,22 @@ def command(backbone: str, dataset: str, width: int | None, relus: int | None, m
                   macs=macs, round_to=round_to, protocol=protocol)  # a wrong --protocol first: exit 2
     if sweep is None:
         one = design(backbone, dataset, relus, out=out, **shared)
-        echo_json({**one.to_dict(), "out": out}) if as_json else stdout_console().print(views.design_view(one, out))
+        emit(as_json, {**one.to_dict(), "out": out}, views.design_view(one, out))
         return
     name_params(_LABELS)
     done = sweep_to(out, backbone, dataset, sweep, force=force,
                     inputs=[criticality_file] if criticality_file else [], **shared)
-    echo_json(done.rows) if as_json else stdout_console().print(views.sweep_table(done))
+    emit(as_json, done.rows, views.sweep_table(done))
 
 
-def _check(relus: int | None, sweep: list[int] | None, out: str | None, criticality: str | None,
+def _ranking(stages: tuple[int, ...] | None, path: str | None) -> list[int] | None:
+    """The explicit ranking, the one measured in a criticality file, or None for the default."""
+    from reshape.methods.criticality import load
+
+    return list(load(path).ranking) if path else stages and list(stages)
+
+
+def _check(relus: int | None, sweep: list[int] | None, out: str | None, criticality: tuple[int, ...] | None,
            criticality_file: str | None) -> None:
     """Usage errors (exit 2) of options that go together, before any work."""
     if (relus is None) == (sweep is None):

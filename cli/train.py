@@ -7,7 +7,7 @@ import click
 
 from reshape.report import run_views
 
-from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, echo_json, name_params, user_errors
+from ._common import POSITIVE, RUN_DIR, Dataset, OutPath, emit, name_params, option_labels, user_errors
 from ._training import train_config, training_options
 
 
@@ -37,12 +37,9 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     a spec JSON file. The run directory gets run.json (the manifest), spec.json,
     train_config.json, model.safetensors, checkpoint.pt and metrics.jsonl after every
     epoch. The model is seeded (--seed) before it is built, so its initial weights
-    depend on the seed alone. Rerunning the same command resumes an interrupted run
-    (Ctrl-C keeps the last finished epoch) and reads a finished one back without
-    training; other settings in the same --out are refused, naming what differs
-    (--force starts over). Under `torchrun --nproc_per_node N reshape train ...` it
-    trains on N GPUs (DDP). The default recipe is the one tuned on fashion-mnist-mini
-    (docs/training.md).
+    depend on the seed alone; Ctrl-C keeps the last finished epoch for a rerun to resume.
+    Under `torchrun --nproc_per_node N reshape train ...` it trains on N GPUs (DDP). The
+    default recipe is the one tuned on fashion-mnist-mini (docs/training.md).
 
     \b
     Examples:
@@ -53,13 +50,13 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     """
     from reshape.train import TrainingInterrupted, is_main, shutdown, train_model
 
-    name_params(_option_labels())
+    name_params(option_labels("train", teacher="--teacher (weights digest)"))
     try:
         result = train_model(model_or_spec, data, out, train_config(opts, dataset=data), root=root,
                              limit=opts["limit"], val=opts["val"], download=download, width=width, teacher=teacher,
                              retarget=retarget, force=force, log=lambda line: click.echo(line, err=True))
         if is_main():
-            echo_json(result.metrics) if as_json else click.echo(run_views.trained_line(out, result))
+            emit(as_json, result.metrics, run_views.trained_line(out, result))
             if result.cached:
                 click.echo(run_views.read_back_line(out, again="--force trains it again"), err=True)
     except TrainingInterrupted as exc:
@@ -69,9 +66,3 @@ def command(model_or_spec: str, data: str, root: str | None, download: bool, out
     finally:
         shutdown()
 
-
-def _option_labels() -> dict[str, str]:
-    """The training keys of a run named as this command's options (``train.epochs`` ->
-    ``--epochs``), so a refused rerun says which option differs."""
-    options = [p for p in click.get_current_context().command.params if isinstance(p, click.Option)]
-    return {**{f"train.{p.name}": p.opts[0] for p in options}, "teacher": "--teacher (weights digest)"}

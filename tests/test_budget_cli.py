@@ -38,7 +38,7 @@ def test_sensitivity_allocation_sums_to_budget(teacher):
 
 def test_the_cli_offers_every_estimator():
     from reshape.budget.sensitivity import ESTIMATORS
-    from reshape.cli._budget import ESTIMATORS as OFFERED
+    from reshape.cli._params import ESTIMATORS as OFFERED
 
     assert set(OFFERED) == set(ESTIMATORS)
 

@@ -104,3 +104,21 @@ def test_count_warns_about_unsupported_ops_and_strict_fails():
     assert strict.output.strip().startswith("error: seresnet18 runs operators")
     clean = run("count", "resnet18", "--dataset", "cifar10", "--strict", "--json")
     assert clean.exit_code == 0 and json.loads(clean.stdout)["unsupported_ops"] == {}
+
+
+
+def test_an_interrupted_training_says_what_a_rerun_resumes(tmp_path):
+    """Ctrl-C inside any command's training: the message of what is saved, exit 130."""
+    import click
+
+    from reshape.cli._common import user_errors
+    from reshape.train import TrainingInterrupted
+
+    @click.command()
+    @user_errors
+    def command() -> None:
+        raise TrainingInterrupted(tmp_path, 1, 3)
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 130
+    assert f"epoch 1/3 is saved in {tmp_path}: rerun the same command" in result.output

@@ -209,6 +209,8 @@ def test_rewritten_model_saves_as_spec_rewrite_steps_and_weights(tiny_spec, tmp_
     shown = CliRunner().invoke(cli, ["graph", str(tmp_path), "--json"])
     assert shown.exit_code == 0, shown.output
     assert [b["name"] for b in json.loads(shown.output)["blocks"]] == ["layer3.0", "layer4.0"]
+    refused = CliRunner().invoke(cli, ["graph", str(tmp_path), "--leaf", "layer1"])
+    assert refused.exit_code == 1 and "drop --dataset/--input-size/--leaf" in refused.output, refused.output
     (tmp_path / "graph.json").write_text('{"schema_version": 1, "steps": [{"op": "fuse", "blocks": []}]}')
     with pytest.raises(ReshapeError, match=r"steps\[0\]\.op must be one of linearize, merge, got 'fuse'"):
         load_rewritten(tmp_path)

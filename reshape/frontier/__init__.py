@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ..errors import ReshapeError
 from ..methods import Setting
 from ..runs import TrainedRun
-from ._options import budget_text, frontier_command, method_params, parse_sets
+from ._options import budget_text, frontier_command, method_params, parse_methods, parse_sets
 from ._plan import (FORMAT, RESULTS_FILE, SETTING_FILE, SHARED_DIR, TEACHER, TEACHERS_DIR, UNREACHABLE_FILE,
                     VERSION, Budget, BudgetSpec, FrontierPlan, Point, PointCallback, frontier_id, plan_frontier,
                     resolve_budgets)
@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "RESULTS_FILE", "SETTING_FILE", "SHARED_DIR", "TEACHER", "TEACHERS_DIR", "UNREACHABLE_FILE",
            "VERSION", "Budget", "BudgetSpec", "FrontierPlan", "FrontierResult", "Point", "PointCallback",
-           "budget_text", "frontier_command", "frontier_id", "machine", "method_params", "parse_sets",
-           "plan_frontier", "resolve_budgets", "run_frontier"]
+           "budget_text", "frontier_command", "frontier_id", "machine", "method_params", "parse_methods",
+           "parse_sets", "plan_frontier", "resolve_budgets", "run_frontier"]
 
 
 def run_frontier(teacher: str | os.PathLike[str] | TrainedRun, methods: Sequence[str],

@@ -12,9 +12,19 @@ import shlex
 from typing import Any, Mapping, Sequence
 
 from ..errors import ReshapeError
-from ..methods import Method, Setting, get_method
+from ..methods import Method, Setting, get_method, list_methods
 
 _SET = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$")
+
+
+def parse_methods(text: str) -> list[str]:
+    """``snl,hybrenet_snl`` as registered method names, in order, each once."""
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in list_methods()]
+    if unknown or not names:
+        what = f"unknown method '{unknown[0]}'" if unknown else "give at least one method"
+        raise ReshapeError(f"{what}; registered: {', '.join(list_methods())} (`reshape methods` describes them)")
+    return names
 
 
 def parse_sets(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:

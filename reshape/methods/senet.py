@@ -38,7 +38,7 @@ from torch import nn
 from ..budget.allocate import allocate
 from ..budget.masks import check_budget, copy_weights, masked_modules, masked_spec, sites, stage_of, topk_mask
 from ..budget.sensitivity import ESTIMATORS, sensitivity, stage_weights
-from ..data import probe_batches
+from ..data import load, probe_batches
 from ..deepreshape import criticality_ranking
 from ..errors import ReshapeError
 from ..io import read_json, write_json
@@ -169,6 +169,22 @@ def plan(spec: ArchSpec, model: nn.Module, budget: int, estimator: str = "critic
                 weights, by_name, {s.name: s.size for s in layer_sites},
                 masked_spec(spec, layer_sites, by_name, granularity),
                 tuple(ranking) if uses_ranking else None)
+
+
+def sensitivity_report(teacher: TrainedRun, data: str, root: str | None, estimator: str = "criticality",
+                       granularity: str = "neuron", budget: int | None = None,
+                       ranking: Sequence[int] | None = None) -> dict[str, Any]:
+    """Stage 1 alone, without training (``reshape sensitivity``): each ReLU layer's size and
+    sensitivity and, for a ``budget``, the ReLUs the plan keeps per layer and per stage."""
+    batches = probe_batches(load(data, "train", root)) if estimator == "linearize" else None
+    total = sum(s.size for s in sites(teacher.spec, teacher.model))
+    order = resolve_ranking(data, teacher.spec, ranking) if estimator == "criticality" else None
+    p = plan(teacher.spec, teacher.model, total if budget is None else budget, estimator, granularity,
+             batches=batches, ranking=order)
+    layers = [{"layer": n, "size": p.sizes[n], "sensitivity": p.weights[n],
+               **({"relus": p.counts[n]} if budget else {})} for n in p.sizes]
+    return {"estimator": estimator, "ranking": order and list(order), "budget": budget, "layers": layers,
+            **({"per_stage": p.per_stage()} if budget else {})}
 
 
 class MaskLocator:

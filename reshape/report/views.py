@@ -11,7 +11,8 @@ this module before it parses anything.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Sequence
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator, Sequence
 
 if TYPE_CHECKING:
     from rich.console import Console, Group, RenderableType
@@ -109,6 +110,34 @@ def stdout_console(pipe_width: int | None = 400) -> Console:
 
     console = Console()
     return console if console.is_terminal or pipe_width is None else Console(width=pipe_width)
+
+
+@contextlib.contextmanager
+def spinner(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr while long work runs, yielding what sets its text; away from a
+    terminal each text is printed as a line instead (a log keeps the progress)."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    with err.status(text, spinner="dots") as status:
+        def update(line: str) -> None:
+            status.update(line)
+            if not err.is_terminal:
+                err.print(line)
+
+        yield update
+
+
+@contextlib.contextmanager
+def progress_bar(text: str, total: int) -> Iterator[Callable[[], None]]:
+    """A transient progress bar on stderr (a terminal only), yielding what advances it by one."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    with Progress(transient=True, console=err, disable=not err.is_terminal) as progress:
+        task = progress.add_task(text, total=total)
+        yield lambda: progress.advance(task)
 
 
 # -- reshape count ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..io import canonical, differences, fingerprint
 from ._layout import (CHECKPOINT_FILE, CONFIG_FILE, GRAPH_FILE, MANIFEST_FILE, METRICS_FILE, NETWORK_FILES,
                       RUN_FILES, RUN_MARKERS, SPEC_FILE, WEIGHTS_FILE, is_run_dir)
 from ._load import (TrainedRun, load_rewrite_steps, load_rewritten, load_run, load_trained, load_weights,
-                    resolve_model_or_run, save_rewrite_steps, save_rewritten, save_weights)
+                    resolve_model_or_run, save_rewrite_steps, save_rewritten, save_weights, trace_model_or_run)
 from ._manifest import (FORMAT, STATUSES, VERSION, Manifest, RunDir, file_target, not_a_run, refuse_inputs,
                         variant, writes, written_by)
 from ._summary import (COMPUTE_TOTALS, NO_MANIFEST, PLAIN_TRAINING, chain_compute, compute_of, own_compute,
@@ -37,7 +37,7 @@ __all__ = [
     "canonical", "fingerprint", "differences",
     "summarize", "read_metrics", "own_compute", "chain_compute", "compute_of",
     "load_weights", "save_weights", "save_rewrite_steps", "load_rewrite_steps", "save_rewritten", "load_rewritten",
-    "is_run_dir", "load_run", "TrainedRun", "load_trained", "resolve_model_or_run",
+    "is_run_dir", "load_run", "TrainedRun", "load_trained", "resolve_model_or_run", "trace_model_or_run",
     "SPEC_FILE", "WEIGHTS_FILE", "GRAPH_FILE", "MANIFEST_FILE", "CONFIG_FILE", "CHECKPOINT_FILE", "METRICS_FILE",
     "RUN_MARKERS", "RUN_FILES", "NETWORK_FILES", "FORMAT", "VERSION", "STATUSES",
     "PLAIN_TRAINING", "NO_MANIFEST", "COMPUTE_TOTALS",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from torch import nn
 
@@ -164,3 +164,18 @@ def resolve_model_or_run(model: str, dataset: str | None = None, input_size: int
                            "drop $dataset and $input_size")
     spec, net = load_run(model)
     return Resolved(net, spec.input_shape, spec, str(model))
+
+
+def trace_model_or_run(model: str, dataset: str | None = None, input_size: int | None = None,
+                       leaf_modules: Sequence[str] = ()) -> Any:
+    """The traced graph (a ``ModelGraph``) of what ``resolve_model_or_run`` takes, a run with
+    ``graph.json`` rewritten as it was traced: what ``reshape graph`` lists."""
+    from ..graph import trace
+
+    if Path(model, GRAPH_FILE).is_file():
+        if dataset or input_size or leaf_modules:
+            raise ReshapeError("a rewritten run is shown as it was traced, at its own input; "
+                               "drop $dataset/$input_size/$leaf_modules")
+        return load_rewritten(model)[1]
+    resolved = resolve_model_or_run(model, dataset, input_size, weights=False)
+    return trace(resolved.model, resolved.input_shape, leaf_modules)
