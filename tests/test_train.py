@@ -192,12 +192,18 @@ def test_teacher_of_another_dataset_is_refused(tmp_path, tiny_spec):
     assert not (tmp_path / "student").exists()
 
 
-def test_eval_json_reports_accuracy_and_relus(tmp_path):
+def test_eval_json_reports_accuracy_and_relus(tmp_path, monkeypatch):
     # fashion-mnist geometry (1x28x28, 10 classes), one block per stage
     spec = ArchSpec(block="basic", stages=tuple(Stage(w, 1) for w in (4, 8, 8, 16)),
                     stem=Stem("cifar", 4, 1), num_classes=10, in_chans=1, input_size=28)
     save_spec(spec, tmp_path / "spec.json")
     save_weights(build(spec), tmp_path / WEIGHTS_FILE)
+    import reshape.runs._summary as summary
+
+    def loaded_again(*args, **kwargs):
+        raise AssertionError("eval loads the run once: summarize counts the network it scored")
+
+    monkeypatch.setattr(summary, "load_run", loaded_again)
     res = CliRunner().invoke(cli, ["eval", str(tmp_path), "--data", "fashion-mnist-mini", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)

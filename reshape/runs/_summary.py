@@ -19,7 +19,7 @@ PLAIN_TRAINING = "train"
 NO_MANIFEST = "(no run.json)"
 
 
-def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
+def summarize(path: str | os.PathLike[str], network: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """The one summary of a run that reports, ``reshape eval``, the demo and frontiers print.
 
     ``method`` comes from ``run.json`` (None for an older run without one), ``relus``,
@@ -28,13 +28,14 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
     epoch in ``metrics.jsonl`` (an unfinished or older run), and ``budget`` from the
     method's params when it had one. ``label`` names the run in plots: the method, the
     folder name for a plain training, ``<folder> (no run.json)`` for an older run.
+    ``network``: the run's (spec, model) where the caller has loaded them already.
     """
     from ..accounting import count
 
     path = Path(path)
     require_run_dir(path)
     manifest = RunDir(path).manifest()
-    spec, model = load_run(path)
+    spec, model = network or load_run(path)
     c = count(model, spec.input_shape)
     summary = (manifest.summary or {}) if manifest else {}
     training = ((manifest.training or {}).get("last") or {}) if manifest else {}

@@ -51,7 +51,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], data: str | None = None, root:
     exact ReLU count; a dataset that does not fit the model is refused before scoring."""
     run = load_trained(run_dir, data, root)
     data = run.need_dataset("data")
-    summary = summarize(run_dir)
+    summary = summarize(run_dir, (run.spec, run.model))
     scores = evaluate(run.model.to(resolve_device(device)), load(data, "test", root), batch_size)
     return {"run": str(run_dir), "method": summary["method"], "label": summary["label"], "data": data, **scores,
             "relus": summary["relus"]}
