@@ -12,7 +12,10 @@ For each budget (a fraction of the teacher's ReLUs) and seed, on one teacher per
   best validation top-1 is selected and reported on the test split. N = 10 is the first ten
   trials of the same study (a sequential sampler does not know N);
 * **warm-started search**: a study of its own whose first trial is the synthesized network
-  (``study.enqueue_trial``), ``--warm-trials`` trials.
+  (``study.enqueue_trial``), ``--warm-trials`` trials;
+* **search at O(1)'s MACs**: the cold study's trial selected on validation among those with no
+  more MACs than the synthesized network (the search optimizes top-1 and ReLUs only, so its
+  pick may buy accuracy with MACs; this row says how much of a gap that explains).
 
     python benchmarks/o1_vs_search.py --preset quick    # minutes: one budget, one seed, 4 trials
     python benchmarks/o1_vs_search.py --preset cpu      # hours on 2 cores; resumable
@@ -22,7 +25,8 @@ Every stage reads back what is done: rerun the same command to go on. Writes WOR
 O(1) frontier), WORK/search/<cold|warm>-<label>-seed<S> (each study's trials), WORK/results.json
 and WORK/o1-vs-search.png; with --record FILE a small JSON for docs/results/. They are written
 after every finished budget-and-seed point too (``"partial": true``, the budgets with points so
-far), so a run that a session's end stops leaves what it measured.
+far), so a run that a session's end stops leaves what it measured. ``--report-only`` rebuilds
+them from WORK/results.json without training (after a change to the table or the figure).
 """
 from __future__ import annotations
 
@@ -71,6 +75,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", help="Folder (default runs/o1-vs-search-PRESET).")
     parser.add_argument("--record", help="Also write the table, curves, goals and machine to this small JSON.")
     parser.add_argument("--figure", help="Also copy the figure here (docs/figures/...).")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Rebuild the table, goals, figure and record from WORK/results.json; train nothing.")
     args = parser.parse_args(argv)
     preset_values(parser, args, PRESETS)
     args.work = Path(args.work or f"runs/o1-vs-search-{args.preset}")
@@ -81,13 +87,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def best_so_far(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def best_so_far(trials: list[dict[str, Any]], max_macs: float = float("inf")) -> list[dict[str, Any]]:
     """After each trial (in number order), the trial selected so far: the best validation top-1
-    among the feasible ones; its test top-1 is what the search reports."""
+    among the feasible ones (with at most ``max_macs`` MACs); its test top-1 is what the search
+    reports."""
     best: dict[str, Any] | None = None
     curve = []
     for t in trials:
-        if t["feasible"] and t["score"] is not None and (best is None or t["score"] > best["score"]):
+        if (t["feasible"] and t["score"] is not None and (t["macs"] or 0) <= max_macs
+                and (best is None or t["score"] > best["score"])):
             best = t
         curve.append(best)
     return curve
@@ -149,7 +157,8 @@ def side_by_side(points: list[dict[str, Any]], fractions: list[float], short_n: 
         arms = {"o1": [p["o1"] for p in mine],
                 f"cold{short_n}": [p["cold"]["curve"][min(short_n, len(p["cold"]["curve"])) - 1] for p in mine],
                 "cold": [p["cold"]["curve"][-1] for p in mine],
-                "warm": [p["warm"]["curve"][-1] for p in mine]}
+                "warm": [p["warm"]["curve"][-1] for p in mine],
+                "cold_o1_macs": [(iso_mac_curve(p) or [None])[-1] for p in mine]}
         row: dict[str, Any] = {"fraction": fraction, "budget": mine[0]["budget"], "seeds": [p["seed"] for p in mine]}
         for arm, picks in arms.items():
             top1 = [100 * x["top1"] for x in picks if x and x.get("top1") is not None]
@@ -157,7 +166,7 @@ def side_by_side(points: list[dict[str, Any]], fractions: list[float], short_n: 
             row[arm] = {"top1": mean, "se": se, "n": len(top1),
                         "relus": [x["relus"] if x else None for x in picks],
                         "macs": [x["macs"] if x else None for x in picks]}
-        for ours, theirs in (("o1", "cold"), ("warm", "cold"), ("o1", f"cold{short_n}")):
+        for ours, theirs in (("o1", "cold"), ("warm", "cold"), ("o1", f"cold{short_n}"), ("o1", "cold_o1_macs")):
             diffs = [100 * (a["top1"] - b["top1"]) for a, b in zip(arms[ours], arms[theirs])
                      if a and b and a.get("top1") is not None and b.get("top1") is not None]
             mean, se = mean_se(diffs)
@@ -192,6 +201,8 @@ def goals(table: list[dict[str, Any]], trials: int, warm_trials: int) -> list[st
         lines.append(f"{label}: O(1) - search({trials}) = {gap['diff']:+.2f} points (SE {se:.2f}, n {gap['n']}) at "
                      f"{share:.3f}x its training: {'MET' if close and cheap else 'NOT met'} "
                      f"(within {GAP_POINTS} point{'' if close else ': NO'}, <= {COMPUTE_SHARE:g}x{'' if cheap else ': NO'})")
+        lines.append(f"{label}: the search's pick has {_mac_ratio(row)} the O(1) network's MACs; "
+                     f"{_iso_macs(row['o1-cold_o1_macs'], trials)}")
         warm = row["warm-cold"]
         if warm["diff"] is not None:
             wse = warm["se"] or 0.0
@@ -199,6 +210,25 @@ def goals(table: list[dict[str, Any]], trials: int, warm_trials: int) -> list[st
             lines.append(f"{label}: warm search({warm_trials}) - cold search({trials}) = {warm['diff']:+.2f} points "
                          f"(SE {wse:.2f}): {'MET' if ok else 'NOT met'} (>= 0 within noise)")
     return lines
+
+
+def _mac_ratio(row: dict[str, Any]) -> str:
+    """The search's picks' MACs over the O(1) networks', per seed (``6.5x, 11.5x``)."""
+    ratios = [f"{s / o:.1f}x" for s, o in zip(row["cold"]["macs"], row["o1"]["macs"]) if s and o]
+    return ", ".join(ratios) or "unknown"
+
+
+def _iso_macs(diff: dict[str, Any], trials: int) -> str:
+    """The gap to the search restricted to the O(1) network's MACs, or that no trial had so few."""
+    if diff["diff"] is None:
+        return f"no trial of {trials} had as few MACs as the O(1) network"
+    return (f"O(1) - search({trials}) among trials with at most its MACs = {diff['diff']:+.2f} points "
+            f"(SE {diff['se'] or 0.0:.2f}, n {diff['n']})")
+
+
+def iso_mac_curve(point: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """The cold search's best-so-far among trials with no more MACs than the O(1) network."""
+    return best_so_far(point["cold"]["trials"], point["o1"]["macs"])
 
 
 def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path) -> None:
@@ -212,11 +242,13 @@ def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path
     fig, axes = plt.subplots(1, len(table), figsize=(4.2 * len(table), 3.4), squeeze=False)
     for ax, row in zip(axes[0], table):
         mine = [p for p in points if p["fraction"] == row["fraction"]]
-        for kind, style in (("cold", "-"), ("warm", "--")):
-            curves = [[100 * c["top1"] if c else float("nan") for c in p[kind]["curve"]] for p in mine]
+        arms = {"cold search": [p["cold"]["curve"] for p in mine], "warm search": [p["warm"]["curve"] for p in mine],
+                "cold, at most O(1)'s MACs": [iso_mac_curve(p) for p in mine]}
+        for (label, picks), style in zip(arms.items(), ("-", "--", ":")):
+            curves = [[100 * c["top1"] if c else float("nan") for c in curve] for curve in picks]
             n = min(len(c) for c in curves)
             mean = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-            ax.plot(range(1, n + 1), mean, style, label=f"{kind} search")
+            ax.plot(range(1, n + 1), mean, style, label=label)
         ax.errorbar([1], [row["o1"]["top1"]], yerr=[row["o1"]["se"] or 0], fmt="*", ms=12, color="k",
                     label="O(1) synthesis")
         ax.set_title(f"{row['fraction']:.0%} of the teacher's ReLUs ({row['budget']:,})")
@@ -231,6 +263,8 @@ def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.report_only:
+        return report_again(args)
     from reshape.frontier import run_frontier
     from reshape.methods import get_method
     from reshape.methods.hybrenet import synthesize_for
@@ -294,6 +328,36 @@ def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[st
         write_json(args.record, result)
     print(json.dumps(table, indent=1)[:4000])
     print("\n".join([f"goals (issue 26){' so far' if partial else ''}", *verdicts]), flush=True)
+
+
+def report_again(args: argparse.Namespace) -> int:
+    """``--report-only``: the table, goals, figure and record of WORK/results.json, rebuilt."""
+    from reshape.errors import ReshapeError
+    from reshape.io import read_json
+
+    path = args.work / "results.json"
+    if not path.is_file():
+        raise ReshapeError(f"{path} does not exist: run the benchmark first (without --report-only)")
+    saved = read_json(path, "benchmark results")
+    points = [refreshed(args, point) for point in saved["points"]]
+    report(args, argparse.Namespace(machine=saved["machine"], setting=saved["setting"]), saved["command"],
+           points, partial=saved["partial"])
+    return 0
+
+
+def refreshed(args: argparse.Namespace, point: dict[str, Any]) -> dict[str, Any]:
+    """``point`` with its studies' trials read again from the storage: with several workers, one
+    that reads its study when its own last trial ends can miss a trial another worker finishes
+    after that (the study then holds all of them)."""
+    import optuna
+
+    from reshape.search import open_storage
+
+    storage = open_storage(args.storage, create=False)
+    for kind in ("cold", "warm"):
+        rows = study_rows(optuna.load_study(study_name=point[kind]["study"], storage=storage))
+        point[kind].update(trials=rows, curve=best_so_far(rows), spent=spent(rows))
+    return point
 
 
 def main(argv: list[str] | None = None) -> int:
