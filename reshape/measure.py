@@ -10,7 +10,7 @@ secure result against the PyTorch forward. The main package never imports jax.
 
 A measurement is written as ``pi_<protocol>_<field>.json`` in the run directory (or
 ``out``): the counts, the measured bytes/seconds (online and one-time setup apart, per
-layer kind), the published-constant estimate and the check. ``fit`` fits a cost profile
+layer kind), the published-constant estimate and the check. ``fit_costs`` fits a cost profile
 (``reshape.cost`` constants) to several of them by least squares.
 """
 from __future__ import annotations
@@ -362,7 +362,7 @@ def measure_smooth(op: str, protocol: str = "cheetah", field: str = "fm64", link
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Online bytes and seconds per element of one smooth op under SPU (secret input), from
     two runs on ``rows`` rows of ``row`` elements. Bytes: the difference over the difference
-    in elements, so what a run pays once cancels (as the intercept of ``fit`` does); they
+    in elements, so what a run pays once cancels (as the intercept of ``fit_costs`` does); they
     repeat exactly. Seconds vary too much on a shared machine for a difference: the larger
     run's seconds over its elements, an upper bound. A softmax normalises each row of
     ``row`` (ViT-tiny's 197 tokens by default)."""
@@ -500,7 +500,7 @@ def read_measured(run_dir: str | os.PathLike[str], protocol: str = "cheetah", fi
 
 # ---------------------------------------------------------------- calibration
 
-def fit(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def fit_costs(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Per-ReLU, per-MAC and per-network (fixed) constants fitted to measurements.
 
     Each part of the SPU profile is fitted on its own cause, by least squares with an

@@ -4,7 +4,7 @@ With ``--measure DIR`` it first measures the calibration set: ResNet18 on 1x28x2
 each ``--widths`` with all ReLUs, and with every ReLU layer masked down to each
 ``--keep`` fraction (same MACs, fewer ReLUs, so the constants separate). Then it fits
 each part by least squares with an intercept, ``ReLU-layer bytes = relus * a + fixed`` and
-``the rest = macs * b + fixed`` (the same for online seconds; ``reshape.measure.fit``), over
+``the rest = macs * b + fixed`` (the same for online seconds; ``reshape.measure.fit_costs``), over
 every record given or measured, prints the fit and its error on each network, and with ``--write
 NAME`` stores it as profile NAME in reshape/tables/pi_costs_measured.json with its source, machine
 and date, where `reshape count --protocol NAME` and every cost estimate can use it.
@@ -30,7 +30,7 @@ from pathlib import Path
 from reshape.analytic import relu_sizes
 from reshape.errors import ReshapeError
 from reshape.io import read_json
-from reshape.measure import SMOOTH, fit, machine, measure, measure_smooth, result_name, write_profile, write_smooth
+from reshape.measure import SMOOTH, fit_costs, machine, measure, measure_smooth, result_name, write_profile, write_smooth
 from reshape.spec import ArchSpec, ReluLayer, Stage, Stem, save_spec
 
 TABLE = Path(__file__).resolve().parents[1] / "reshape" / "tables" / "pi_costs_measured.json"
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         progress=lambda text: print(f"    {text}", file=sys.stderr, flush=True))
                 files.append(folder / result_name(args.protocol))
         records = [read_json(f, "measurement") for f in files]
-        fitted = fit(records)
+        fitted = fit_costs(records)
         rows = [{"source": r["source"], "relus": r["counts"]["relus"], "macs": r["counts"]["macs"],
                  "bytes": r["measured"]["online_bytes"], "online_s": r["measured"]["online_s"],
                  "setup_s": r["measured"]["setup_s"], "max_abs_diff": r["check"]["max_abs_diff"]}

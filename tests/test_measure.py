@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from reshape.cli import cli
 from reshape.errors import ReshapeError
-from reshape.measure import backend_python, fit, measure, plan, read_measured, result_name
+from reshape.measure import backend_python, fit_costs, measure, plan, read_measured, result_name
 from reshape.models import build
 from reshape.spec import ArchSpec, ReluLayer, save_spec
 
@@ -29,7 +29,7 @@ def _backend_or_skip():
 
 def _record(relus: int, macs: int, relu: tuple[float, float], conv: tuple[float, float],
             protocol: str = "cheetah") -> dict:
-    """The fields of a `reshape measure` record that ``fit`` reads: (bytes, seconds) per part."""
+    """The fields of a `reshape measure` record that ``fit_costs`` reads: (bytes, seconds) per part."""
     kind = lambda b, s: {"bytes": b, "seconds": s}  # noqa: E731
     return {"backend": {"protocol": protocol}, "counts": {"relus": relus, "macs": macs},
             "measured": {"online_bytes": relu[0] + conv[0], "online_s": relu[1] + conv[1],
@@ -43,7 +43,7 @@ def test_fit_recovers_per_relu_and_per_mac_constants():
     # ReLU layers: 100 B and 10 us per ReLU; convolutions: 2 B and 0.5 us per MAC, exactly.
     # Each part is fitted on its own count, so the fit gives the constants back with no error.
     records = [_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]
-    fitted = fit(records)
+    fitted = fit_costs(records)
     assert fitted["relu_online_bytes"] == pytest.approx(100)
     assert fitted["mac_online_bytes"] == pytest.approx(2)
     assert fitted["relu_online_us"] == pytest.approx(10)
@@ -56,7 +56,7 @@ def test_fit_has_an_intercept_issue_25():
     """The issue's defect: every network carries a fixed ~270 KB in its ReLU layers, and a fit
     through zero charged it to the ReLUs (111.2 B per ReLU where the slope is 98.3)."""
     records = [_record(r, m, (98.3 * r + 270_000, 1.0), (2 * m + 10_000, 1.0)) for r, m in NETS]
-    fitted = fit(records)
+    fitted = fit_costs(records)
     assert fitted["relu_online_bytes"] == pytest.approx(98.3)
     assert fitted["relu_fixed_online_bytes"] == pytest.approx(270_000)
     assert fitted["mac_online_bytes"] == pytest.approx(2)
@@ -71,7 +71,7 @@ def test_fit_reports_its_error_on_the_calibration_set():
     # exact conv bytes 2 * 50,000.
     e = (700, -600, -100)
     records = [_record(r, m, (100 * r + 5_000 + d, 1.0), (2 * m, 1.0)) for (r, m), d in zip(NETS, e)]
-    fitted = fit(records)
+    fitted = fit_costs(records)
     assert (fitted["relu_online_bytes"], fitted["relu_fixed_online_bytes"]) == (pytest.approx(100), pytest.approx(5_000))
     assert fitted["relu_bytes_max_rel_error"] == pytest.approx(600 / 54_400)
     assert fitted["bytes_max_rel_error"] == pytest.approx(600 / 154_400)
@@ -83,9 +83,9 @@ def test_fit_reports_its_error_on_the_calibration_set():
 
 def test_fit_refuses_too_few_or_mixed_measurements():
     with pytest.raises(ReshapeError, match="at least two"):
-        fit([_record(1000, 50_000, (1, 1), (1, 1))])
+        fit_costs([_record(1000, 50_000, (1, 1), (1, 1))])
     with pytest.raises(ReshapeError, match="one protocol"):
-        fit([_record(1000, 50_000, (1, 1), (1, 1)), _record(10, 5, (1, 1), (1, 1), protocol="semi2k")])
+        fit_costs([_record(1000, 50_000, (1, 1), (1, 1)), _record(10, 5, (1, 1), (1, 1), protocol="semi2k")])
 
 
 def test_plan_refuses_networks_that_are_not_spec_resnets(tiny_spec):
@@ -258,7 +258,7 @@ def test_measured_profiles_are_named_explicitly_never_listed_with_published_ones
     assert everything["spu-semi2k"]["relu_online_bytes"] == 144.0
     e = estimate(1000, 0, 1, "spu-semi2k")
     assert e.online_bytes == 144_000
-    fitted = fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS])
+    fitted = fit_costs([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS])
     write_profile(fitted, "mine", tmp_path / "t.json", ["a", "b", "c"], "test machine", "2026-01-01")
     entry = json.loads((tmp_path / "t.json").read_text())["mine"]
     assert entry["relu_online_bytes"]["value"] == pytest.approx(100)
@@ -288,7 +288,7 @@ def test_smooth_constants_are_written_into_a_profile_and_priced(tmp_path):
     from reshape.measure import write_profile, write_smooth
 
     table = tmp_path / "t.json"
-    write_profile(fit([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+    write_profile(fit_costs([_record(r, m, (100 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
                   ["a", "b", "c"], "test machine", "2026-01-01")
     runs = [{"elements": 100, "max_abs_diff": 1e-4, "spu": "0.9.5"}, {"elements": 300, "max_abs_diff": 2e-4, "spu": "0.9.5"}]
     write_smooth([{"op": "gelu", "protocol": "cheetah", "field": "fm64", "row": 197, "runs": runs,
@@ -302,7 +302,7 @@ def test_smooth_constants_are_written_into_a_profile_and_priced(tmp_path):
     assert e.unpriced == () and e.online_bytes == pytest.approx(10 * 100 + 50 * 3000)
     assert estimate(10, 0, 0, "mine", costs, {"gelu": 50, "softmax": 5}).unpriced == ("softmax",)
     # refitting the ReLU/MAC constants keeps the measured smooth ones
-    write_profile(fit([_record(r, m, (90 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
+    write_profile(fit_costs([_record(r, m, (90 * r, 1e-5 * r), (2 * m, 5e-7 * m)) for r, m in NETS]), "mine", table,
                   ["a", "b", "c"], "test machine", "2026-01-03")
     assert json.loads(table.read_text())["mine"]["smooth"]["gelu"]["online_bytes"]["value"] == 3000.0
 
