@@ -111,8 +111,25 @@ def study_rows(study: Any) -> list[dict[str, Any]]:
         rows.append({"number": t.number, "params": dict(t.params), "top1": a.get("top1"), "val_top1": a.get("val_top1"),
                      "score": a.get("score"), "relus": a.get("relus"), "macs": a.get("macs"),
                      "feasible": bool(a.get("feasible")), "compute": a.get("compute") or {},
-                     "warm_start": a.get("warm_start"), "run_dir": a.get("run_dir")})
+                     "warm_start": a.get("warm_start"), "run_dir": a.get("run_dir"), "worker": a.get("worker"),
+                     "start": t.datetime_start.timestamp() if t.datetime_start else None,
+                     "end": t.datetime_complete.timestamp() if t.datetime_complete else None})
     return rows
+
+
+def wall(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A study's wall time, the union of its trials' running intervals (a resume sessions later
+    and trials that ran side by side on several workers counted once), and its worker processes."""
+    total, span = 0.0, None
+    timed = [r for r in rows if r.get("start") is not None and r.get("end") is not None]
+    for start, end in sorted((r["start"], r["end"]) for r in timed):
+        if span and start <= span[1]:
+            span = (span[0], max(span[1], end))
+            continue
+        total += span[1] - span[0] if span else 0.0
+        span = (start, end)
+    total += span[1] - span[0] if span else 0.0
+    return {"wall_s": round(total, 1), "workers": len({r["worker"] for r in rows if r.get("worker")})}
 
 
 def spent(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -130,18 +147,16 @@ def spent(rows: list[dict[str, Any]]) -> dict[str, float]:
 def run_study(args: argparse.Namespace, kind: str, label: str, seed: int, budget: int, teacher: Path,
               setting: Any) -> dict[str, Any]:
     """One cold or warm study for one budget and seed (resumed where it stopped): its rows,
-    best-so-far curve, training spent and wall time of this call."""
+    best-so-far curve, training spent, wall time and workers."""
     from reshape.search import load_space, search_pipeline
 
     name = f"{kind}-{label}-seed{seed}"
-    start = time.perf_counter()
     trials = args.trials if kind == "cold" else args.warm_trials
     study = search_pipeline(load_space(SPACE), teacher, [budget], setting.with_seed(seed), trials, args.storage,
                             name, args.work / "search" / name, warm_start=kind == "warm",
                             log=lambda line: print(f"  [{name}] {line}", flush=True))
     rows = study_rows(study)
-    return {"study": name, "trials": rows, "curve": best_so_far(rows), "spent": spent(rows),
-            "wall_s": round(time.perf_counter() - start, 1)}
+    return {"study": name, "trials": rows, "curve": best_so_far(rows), "spent": spent(rows), **wall(rows)}
 
 
 def side_by_side(points: list[dict[str, Any]], fractions: list[float], short_n: int) -> list[dict[str, Any]]:
@@ -175,6 +190,7 @@ def side_by_side(points: list[dict[str, Any]], fractions: list[float], short_n: 
         for kind in ("cold", "warm"):
             row[f"{kind}_spent"] = {k: sum(p[kind]["spent"][k] for p in mine) for k in ("image_passes", "seconds")}
             row[f"{kind}_wall_s"] = sum(p[kind]["wall_s"] for p in mine)
+            row[f"{kind}_workers"] = max(p[kind].get("workers", 1) for p in mine)
         row["o1_spent"] = {k: sum(p["o1_spent"][k] for p in mine) for k in ("image_passes", "seconds")}
         row["o1_design_s"] = max(p["design_s"] for p in mine)
         row["compute_share"] = (row["o1_spent"]["image_passes"] / row["cold_spent"]["image_passes"]
@@ -356,7 +372,7 @@ def refreshed(args: argparse.Namespace, point: dict[str, Any]) -> dict[str, Any]
     storage = open_storage(args.storage, create=False)
     for kind in ("cold", "warm"):
         rows = study_rows(optuna.load_study(study_name=point[kind]["study"], storage=storage))
-        point[kind].update(trials=rows, curve=best_so_far(rows), spent=spent(rows))
+        point[kind].update(trials=rows, curve=best_so_far(rows), spent=spent(rows), **wall(rows))
     return point
 
 

@@ -56,3 +56,11 @@ def test_no_trial_as_cheap_as_the_o1_network_is_said():
     cheap_none = [trial(0, 0.5, 0.5, 9_000)]
     row = bench.side_by_side([point(0, 0.5, cheap_none)], [0.1], short_n=1)[0]
     assert "no trial of 30 had as few MACs as the O(1) network" in bench.goals([row], 30, 10)[1]
+
+
+def test_a_studys_wall_time_counts_overlapping_trials_and_session_gaps_once():
+    rows = [{"start": 0.0, "end": 10.0, "worker": "a:1"}, {"start": 5.0, "end": 12.0, "worker": "b:2"},
+            {"start": 100.0, "end": 103.0, "worker": "a:3"}, {"start": 101.0, "end": 102.0, "worker": "a:3"},
+            {"start": None, "end": None, "worker": None}]
+    assert bench.wall(rows) == {"wall_s": 12.0 + 3.0, "workers": 3}
+    assert bench.wall([]) == {"wall_s": 0.0, "workers": 0}
