@@ -228,6 +228,42 @@ def goals(table: list[dict[str, Any]], trials: int, warm_trials: int) -> list[st
     return lines
 
 
+def markdown(table: list[dict[str, Any]], trials: int, warm_trials: int, short_n: int) -> str:
+    """The side-by-side as three markdown tables (accuracy, paired differences, cost), the way
+    docs/results.md shows it: test top-1 in %, mean ± standard error over seeds."""
+    def pm(arm: dict[str, Any], key: str = "top1") -> str:
+        return "-" if arm[key] is None else f"{arm[key]:+.2f} ± {arm['se'] or 0:.2f}" if key == "diff" \
+            else f"{arm[key]:.2f} ± {arm['se'] or 0:.2f}"
+
+    def budget(row: dict[str, Any]) -> str:
+        return f"{row['fraction']:.0%} ({row['budget']:,})"
+
+    def mean(values: list[Any]) -> str:
+        known = [v for v in values if v]
+        return f"{sum(known) / len(known) / 1e6:.2f}M" if known else "-"
+
+    lines = [f"| budget (ReLUs) | seeds | O(1) | cold, best of {short_n} | cold, best of {trials} | "
+             f"warm, best of {warm_trials} | cold ({trials}) at <= O(1)'s MACs |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {budget(r)} | {r['o1']['n']} | {pm(r['o1'])} | {pm(r[f'cold{short_n}'])} | {pm(r['cold'])} | "
+              f"{pm(r['warm'])} | {pm(r['cold_o1_macs'])} |" for r in table]
+    lines += ["", f"| budget (ReLUs) | O(1) - cold ({trials}) | O(1) - cold ({short_n}) | O(1) - cold ({trials}) "
+                  f"at <= its MACs | warm ({warm_trials}) - cold ({trials}) |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {budget(r)} | {pm(r['o1-cold'], 'diff')} | {pm(r[f'o1-cold{short_n}'], 'diff')} | "
+              f"{pm(r['o1-cold_o1_macs'], 'diff')} | {pm(r['warm-cold'], 'diff')} |" for r in table]
+    lines += ["", "| budget (ReLUs) | MACs: O(1) / cold pick (mean) | training, image-passes: O(1) / cold / warm | "
+                  "O(1) share | training seconds: O(1) / cold / warm | wall s: cold / warm (workers) | design |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {budget(r)} | {mean(r['o1']['macs'])} / {mean(r['cold']['macs'])} | "
+              f"{r['o1_spent']['image_passes']:,} / {r['cold_spent']['image_passes']:,} / "
+              f"{r['warm_spent']['image_passes']:,} | {r['compute_share']:.3f}x | "
+              f"{r['o1_spent']['seconds']:,.0f} / {r['cold_spent']['seconds']:,.0f} / "
+              f"{r['warm_spent']['seconds']:,.0f} | "
+              f"{r['cold_wall_s']:,.0f} / {r['warm_wall_s']:,.0f} ({r.get('cold_workers', 1)} / "
+              f"{r.get('warm_workers', 1)}) | {1000 * r['o1_design_s']:.1f} ms |" for r in table]
+    return "\n".join(lines) + "\n"
+
+
 def _mac_ratio(row: dict[str, Any]) -> str:
     """The search's picks' MACs over the O(1) networks', per seed (``6.5x, 11.5x``)."""
     ratios = [f"{s / o:.1f}x" for s, o in zip(row["cold"]["macs"], row["o1"]["macs"]) if s and o]
@@ -280,7 +316,7 @@ def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.report_only:
-        return report_again(args)
+        return report_again(args, argv)
     from reshape.frontier import run_frontier
     from reshape.methods import get_method
     from reshape.methods.hybrenet import synthesize_for
@@ -318,18 +354,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[str, Any]], partial: bool) -> None:
+def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[str, Any]], partial: bool,
+           rebuilt_by: str | None = None) -> None:
     """The side-by-side table, goals, curves and figure of the points measured so far; with
     ``partial`` the budgets still running are left out of the table and the record says so."""
     import shutil
 
-    from reshape.io import write_json
+    from reshape.io import write_json, write_text
 
     fractions = [f for f in args.fractions if any(p["fraction"] == f for p in points)]
     table = side_by_side(points, fractions, min(SHORT_N, args.trials))
     verdicts = goals(table, args.trials, args.warm_trials)
     storage = "journal file (one machine)" if args.storage.startswith("journal:") else "database (shared)"
-    result = {"preset": args.preset, "command": command, "machine": o1.machine, "storage": storage,
+    result = {"preset": args.preset, "command": command, **({"rebuilt_by": rebuilt_by} if rebuilt_by else {}),
+              "machine": o1.machine, "storage": storage,
               "setting": o1.setting, "trials": args.trials, "warm_trials": args.warm_trials,
               "partial": partial, "points_done": len(points), "points_total": len(args.fractions) * len(args.seeds),
               "table": table, "goals": verdicts,
@@ -337,6 +375,8 @@ def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[st
                           **{k: [None if c is None else round(100 * c["top1"], 2) for c in p[k]["curve"]]
                              for k in ("cold", "warm")}} for p in points]}
     write_json(args.work / "results.json", {**result, "points": points})
+    write_text(args.work / "results.md", markdown(table, args.trials, args.warm_trials, min(SHORT_N, args.trials))
+               + "\n" + "\n".join(verdicts) + "\n")
     figure(table, points, args.work / "o1-vs-search.png")
     if args.figure:
         shutil.copyfile(args.work / "o1-vs-search.png", args.figure)
@@ -346,7 +386,7 @@ def report(args: argparse.Namespace, o1: Any, command: str, points: list[dict[st
     print("\n".join([f"goals (issue 26){' so far' if partial else ''}", *verdicts]), flush=True)
 
 
-def report_again(args: argparse.Namespace) -> int:
+def report_again(args: argparse.Namespace, argv: list[str]) -> int:
     """``--report-only``: the table, goals, figure and record of WORK/results.json, rebuilt."""
     from reshape.errors import ReshapeError
     from reshape.io import read_json
@@ -357,7 +397,7 @@ def report_again(args: argparse.Namespace) -> int:
     saved = read_json(path, "benchmark results")
     points = [refreshed(args, point) for point in saved["points"]]
     report(args, argparse.Namespace(machine=saved["machine"], setting=saved["setting"]), saved["command"],
-           points, partial=saved["partial"])
+           points, partial=saved["partial"], rebuilt_by="python benchmarks/o1_vs_search.py " + " ".join(argv))
     return 0
 
 

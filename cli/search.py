@@ -71,7 +71,7 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
     log = lambda line: Console(stderr=True).print(line, highlight=False)  # noqa: E731
     if space_.family == "pipeline":
         study = _pipeline(space_, teacher, warm_start, data, root, budgets, trials, storage, study_name, out,
-                          sampler, opts, log)
+                          sampler, macs, opts, log)
     else:
         if teacher or warm_start:
             raise click.BadParameter("takes a pipeline space (hybrenet_snl); proxy spaces train from scratch",
@@ -85,8 +85,8 @@ def command(space: str, teacher: str | None, warm_start: bool, data: str, root: 
 
 
 def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root: str | None, budgets: list[int],
-              trials: int, storage: str, study_name: str, out: str, sampler: str, opts: dict[str, Any],
-              log: Callable[[str], None]) -> Any:
+              trials: int, storage: str, study_name: str, out: str, sampler: str, macs: bool,
+              opts: dict[str, Any], log: Callable[[str], None]) -> Any:
     """A pipeline study: the teacher and the Setting its trials share (as a frontier's), the warm
     start checked against the space first (a space that cannot express it is a usage error)."""
     from reshape.runs import load_trained
@@ -101,4 +101,4 @@ def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root
         with usage_errors("--warm-start"):
             warm_start_trials(space, run.spec, data, budgets)
     return search_pipeline(space, run, budgets, setting, trials, storage, study_name, out, sampler=sampler,
-                           warm_start=warm_start, log=log)
+                           warm_start=warm_start, macs=macs, log=log)

@@ -50,6 +50,10 @@ def test_side_by_side_reports_the_search_at_the_o1_networks_macs():
     lines = bench.goals([row], 4, 2)
     assert "the search's pick has 4.5x, 4.5x the O(1) network's MACs" in lines[1]
     assert "among trials with at most its MACs = -3.00 points (SE 1.00, n 2)" in lines[1]
+    text = bench.markdown([row], 4, 2, 2)
+    assert "| 10% (100) | 2 | 55.00 ± 1.00 | 66.00 ± 0.00 | 66.00 ± 0.00 | 66.00 ± 0.00 | 58.00 ± 0.00 |" in text
+    assert "| 10% (100) | -11.00 ± 1.00 | -11.00 ± 1.00 | -3.00 ± 1.00 | +0.00 ± 0.00 |" in text
+    assert "| 10% (100) | 0.00M / 0.01M | 10 / 200 / 200 | 0.050x |" in text
 
 
 def test_no_trial_as_cheap_as_the_o1_network_is_said():

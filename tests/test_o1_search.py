@@ -20,7 +20,7 @@ from reshape.methods import get_method, params_key, setting_config, setting_spli
 from reshape.methods.hybrenet import base_spec, synthesized_shape
 from reshape.models import apply_preset, spec_for
 from reshape.runs import load_trained
-from reshape.search import load_space, parse, search_pipeline, warm_start_trials
+from reshape.search import load_space, open_storage, parse, search_pipeline, warm_start_trials
 from reshape.setting import Setting
 from reshape.train import fit
 
@@ -193,7 +193,12 @@ def test_a_warm_started_search_from_the_command_line(teacher, tmp_path):
     space.write_text(json.dumps({"family": "pipeline", "method": "hybrenet_snl", "preset": "short",
                                  "params": {"factor": {"choices": [2.0, 3.0]}}}))
     result = _search(tmp_path, "--space", str(space), "--teacher", str(teacher), "--budgets",
-                     str(total_relus(spec) // 2), "--trials", "1", "--warm-start", "--json")
+                     str(total_relus(spec) // 2), "--trials", "1", "--warm-start", "--macs", "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["warm_start"] == "synthesize" and row["params"]["factor"] == 2.0 and row["val_top1"] is not None
+    # --macs is a third objective of a pipeline study too (it was accepted and ignored)
+    import optuna
+
+    (trial,) = optuna.load_study(study_name="s", storage=open_storage(f"journal:{tmp_path}/s.log")).trials
+    assert trial.values == [row["val_top1"], row["relus"], row["macs"]]

@@ -165,9 +165,9 @@ class PipelineObjective:
     """
 
     def __init__(self, space: PipelineSpace, budgets: Sequence[int], teacher: TrainedRun, setting: Setting,
-                 out: Path, log: Callable[[str], None] = lambda line: None) -> None:
+                 out: Path, log: Callable[[str], None] = lambda line: None, macs: bool = False) -> None:
         self.space, self.budgets, self.teacher, self.setting = space, tuple(budgets), teacher, setting
-        self.out, self.log = Path(out), log
+        self.out, self.log, self.macs = Path(out), log, macs
         self.method = get_method(space.method)
 
     @property
@@ -192,7 +192,7 @@ class PipelineObjective:
         record.update(relus=result.relus, macs=result.macs, top1=result.top1, val_top1=result.val_top1,
                       score=score, trained=True, spec=(result.built.get("base") or {}).get("spec"),
                       compute=result.compute, seconds=result.seconds)
-        return finish(trial, record, False)
+        return finish(trial, record, self.macs)
 
 
 def describe(d: Design) -> str:

@@ -272,12 +272,14 @@ def search(space: SearchSpace, data: str, budgets: Sequence[int], trials: int, s
 
 def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLike[str], budgets: Sequence[int],
                     setting: Setting, trials: int, storage: str, study_name: str, out: str | os.PathLike[str],
-                    sampler: str = "tpe", warm_start: bool = False,
+                    sampler: str = "tpe", warm_start: bool = False, macs: bool = False,
                     log: Callable[[str], None] = print) -> optuna.Study:
     """Run one worker of a pipeline study: every trial fits ``teacher`` to a budget with the
     space's method and sampled params under ``setting`` (``PipelineObjective``). Bases the
     trials share are trained once, in ``out/shared``.
 
+    Objectives: maximize the score (validation top-1 where the setting has a validation split),
+    minimize ReLUs (and MACs with ``macs``; a study without it keeps the setup it always had).
     With ``warm_start`` the network DeepReShape's rules synthesize for each budget enters the
     study first (once, whoever starts it), so the search starts where O(1) design stops; a
     space whose choices cannot express that network is refused before anything is written.
@@ -287,10 +289,11 @@ def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLik
         teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
     first = warm_start_trials(space, teacher.spec, setting.data, budgets) if warm_start else []
     setup = {"space": space.canonical, "teacher": teacher.digest, "setting": canonical(setting.key),
-             "budgets": sorted(budgets), "warm_start": warm_start}
-    study = open_study(open_storage(storage), study_name, setup, ["maximize", "minimize"], sampler, setting.seed)
+             "budgets": sorted(budgets), "warm_start": warm_start, **({"macs": True} if macs else {})}
+    directions = ["maximize", "minimize"] + (["minimize"] if macs else [])
+    study = open_study(open_storage(storage), study_name, setup, directions, sampler, setting.seed)
     shared = dataclasses.replace(setting, shared=str(Path(out) / "shared"))
-    objective = PipelineObjective(space, sorted(budgets), teacher, shared, Path(out), log)
+    objective = PipelineObjective(space, sorted(budgets), teacher, shared, Path(out), log, macs)
     enqueue_once(study, first)
     return _work(study, study_name, setup, out, objective, trials, log)
 
