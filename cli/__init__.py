@@ -39,10 +39,7 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module = importlib.import_module(f"reshape.cli.{COMMANDS[name][0]}")
-        return module.command
+        return importlib.import_module(f"reshape.cli.{COMMANDS[name][0]}").command if name in COMMANDS else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # One-line help without importing every command module.

@@ -89,14 +89,17 @@ def _pipeline(space: Any, teacher: str | None, warm_start: bool, data: str, root
               opts: dict[str, Any], log: Callable[[str], None]) -> Any:
     """A pipeline study: the teacher and the Setting its trials share (as a frontier's), the warm
     start checked against the space first (a space that cannot express it is a usage error)."""
+    from reshape.errors import BudgetUnreachable
     from reshape.runs import load_trained
-    from reshape.search import search_pipeline, warm_start_trials
+    from reshape.search import check_reachable, search_pipeline, warm_start_trials
     from reshape.setting import EPOCHS
 
     if teacher is None:
         raise click.BadParameter("a pipeline space fits a teacher: give its run directory", param_hint="--teacher")
     setting = method_setting({**opts, "epochs": opts["epochs"] or EPOCHS}, data, root)
     run = load_trained(teacher, data, root, what=f"teacher {teacher}")
+    with usage_errors("--budgets", BudgetUnreachable):
+        check_reachable(space, run.spec, data, budgets)
     if warm_start:
         with usage_errors("--warm-start"):
             warm_start_trials(space, run.spec, data, budgets)

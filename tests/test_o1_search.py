@@ -15,7 +15,7 @@ import pytest
 from reshape import tables
 from reshape.analytic import total_relus
 from reshape.deepreshape import Shape, backbone_spec, synthesize
-from reshape.errors import ReshapeError
+from reshape.errors import BudgetUnreachable, ReshapeError
 from reshape.methods import get_method, params_key, setting_config, setting_splits
 from reshape.methods.hybrenet import base_spec, synthesized_shape
 from reshape.models import apply_preset, spec_for
@@ -185,6 +185,23 @@ def test_an_inexpressible_warm_start_is_a_usage_error_and_writes_nothing(teacher
                      "--trials", "2", "--warm-start")
     assert result.exit_code == 2 and "--warm-start" in result.output and "cannot express" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["narrow.json"]
+
+
+@pytest.mark.parametrize("warm", [[], ["--warm-start"]])
+def test_a_budget_below_the_spaces_smallest_network_is_a_usage_error(teacher, tmp_path, warm):
+    """Issue 26's bad input: no network of a HybReNet space reaches 10 ReLUs, so every trial
+    would be pruned and the study would never fill (it looped for ever)."""
+    space = tmp_path / "plain.json"
+    space.write_text(json.dumps({"family": "pipeline", "method": "hybrenet", "preset": None,
+                                 "params": {"thin": {"choices": [True, False]}}}))
+    result = _search(tmp_path, "--space", str(space), "--teacher", str(teacher), "--budgets", "10",
+                     "--trials", "1", *warm)
+    assert result.exit_code == 2 and "--budgets" in result.output and "10" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json"]
+    with pytest.raises(BudgetUnreachable, match="no network of search space"):
+        search_pipeline(load_space(str(space)), teacher, [10], SETTING, 1, f"journal:{tmp_path}/s.log", "s",
+                        tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json"]
 
 
 def test_a_warm_started_search_from_the_command_line(teacher, tmp_path):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from .objective import Design, Objective, PipelineObjective, design, trial_record
 from .space import PipelineSpace, SearchSpace, bundled, load_space, parse
-from .study import completed, open_storage, open_study, run_worker, search, search_pipeline, warm_start_trials
+from .study import (check_reachable, completed, open_storage, open_study, run_worker, search, search_pipeline,
+                    warm_start_trials)
 
-__all__ = ["Design", "Objective", "PipelineObjective", "PipelineSpace", "SearchSpace", "bundled", "completed",
+__all__ = ["Design", "Objective", "PipelineObjective", "PipelineSpace", "SearchSpace", "bundled", "check_reachable",
+           "completed",
            "design", "load_space", "open_storage", "open_study", "parse", "run_worker", "search", "search_pipeline",
            "trial_record", "warm_start_trials"]

@@ -56,6 +56,10 @@ class Param:
                                f"among the choices {list(self.choices)}; add it to the space, or drop the warm start")
         return json.dumps(wanted, separators=(",", ":")) if isinstance(wanted, list) else wanted
 
+    def values(self) -> tuple[Any, ...]:
+        """Every value the parameter may take."""
+        return self.choices or tuple(range(self.low, self.high + 1, self.step))
+
     def sample(self, trial: Any) -> Any:
         """The trial's value; list choices are offered to Optuna as their JSON text."""
         if not self.choices:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import socket
@@ -32,7 +33,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import OwnershipError, ReshapeError
+from ..errors import BudgetUnreachable, OwnershipError, ReshapeError
 from ..io import canonical, process_alive, refuse_special
 from ..methods import Setting
 from ..runs import RunDir, TrainedRun, load_trained
@@ -287,6 +288,7 @@ def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLik
     _check_counts(trials, budgets)
     if not isinstance(teacher, TrainedRun):
         teacher = load_trained(teacher, setting.data, setting.root, what=f"teacher {teacher}")
+    check_reachable(space, teacher.spec, setting.data, budgets)
     first = warm_start_trials(space, teacher.spec, setting.data, budgets) if warm_start else []
     setup = {"space": space.canonical, "teacher": teacher.digest, "setting": canonical(setting.key),
              "budgets": sorted(budgets), "warm_start": warm_start, **({"macs": True} if macs else {})}
@@ -301,6 +303,38 @@ def search_pipeline(space: PipelineSpace, teacher: TrainedRun | str | os.PathLik
 def _check_counts(trials: int, budgets: Sequence[int]) -> None:
     if trials < 1 or not budgets or min(budgets) < 1:
         raise ReshapeError("$trials and every entry of $budgets must be positive")
+
+
+#: A HybReNet space with more networks than this is not enumerated by ``check_reachable``.
+ENUMERATE = 20_000
+
+
+def check_reachable(space: PipelineSpace, teacher: ArchSpec, data: str, budgets: Sequence[int]) -> None:
+    """Refuse, before anything is written, a budget that no network of a HybReNet pipeline
+    space reaches: every trial at it would be pruned and the study would never fill. The
+    networks are synthesized, not trained (milliseconds each); the search stops at the first
+    that fits, so only a budget out of reach walks the whole space."""
+    from ..methods import get_method
+    from ..methods.hybrenet import HybReNetParams, network_for
+
+    method = get_method(space.method)
+    if not isinstance(method.params(space.preset), HybReNetParams):
+        return  # a reducer (SNL, SENet) reaches any budget up to the teacher's ReLUs
+    combos = list(itertools.islice(itertools.product(*(p.values() for p in space.params)), ENUMERATE + 1))
+    if len(combos) > ENUMERATE:
+        return
+    for budget in sorted(budgets):
+        why = ""
+        for combo in combos:
+            try:
+                network_for(teacher, data, budget, method.params(space.preset, **dict(zip(
+                    (p.name for p in space.params), combo))))
+                break
+            except ReshapeError as exc:
+                why = why or str(exc)
+        else:
+            raise BudgetUnreachable(f"no network of search space {space.name} reaches {budget:,} ReLUs ({why}); "
+                                    f"raise $budgets or widen the space", param="budgets")
 
 
 def warm_start_trials(space: PipelineSpace, teacher: ArchSpec, data: str, budgets: Sequence[int]) -> list[dict[str, Any]]:
