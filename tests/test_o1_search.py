@@ -204,6 +204,16 @@ def test_a_budget_below_the_spaces_smallest_network_is_a_usage_error(teacher, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json"]
 
 
+def test_a_worker_gives_up_when_no_trial_reaches_its_budget(teacher, tmp_path, monkeypatch):
+    """A space check_reachable does not walk (width scaling): a budget below the width-1
+    network prunes every trial, so the worker stops after a run of them with one error."""
+    monkeypatch.setattr("reshape.search.objective.UNREACHABLE_IN_A_ROW", 3)
+    space = parse({"family": "pipeline", "method": "width", "preset": None,
+                   "params": {"lr": {"choices": [0.1, 0.05]}}}, "width.json")
+    with pytest.raises(ReshapeError, match="3 trials in a row reached no network within their budget"):
+        search_pipeline(space, teacher, [10], SETTING, 1, f"journal:{tmp_path}/s.log", "s", tmp_path / "out")
+
+
 def test_a_warm_started_search_from_the_command_line(teacher, tmp_path):
     spec = load_trained(teacher, DATA).spec
     space = tmp_path / "small.json"

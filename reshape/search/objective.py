@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import optuna
 
 from .. import deepreduce, tables
-from ..errors import BudgetUnreachable
+from ..errors import BudgetUnreachable, ReshapeError
 from ..analytic import largest_within, total_relus
 from ..accounting import count_spec
 from ..data import Splits
@@ -154,6 +154,11 @@ def finish(trial: Any, record: dict[str, Any], macs: bool) -> tuple[float, ...]:
     return (*values, float(record["macs"])) if macs else values
 
 
+#: Trials in a row of one pipeline worker whose budget no network reached before it gives up:
+#: a space ``check_reachable`` does not walk (no HybReNet) could otherwise prune for ever.
+UNREACHABLE_IN_A_ROW = 200
+
+
 class PipelineObjective:
     """A trial of a ``PipelineSpace``: the registered method with the sampled params, fit from
     ``teacher`` to the trial's budget under ``setting`` (its data, seed, epochs, validation
@@ -168,6 +173,7 @@ class PipelineObjective:
                  out: Path, log: Callable[[str], None] = lambda line: None, macs: bool = False) -> None:
         self.space, self.budgets, self.teacher, self.setting = space, tuple(budgets), teacher, setting
         self.out, self.log, self.macs = Path(out), log, macs
+        self.unreachable = 0
         self.method = get_method(space.method)
 
     @property
@@ -186,8 +192,13 @@ class PipelineObjective:
             result = self.method.fit(self.teacher, budget, run_dir, self.setting,
                                      self.method.params(self.space.preset, **values))
         except BudgetUnreachable as exc:  # no network of this design exists: nothing to score or count
+            self.unreachable += 1
+            if self.unreachable >= UNREACHABLE_IN_A_ROW:
+                raise ReshapeError(f"{self.unreachable} trials in a row reached no network within their budget "
+                                   f"(the last: {exc}); raise $budgets or widen the space") from None
             trial.set_user_attr("unreachable", str(exc))
             raise optuna.TrialPruned(f"unreachable: {exc}") from None
+        self.unreachable = 0
         score = result.val_top1 if self.selected_on == "val" else result.top1
         record.update(relus=result.relus, macs=result.macs, top1=result.top1, val_top1=result.val_top1,
                       score=score, trained=True, spec=(result.built.get("base") or {}).get("spec"),
