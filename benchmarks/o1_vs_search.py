@@ -102,16 +102,15 @@ def best_so_far(trials: list[dict[str, Any]], max_macs: float = float("inf")) ->
 
 
 def study_rows(study: Any) -> list[dict[str, Any]]:
-    """The study's complete trials in number order, as plain rows."""
-    from optuna.trial import TrialState
+    """The study's complete trials in number order: ``reshape search --json``'s rows
+    (``trial_record``) with what the benchmark adds (score, compute, worker, running times)."""
+    from reshape.search import completed, trial_record
 
     rows = []
-    for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+    for t in sorted(completed(study), key=lambda t: t.number):
         a = t.user_attrs
-        rows.append({"number": t.number, "params": dict(t.params), "top1": a.get("top1"), "val_top1": a.get("val_top1"),
-                     "score": a.get("score"), "relus": a.get("relus"), "macs": a.get("macs"),
-                     "feasible": bool(a.get("feasible")), "compute": a.get("compute") or {},
-                     "warm_start": a.get("warm_start"), "run_dir": a.get("run_dir"), "worker": a.get("worker"),
+        rows.append({**trial_record(t), "feasible": bool(a.get("feasible")), "score": a.get("score"),
+                     "compute": a.get("compute") or {}, "worker": a.get("worker"),
                      "start": t.datetime_start.timestamp() if t.datetime_start else None,
                      "end": t.datetime_complete.timestamp() if t.datetime_complete else None})
     return rows
@@ -155,8 +154,13 @@ def run_study(args: argparse.Namespace, kind: str, label: str, seed: int, budget
     study = search_pipeline(load_space(SPACE), teacher, [budget], setting.with_seed(seed), trials, args.storage,
                             name, args.work / "search" / name, warm_start=kind == "warm",
                             log=lambda line: print(f"  [{name}] {line}", flush=True))
+    return {"study": name, **measured(study)}
+
+
+def measured(study: Any) -> dict[str, Any]:
+    """A study's trials, best-so-far curve, training spent, wall time and workers."""
     rows = study_rows(study)
-    return {"study": name, "trials": rows, "curve": best_so_far(rows), "spent": spent(rows), **wall(rows)}
+    return {"trials": rows, "curve": best_so_far(rows), "spent": spent(rows), **wall(rows)}
 
 
 def side_by_side(points: list[dict[str, Any]], fractions: list[float], short_n: int) -> list[dict[str, Any]]:
@@ -232,8 +236,8 @@ def markdown(table: list[dict[str, Any]], trials: int, warm_trials: int, short_n
     """The side-by-side as three markdown tables (accuracy, paired differences, cost), the way
     docs/results.md shows it: test top-1 in %, mean ± standard error over seeds."""
     def pm(arm: dict[str, Any], key: str = "top1") -> str:
-        return "-" if arm[key] is None else f"{arm[key]:+.2f} ± {arm['se'] or 0:.2f}" if key == "diff" \
-            else f"{arm[key]:.2f} ± {arm['se'] or 0:.2f}"
+        sign = "+" if key == "diff" else ""
+        return "-" if arm[key] is None else f"{arm[key]:{sign}.2f} ± {arm['se'] or 0:.2f}"
 
     def budget(row: dict[str, Any]) -> str:
         return f"{row['fraction']:.0%} ({row['budget']:,})"
@@ -411,8 +415,7 @@ def refreshed(args: argparse.Namespace, point: dict[str, Any]) -> dict[str, Any]
 
     storage = open_storage(args.storage, create=False)
     for kind in ("cold", "warm"):
-        rows = study_rows(optuna.load_study(study_name=point[kind]["study"], storage=storage))
-        point[kind].update(trials=rows, curve=best_so_far(rows), spent=spent(rows), **wall(rows))
+        point[kind].update(measured(optuna.load_study(study_name=point[kind]["study"], storage=storage)))
     return point
 
 

@@ -17,6 +17,5 @@ from .study import (check_reachable, completed, open_storage, open_study, run_wo
                     warm_start_trials)
 
 __all__ = ["Design", "Objective", "PipelineObjective", "PipelineSpace", "SearchSpace", "bundled", "check_reachable",
-           "completed",
-           "design", "load_space", "open_storage", "open_study", "parse", "run_worker", "search", "search_pipeline",
-           "trial_record", "warm_start_trials"]
+           "completed", "design", "load_space", "open_storage", "open_study", "parse", "run_worker", "search",
+           "search_pipeline", "trial_record", "warm_start_trials"]

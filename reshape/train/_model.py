@@ -1,7 +1,8 @@
 """``train_model``: a network by name or spec file trained on a dataset, what ``reshape train``
-runs and the demo's teacher; ``evaluate_run``: a trained run scored, what ``reshape eval`` runs. ``fit`` trains a spec it is given; this is the step before it
-that every caller would otherwise repeat: resolve the name, and refuse what cannot work
-before the output folder is claimed."""
+runs and the demo's teacher; ``evaluate_run``: a trained run scored, what ``reshape eval``
+runs. ``fit`` trains a spec it is given; this is the step before it that every caller would
+otherwise repeat: resolve the name, and refuse what cannot work before the output folder is
+claimed."""
 from __future__ import annotations
 
 import os
