@@ -233,8 +233,9 @@ def goals(table: list[dict[str, Any]], trials: int, warm_trials: int) -> list[st
 
 
 def markdown(table: list[dict[str, Any]], trials: int, warm_trials: int, short_n: int) -> str:
-    """The side-by-side as three markdown tables (accuracy, paired differences, cost), the way
-    docs/results.md shows it: test top-1 in %, mean ± standard error over seeds."""
+    """The side-by-side as four markdown tables (accuracy, paired differences, the picked
+    networks' ReLUs and MACs, cost), the way docs/results.md shows it: test top-1 in %, mean ±
+    standard error over seeds."""
     def pm(arm: dict[str, Any], key: str = "top1") -> str:
         sign = "+" if key == "diff" else ""
         return "-" if arm[key] is None else f"{arm[key]:{sign}.2f} ± {arm['se'] or 0:.2f}"
@@ -242,9 +243,13 @@ def markdown(table: list[dict[str, Any]], trials: int, warm_trials: int, short_n
     def budget(row: dict[str, Any]) -> str:
         return f"{row['fraction']:.0%} ({row['budget']:,})"
 
-    def mean(values: list[Any]) -> str:
+    def mean(values: list[Any], scale: float = 1.0, fmt: str = ",.0f") -> str:
         known = [v for v in values if v]
-        return f"{sum(known) / len(known) / 1e6:.2f}M" if known else "-"
+        return f"{sum(known) / len(known) / scale:{fmt}}" if known else "-"
+
+    def picks(row: dict[str, Any], key: str, scale: float = 1.0, fmt: str = ",.0f", unit: str = "") -> str:
+        return " / ".join(mean(row[arm][key], scale, fmt) + unit
+                          for arm in ("o1", "cold", "warm", "cold_o1_macs"))
 
     lines = [f"| budget (ReLUs) | seeds | O(1) | cold, best of {short_n} | cold, best of {trials} | "
              f"warm, best of {warm_trials} | cold ({trials}) at <= O(1)'s MACs |",
@@ -255,10 +260,13 @@ def markdown(table: list[dict[str, Any]], trials: int, warm_trials: int, short_n
                   f"at <= its MACs | warm ({warm_trials}) - cold ({trials}) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {budget(r)} | {pm(r['o1-cold'], 'diff')} | {pm(r[f'o1-cold{short_n}'], 'diff')} | "
               f"{pm(r['o1-cold_o1_macs'], 'diff')} | {pm(r['warm-cold'], 'diff')} |" for r in table]
-    lines += ["", "| budget (ReLUs) | MACs: O(1) / cold pick (mean) | training, image-passes: O(1) / cold / warm | "
+    lines += ["", "| budget (ReLUs) | ReLUs: O(1) / cold / warm / cold at <= O(1)'s MACs (mean of picks) | "
+                  "MACs: the same |", "|---|---:|---:|"]
+    lines += [f"| {budget(r)} | {picks(r, 'relus')} | {picks(r, 'macs', 1e6, '.2f', 'M')} |" for r in table]
+    lines += ["", "| budget (ReLUs) | training, image-passes: O(1) / cold / warm | "
                   "O(1) share | training seconds: O(1) / cold / warm | wall s: cold / warm (workers) | design |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {budget(r)} | {mean(r['o1']['macs'])} / {mean(r['cold']['macs'])} | "
+              "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {budget(r)} | "
               f"{r['o1_spent']['image_passes']:,} / {r['cold_spent']['image_passes']:,} / "
               f"{r['warm_spent']['image_passes']:,} | {r['compute_share']:.3f}x | "
               f"{r['o1_spent']['seconds']:,.0f} / {r['cold_spent']['seconds']:,.0f} / "
