@@ -25,6 +25,7 @@ import os
 import re
 import socket
 import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,13 +97,14 @@ LOCK_FILE = ".reshape.lock"
 _HELD: dict[Path, int] = {}
 
 
-def lock_folder(folder: str | os.PathLike[str], param: str = "out") -> None:
+def lock_folder(folder: str | os.PathLike[str], param: str = "out", wait: bool = False) -> None:
     """Hold an exclusive advisory lock (``flock`` on ``folder/.reshape.lock``) until
     ``unlock_folder`` or the process ends (a killed writer releases it with its file handles).
 
     A second writer of the same folder is refused at once (an ``OwnershipError`` of ``param``),
     naming the holder's process and host, so two identical commands never train into one
-    folder. ``flock`` is honoured across machines on NFS (Linux maps it to NFS byte-range
+    folder; with ``wait`` (a stage that several workers share) it says whom it waits for, on
+    stderr, and blocks until the holder is done. ``flock`` is honoured across machines on NFS (Linux maps it to NFS byte-range
     locks). Taking it again in the holding process is a no-op (a command that calls another
     in-process).
     """
@@ -118,9 +120,12 @@ def lock_folder(folder: str | os.PathLike[str], param: str = "out") -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
-            os.close(fd)
-            raise OwnershipError(f"${param} {folder} is being written by {holder}; wait for it to finish, "
-                                 f"or pick another ${param}", param=param) from None
+            if not wait:
+                os.close(fd)
+                raise OwnershipError(f"${param} {folder} is being written by {holder}; wait for it to finish, "
+                                     f"or pick another ${param}", param=param) from None
+            print(f"waiting for {holder} to finish writing {folder}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         if _same_file(fd, path):
             break
         os.close(fd)  # its holder finished and removed it after we opened it: lock the file there now

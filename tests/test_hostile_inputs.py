@@ -315,6 +315,56 @@ def test_a_writer_refused_while_the_holder_names_itself_still_names_it(tmp_path)
         os.close(fd)
 
 
+def test_a_shared_run_being_written_is_waited_for_and_read_back(tmp_path):
+    """Regression (issue 26's benchmark): two search workers needed one HybReNet base in the
+    study's shared/ folder; the second was refused (an OwnershipError ended its process) while
+    the first trained it. A shared stage now waits for its writer, then reads the run back."""
+    import time
+
+    from reshape.errors import OwnershipError
+    from reshape.io import LOCK_FILE
+    from reshape.runs import RunDir
+
+    out = tmp_path / "shared" / "base"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from reshape.runs import RunDir
+        run = RunDir({str(out)!r}); run.claim("probe", {{"a": 1}}); print("locked", flush=True)
+        time.sleep(1.0); run.finish({{"top1": 0.5}})""")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OwnershipError, match=f"being written by process {holder.pid}"):
+            RunDir(out).claim("probe", {"a": 1})
+        start = time.monotonic()
+        manifest = RunDir(out).claim("probe", {"a": 1}, wait=True)
+        assert time.monotonic() - start > 0.1
+        assert manifest.status == "done" and manifest.summary == {"top1": 0.5}
+        assert not (out / LOCK_FILE).exists()  # read back: this process holds no lock on it
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_methods_stage_in_the_shared_folder_waits_for_its_writer(tmp_path, monkeypatch):
+    """``Job.train`` waits for a stage in ``Setting.shared`` (other workers' budgets and trials
+    reuse it) and refuses at once elsewhere (a run of this job's own)."""
+    import reshape.train
+    from reshape.methods import Job
+    from reshape.runs import RunDir
+    from reshape.setting import Setting
+
+    calls = []
+    monkeypatch.setattr(reshape.train, "fit", lambda out, *args, **kwargs: calls.append((out, kwargs["wait"])))
+    monkeypatch.setattr(Job, "data", None)
+    shared = tmp_path / "shared"
+    job = Job("m", None, 10, RunDir(tmp_path / "point"), Setting(data=DATA, shared=str(shared)), "f")
+    job.train(None, None, out=job.shared_dir("base"))
+    job.train(None, None, out=job.out / "masks")
+    alone = Job("m", None, 10, RunDir(tmp_path / "alone"), Setting(data=DATA), "f")
+    alone.train(None, None, out=alone.shared_dir("base"))
+    assert calls == [(shared / "base", True), (job.out / "masks", False), (alone.out / "base", False)]
+
+
 # -- the backend comes from the installation, never the working directory ---------------------------
 def test_measure_never_runs_a_backend_planted_in_the_working_directory(world, tmp_path, monkeypatch):
     """Regression: `reshape measure` ran ./.venv-pi/bin/python from the working directory."""

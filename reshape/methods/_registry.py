@@ -146,13 +146,16 @@ class Job:
               teacher: Any = "default", **kwargs: Any) -> Any:
         """``reshape.train.fit`` for one stage: into ``out`` (a sub-folder, a run of its own)
         or, by default, into this job's folder as its final training. KD from the job's
-        teacher unless ``teacher`` is given (None for none)."""
+        teacher unless ``teacher`` is given (None for none). A stage in ``setting.shared`` may
+        be in training by another worker of a frontier or study: it is waited for, not refused."""
         from ..train import fit
 
         teacher = self.teacher if teacher == "default" else teacher
         if out is None:
             return fit(self.out, spec, cfg, self.data, teacher=teacher, owned=True,
                        progress=self.progress, **kwargs)
+        shared = self.setting.shared is not None and Path(out).parent == Path(self.setting.shared)
+        kwargs.setdefault("wait", shared)
         kwargs.setdefault("parent", self.out)
         kwargs.setdefault("method", f"{self.method}:{Path(out).name}")
         return fit(out, spec, cfg, self.data, teacher=teacher, progress=self.progress, **kwargs)

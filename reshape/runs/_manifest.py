@@ -153,7 +153,7 @@ class RunDir:
     # -- ownership -------------------------------------------------------------------------
     def claim(self, method: str, params: Mapping[str, Any], parent: str | os.PathLike[str] | None = None,
               force: bool = False, fresh: str = "pass $force to start it over, or pick a new $out",
-              inputs: Sequence[str | os.PathLike[str]] = (), lock: bool = True) -> Manifest:
+              inputs: Sequence[str | os.PathLike[str]] = (), lock: bool = True, wait: bool = False) -> Manifest:
         """Own this folder for ``method`` with ``params`` (every setting that changes the result).
 
         A new or empty folder gets a manifest; the same method and params continue (resume,
@@ -166,8 +166,9 @@ class RunDir:
         claimed.
 
         With ``lock`` the folder is locked (``reshape.io.lock_folder``) until ``finish`` or the
-        process ends, so a second writer is refused naming the first; a finished run of the
-        same method and params is read back without the lock, so a read-only folder serves.
+        process ends, so a second writer is refused naming the first (with ``wait``, it waits
+        for the first: a stage other workers share); a finished run of the same method and
+        params is read back without the lock, so a read-only folder serves.
         """
         params = canonical(dict(params))
         digest = fingerprint({"method": method, "params": params})
@@ -177,8 +178,11 @@ class RunDir:
             return done
         self._verdict(method, params, digest, force, fresh, clear=False)  # refused: nothing written
         if lock:
-            lock_folder(self.path)
+            lock_folder(self.path, wait=wait)
         existing = self._verdict(method, params, digest, force, fresh, clear=True)  # again, locked
+        if existing is not None and existing.status == "done":  # finished while we waited: read back
+            unlock_folder(self.path)
+            return existing
         if existing is not None:
             remove_stale_temps(self.path)  # ours: what an interrupted write left behind goes
             return existing

@@ -76,7 +76,7 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         parent: str | os.PathLike[str] | None = None, owned: bool = False, force: bool = False,
         progress: bool = True,
         inherits: str | os.PathLike[str] | None = None,
-        inputs: Sequence[str | os.PathLike[str]] = ()) -> FitResult:
+        inputs: Sequence[str | os.PathLike[str]] = (), wait: bool = False) -> FitResult:
     """Train ``spec`` by ``cfg`` on ``data`` into ``out``, resume it, or read it back when done.
 
     ``model_fn`` builds the network (default ``build(spec)``) and ``init`` sets its starting
@@ -89,8 +89,9 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
     in a folder the method already claimed, passes ``owned=True`` and is recorded as the
     run's ``training``. ``out`` holding another run or training is refused (an
     ``OwnershipError`` naming what differs) unless ``force``; it is never the folder of
-    ``parent`` (the teacher) or of ``inputs`` (a spec file). Under torchrun only rank 0
-    locks ``out``: the other ranks write nothing there.
+    ``parent`` (the teacher) or of ``inputs`` (a spec file). ``out`` in training by another
+    process is refused too, or with ``wait`` waited for and read back (a stage that several
+    workers share). Under torchrun only rank 0 locks ``out``: the other ranks write nothing there.
     """
     run = RunDir(out)
     key = training_key(spec, cfg, data, teacher, init_key, params)
@@ -99,7 +100,7 @@ def fit(out: str | os.PathLike[str], spec: ArchSpec, cfg: TrainConfig, data: Spl
         manifest = run.require_manifest()
     else:
         manifest = run.claim(method, key, parent, force, inputs=inputs,
-                             lock=int(os.environ.get("RANK", "0")) == 0)
+                             lock=int(os.environ.get("RANK", "0")) == 0, wait=wait)
     record = manifest.training
     if record is not None and record.get("fingerprint") != digest:
         changed = "; ".join(differences(record.get("params", {}), key)[:4]) or "fingerprint differs"
