@@ -308,11 +308,13 @@ def figure(table: list[dict[str, Any]], points: list[dict[str, Any]], path: Path
         mine = [p for p in points if p["fraction"] == row["fraction"]]
         arms = {"cold search": [p["cold"]["curve"] for p in mine], "warm search": [p["warm"]["curve"] for p in mine],
                 "cold, at most O(1)'s MACs": [iso_mac_curve(p) for p in mine]}
-        for (label, picks), style in zip(arms.items(), ("-", "--", ":")):
+        # Dots on the MAC-capped arm: its mean exists only once every seed has a trial that cheap,
+        # which may be the last trial alone (a lone point draws no line).
+        for (label, picks), style in zip(arms.items(), ("-", "--", ":.")):
             curves = [[100 * c["top1"] if c else float("nan") for c in curve] for curve in picks]
             n = min(len(c) for c in curves)
             mean = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-            ax.plot(range(1, n + 1), mean, style, label=label)
+            ax.plot(range(1, n + 1), mean, style, label=label, ms=4)
         ax.errorbar([1], [row["o1"]["top1"]], yerr=[row["o1"]["se"] or 0], fmt="*", ms=12, color="k",
                     label="O(1) synthesis")
         ax.set_title(f"{row['fraction']:.0%} of the teacher's ReLUs ({row['budget']:,})")
