@@ -104,9 +104,9 @@ def lock_folder(folder: str | os.PathLike[str], param: str = "out", wait: bool =
     A second writer of the same folder is refused at once (an ``OwnershipError`` of ``param``),
     naming the holder's process and host, so two identical commands never train into one
     folder; with ``wait`` (a stage that several workers share) it says whom it waits for, on
-    stderr, and blocks until the holder is done. ``flock`` is honoured across machines on NFS (Linux maps it to NFS byte-range
-    locks). Taking it again in the holding process is a no-op (a command that calls another
-    in-process).
+    stderr, and blocks until the holder is done. ``flock`` is honoured across machines on NFS
+    (Linux maps it to NFS byte-range locks). Taking it again in the holding process is a no-op
+    (a command that calls another in-process).
     """
     folder = Path(folder)
     key = folder.resolve()
